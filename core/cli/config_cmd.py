@@ -1,0 +1,29 @@
+"""`config show`: the effective configuration after defaults, file and overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+config_app = typer.Typer(help="Inspect configuration.", no_args_is_help=True)
+
+
+@config_app.command("show")
+def show(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Print the effective config (defaults are the notes' Appendix C values)."""
+    from ..config import dump_config, load_config
+
+    cfg = load_config(config)
+    if as_json:
+        typer.echo(cfg.model_dump_json(indent=2))
+    else:
+        typer.echo(dump_config(cfg), nl=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(config_app, name="config")

@@ -1,0 +1,73 @@
+"""`apply-image` and `apply-audio`: one effect on an image, a chain on a clip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..errors import DeltaV2AError
+
+
+def _check_output(out: Path, suffixes: tuple[str, ...], what: str) -> None:
+    if out.suffix.lower() not in suffixes:
+        raise DeltaV2AError(f"{what} output must end in {' or '.join(suffixes)}: {out}")
+    if out.exists() and out.is_dir():
+        raise DeltaV2AError(f"output is a directory: {out}")
+
+
+def apply_image(
+    image: Path = typer.Argument(..., help="Input image (anything Pillow reads)."),
+    effect: str = typer.Option(..., "--effect", "-e", help="Image effect name, see `list-plugins --kind image_effect`."),
+    intensity: float = typer.Option(0.5, "--intensity", "-i", help="0 = unchanged, 1 = strongest."),
+    seed: int = typer.Option(0, "--seed", help="Seed for random effects (noise, spread)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output image (.png, .jpg, ...)."),
+) -> None:
+    """Apply one image effect at an intensity in [0, 1]."""
+    from ..media import IMAGE_EXTENSIONS, load_image, save_image
+    from ..plugins import get
+
+    _check_output(output, IMAGE_EXTENSIONS, "image")
+    fx = get("image_effect", effect)()
+    fx.param("intensity").validate(intensity, fx.name)
+    result = fx.apply(load_image(image), intensity, seed=seed)
+    save_image(result, output)
+    typer.echo(f"wrote {output} ({effect} at {intensity:g})")
+
+
+def apply_audio(
+    audio: Path = typer.Argument(..., help="Input audio: wav, flac, ogg or mp3; mono or stereo; any rate."),
+    effect: List[str] = typer.Option(..., "--effect", "-e", help="NAME[:param=value,...], repeatable, e.g. reverb:wet_level=0.5"),
+    order: Optional[str] = typer.Option(None, "--order", help="Comma-separated chain order (default: the notes' order)."),
+    tail: str = typer.Option("keep", "--tail", help="keep: let reverb/delay ring out; cut: keep the input length."),
+    max_tail: float = typer.Option(5.0, "--max-tail", help="Longest tail kept, seconds."),
+    sample_rate: Optional[int] = typer.Option(None, "--sample-rate", help="Resample the input first (default: keep its rate)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output .wav file."),
+    info: Optional[Path] = typer.Option(None, "--info", help="Also write the rendered chain as JSON."),
+) -> None:
+    """Render a chain of audio effects onto a clip."""
+    from ..chain import AudioChain, parse_effect_spec
+    from ..media import load_audio, save_audio
+
+    _check_output(output, (".wav",), "audio")
+    if tail not in ("keep", "cut"):
+        raise DeltaV2AError(f"--tail must be 'keep' or 'cut', got '{tail}'")
+    settings = [parse_effect_spec(s) for s in effect]
+    chain = AudioChain(settings, order=order.split(",") if order else None, tail=tail,
+                       max_tail_seconds=max_tail)
+    x, sr = load_audio(audio, sample_rate=sample_rate)
+    result = chain.render(x, sr)
+    save_audio(result.audio, sr, output)
+    if info is not None:
+        from ..atomic import write_json
+
+        write_json(info, result.describe())
+    typer.echo(f"wrote {output} ({result.audio.shape[1] / sr:.2f} s; "
+               f"{' -> '.join(s['effect'] for s in result.describe()['effects'])})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("apply-image")(apply_image)
+    app.command("apply-audio")(apply_audio)

@@ -1,0 +1,211 @@
+"""Typed configuration (pydantic), loaded from YAML.
+
+Defaults are the final hyperparameters of the research notes (seed 000, Appendix C,
+"attempt14"), except the encoders: a fresh machine has no CLIP/CLAP weights, so the
+weight-free perceptual pair is the default and `encoders: {image: clip, audio: clap}` is the
+one switch back to the notes' setup (see `configs/paper.yaml`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import DeltaV2AError
+
+DEFAULT_AUDIO_EFFECTS = ["lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "playback_rate"]
+DEFAULT_IMAGE_EFFECTS = ["adaptive_blur", "motion_blur", "adaptive_sharpen", "add_noise", "spread",
+                         "sepia_tone", "solarize"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EncoderChoice(_Section):
+    name: str
+    options: dict[str, Any] = {}
+
+
+class EncodersConfig(_Section):
+    image: EncoderChoice = EncoderChoice(name="perceptual-image")
+    audio: EncoderChoice = EncoderChoice(name="perceptual-audio")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:
+        # `image: clip` is shorthand for `image: {name: clip}`
+        if isinstance(data, dict):
+            return {k: ({"name": v} if isinstance(v, str) else v) for k, v in data.items()}
+        return data
+
+
+class AudioConfig(_Section):
+    sample_rate: int = Field(48_000, gt=0, description="rate clips are loaded at for encoding and rendering")
+    max_duration: float = Field(20.0, gt=0, description="seconds of each clip that are used (Appendix C)")
+
+
+class EffectsConfig(_Section):
+    image: list[str] = list(DEFAULT_IMAGE_EFFECTS)
+    audio: list[str] = list(DEFAULT_AUDIO_EFFECTS)
+    chain_order: list[str] = list(DEFAULT_AUDIO_EFFECTS)
+    tail: Literal["keep", "cut"] = Field("keep", description="reverb/delay tails when rendering A'")
+    max_tail_seconds: float = Field(5.0, ge=0)
+
+
+class DatabaseConfig(_Section):
+    augmentations_per_clip: int = Field(60, ge=1)
+    min_active: int = Field(1, ge=1)
+    max_active: int = Field(2, ge=1, description="limitation 1 of the notes: set higher to lift it")
+    param_min_intensity: float = Field(0.35, ge=0, le=1, description="limitation 2: 0 lifts the floor")
+    param_mid_bypass_exclusion: float = Field(0.15, ge=0, le=0.5)
+    randomize_chain_order: bool = Field(False, description="limitation 3: sample a chain order per record")
+    delta_min_norm: float = Field(0.06, ge=0)
+    delta_resample_attempts: int = Field(3, ge=0)
+    temperature: float = Field(0.1, gt=0, description="softmax temperature of DB style labels")
+    tail: Literal["keep", "cut"] = Field("cut", description="A' keeps A's length so E(A') is comparable")
+    shard_size: int = Field(2048, ge=1)
+    workers: int = Field(0, ge=0, description="0 = one per CPU core")
+
+    @model_validator(mode="after")
+    def _range(self) -> "DatabaseConfig":
+        if self.min_active > self.max_active:
+            raise ValueError("min_active must not exceed max_active")
+        return self
+
+
+class MLPConfig(_Section):
+    hidden_dims: list[int] = [256, 256, 128]
+    dropout: float = Field(0.3, ge=0, lt=1)
+    gate_bias: float = -2.0
+
+
+class ARConfig(_Section):
+    condition_dim: int = 256
+    hidden_dim: int = 512
+    dropout: float = Field(0.1, ge=0, lt=1)
+    max_steps: int = Field(2, ge=1)
+    label_smoothing: float = Field(0.03, ge=0, lt=1)
+    param_loss_weight: float = 50.0
+
+
+class ControllerConfig(_Section):
+    kind: str = "mlp"
+    mlp: MLPConfig = MLPConfig()
+    ar: ARConfig = ARConfig()
+    audio_condition_dropout: float = Field(0.0, ge=0, le=1, description="zero E(A) with this probability in training")
+
+
+class LossConfig(_Section):
+    asl_gamma_pos: float = 0.0
+    asl_gamma_neg: float = 5.0
+    asl_clip: float = 0.05
+    huber_delta: float = 0.02
+    w_param: float = 1.0
+    w_act: float = 0.6
+    mismatch_weight: float = 2.0
+    mismatch_gamma: float = 2.0
+    effect_weights: dict[str, float] = {
+        "delay": 3.0, "bitcrush": 2.5, "lowpass": 2.0, "highpass": 2.0,
+        "reverb": 1.5, "playback_rate": 1.5, "distortion": 1.0,
+    }
+
+
+class TrainingConfig(_Section):
+    epochs: int = Field(600, ge=1)
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    lr_min: float = Field(1e-6, ge=0)
+    weight_decay: float = Field(1e-3, ge=0)
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    balanced_sampler: bool = True
+    selection_metric: str = "val_active_param_rmse_gated"
+    loss: LossConfig = LossConfig()
+
+
+class ThresholdConfig(_Section):
+    grid_min: float = Field(0.05, gt=0, lt=1)
+    grid_max: float = Field(0.95, gt=0, lt=1)
+    grid_points: int = Field(37, ge=2)
+    passes: int = Field(2, ge=1)
+
+
+class InferenceConfig(_Section):
+    temperature: float = Field(0.015, gt=0, description="T* of the calibrated image-side label")
+    tau_c: float = 0.343
+    s_c: float = Field(0.206, gt=0)
+    activity_threshold_override: float | None = Field(None, ge=0, le=1)
+    top_k: int = Field(5, ge=1)
+
+
+class SplitConfig(_Section):
+    train: float = 0.8
+    val: float = 0.1
+    test: float = 0.1
+
+    @model_validator(mode="after")
+    def _sum(self) -> "SplitConfig":
+        if abs(self.train + self.val + self.test - 1.0) > 1e-6:
+            raise ValueError("train + val + test must be 1")
+        return self
+
+
+class Config(_Section):
+    seed: int = 0
+    vocabulary: str = "v3"
+    encoders: EncodersConfig = EncodersConfig()
+    audio: AudioConfig = AudioConfig()
+    effects: EffectsConfig = EffectsConfig()
+    splits: SplitConfig = SplitConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    controller: ControllerConfig = ControllerConfig()
+    training: TrainingConfig = TrainingConfig()
+    thresholds: ThresholdConfig = ThresholdConfig()
+    inference: InferenceConfig = InferenceConfig()
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{loc}: {err['msg']}{more}"
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the YAML file (if any), then `overrides` (nested dicts)."""
+    import yaml
+
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise DeltaV2AError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise DeltaV2AError(f"config {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise DeltaV2AError(f"config {p} must be a mapping at the top level")
+        data = loaded or {}
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        where = f"config {path}" if path is not None else "config"
+        raise DeltaV2AError(f"{where}: {_first_error(exc)}") from None
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def dump_config(cfg: Config) -> str:
+    import yaml
+
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,130 @@
+"""Base classes for image and audio effects.
+
+Effects are small classes in the spirit of pedalboard: typed, documented parameters with
+ranges, and no heavy import until they are applied (Wand and pedalboard are imported
+inside the methods, so listing plugins stays fast).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+
+from .errors import DeltaV2AError
+from .params import Param
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    from PIL.Image import Image as PILImage
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0].strip() if (text or "").strip() else ""
+
+
+class Effect:
+    """Common parameter handling for both modalities."""
+
+    name: ClassVar[str] = ""
+    params: ClassVar[tuple[Param, ...]] = ()
+    kind: ClassVar[str] = ""
+
+    @classmethod
+    def summary(cls) -> str:
+        return _first_line(cls.__doc__)
+
+    @classmethod
+    def param(cls, name: str) -> Param:
+        for p in cls.params:
+            if p.name == name:
+                return p
+        known = ", ".join(p.name for p in cls.params) or "none"
+        raise DeltaV2AError(f"{cls.kind} '{cls.name}' has no parameter '{name}' (known: {known})")
+
+    @classmethod
+    def resolve(cls, values: Mapping[str, Any] | None = None) -> dict[str, float]:
+        """Fill defaults and validate user values; returns every parameter, raw units."""
+        values = dict(values or {})
+        out: dict[str, float] = {}
+        for p in cls.params:
+            out[p.name] = p.validate(values.pop(p.name), cls.name) if p.name in values else p.default
+        if values:
+            cls.param(next(iter(values)))  # raises the "no parameter" error
+        return out
+
+    @classmethod
+    def bypass_values(cls) -> dict[str, float]:
+        return {p.name: p.bypass for p in cls.params}
+
+    @classmethod
+    def describe(cls) -> dict:
+        return {
+            "name": cls.name,
+            "kind": cls.kind,
+            "summary": cls.summary(),
+            "doc": (cls.__doc__ or "").strip(),
+            "params": [p.describe() for p in cls.params],
+        }
+
+
+INTENSITY = Param(
+    "intensity", 0.0, 1.0, default=0.5, bypass=0.0,
+    doc="0 leaves the image untouched, 1 is the strongest setting of the effect",
+)
+
+
+class ImageEffect(Effect):
+    """An ImageMagick (Wand) operation driven by one intensity in [0, 1].
+
+    Subclasses implement `render(img, intensity)` on a `wand.image.Image` in place. The
+    base class converts from and to Pillow, seeds ImageMagick's random generator and
+    pins it to one thread so random effects are reproducible, and returns the input
+    unchanged (as RGB) at intensity 0.
+    """
+
+    kind: ClassVar[str] = "image effect"
+    params: ClassVar[tuple[Param, ...]] = (INTENSITY,)
+    random: ClassVar[bool] = False
+
+    def render(self, img: Any, intensity: float) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def apply(self, image: "PILImage", intensity: float, seed: int = 0) -> "PILImage":
+        from .media import ensure_rgb
+        from .wandio import pil_to_wand, seed_imagemagick, wand_to_pil
+
+        intensity = INTENSITY.validate(intensity, self.name)
+        image = ensure_rgb(image)
+        if intensity == 0.0:
+            return image.copy()
+        with pil_to_wand(image) as img:
+            if self.random:
+                seed_imagemagick(seed)
+            self.render(img, intensity)
+            out = wand_to_pil(img)
+        if out.size != image.size:
+            out = out.resize(image.size)
+        return out
+
+
+class AudioEffect(Effect):
+    """A Pedalboard plugin (or a render step outside Pedalboard) with typed parameters.
+
+    `plugin(**raw)` builds the Pedalboard object; effects that cannot be expressed as one
+    (`outside_pedalboard = True`) implement `process` instead and are rendered after the
+    Pedalboard part of a chain. `tail_seconds` says how long the effect keeps sounding
+    after its input stops, so chains can keep reverb and echo tails instead of cutting them.
+    """
+
+    kind: ClassVar[str] = "audio effect"
+    outside_pedalboard: ClassVar[bool] = False
+
+    def plugin(self, **raw: float) -> Any:
+        raise DeltaV2AError(f"audio effect '{self.name}' is not a Pedalboard plugin")
+
+    def process(self, audio: "np.ndarray", sample_rate: int, **raw: float) -> "np.ndarray":
+        import pedalboard
+
+        return pedalboard.Pedalboard([self.plugin(**raw)])(audio, sample_rate)
+
+    def tail_seconds(self, **raw: float) -> float:
+        return 0.0

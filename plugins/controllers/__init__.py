@@ -1,0 +1,1 @@
+"""Built-in controllers (registered through the deltav2a entry points)."""

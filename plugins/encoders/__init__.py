@@ -1,0 +1,1 @@
+"""Built-in encoders (registered through the deltav2a entry points)."""
