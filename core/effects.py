@@ -128,3 +128,25 @@ class AudioEffect(Effect):
 
     def tail_seconds(self, **raw: float) -> float:
         return 0.0
+
+    #: parameters left at their default by `params_at_intensity` (no "stronger" direction)
+    intensity_fixed: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def params_at_intensity(cls, intensity: float) -> dict[str, float]:
+        """One number -> raw parameters, for sweeps such as sensitivity and extract.
+
+        Each parameter moves from its bypass position toward the far end of its normalised
+        range by `intensity` (0 = bypass, 1 = the far end); a parameter whose bypass sits
+        exactly mid-range moves up. Parameters in `intensity_fixed` stay at their default.
+        """
+        intensity = INTENSITY.validate(intensity, cls.name)
+        out: dict[str, float] = {}
+        for p in cls.params:
+            if p.name in cls.intensity_fixed:
+                out[p.name] = p.default
+                continue
+            ub = p.bypass_normalised
+            end = 1.0 if ub <= 0.5 else 0.0
+            out[p.name] = p.denormalise(ub + intensity * (end - ub))
+        return out

@@ -22,7 +22,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-_MODULES = ("plugins_cmd", "effects_cmd", "vocab_cmd", "config_cmd", "demo_cmd")
+_MODULES = ("plugins_cmd", "effects_cmd", "vocab_cmd", "config_cmd", "demo_cmd", "style_cmd",
+            "sensitivity_cmd")
 _registered = False
 
 

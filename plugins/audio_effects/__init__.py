@@ -1,1 +1,16 @@
-"""Built-in audio_effects (registered through the deltav2a entry points)."""
+"""Built-in audio effects (registered through the `deltav2a` entry points).
+
+The seven effects of the research chain: lowpass, bitcrush, reverb, highpass, distortion,
+delay and playback_rate. Registration only imports the effect classes; pedalboard, numpy
+and soxr are imported when something is rendered, so `deltav2a list-plugins` stays fast.
+"""
+
+from deltav2a.hookspecs import hookimpl
+
+
+@hookimpl
+def register_audio_effects(register):
+    from .pedalboard_effects import BUILTIN_AUDIO_EFFECTS
+
+    for cls in BUILTIN_AUDIO_EFFECTS:
+        register(cls)

@@ -102,13 +102,13 @@ class AdaptiveSharpen(ImageEffect):
 
         sigma  = 0.006 * S                      (2.3 px on a 512x384 image)
         radius = 2 * sigma
-        gain   = 4 * intensity
+        gain   = 3 * intensity
         out    = image + gain * (adaptive_sharpen(image) - image)   (clipped to range)
     """
 
     name: ClassVar[str] = "adaptive_sharpen"
     SIGMA_FRACTION: ClassVar[float] = 0.006
-    GAIN_PER_INTENSITY: ClassVar[float] = 4.0
+    GAIN_PER_INTENSITY: ClassVar[float] = 3.0
 
     def render(self, img: "WandImage", intensity: float) -> None:
         sigma = max(self.SIGMA_FRACTION * short_side(img), 0.5)

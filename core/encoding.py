@@ -1,0 +1,92 @@
+"""Encoder instances from config, and the vocabulary term embeddings V (cached on disk)."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import DeltaV2AError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from .config import EncoderChoice
+    from .encoders import Encoder
+    from .vocab import Vocabulary
+
+
+@lru_cache(maxsize=8)
+def _make(name: str, options_json: str, modality: str) -> "Encoder":
+    from .plugins import get
+
+    cls = get("encoder", name)
+    if getattr(cls, "modality", None) != modality:
+        raise DeltaV2AError(f"encoder '{name}' encodes {cls.modality}, but an {modality} encoder is needed here")
+    try:
+        return cls(**json.loads(options_json))
+    except TypeError as exc:
+        raise DeltaV2AError(f"encoder '{name}': bad options: {exc}") from None
+
+
+def load_encoder(choice: "EncoderChoice | str", modality: str, **options: Any) -> "Encoder":
+    """The (process-wide cached) encoder for a config choice such as `encoders.image`."""
+    if isinstance(choice, str):
+        name, opts = choice, dict(options)
+    else:
+        name, opts = choice.name, {**choice.options, **options}
+    return _make(name, json.dumps(opts, sort_keys=True, default=str), modality)
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("DELTAV2A_CACHE")
+    if root:
+        return Path(root).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "deltav2a"
+
+
+def _l2(x: "np.ndarray", axis: int = -1) -> "np.ndarray":
+    import numpy as np
+
+    n = np.linalg.norm(x, axis=axis, keepdims=True)
+    return x / np.maximum(n, 1e-12)
+
+
+def term_embeddings(encoder: "Encoder", vocab: "Vocabulary", modality: str | None = None,
+                    use_cache: bool = True) -> "np.ndarray":
+    """V: (K, D) float32, one row per term, in the encoder's space.
+
+    Each term is written into every template of the modality, encoded, each sentence
+    embedding L2-normalised, averaged and normalised again (seed 000, "Point 1"), so no
+    single phrasing dominates. Cached by encoder fingerprint + vocabulary fingerprint.
+    """
+    import hashlib
+
+    import numpy as np
+
+    modality = modality or encoder.modality
+    key = hashlib.sha256(f"{encoder.name}|{encoder.fingerprint()}|{vocab.name}|{vocab.fingerprint()}|{modality}"
+                         .encode()).hexdigest()[:20]
+    path = cache_dir() / "term_embeddings" / f"{encoder.name}-{vocab.name}-{modality}-{key}.npy"
+    if use_cache and path.is_file():
+        try:
+            V = np.load(path, allow_pickle=False)
+            if V.shape[0] == vocab.size:
+                return V
+        except (OSError, ValueError):
+            pass  # a damaged cache entry is rebuilt below
+    rows = []
+    for term in vocab.terms:
+        sentences = _l2(np.asarray(encoder.encode_text(vocab.prompts(modality, term)), dtype=np.float64))
+        rows.append(_l2(sentences.mean(axis=0)))
+    V = np.stack(rows).astype(np.float32)
+    if use_cache:
+        from .atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, V, allow_pickle=False)
+    return V

@@ -1,0 +1,69 @@
+"""Style labels: the direction of an edit, read against the vocabulary.
+
+    d = E(x') - E(x);  dz = d / ||d||;  s = softmax(dz . V^T / T)
+    calibrated:  s_final = c * s + (1 - c) / K,  c = sigmoid((||d|| - tau_c) / s_c)
+
+The notes write the confidence as a function of "||dz||", but dz is unit-length by
+construction; what carries information is the raw delta norm ||E(x') - E(x)||, which is
+what the calibration was fitted on, so that is what `norm` means here. An unchanged pair
+(||d|| = 0) has no direction and gets the uniform label, never NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class Calibration:
+    tau_c: float
+    s_c: float
+
+
+def style_labels(before: "np.ndarray", after: "np.ndarray", V: "np.ndarray", temperature: float,
+                 calibration: Calibration | None = None) -> tuple["np.ndarray", "np.ndarray"]:
+    """Batch form: (N, D) embeddings -> (N, K) labels and (N,) delta norms."""
+    import numpy as np
+
+    before = np.atleast_2d(np.asarray(before, dtype=np.float64))
+    after = np.atleast_2d(np.asarray(after, dtype=np.float64))
+    V = np.asarray(V, dtype=np.float64)
+    if before.shape != after.shape:
+        from .errors import DeltaV2AError
+
+        raise DeltaV2AError(f"embedding shapes differ: {before.shape} vs {after.shape}")
+    d = after - before
+    norm = np.linalg.norm(d, axis=1)
+    moved = norm > EPS
+    dz = np.zeros_like(d)
+    dz[moved] = d[moved] / norm[moved, None]
+    logits = dz @ V.T / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    s = np.exp(logits)
+    s /= s.sum(axis=1, keepdims=True)
+    K = V.shape[0]
+    s[~moved] = 1.0 / K
+    if calibration is not None:
+        c = 1.0 / (1.0 + np.exp(-(norm - calibration.tau_c) / calibration.s_c))
+        s = c[:, None] * s + (1.0 - c[:, None]) / K
+    return s.astype(np.float32), norm.astype(np.float32)
+
+
+def entropy_bits(labels: "np.ndarray") -> "np.ndarray":
+    import numpy as np
+
+    p = np.clip(np.asarray(labels, dtype=np.float64), 1e-30, 1.0)
+    return -(p * np.log2(p)).sum(axis=-1)
+
+
+def top_terms(label: "np.ndarray", terms: Sequence[str], k: int = 5) -> list[tuple[str, float]]:
+    import numpy as np
+
+    idx = np.argsort(-np.asarray(label), kind="stable")[:k]
+    return [(terms[i], float(label[i])) for i in idx]
