@@ -33,14 +33,17 @@ DEFAULT_ORDER: tuple[str, ...] = (
 )
 DEFAULT_MAX_TAIL_SECONDS = 5.0
 TAIL_TRIM_DB = 60.0
+TAIL_PAD_FACTOR = 1.25   # pad this much more than the effects' own tail estimate ...
+TAIL_PAD_SECONDS = 0.1   # ... plus this, before trimming back to -60 dB
 MIN_SAMPLE_RATE = 1000.0
+BUILTIN_EFFECTS_PACKAGE = "deltav2a_plugins.audio_effects."
 
 TailMode = Literal["keep", "cut"]
 SPEC_SYNTAX = "NAME or NAME:PARAM=VALUE[,PARAM=VALUE...]"
 
 
 class TailTruncatedWarning(UserWarning):
-    """tail="keep" had to stop before the estimated tail ended (max_tail_seconds)."""
+    """tail="keep" ran out of padding while the tail was still audible (max_tail_seconds)."""
 
 
 def _effect_class(name: str) -> type["AudioEffect"]:
@@ -66,7 +69,13 @@ class EffectSetting:
         """The `--effect` spelling of this setting (inverse of `parse_effect_spec`)."""
         if not self.params:
             return self.effect
-        return self.effect + ":" + ",".join(f"{k}={float(v):.9g}" for k, v in self.params.items())
+        return self.effect + ":" + ",".join(f"{k}={_number(v)}" for k, v in self.params.items())
+
+
+def _number(value: float) -> str:
+    """Shortest text that parses back to the same float (800, not 800.0 or 800.000000001)."""
+    v = float(value)
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
 
 
 def parse_effect_spec(spec: str) -> EffectSetting:
@@ -146,6 +155,14 @@ class RenderResult:
     tail_estimate_seconds: float   # sum of the effects' tail_seconds, in output time
     tail_kept_seconds: float       # audio kept beyond the (rate-scaled) input length
     tail_dropped_seconds: float    # estimated tail that was not rendered (cut or capped)
+    tail_truncated: bool           # True when any tail was (probably) cut off
+    chain: "AudioChain | None" = field(default=None, repr=False)
+
+    def describe(self) -> dict:
+        """JSON-able record of the render: the chain (render order, values) + `info`."""
+        out = describe_chain(self.chain) if self.chain is not None else {}
+        out["render"] = self.info
+        return out
 
     @property
     def output_seconds(self) -> float:
@@ -162,6 +179,7 @@ class RenderResult:
             "tail_estimate_seconds": self.tail_estimate_seconds,
             "tail_kept_seconds": self.tail_kept_seconds,
             "tail_dropped_seconds": self.tail_dropped_seconds,
+            "tail_truncated": self.tail_truncated,
         }
 
 
@@ -176,7 +194,8 @@ def _as_setting(item: "EffectSetting | str") -> EffectSetting:
 class AudioChain:
     """Validated, ordered effect settings rendered as one Pedalboard plus outside steps.
 
-    Steps are sorted by `order` (names not in it keep their given relative position after
+    `settings` is a list of `EffectSetting`s or `--effect` spec strings, or a mapping
+    {effect: {param: raw}}. Steps are sorted by `order` (names not in it keep their given relative position after
     the ordered ones); effects that render outside Pedalboard (playback_rate) always come
     after the Pedalboard part. The Pedalboard is built once per sample rate and reused
     with `reset=True`, so repeated renders cost what Pedalboard costs. Like a Pedalboard,
@@ -185,7 +204,7 @@ class AudioChain:
 
     def __init__(
         self,
-        settings: Iterable["EffectSetting | str"] = (),
+        settings: "Iterable[EffectSetting | str] | Mapping[str, Mapping[str, float]]" = (),
         order: Sequence[str] | None = None,
         tail: TailMode = "keep",
         max_tail_seconds: float = DEFAULT_MAX_TAIL_SECONDS,
@@ -195,13 +214,18 @@ class AudioChain:
         try:
             max_tail = float(max_tail_seconds)
         except (TypeError, ValueError):
-            raise DeltaV2AError(f"max_tail_seconds must be a number, got {max_tail_seconds!r}") from None
+            raise DeltaV2AError(
+                f"max_tail_seconds must be a number, got {max_tail_seconds!r}") from None
         if not (math.isfinite(max_tail) and max_tail >= 0.0):
-            raise DeltaV2AError(f"max_tail_seconds must be finite and >= 0, got {max_tail_seconds!r}")
+            raise DeltaV2AError(
+                f"max_tail_seconds must be finite and >= 0, got {max_tail_seconds!r}")
         self.tail: TailMode = tail
         self.max_tail_seconds = max_tail
         self.order: tuple[str, ...] = self._check_order(order)
 
+        if isinstance(settings, Mapping):  # {effect: {param: raw}}, as the controller emits
+            settings = [EffectSetting(name, dict(values or {}))
+                        for name, values in settings.items()]
         steps: list[ChainStep] = []
         for item in settings:
             s = _as_setting(item)
@@ -218,6 +242,12 @@ class AudioChain:
         self._inside = tuple(s for s in self.steps if not s.outside_pedalboard)
         self._outside = tuple(s for s in self.steps if s.outside_pedalboard)
         self._boards: dict[float, Any] = {}
+        # The input is always checked. The built-in effects cannot turn finite input into
+        # NaN/Inf (cutoffs are held below Nyquist; see the tests), so only chains with
+        # third-party effects pay for a second full scan of the output.
+        self._check_output = any(
+            not type(s.effect).__module__.startswith(BUILTIN_EFFECTS_PACKAGE)
+            for s in self.steps)
         self._tail_estimate = float(sum(s.effect.tail_seconds(**s.raw) for s in self.steps))
 
     @staticmethod
@@ -271,9 +301,7 @@ class AudioChain:
 
             plugins = []
             for s in self._inside:
-                adapt = getattr(s.effect, "at_sample_rate", None)
-                raw = adapt(sample_rate, s.raw) if callable(adapt) else dict(s.raw)
-                plugins.append(s.effect.plugin(**raw))
+                plugins.append(s.effect.plugin(**s.effect.at_sample_rate(sample_rate, s.raw)))
             board = pedalboard.Pedalboard(plugins)
             self._boards[sample_rate] = board
         return board
@@ -298,7 +326,11 @@ class AudioChain:
         estimate = self._tail_estimate
         pad = 0
         if self.tail == "keep" and estimate > 0.0:
-            pad = int(math.ceil(min(estimate, self.max_tail_seconds) * sr))
+            # tail_seconds is a model; the margin covers overlapping echoes and the like,
+            # and anything still audible at the end of the padding is reported below.
+            padded = min(estimate * TAIL_PAD_FACTOR + TAIL_PAD_SECONDS, self.max_tail_seconds)
+            pad = int(math.ceil(padded * sr))
+        tail_pad = pad
         # Pedalboard guesses the channel axis from the shape and refuses square arrays,
         # so very short clips get silent padding that is removed again below.
         pad = max(pad, channels + 1 - n)
@@ -315,7 +347,7 @@ class AudioChain:
         if y.ndim != 2 or y.shape[0] != channels or y.shape[1] == 0:
             raise DeltaV2AError(f"audio chain {self!r} returned shape {y.shape} "
                                 f"for {channels}-channel input")
-        if not np.isfinite(y).all():
+        if self._check_output and not np.isfinite(y).all():
             raise DeltaV2AError(f"audio chain {self!r} produced NaN or Inf samples")
 
         ratio = y.shape[1] / x_in.shape[1]  # playback_rate and friends change the length
@@ -323,13 +355,18 @@ class AudioChain:
         if self.tail == "cut":
             y = y[:, :body]
             dropped = estimate * ratio
+            truncated = estimate > 0.0
         else:
-            y = y[:, :_trim_silent_tail(y, body)]
-            dropped = max(0.0, estimate - self.max_tail_seconds) * ratio
-            if dropped > 0.0:
+            full = max(body, min(y.shape[1], int(round((n + tail_pad) * ratio))))
+            y = y[:, :_trim_silent_tail(y[:, :full], body)]
+            truncated = tail_pad > 0 and y.shape[1] == full and full > body
+            kept = (y.shape[1] - body) / sr
+            dropped = max(0.0, estimate * ratio - kept) if truncated else 0.0
+            if truncated:
                 warnings.warn(
-                    f"{self!r}: estimated tail {estimate:.2f} s exceeds max_tail_seconds="
-                    f"{self.max_tail_seconds:g}; about {dropped:.2f} s of tail was cut",
+                    f"{self!r}: the tail is still above -{TAIL_TRIM_DB:g} dB after "
+                    f"{kept:.2f} s of padding (max_tail_seconds={self.max_tail_seconds:g}, "
+                    f"estimated tail {estimate * ratio:.2f} s); the rest was cut",
                     TailTruncatedWarning, stacklevel=2)
         if np.may_share_memory(y, x):
             y = y.copy()  # never hand back (a view of) the caller's array
@@ -342,6 +379,8 @@ class AudioChain:
             tail_estimate_seconds=estimate * ratio,
             tail_kept_seconds=(y.shape[1] - body) / sr,
             tail_dropped_seconds=dropped,
+            tail_truncated=truncated,
+            chain=self,
         )
 
 

@@ -129,6 +129,10 @@ class AudioEffect(Effect):
     def tail_seconds(self, **raw: float) -> float:
         return 0.0
 
+    def at_sample_rate(self, sample_rate: float, raw: Mapping[str, float]) -> dict[str, float]:
+        """Adapt raw values to a sample rate before `plugin` (e.g. keep cutoffs below Nyquist)."""
+        return dict(raw)
+
     #: parameters left at their default by `params_at_intensity` (no "stronger" direction)
     intensity_fixed: ClassVar[tuple[str, ...]] = ()
 

@@ -105,7 +105,10 @@ def check_audio(audio: "np.ndarray", what: str = "audio") -> "np.ndarray":
         raise DeltaV2AError(f"{what}: expected (channels, samples), got shape {audio.shape}")
     if audio.shape[1] == 0:
         raise DeltaV2AError(f"{what} has zero length")
-    if not np.isfinite(audio).all():
+    flat = audio.reshape(-1)
+    # a dot product is ~2x cheaper than isfinite().all() and is finite iff every sample is
+    # (bar absurd magnitudes, which the exact check below then lets through)
+    if not np.isfinite(np.dot(flat, flat)) and not np.isfinite(audio).all():
         raise DeltaV2AError(f"{what} contains NaN or Inf samples")
     return audio
 

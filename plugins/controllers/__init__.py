@@ -1,1 +1,65 @@
-"""Built-in controllers (registered through the deltav2a entry points)."""
+"""Built-in controllers (registered through the deltav2a entry points).
+
+The registered classes are light: torch and the network modules (`mlp.py`, `ar.py`) are
+imported only when `build()` is called, so listing plugins stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from deltav2a.controller import Controller
+from deltav2a.hookspecs import hookimpl
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from deltav2a.config import ControllerConfig
+    from deltav2a.layout import ParamLayout
+
+
+class MLPController(Controller):
+    """Style-label MLP with a gated E(A) residual: the notes' final controller (~191K params).
+
+    Three Linear-LayerNorm-ReLU-Dropout blocks (256, 256, 128) on the style label; E(A)
+    enters through one such block, scaled by a sigmoid gate computed from the style
+    features whose bias starts at -2 (gate about 0.12). An activity head gives one logit per
+    effect, a sigmoid parameter head one normalised position per parameter. Options:
+    `controller.mlp.hidden_dims`, `dropout`, `gate_bias`.
+    """
+
+    name = "mlp"
+
+    @classmethod
+    def build(cls, style_dim: int, audio_dim: int, layout: "ParamLayout",
+              cfg: "ControllerConfig") -> "torch.nn.Module":
+        from .mlp import MLPNet
+
+        return MLPNet(style_dim, audio_dim, layout, cfg.mlp)
+
+
+class ARController(Controller):
+    """Autoregressive controller (notes, Appendix E): picks effects one by one, then their params.
+
+    A condition vector f(style, E(A)) is updated by a GRU cell with each chosen effect and its
+    parameters; each step predicts the next effect or end-of-sequence (cross-entropy with
+    label smoothing) and that effect's parameters (Huber). Greedy decoding, at most
+    `max_steps` effects. Activity output is 1 for chosen effects, 0 otherwise. Options:
+    `controller.ar.condition_dim`, `hidden_dim`, `dropout`, `max_steps`, `label_smoothing`,
+    `param_loss_weight`.
+    """
+
+    name = "ar"
+
+    @classmethod
+    def build(cls, style_dim: int, audio_dim: int, layout: "ParamLayout",
+              cfg: "ControllerConfig") -> "torch.nn.Module":
+        from .ar import ARNet
+
+        return ARNet(style_dim, audio_dim, layout, cfg.ar)
+
+
+@hookimpl
+def register_controllers(register):
+    register(MLPController)
+    register(ARController)

@@ -1,0 +1,205 @@
+"""Trained controllers on disk: safetensors weights + a JSON file that says what they mean.
+
+A controller is only meaningful together with the space it was trained in: the style
+vocabulary (its terms define the style-label axes), the encoders (their fingerprints define
+E(A) and the style labels) and the effect layout (parameter ranges and scales define the
+normalised positions). The JSON records all of it, plus the tuned thresholds, an optional
+calibration and a training summary; loading compares what the caller is about to use with
+what was recorded and refuses a mismatch in one line, instead of producing confident
+nonsense. Weights are safetensors (no pickle), and the JSON keeps the weights' SHA-256 so a
+weights file from another run is caught too.
+
+Files: `NAME.safetensors` and `NAME.json` side by side; either path (or the bare stem) is
+accepted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .atomic import atomic_path, write_json
+from .errors import DeltaV2AError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import torch
+
+    from .controller import Prediction
+    from .layout import ParamLayout
+
+FORMAT = "deltav2a-controller"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ControllerMetadata:
+    controller: str                       # registered controller name ("mlp", "ar")
+    config: dict                          # ControllerConfig.model_dump()
+    layout: dict                          # ParamLayout.describe()
+    style_dim: int
+    audio_dim: int
+    vocabulary: dict                      # {"name": ..., "fingerprint": ...}
+    encoders: dict                        # {"image": {"name", "fingerprint"}, "audio": {...}}
+    thresholds: dict[str, float]          # per effect, in layout order
+    calibration: dict | None = None       # e.g. {"temperature": ..., "tau_c": ..., "s_c": ...}
+    training: dict = field(default_factory=dict)  # summary: epochs, best epoch, metrics, seed
+
+    def as_dict(self) -> dict:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
+
+
+def _paths(path: str | Path) -> tuple[Path, Path]:
+    p = Path(path)
+    if p.suffix in (".safetensors", ".json"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def state_tensors(module: "torch.nn.Module") -> dict[str, "torch.Tensor"]:
+    """The module's state as independent, contiguous CPU tensors (what safetensors accepts)."""
+    return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def save_controller(path: str | Path, module: "torch.nn.Module", metadata: ControllerMetadata
+                    ) -> Path:
+    """Write NAME.safetensors, then NAME.json (the JSON last: it is the commit point)."""
+    from safetensors.torch import save_file
+
+    weights, meta = _paths(path)
+    missing = [e for e in metadata.layout.get("effects", []) if e not in metadata.thresholds]
+    if missing:
+        raise DeltaV2AError(f"controller metadata has no threshold for: {', '.join(missing)}")
+    with atomic_path(weights) as tmp:
+        save_file(state_tensors(module), str(tmp), metadata={"format": FORMAT})
+    record = metadata.as_dict()
+    record["weights"] = {"file": weights.name, "sha256": _sha256(weights)}
+    write_json(meta, record)
+    return weights
+
+
+def read_metadata(path: str | Path) -> ControllerMetadata:
+    _, meta = _paths(path)
+    if not meta.is_file():
+        raise DeltaV2AError(f"no controller metadata at {meta}")
+    try:
+        raw = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DeltaV2AError(f"cannot read controller metadata {meta}: {exc}") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise DeltaV2AError(f"{meta} is not a DeltaV2A controller file")
+    if raw.get("format_version") != FORMAT_VERSION:
+        raise DeltaV2AError(
+            f"{meta} has controller format version {raw.get('format_version')}, "
+            f"this DeltaV2A reads version {FORMAT_VERSION}")
+    fields = ControllerMetadata.__dataclass_fields__
+    try:
+        return ControllerMetadata(**{k: raw[k] for k in fields if k in raw})
+    except TypeError as exc:
+        raise DeltaV2AError(f"controller metadata {meta} is incomplete: {exc}") from None
+
+
+def _describe_id(info: Mapping[str, Any] | None) -> str:
+    if not info:
+        return "(unknown)"
+    return f"'{info.get('name', '?')}' (fingerprint {info.get('fingerprint', '?')})"
+
+
+def check_expectations(meta: ControllerMetadata, *, vocabulary: Mapping[str, Any] | None = None,
+                       encoders: Mapping[str, Mapping[str, Any]] | None = None,
+                       layout: "ParamLayout | None" = None, where: str = "controller") -> None:
+    """Raise a one-line DeltaV2AError naming the first thing that differs."""
+    if vocabulary is not None:
+        if vocabulary.get("fingerprint") != meta.vocabulary.get("fingerprint"):
+            raise DeltaV2AError(
+                f"{where} was trained with vocabulary {_describe_id(meta.vocabulary)}, but "
+                f"vocabulary {_describe_id(vocabulary)} is in use; retrain or switch vocabulary")
+    for side, info in (encoders or {}).items():
+        trained = meta.encoders.get(side)
+        if trained is None:
+            raise DeltaV2AError(f"{where} records no {side} encoder")
+        if info.get("fingerprint") != trained.get("fingerprint"):
+            raise DeltaV2AError(
+                f"{where} was trained with {side} encoder {_describe_id(trained)}, but the "
+                f"configured {side} encoder is {_describe_id(info)}")
+    if layout is not None:
+        diff = layout.difference(meta.layout)
+        if diff:
+            raise DeltaV2AError(f"{where} does not match the configured audio effects: {diff}")
+
+
+@dataclass
+class LoadedController:
+    module: "torch.nn.Module"
+    metadata: ControllerMetadata
+    layout: "ParamLayout"
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return dict(self.metadata.thresholds)
+
+    def predict(self, style: "np.ndarray", audio: "np.ndarray") -> "Prediction":
+        from .controller import predict
+
+        return predict(self.module, style, audio)
+
+
+def load_controller(path: str | Path, *, vocabulary: Mapping[str, Any] | None = None,
+                    encoders: Mapping[str, Mapping[str, Any]] | None = None,
+                    layout: "ParamLayout | None" = None) -> LoadedController:
+    """Rebuild a saved controller, refusing it if it does not fit what the caller uses.
+
+    `vocabulary` = {"name", "fingerprint"}; `encoders` = {"image"|"audio": {"name",
+    "fingerprint"}} for the sides the caller will feed; `layout` = the configured effects
+    (default: the registered effects named in the file, which still catches a changed
+    parameter range or scale).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .config import ControllerConfig
+    from .controller import get_controller
+    from .layout import ParamLayout
+
+    weights, meta_path = _paths(path)
+    meta = read_metadata(path)
+    where = f"controller {meta_path.with_suffix('')}"
+    if layout is None:
+        layout = ParamLayout.from_names(meta.layout.get("effects", []))
+    check_expectations(meta, vocabulary=vocabulary, encoders=encoders, layout=layout, where=where)
+    if not weights.is_file():
+        raise DeltaV2AError(f"{where}: weights file {weights} is missing")
+    recorded = (json.loads(meta_path.read_text(encoding="utf-8")).get("weights") or {}).get("sha256")
+    if recorded and recorded != _sha256(weights):
+        raise DeltaV2AError(f"{where}: {weights.name} is not the weights file this metadata was "
+                            "written with (checksum differs)")
+    try:
+        cfg = ControllerConfig.model_validate(meta.config)
+    except Exception as exc:  # pydantic ValidationError: report the first problem only
+        raise DeltaV2AError(f"{where}: stored controller config is invalid: "
+                            f"{str(exc).splitlines()[0]}") from None
+    spec = get_controller(meta.controller)
+    module = spec.build(int(meta.style_dim), int(meta.audio_dim), layout, cfg)
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as exc:
+        raise DeltaV2AError(f"{where}: cannot read {weights.name}: {exc}") from None
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise DeltaV2AError(f"{where}: weights do not fit the '{meta.controller}' controller "
+                            f"({first})") from None
+    module.eval()
+    return LoadedController(module, meta, layout)

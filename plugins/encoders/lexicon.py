@@ -1,0 +1,522 @@
+"""The data side of the perceptual encoders: fixed descriptor normalisation and the lexicon.
+
+The perceptual encoders have no weights; what a trained model depends on instead is (a)
+how each raw descriptor is turned into a number (transform, centre, scale: the
+normalisation table) and (b) how words are grounded in descriptor directions (the
+lexicon). Both are shipped as YAML in `data/` so they can be read, reviewed and versioned
+like the vocabularies, and both enter the encoder fingerprint, so a model trained against
+one version refuses to run against another.
+
+The normalisation constants are fixed: they were derived once from the development corpus
+by `benchmarks/fit_perceptual_normalisation.py` and are never refit at runtime, because a
+vector must mean the same thing on every machine and for every input set.
+
+The text side maps free text to a direction in descriptor space: it sums the (unit)
+directions of the lexicon words it finds, flips a word preceded by a negation, and
+L2-normalises. Template words ("a", "photo", "music", ...) are known but carry no
+direction, so "a {word} sound" embeds exactly as {word} does, which is what the 8-template
+ensemble of the research notes expects.
+
+numpy and yaml are imported inside functions: the encoder package is imported when the
+plugin registry is built, and that must stay cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
+
+from deltav2a.errors import DeltaV2AError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+Modality = Literal["image", "audio"]
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+NORMALISATION_FILE = DATA_DIR / "perceptual_normalisation.yaml"
+LEXICON_FILE = DATA_DIR / "perceptual_lexicon.yaml"
+
+TRANSFORMS = ("identity", "log", "logit")
+
+#: negation words: the next word with a direction (within NEGATION_REACH tokens) is flipped
+NEGATIONS = frozenset({"not", "no", "non", "without", "never"})
+NEGATION_REACH = 3
+MAX_PHRASE_WORDS = 3
+
+_TOKEN = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
+
+
+def _read_yaml(path: Path, what: str) -> dict:
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DeltaV2AError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise DeltaV2AError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise DeltaV2AError(f"{what} {path} must be a mapping")
+    return raw
+
+
+def _digest(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+# ------------------------------------------------------------------ normalisation table
+
+
+@dataclass(frozen=True)
+class DescriptorSpec:
+    """One descriptor: how its raw value becomes a normalised coordinate."""
+
+    name: str
+    gloss: str
+    unit: str
+    transform: str
+    offset: float
+    centre: float
+    scale: float
+
+    def apply(self, raw: float) -> float:
+        """raw -> transformed value (before centring); NaN stays NaN (undefined)."""
+        if math.isnan(raw):
+            return raw
+        if self.transform == "identity":
+            return raw
+        if self.transform == "log":
+            return math.log(max(raw, 0.0) + self.offset)
+        # logit with the offset as the clip distance from 0 and 1
+        p = min(max(raw, self.offset), 1.0 - self.offset)
+        return math.log(p / (1.0 - p))
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "unit": self.unit, "transform": self.transform,
+                "offset": self.offset, "centre": self.centre, "scale": self.scale}
+
+
+@dataclass(frozen=True)
+class NormalisationTable:
+    """Fixed per-descriptor transform + centre/scale + soft clip for one modality."""
+
+    modality: str
+    version: str
+    squash: float
+    output_scale: float
+    descriptors: tuple[DescriptorSpec, ...]
+    source: Path
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.descriptors)
+
+    def digest(self) -> str:
+        return _digest({"version": self.version, "squash": self.squash,
+                        "output_scale": self.output_scale, "descriptors": [d.as_dict() for d in self.descriptors]})
+
+    def transformed(self, raw: "np.ndarray") -> "np.ndarray":
+        """(N, D) raw -> (N, D) transformed values (NaN where undefined); used by the fit."""
+        import numpy as np
+
+        raw = np.asarray(raw, dtype=np.float64)
+        out = np.empty_like(raw)
+        for j, d in enumerate(self.descriptors):
+            out[:, j] = [d.apply(float(v)) for v in raw[:, j]]
+        return out
+
+    def normalise(self, raw: "np.ndarray") -> "np.ndarray":
+        """(N, D) raw descriptors -> (N, D) float32 coordinates.
+
+        z = (transform(raw) - centre) / scale, then squash * tanh(z / squash): values stay
+        in (-squash, squash) so one descriptor leaving its usual range (a lowpass drives
+        the top band toward -inf dB) cannot dominate every delta. Undefined descriptors
+        (NaN: a silent clip's centroid, a flat image's texture statistics) are set to 0,
+        the corpus centre, i.e. "no information" rather than an extreme.
+        """
+        import numpy as np
+
+        t = self.transformed(raw)
+        centre = np.array([d.centre for d in self.descriptors])
+        scale = np.array([d.scale for d in self.descriptors])
+        z = (t - centre) / scale
+        z = self.squash * np.tanh(z / self.squash)
+        z = np.where(np.isnan(z), 0.0, z) * self.output_scale
+        return z.astype(np.float32)
+
+
+def load_normalisation(path: Path, modality: Modality, expected: Sequence[str]) -> NormalisationTable:
+    """Parse and validate one modality's table against the descriptor list of the code."""
+    raw = _read_yaml(path, "normalisation file")
+    version = raw.get("normalisation_version")
+    if not isinstance(version, (str, int)) or not str(version).strip():
+        raise DeltaV2AError(f"normalisation file {path}: missing normalisation_version")
+    squash = raw.get("squash", 4.0)
+    if not isinstance(squash, (int, float)) or not squash > 0:
+        raise DeltaV2AError(f"normalisation file {path}: squash must be a positive number")
+    output_scale = raw.get("output_scale", 1.0)
+    if not isinstance(output_scale, (int, float)) or not output_scale > 0:
+        raise DeltaV2AError(f"normalisation file {path}: output_scale must be a positive number")
+    section = raw.get(modality)
+    if not isinstance(section, dict) or not isinstance(section.get("descriptors"), list):
+        raise DeltaV2AError(f"normalisation file {path}: no '{modality}.descriptors' list")
+    specs: list[DescriptorSpec] = []
+    for i, item in enumerate(section["descriptors"]):
+        where = f"normalisation file {path}: {modality}.descriptors[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise DeltaV2AError(f"{where}: each descriptor needs a name")
+        transform = item.get("transform", "identity")
+        if transform not in TRANSFORMS:
+            raise DeltaV2AError(f"{where} ({item['name']}): transform must be one of "
+                                f"{', '.join(TRANSFORMS)}, got {transform!r}")
+        try:
+            offset = float(item.get("offset", 0.0))
+            centre = float(item["centre"])
+            scale = float(item["scale"])
+        except (KeyError, TypeError, ValueError):
+            raise DeltaV2AError(f"{where} ({item['name']}): centre and scale must be numbers") from None
+        if not (math.isfinite(centre) and math.isfinite(scale) and scale > 0):
+            raise DeltaV2AError(f"{where} ({item['name']}): centre must be finite and scale > 0")
+        if transform == "log" and not offset > 0:
+            raise DeltaV2AError(f"{where} ({item['name']}): a log transform needs offset > 0")
+        if transform == "logit" and not 0 < offset < 0.5:
+            raise DeltaV2AError(f"{where} ({item['name']}): a logit transform needs 0 < offset < 0.5")
+        specs.append(DescriptorSpec(item["name"], str(item.get("gloss", "")), str(item.get("unit", "")),
+                                    transform, offset, centre, scale))
+    names = tuple(s.name for s in specs)
+    if names != tuple(expected):
+        raise DeltaV2AError(
+            f"normalisation file {path} lists {modality} descriptors {list(names)}, but this "
+            f"version of the encoder computes {list(expected)}: the file belongs to another "
+            "encoder version")
+    return NormalisationTable(modality, str(version), float(squash), float(output_scale),
+                              tuple(specs), path)
+
+
+# ------------------------------------------------------------------ lexicon
+
+
+@dataclass
+class TextExplanation:
+    """How one text was read: which words counted, which were neutral, which were unknown.
+
+    `known` holds (word as written, lexicon entry, sign) for every word that contributed a
+    direction (sign -1 when a negation flipped it); `neutral` the lexicon's template and
+    category words; `unknown` the words the lexicon does not have.
+    """
+
+    text: str
+    known: list[tuple[str, str, int]] = field(default_factory=list)
+    neutral: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"text": self.text,
+                "known": [{"word": w, "entry": e, "sign": s} for w, e, s in self.known],
+                "neutral": list(self.neutral), "unknown": list(self.unknown)}
+
+
+def tokenise(text: str) -> list[str]:
+    """Lower-case words; hyphenated words (lo-fi) stay one token; digits split words."""
+    text = unicodedata.normalize("NFKC", text).lower().replace("\u2010", "-").replace("\u2011", "-")
+    return _TOKEN.findall(text)
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """word -> signed descriptor direction, for one modality, resolved and unit-length."""
+
+    modality: str
+    version: str
+    descriptor_names: tuple[str, ...]
+    directions: dict[str, tuple[float, ...]]   # unit vectors, in descriptor order
+    glosses: dict[str, str]
+    neutral: frozenset[str]
+    source: Path
+
+    def digest(self) -> str:
+        return _digest({"version": self.version, "descriptors": list(self.descriptor_names),
+                        "directions": {w: [round(x, 9) for x in v]
+                                       for w, v in sorted(self.directions.items())},
+                        "neutral": sorted(self.neutral)})
+
+    @property
+    def words(self) -> list[str]:
+        return sorted(self.directions)
+
+    def _lookup(self, word: str) -> tuple[str | None, bool]:
+        """word -> (entry, is_neutral); tries light inflections (plural, -ly, -ed)."""
+        candidates = [word]
+        for suffix, repl in (("ies", "y"), ("es", ""), ("s", ""), ("ily", "y"), ("ly", ""),
+                             ("ness", ""), ("ed", ""), ("ed", "e")):
+            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+                candidates.append(word[: len(word) - len(suffix)] + repl)
+        for c in candidates:
+            if c in self.directions:
+                return c, False
+            if c in self.neutral:
+                return c, True
+        return None, False
+
+    def explain(self, text: str) -> tuple[TextExplanation, "np.ndarray"]:
+        """Read `text`; returns the explanation and the summed (unnormalised) direction."""
+        import numpy as np
+
+        exp = TextExplanation(text)
+        total = np.zeros(len(self.descriptor_names), dtype=np.float64)
+        tokens = tokenise(text)
+        # expand hyphenated tokens the lexicon does not know into their parts
+        expanded: list[str] = []
+        for tok in tokens:
+            if "-" in tok and self._lookup(tok)[0] is None and self._lookup(tok.replace("-", ""))[0] is None:
+                expanded.extend(p for p in tok.split("-") if p)
+            elif "-" in tok and self._lookup(tok)[0] is None:
+                expanded.append(tok.replace("-", ""))
+            else:
+                expanded.append(tok)
+        negate_left = 0
+        i = 0
+        while i < len(expanded):
+            hit: str | None = None
+            span = 1
+            for n in range(min(MAX_PHRASE_WORDS, len(expanded) - i), 1, -1):
+                phrase = " ".join(expanded[i: i + n])
+                if phrase in self.directions or phrase in self.neutral:
+                    hit, span = phrase, n
+                    break
+            word = " ".join(expanded[i: i + span]) if hit else expanded[i]
+            if hit is None:
+                hit, _ = self._lookup(word)
+            i += span
+            if word in NEGATIONS and hit is None:
+                negate_left = NEGATION_REACH
+                exp.neutral.append(word)
+                continue
+            if hit is None:
+                exp.unknown.append(word)
+            elif hit in self.directions:
+                sign = -1 if negate_left > 0 else 1
+                negate_left = 0
+                total += sign * np.asarray(self.directions[hit])
+                exp.known.append((word, hit, sign))
+                continue
+            else:
+                exp.neutral.append(word)
+            negate_left = max(0, negate_left - 1)
+        return exp, total
+
+    def encode(self, text: str, who: str) -> tuple["np.ndarray", TextExplanation]:
+        import numpy as np
+
+        if not isinstance(text, str):
+            raise DeltaV2AError(f"{who}: text must be a string, got {type(text).__name__}")
+        exp, total = self.explain(text)
+        if not exp.known:
+            unknown = f" (unknown words: {', '.join(exp.unknown)})" if exp.unknown else ""
+            raise DeltaV2AError(
+                f"{who}: no word of {text!r} has a {self.modality} direction in the perceptual "
+                f"lexicon{unknown}; see docs/perceptual_encoders.md for the known words")
+        norm = float(np.linalg.norm(total))
+        if norm < 1e-9:
+            raise DeltaV2AError(f"{who}: the words of {text!r} cancel out "
+                                f"({', '.join(w for w, _, _ in exp.known)}); nothing to embed")
+        return (total / norm).astype(np.float32), exp
+
+
+def _resolve_entry(name: str, entries: dict, modality: str, names: Sequence[str],
+                   path: Path, stack: tuple[str, ...] = ()) -> dict[str, float]:
+    """One entry's raw (unnormalised) weights for `modality`, following opposite/like."""
+    if name in stack:
+        raise DeltaV2AError(f"lexicon {path}: entries refer to each other in a loop: "
+                            f"{' -> '.join(stack + (name,))}")
+    if name not in entries:
+        raise DeltaV2AError(f"lexicon {path}: '{stack[-1] if stack else name}' refers to "
+                            f"unknown entry '{name}'")
+    entry = entries[name]
+    where = f"lexicon {path}: entry '{name}'"
+    if not isinstance(entry, dict):
+        raise DeltaV2AError(f"{where} must be a mapping")
+    if not str(entry.get("gloss", "")).strip():
+        raise DeltaV2AError(f"{where} has no gloss")
+    ways = [k for k in ("opposite", "like", modality) if k in entry]
+    if "opposite" in entry and ("like" in entry or modality in entry):
+        raise DeltaV2AError(f"{where}: 'opposite' cannot be combined with other weights")
+    if not ways:
+        raise DeltaV2AError(f"{where} has no '{modality}' weights (nor 'opposite'/'like')")
+    out: dict[str, float] = {}
+    if "opposite" in entry:
+        for k, v in _resolve_entry(str(entry["opposite"]), entries, modality, names, path,
+                                   stack + (name,)).items():
+            out[k] = -v
+        return out
+    if "like" in entry:
+        like = entry["like"]
+        if not isinstance(like, dict) or not like:
+            raise DeltaV2AError(f"{where}: 'like' must map entry names to weights")
+        for other, w in like.items():
+            sub = _resolve_entry(str(other), entries, modality, names, path, stack + (name,))
+            norm = math.sqrt(sum(v * v for v in sub.values())) or 1.0
+            for k, v in sub.items():
+                out[k] = out.get(k, 0.0) + float(w) * v / norm
+    if modality in entry:
+        own = entry[modality]
+        if not isinstance(own, dict) or not own:
+            raise DeltaV2AError(f"{where}: '{modality}' must map descriptor names to weights")
+        for k, v in own.items():
+            if k not in names:
+                raise DeltaV2AError(f"{where}: unknown {modality} descriptor '{k}' "
+                                    f"(known: {', '.join(names)})")
+            if not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise DeltaV2AError(f"{where}: weight for '{k}' must be a number")
+            out[k] = out.get(k, 0.0) + float(v)
+    return out
+
+
+def load_lexicon(path: Path, modality: Modality, names: Sequence[str]) -> Lexicon:
+    raw = _read_yaml(path, "lexicon")
+    version = raw.get("lexicon_version")
+    if not isinstance(version, (str, int)) or not str(version).strip():
+        raise DeltaV2AError(f"lexicon {path}: missing lexicon_version")
+    entries = raw.get("words")
+    if not isinstance(entries, dict) or not entries:
+        raise DeltaV2AError(f"lexicon {path}: 'words' must map words to entries")
+    directions: dict[str, tuple[float, ...]] = {}
+    glosses: dict[str, str] = {}
+    for word in entries:
+        if not isinstance(word, str) or word != word.strip().lower() or not word:
+            raise DeltaV2AError(f"lexicon {path}: entry {word!r} must be a lower-case word or phrase")
+        weights = _resolve_entry(word, entries, modality, names, path)
+        vec = [weights.get(n, 0.0) for n in names]
+        norm = math.sqrt(sum(v * v for v in vec))
+        if norm < 1e-12:
+            raise DeltaV2AError(f"lexicon {path}: entry '{word}' has no {modality} direction "
+                                "(list it under 'neutral' instead)")
+        directions[word] = tuple(v / norm for v in vec)
+        glosses[word] = str(entries[word]["gloss"]).strip()
+    neutral: set[str] = set()
+    groups = raw.get("neutral", {})
+    if not isinstance(groups, dict):
+        raise DeltaV2AError(f"lexicon {path}: 'neutral' must map group names to word lists")
+    for group, spec in groups.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("words"), list) or not spec.get("gloss"):
+            raise DeltaV2AError(f"lexicon {path}: neutral group '{group}' needs a gloss and a words list")
+        for w in spec["words"]:
+            w = str(w).strip().lower()
+            if w in directions:
+                raise DeltaV2AError(f"lexicon {path}: '{w}' is both an entry and neutral ({group})")
+            neutral.add(w)
+    return Lexicon(modality, str(version), tuple(names), directions, glosses, frozenset(neutral), path)
+
+
+# ------------------------------------------------------------------ shared encoder side
+
+
+_CACHE: dict[tuple, Any] = {}
+
+
+def _cached(kind: str, path: Path, modality: str, names: tuple[str, ...], loader: Any) -> Any:
+    """Parse each data file once per content (the encoders are built often, files rarely change)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return loader(path, modality, names)  # the loader raises the one-line error
+    key = (kind, str(path), st.st_mtime_ns, st.st_size, modality, names)
+    if key not in _CACHE:
+        _CACHE[key] = loader(path, modality, names)
+    return _CACHE[key]
+
+
+class PerceptualBase:
+    """What both perceptual encoders share: options, data tables, fingerprint, text side.
+
+    Subclasses set `name`, `modality`, `DESCRIPTORS` (the order of the vector) and
+    `ALGORITHM_REVISION` (bumped whenever a raw descriptor is computed differently).
+
+    Options: `normalisation` and `lexicon` (paths) replace the shipped data files, for
+    experiments; `device` and `batch_size` are accepted and ignored so configurations
+    written for the neural encoders also work here.
+    """
+
+    name: ClassVar[str]
+    modality: ClassVar[str]
+    DESCRIPTORS: ClassVar[tuple[str, ...]] = ()
+    ALGORITHM_REVISION: ClassVar[int] = 1
+    OPTIONS: ClassVar[tuple[str, ...]] = ("normalisation", "lexicon", "device", "batch_size")
+
+    options: dict[str, Any]
+
+    def _init_options(self, options: dict[str, Any]) -> None:
+        unknown = sorted(set(options) - set(self.OPTIONS))
+        if unknown:
+            raise DeltaV2AError(f"encoder '{self.name}' has no option {', '.join(map(repr, unknown))} "
+                                f"(known: {', '.join(self.OPTIONS)})")
+        self._norm_path = Path(options.get("normalisation") or NORMALISATION_FILE)
+        self._lex_path = Path(options.get("lexicon") or LEXICON_FILE)
+        self._table: NormalisationTable | None = None
+        self._lexicon: Lexicon | None = None
+        #: per text of the last `encode_text` call: the words the lexicon did not know
+        self.last_unknown_words: list[list[str]] = []
+
+    @property
+    def dim(self) -> int:
+        return len(self.DESCRIPTORS)
+
+    @property
+    def table(self) -> NormalisationTable:
+        if self._table is None:
+            self._table = _cached("norm", self._norm_path, self.modality, self.DESCRIPTORS,
+                                  load_normalisation)
+        return self._table
+
+    @property
+    def lexicon(self) -> Lexicon:
+        if self._lexicon is None:
+            self._lexicon = _cached("lex", self._lex_path, self.modality, self.DESCRIPTORS,
+                                    load_lexicon)
+        return self._lexicon
+
+    def fingerprint(self) -> str:
+        """`perceptual-<modality>/<normalisation_version>/<hash>`.
+
+        The hash covers the descriptor list, the algorithm revision, this modality's
+        normalisation constants and its resolved lexicon directions: everything that
+        changes a media vector or a text vector.
+        """
+        h = _digest({"descriptors": list(self.DESCRIPTORS), "revision": self.ALGORITHM_REVISION,
+                     "normalisation": self.table.digest(), "lexicon": self.lexicon.digest()})
+        return f"{self.name}/{self.table.version}/{h[:16]}"
+
+    def explain_text(self, text: str) -> TextExplanation:
+        """Which words of `text` the lexicon knows, finds neutral, or does not know."""
+        return self.lexicon.explain(text)[0]
+
+    def encode_text(self, texts: Sequence[str]) -> "np.ndarray":
+        """(N, dim) unit vectors: the normalised sum of the known words' directions.
+
+        Unknown words are ignored and listed, per text, in `last_unknown_words`; a text
+        with no word carrying a direction raises DeltaV2AError naming it.
+        """
+        import numpy as np
+
+        if isinstance(texts, str):
+            texts = [texts]
+        lex = self.lexicon
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        unknown: list[list[str]] = []
+        for i, t in enumerate(texts):
+            vec, exp = lex.encode(t, self.name)
+            out[i] = vec
+            unknown.append(exp.unknown)
+        self.last_unknown_words = unknown
+        return out
+
+    def normalise(self, raw: "np.ndarray") -> "np.ndarray":
+        return self.table.normalise(raw)
