@@ -17,6 +17,7 @@ architecture they hold:
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
@@ -44,7 +45,7 @@ class Controller:
     @classmethod
     def describe(cls) -> dict:
         return {"name": cls.name, "kind": cls.kind, "summary": cls.summary(),
-                "doc": (cls.__doc__ or "").strip(), "params": []}
+                "doc": inspect.cleandoc(cls.__doc__ or ""), "params": []}
 
     @classmethod
     def build(cls, style_dim: int, audio_dim: int, layout: "ParamLayout",

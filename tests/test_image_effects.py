@@ -327,6 +327,24 @@ def test_radii_scale_with_image_size(name):
     assert 0.6 < d_small / d_big < 1.6, (d_small, d_big)
 
 
+def test_adaptive_blur_working_resolution_cap_is_a_close_stand_in(scene):
+    """Large images blur a downscaled copy; that must look like the full-size blur.
+
+    Checked on a small scene with the cap lowered, so the full-size reference stays cheap.
+    """
+    from deltav2a_plugins.image_effects.wand_effects import AdaptiveBlur
+
+    class Capped(AdaptiveBlur):
+        WORK_SHORT_SIDE = 96  # the scene is 192x144: blurred at 128x96, scale 2/3
+
+    full = AdaptiveBlur().apply(scene, 1.0)
+    capped = Capped().apply(scene, 1.0)
+    assert capped.size == scene.size and capped.mode == "RGB"
+    effect_size = mean_abs_diff(full, scene)
+    assert mean_abs_diff(capped, full) < 0.2 * effect_size
+    assert laplacian_energy(capped) < 0.5 * laplacian_energy(scene)
+
+
 # ------------------------------------------------------------------ determinism
 
 

@@ -10,7 +10,7 @@ to the parameters, scored by active parameter RMSE on held-out records:
 * Style + Audio (gated): the style label next to E(A) scaled by a fixed gate
   g = sigmoid(gate_bias) = 0.12, the MLP controller's initial gate. Both blocks are
   standardised first, so the gate is not undone; under ridge, scaling a block by g
-  multiplies its coefficients' penalty by 1/g^2 (about 55x), a linear stand-in for the
+  multiplies its coefficients' penalty by 1/g^2 (about 70x), a linear stand-in for the
   nearly closed gate: the probe uses E(A) only where it clearly pays for itself.
 
 Probes are fitted per effect on the training records where that effect is active (all its

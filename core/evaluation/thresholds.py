@@ -3,7 +3,9 @@
 Coordinate descent over a uniform grid (default 0.05-0.95, 37 points, 2 passes): each
 effect in turn tries every grid value with the others fixed, and keeps the value with the
 lowest `active_param_rmse_gated`. The current value is always a candidate and wins ties,
-so the objective never increases; the starting point (0.5) is on the default grid.
+so the objective never increases; among other equally good grid values the one nearest
+the current threshold wins (the metric cannot see false alarms, so a threshold should move
+only as far as the objective asks). The starting point (0.5) is on the default grid.
 
 The objective separates by effect (an effect's threshold only gates its own parameters and
 the RMSE pools squared errors), so one pass already reaches the best grid point; the second
@@ -66,15 +68,19 @@ def tune_thresholds(activity: Any, params_pred: Any, active_true: Any, params_tr
     for pass_index in range(cfg.passes):
         for e, effect in enumerate(layout.effects):
             keep = float(current[e])
-            choice, choice_value = keep, best
+            values = {}
             for t in grid:
                 trial = current.copy()
                 trial[e] = float(t)
-                value = objective(trial)
-                if value < choice_value:
-                    choice, choice_value = float(t), value
+                values[float(t)] = objective(trial)
+            lowest = min(min(values.values()), best)
+            if best <= lowest:
+                choice = keep
+            else:  # among equally good values, move the threshold as little as possible
+                ties = [t for t, v in values.items() if v == lowest]
+                choice = min(ties, key=lambda t: (abs(t - keep), -t))
             current[e] = choice
-            best = choice_value
+            best = lowest
             history.append({"pass": pass_index + 1, "effect": effect, "threshold": choice,
                             "objective": best})
     return ThresholdResult({e: float(t) for e, t in zip(layout.effects, current)},

@@ -261,7 +261,8 @@ def train_controller(controller: str | type[Controller], train: ControllerData,
         raise DeltaV2AError(
             f"cannot resume {out}: it was started with other data, config or seed "
             f"(run {checkpoint.get('run')}, now {run_id})")
-    if not resume:
+    if checkpoint is not None and not resume:  # overwrite: forget the old run's files first
+        _remove_run_files(out)
         checkpoint = None
 
     train_t = _as_tensors(train)
@@ -434,6 +435,13 @@ def _write_checkpoint(out: Path, run_id: str, module: torch.nn.Module, opt: torc
     for old in (previous.get("checkpoint_file"), previous.get("best_file")):
         if old and old not in (ck_file, best_file):
             (out / old).unlink(missing_ok=True)
+
+
+def _remove_run_files(out: Path) -> None:
+    for pattern in (CHECKPOINT_JSON, "checkpoint-e*.safetensors", "best-e*.safetensors",
+                    METRICS_JSON, CURVES_PNG):
+        for path in out.glob(pattern):
+            path.unlink(missing_ok=True)
 
 
 def _write_metrics(out: Path, name: str, history: list, best_epoch: int | None, best_value: float,

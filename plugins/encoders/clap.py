@@ -47,6 +47,7 @@ from .clip import (
     is_weights_only_refusal,
     offline,
     positive_int,
+    read_error,
     resolve_device,
     truthy,
     unsafe_hint,
@@ -356,7 +357,7 @@ class ClapAudioEncoder(AudioEncoder):
         except DeltaV2AError:
             raise
         except checkpoint_read_errors() as exc:
-            raise DeltaV2AError(f"clap: not a readable checkpoint {path}: {first_line(exc)}") from None
+            raise read_error(path, exc, "clap") from None
         sd = ck.get("state_dict", ck) if isinstance(ck, dict) else None
         if not isinstance(sd, dict) or not sd or not all(torch.is_tensor(v) for v in sd.values()):
             raise DeltaV2AError(f"clap: {path} holds no CLAP state dict")
@@ -434,6 +435,9 @@ class ClapAudioEncoder(AudioEncoder):
                 f"missing {len(missing)} key(s) e.g. {', '.join(missing[:3])}" if missing else "",
                 f"unexpected {len(extra)} key(s) e.g. {', '.join(extra[:3])}" if extra else "",
             ])) or first_line(exc)
+            if all(k.startswith("text_branch.") for k in missing + extra) and (missing or extra):
+                where = self.text_model_dir or "roberta-base defaults"
+                detail = f"its text branch differs from the RoBERTa config ({where}): {detail}"
             raise DeltaV2AError(f"clap: checkpoint {path.name} does not fit {self.amodel}: {detail}") from None
         audio_cfg = model_cfg["audio_cfg"]
         if int(audio_cfg["sample_rate"]) != self.sample_rate:

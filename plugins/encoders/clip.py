@@ -134,7 +134,19 @@ def is_weights_only_refusal(exc: BaseException) -> bool:
     """
     import pickle
 
-    return isinstance(exc, pickle.UnpicklingError) and "weights only load failed" in str(exc).lower()
+    text = str(exc).lower()
+    return (isinstance(exc, pickle.UnpicklingError) and "weights only load failed" in text
+            and "unsupported global" in text)
+
+
+def read_error(path: Path, exc: BaseException, who: str) -> DeltaV2AError:
+    """One line for a checkpoint torch or safetensors cannot parse at all."""
+    import pickle
+
+    if isinstance(exc, pickle.UnpicklingError) or "invalid load key" in str(exc).lower():
+        return DeltaV2AError(f"{who}: {path} is not a readable PyTorch checkpoint (damaged, or "
+                             "another format)")
+    return DeltaV2AError(f"{who}: not a readable checkpoint {path}: {first_line(exc)}")
 
 
 def checkpoint_read_errors() -> tuple[type[BaseException], ...]:
@@ -142,7 +154,8 @@ def checkpoint_read_errors() -> tuple[type[BaseException], ...]:
     import pickle
 
     errors: list[type[BaseException]] = [RuntimeError, KeyError, ValueError, OSError, EOFError,
-                                         pickle.UnpicklingError, AttributeError, TypeError]
+                                         pickle.UnpicklingError, AttributeError, TypeError,
+                                         AssertionError]  # open_clip asserts on shape mismatches
     try:
         from safetensors import SafetensorError
 
@@ -187,6 +200,13 @@ def _quiet_open_clip() -> Iterator[None]:
         yield
     finally:
         root.removeFilter(flt)
+
+
+def _unreadable(exc: BaseException) -> bool:
+    """torch's RuntimeErrors for files that are not checkpoints (as opposed to shape mismatches)."""
+    text = str(exc)
+    return any(s in text for s in ("PytorchStreamReader", "failed finding central directory",
+                                   "invalid header", "HeaderTooLarge", "Cannot use ``weights_only"))
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -456,8 +476,10 @@ class ClipImageEncoder(ImageEncoder):
         except DeltaV2AError:
             raise
         except checkpoint_read_errors() as exc:
-            raise DeltaV2AError(f"clip: checkpoint {path} does not fit open_clip model "
-                                f"'{self.model_name}': {first_line(exc)}") from None
+            if isinstance(exc, (RuntimeError, KeyError, AssertionError)) and not _unreadable(exc):
+                raise DeltaV2AError(f"clip: checkpoint {path} does not fit open_clip model "
+                                    f"'{self.model_name}': {first_line(exc)}") from None
+            raise read_error(path, exc, "clip") from None
 
     # -------------------------------------------------------------- encoding
 

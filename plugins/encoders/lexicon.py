@@ -46,7 +46,7 @@ LEXICON_FILE = DATA_DIR / "perceptual_lexicon.yaml"
 TRANSFORMS = ("identity", "log", "logit")
 
 #: negation words: the next word with a direction (within NEGATION_REACH tokens) is flipped
-NEGATIONS = frozenset({"not", "no", "non", "without", "never"})
+NEGATIONS = frozenset({"not", "no", "non", "without", "never", "less"})
 NEGATION_REACH = 3
 MAX_PHRASE_WORDS = 3
 
@@ -371,6 +371,15 @@ def _resolve_entry(name: str, entries: dict, modality: str, names: Sequence[str]
         if not isinstance(own, dict) or not own:
             raise DeltaV2AError(f"{where}: '{modality}' must map descriptor names to weights")
         for k, v in own.items():
+            if k == "like":  # a modality-specific combination of other entries
+                if not isinstance(v, dict) or not v:
+                    raise DeltaV2AError(f"{where}: '{modality}.like' must map entry names to weights")
+                for other, w in v.items():
+                    sub = _resolve_entry(str(other), entries, modality, names, path, stack + (name,))
+                    norm = math.sqrt(sum(x * x for x in sub.values())) or 1.0
+                    for kk, vv in sub.items():
+                        out[kk] = out.get(kk, 0.0) + float(w) * vv / norm
+                continue
             if k not in names:
                 raise DeltaV2AError(f"{where}: unknown {modality} descriptor '{k}' "
                                     f"(known: {', '.join(names)})")

@@ -1,30 +1,32 @@
 """`perceptual-audio`: a clip as 23 interpretable, normalised low-level descriptors.
 
-No weights and no downloads: numpy/scipy/soxr only, about 40 ms for a 10 s stereo clip on
+No weights and no downloads: numpy/scipy/soxr only, about 35 ms for a 10 s stereo clip on
 one core, so it is the default audio encoder whenever nothing else is configured.
 
 Every descriptor is an absolute property of the one clip, so E(A') - E(A) says what an
-effect changed: a low-pass lowers the centroid, roll-off and upper band energies; a
-high-pass empties the bass band; distortion lowers the crest factor and raises the
-clipping ratio and mid-band flatness; reverb fills the gaps between notes (smaller decay
-depth, lower modulation depth); delay adds a peak to the onset autocorrelation (echo
-periodicity); bit reduction raises the high-band noise floor and flatness; a speed change
-moves the pitch register, the spectral centroid and the tempo period. Each descriptor is
-documented in docs/perceptual_encoders.md and glossed in data/perceptual_normalisation.yaml.
+effect changed: a low-pass lowers the bandwidth, centroid and upper band shares; a
+high-pass empties the bass band and raises the pitch register; distortion lowers the crest
+factor and raises the clipping ratio, level and spectral floor; reverb fills the gaps
+between notes (smaller decay and modulation depth), widens the stereo image and makes the
+spectrum persist longer; delay adds a peak to the onset autocorrelation (echo
+periodicity); bit reduction lifts the spectral floor (white quantisation noise in the
+otherwise empty bins) and the high-band flatness; a speed change moves the pitch register
+and centroid and shortens the spectral persistence. Each descriptor is documented in
+docs/perceptual_encoders.md and glossed in data/perceptual_normalisation.yaml.
 
-Sample rate: every clip is analysed at 32 kHz (soxr, `deltav2a.media.resample`), so the
-vector does not depend on the file's rate; content above 16 kHz is not described. The
+Sample rate: every clip is analysed at 44.1 kHz (soxr via `deltav2a.media.resample`;
+44.1 kHz input is used as is), so the vector does not depend on the file's rate. The
 spectral and temporal descriptors use the mono downmix; stereo width uses the original
 channels (a mono clip has width 0).
 
 Length: clips up to 30 s are analysed whole. Longer clips are described by three 10 s
-windows (start, middle, end) whose normalised vectors are averaged, so memory and time are
+windows (start, middle, end) whose normalised vectors are averaged, so memory and time stay
 bounded whatever the length. Clips shorter than 50 ms raise DeltaV2AError.
 
 Silence: a clip without audible signal (every frame below -120 dBFS) has its level
-descriptors (rms_level, hf_noise_floor) at their floor and every other descriptor undefined,
-which normalises to 0 (the corpus centre); the vector is finite. NaN or Inf samples raise
-DeltaV2AError.
+descriptors (rms_level, spectral_floor) at their floor, stereo width 0, and every other
+descriptor undefined, which normalises to 0 (the corpus centre); the vector is finite.
+NaN or Inf samples raise DeltaV2AError.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ SR = 44100                 # internal analysis rate (Hz)
 NFFT = 2048                # 46 ms analysis frames
 HOP = 512                  # 11.6 ms hop
 ENV_BLOCK = 441            # 10 ms blocks for the decay / modulation envelope
-N_ONSET_BANDS = 24         # log-spaced bands of the onset envelope (echo, tempo)
+N_ONSET_BANDS = 24         # log-spaced bands (echo periodicity, spectral persistence)
 ECHO_BASELINE = 9          # echo peak prominence over a 9-lag (~100 ms) moving average
 MAX_SECONDS = 30.0         # analysed whole up to this length ...
 WINDOW_SECONDS = 10.0      # ... longer clips: three windows of this length
@@ -55,14 +57,15 @@ SILENCE = 1e-12            # mean-square power of -120 dBFS: below this a frame 
 FRAME_RANGE = 1e-6         # frames more than 60 dB below the loudest are not "active"
 ENV_RANGE_DB = 50.0        # envelope blocks within 50 dB of the loudest are analysed
 DECAY_WINDOW_S = 0.3       # running-maximum window of decay_depth
-BANDS_HZ = (0.0, 150.0, 500.0, 2000.0, 6000.0, SR / 2 + 1.0)
+BANDS_HZ = (0.0, 150.0, 500.0, 2000.0, 6000.0, SR)
+MAX_HZ = 20000.0           # spectral descriptors ignore content above 20 kHz
 HF_BAND_HZ = (4000.0, 16000.0)
 FLOOR_FROM_HZ = 2000.0
 FLOOR_QUANTILE = 10.0      # spectral_floor: 10th percentile of the bins above 2 kHz
 MID_BAND_HZ = (1000.0, 5000.0)
 REGISTER_BAND_HZ = (50.0, 2000.0)
 ECHO_LAGS_S = (0.02, 1.0)
-TEMPO_LAGS_S = (0.25, 2.0)
+PERSISTENCE_LEVEL = 0.5    # spectral persistence: lag where the band autocorrelation halves
 CLIP_LEVEL = 0.95          # clipping ratio: samples within 5 % of the peak
 
 DESCRIPTORS: tuple[str, ...] = (
@@ -70,7 +73,7 @@ DESCRIPTORS: tuple[str, ...] = (
     "spectral_flatness", "band_bass", "band_low_mid", "band_mid", "band_presence",
     "band_brilliance", "crest_factor", "clipping_ratio", "zero_crossing_rate", "decay_depth",
     "modulation_depth", "echo_periodicity", "spectral_floor", "hf_flatness",
-    "harmonic_distortion", "spectral_flux", "tempo_period", "pitch_register", "stereo_width",
+    "harmonic_distortion", "spectral_flux", "spectral_persistence", "pitch_register", "stereo_width",
 )
 
 _CACHE: dict[str, "np.ndarray"] = {}
@@ -82,11 +85,26 @@ def _consts() -> dict[str, "np.ndarray"]:
     if not _CACHE:
         win = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(NFFT) / NFFT)).astype(np.float32)
         _CACHE["win"] = win
-        _CACHE["freqs"] = np.arange(NFFT // 2 + 1) * (SR / NFFT)
+        # spectra stop at 20 kHz: above it, what a file holds depends on its rate and on the
+        # resampler's transition band, not on the music
+        _CACHE["freqs"] = np.arange(int(MAX_HZ * NFFT / SR) + 1) * (SR / NFFT)
         # one-sided power per bin such that the bins sum to the frame's mean square
-        _CACHE["band_edges"] = np.unique(np.geomspace(1, NFFT // 2, N_ONSET_BANDS + 1).astype(int))[:-1]
+        bins = _CACHE["freqs"][1:]
+        _CACHE["hf_bins"] = _span(bins, *HF_BAND_HZ)
+        _CACHE["mid_bins"] = _span(bins, *MID_BAND_HZ)
+        _CACHE["floor_bins"] = _span(bins, FLOOR_FROM_HZ, SR)
+        top_bin = len(_CACHE["freqs"]) - 1
+        _CACHE["band_edges"] = np.unique(np.geomspace(1, top_bin, N_ONSET_BANDS + 1).astype(int))[:-1]
         _CACHE["pscale"] = np.float32(2.0 / (NFFT * float(np.sum(win.astype(np.float64) ** 2))))
     return _CACHE
+
+
+def _span(freqs: "np.ndarray", lo: float, hi: float) -> slice:
+    """The contiguous bins with lo <= f < hi, as a slice (cheaper than a boolean mask)."""
+    import numpy as np
+
+    idx = np.flatnonzero((freqs >= lo) & (freqs < hi))
+    return slice(int(idx[0]), int(idx[-1]) + 1)
 
 
 def _band(freqs: "np.ndarray", lo: float, hi: float) -> "np.ndarray":
@@ -97,7 +115,7 @@ def _log_flatness(logp: "np.ndarray", p: "np.ndarray") -> float:
     """exp(mean over frames of ln(geometric / arithmetic mean)) of power rows."""
     import numpy as np
 
-    lf = logp.mean(axis=1) - np.log(p.mean(axis=1))
+    lf = logp.mean(axis=1, dtype=np.float64) - np.log(p.mean(axis=1, dtype=np.float64))
     return float(np.exp(np.mean(lf)))
 
 
@@ -123,8 +141,8 @@ def _block_power(x: "np.ndarray", block: int) -> "np.ndarray":
     import numpy as np
 
     n = len(x) // block
-    seg = x[: n * block].reshape(n, block).astype(np.float64) if n else x[:0].reshape(0, block)
-    return (seg * seg).mean(axis=1)
+    seg = x[: n * block].reshape(n, block)
+    return np.square(seg).mean(axis=1, dtype=np.float64)
 
 
 def _stereo_width(clip: "np.ndarray") -> float:
@@ -133,12 +151,18 @@ def _stereo_width(clip: "np.ndarray") -> float:
 
     if clip.shape[0] < 2:
         return 0.0
-    per = np.mean(clip.astype(np.float64) ** 2, axis=1)
-    total = float(per.mean())
+    total = float(np.mean([_mean_square(ch) for ch in clip]))
     if total <= SILENCE:
         return 0.0
-    mid = float(np.mean(clip.mean(axis=0, dtype=np.float64) ** 2))
+    mid = _mean_square(clip.mean(axis=0, dtype=np.float32))
     return max(0.0, 1.0 - mid / total)
+
+
+def _mean_square(x: "np.ndarray") -> float:
+    """Mean of x^2 for float32 x, accumulated in float64 (pairwise) without a float64 copy."""
+    import numpy as np
+
+    return float(np.square(x).sum(dtype=np.float64)) / max(1, x.size)
 
 
 def describe_mono(m: "np.ndarray", width: float) -> "np.ndarray":
@@ -153,15 +177,16 @@ def describe_mono(m: "np.ndarray", width: float) -> "np.ndarray":
     out["stereo_width"] = width
     m = np.ascontiguousarray(m, dtype=np.float32)
     n = len(m)
-    ms = float(np.mean(m.astype(np.float64) ** 2))
+    ms = _mean_square(m)
     out["rms_level"] = 10.0 * math.log10(max(ms, SILENCE))
     out["spectral_floor"] = 0.0
     if n < NFFT:
         m = np.concatenate([m, np.zeros(NFFT - n, dtype=np.float32)])
     frames = sliding_window_view(m, NFFT)[::HOP]
     spec = sfft.rfft(frames * c["win"], axis=1, workers=1)
+    spec = spec[:, : len(c["freqs"])]
     p = (spec.real * spec.real + spec.imag * spec.imag) * c["pscale"]
-    energy = p.sum(axis=1, dtype=np.float64)
+    energy = p.sum(axis=1).astype(np.float64)
     top = float(energy.max())
     if top <= SILENCE:
         return np.array([out[k] for k in DESCRIPTORS], dtype=np.float64)
@@ -177,6 +202,10 @@ def describe_mono(m: "np.ndarray", width: float) -> "np.ndarray":
     cum = np.cumsum(s) / total
     out["spectral_rolloff"] = float(freqs[min(int(np.searchsorted(cum, 0.85)), len(freqs) - 1)])
     out["spectral_bandwidth"] = float(np.sqrt(((freqs - centroid) ** 2 * s).sum() / total))
+    # Rice's formula: a Gaussian signal crosses zero 2 * sqrt(m2 / m0) times per second. From
+    # the spectrum rather than by counting, so content above 20 kHz (present or not depending
+    # on the file's rate) cannot change it
+    out["zero_crossing_rate"] = 2.0 * float(np.sqrt((freqs * freqs * s).sum() / total))
     for name, lo, hi in zip(("band_bass", "band_low_mid", "band_mid", "band_presence", "band_brilliance"),
                             BANDS_HZ[:-1], BANDS_HZ[1:]):
         out[name] = float(s[_band(freqs, lo, hi)].sum() / total)
@@ -187,15 +216,15 @@ def describe_mono(m: "np.ndarray", width: float) -> "np.ndarray":
 
     # per-frame flatness (full band, upper band, mid band); floor 120 dB under each frame's peak
     floor = pa.max(axis=1, keepdims=True) * np.float32(1e-12) + np.float32(1e-30)
-    pf = pa[:, 1:] + floor
+    pf = pa[:, 1:] + floor   # bin 0 (DC) left out
     logp = np.log(pf)
     out["spectral_flatness"] = _log_flatness(logp, pf)
-    hf = _band(freqs[1:], *HF_BAND_HZ)
+    hf, mid, above = c["hf_bins"], c["mid_bins"], c["floor_bins"]
     out["hf_flatness"] = _log_flatness(logp[:, hf], pf[:, hf])
-    mid = _band(freqs[1:], *MID_BAND_HZ)
     out["harmonic_distortion"] = _log_flatness(logp[:, mid], pf[:, mid])
-    above = freqs[1:] >= FLOOR_FROM_HZ
-    out["spectral_floor"] = float(np.exp(np.median(np.percentile(logp[:, above], FLOOR_QUANTILE, axis=1))))
+    upper = logp[:, above]
+    k = int(FLOOR_QUANTILE / 100.0 * (upper.shape[1] - 1))
+    out["spectral_floor"] = float(np.exp(np.median(np.partition(upper, k, axis=1)[:, k])))
 
     # spectral flux, normalised by the frame's magnitude (level-independent)
     if len(pa) > 1:
@@ -206,12 +235,12 @@ def describe_mono(m: "np.ndarray", width: float) -> "np.ndarray":
         if sel.any():
             out["spectral_flux"] = float(np.mean(rise[sel] / norm[sel]))
 
-    # time domain: crest, clipping, zero crossings
+    # time domain: crest factor, clipping
     x = m[:n]
     nfr = n // NFFT
     if nfr >= 1:
         fr = x[: nfr * NFFT].reshape(nfr, NFFT)
-        rms = np.sqrt(np.mean(fr.astype(np.float64) ** 2, axis=1))
+        rms = np.sqrt(np.square(fr).mean(axis=1, dtype=np.float64))
         peak = np.abs(fr).max(axis=1)
         ok = rms > max(float(rms.max()) * 1e-3, 1e-6)
         if ok.any():
@@ -220,8 +249,6 @@ def describe_mono(m: "np.ndarray", width: float) -> "np.ndarray":
     pk = float(ax.max())
     if pk > 0:
         out["clipping_ratio"] = float(np.count_nonzero(ax >= CLIP_LEVEL * pk)) / n
-    centred = x - np.float32(x.mean())
-    out["zero_crossing_rate"] = float(np.count_nonzero(np.signbit(centred[1:]) != np.signbit(centred[:-1]))) * SR / n
 
     # 10 ms envelope: decay depth (how far the level falls below its recent peak) and modulation
     e = _block_power(x, ENV_BLOCK)
@@ -255,14 +282,21 @@ def describe_mono(m: "np.ndarray", width: float) -> "np.ndarray":
                                          np.full(ECHO_BASELINE // 2, win[-1])])
                 baseline = np.convolve(padded, k, mode="valid")
                 out["echo_periodicity"] = float(np.max(win - baseline))
-            lo = int(round(TEMPO_LAGS_S[0] / hop_s))
-            hi = int(round(TEMPO_LAGS_S[1] / hop_s))
-            seg = ac[lo: hi + 1]
-            if len(seg) >= 3:
-                wgt = np.maximum(seg, 0.0) ** 2
-                if wgt.sum() > 1e-12:
-                    lags = np.arange(lo, lo + len(seg)) * hop_s
-                    out["tempo_period"] = float(np.exp((wgt * np.log(lags)).sum() / wgt.sum()))
+        # spectral persistence: how long the (per-band standardised) band levels stay
+        # correlated with themselves; speeding the clip up shortens it, reverb lengthens it
+        sd = logb.std(axis=0)
+        live = sd > 1e-6
+        if live.any():
+            zb = (logb[:, live] - logb[:, live].mean(axis=0)) / sd[live]
+            acz = _autocorr(zb)
+            if acz is not None:
+                below = np.flatnonzero(acz < PERSISTENCE_LEVEL)
+                if len(below):
+                    i = int(below[0])
+                    lag = i - 1 + (acz[i - 1] - PERSISTENCE_LEVEL) / (acz[i - 1] - acz[i])
+                else:
+                    lag = float(len(acz))
+                out["spectral_persistence"] = float(lag) * HOP / SR
     return np.array([out[k] for k in DESCRIPTORS], dtype=np.float64)
 
 
@@ -281,9 +315,10 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
     The default audio encoder when none is configured. Each clip becomes a vector of
     interpretable descriptors (spectral centroid, roll-off, bandwidth, flatness, five band
     energies, crest factor, clipping ratio, zero-crossing rate, decay depth, modulation
-    depth, echo periodicity, high-band noise floor and flatness, mid-band flatness as a
-    harmonic-distortion cue, spectral flux, tempo period, pitch register, stereo width),
-    analysed at a fixed 32 kHz and passed through a fixed, versioned normalisation. Text is
+    depth, echo periodicity, spectral floor, high-band flatness, mid-band flatness as a
+    harmonic-distortion cue, spectral flux, spectral persistence, pitch register, stereo
+    width),
+    analysed at a fixed 44.1 kHz and passed through a fixed, versioned normalisation. Text is
     embedded through a shipped lexicon that grounds every vocabulary term in signed
     descriptor directions. numpy/scipy/soxr only. See docs/perceptual_encoders.md.
     """

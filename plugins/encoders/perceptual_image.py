@@ -1,4 +1,4 @@
-"""`perceptual-image`: an image as 18 interpretable, normalised low-level descriptors.
+"""`perceptual-image`: an image as 19 interpretable, normalised low-level descriptors.
 
 No weights and no downloads: the vector is computed with numpy from the pixels, so it is
 the default image encoder whenever nothing else is configured, and it runs at hundreds of
@@ -7,8 +7,9 @@ images per second on one CPU core.
 Every descriptor is an absolute property of the one image (not of a pair), so the delta
 E(I') - E(I) says what an edit changed: blur lowers the detail energies and raises pixel
 coherence, noise raises the noise residual and lowers detail sparsity, motion blur raises
-gradient anisotropy, sepia drains hue diversity and raises warmth, solarize lowers the
-highlight level and flips the luminance/texture correlation, and so on. The descriptors,
+gradient anisotropy, sepia drains colourfulness and raises warmth, solarize lowers the
+highlight level, breaks up the highlight areas and raises the luma/saturation
+correlation, spread destroys pixel coherence, and so on. The descriptors,
 their units and transforms are documented in docs/perceptual_encoders.md and glossed in
 data/perceptual_normalisation.yaml.
 
@@ -214,12 +215,12 @@ def describe_image(rgb: "np.ndarray") -> "np.ndarray":
 
 
 class PerceptualImageEncoder(PerceptualBase, ImageEncoder):
-    """Weight-free image encoder: 18 normalised low-level descriptors (detail, noise, colour, tone).
+    """Weight-free image encoder: 19 normalised low-level descriptors (detail, noise, colour, tone).
 
     The default image encoder when none is configured. Each image becomes a vector of
     interpretable descriptors (multi-scale detail energy, edge density, noise residual,
     directional-blur anisotropy, colourfulness, saturation, hue diversity, warmth,
-    luminance, contrast, shadow/highlight levels, tonal inversion, pixel coherence), each
+    luminance, contrast, shadow/highlight levels, tonal-inversion cues, pixel coherence), each
     through a fixed, versioned normalisation. Text is embedded through a shipped lexicon
     that grounds every vocabulary term in signed descriptor directions. numpy only; about
     5 ms per 512 px image on one core. See docs/perceptual_encoders.md.
@@ -245,6 +246,6 @@ class PerceptualImageEncoder(PerceptualBase, ImageEncoder):
         return out
 
     def encode_images(self, images: Sequence["PILImage"]) -> "np.ndarray":
-        """(N, 18) float32: normalised descriptors of each RGB image, independently."""
+        """(N, 19) float32: normalised descriptors of each RGB image, independently."""
         table = self.table  # validate the data file before any work
         return table.normalise(self.raw_descriptors(images))

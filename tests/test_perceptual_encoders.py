@@ -1,0 +1,534 @@
+"""The weight-free perceptual encoders (perceptual-image, perceptual-audio) and their lexicon.
+
+Media fixtures are generated here (a procedural "photo" and a procedural piece of music);
+the real-corpus checks run only when ../shared/data is present.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from deltav2a.errors import DeltaV2AError
+from deltav2a.media import resample
+from deltav2a_plugins.encoders import lexicon as lx
+from deltav2a_plugins.encoders.perceptual_audio import PerceptualAudioEncoder
+from deltav2a_plugins.encoders.perceptual_image import PerceptualImageEncoder
+
+ROOT = Path(__file__).resolve().parents[1]
+SR = 44100
+VOCABS = ("v1", "v2", "v3")
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+def synthetic_photo(seed: int = 0, w: int = 256, h: int = 192) -> Image.Image:
+    """Sky gradient over 1/f-textured ground, a few hard-edged objects and a bright sun."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    f = np.fft.fftfreq(h)[:, None] ** 2 + np.fft.fftfreq(w)[None, :] ** 2
+    f[0, 0] = 1.0
+    tex = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((h, w))) / f ** 0.9))
+    tex = (tex - tex.mean()) / tex.std()
+    sky = y < h * 0.45 + 8 * np.sin(x / 23.0)
+    t = y / h
+    img = np.zeros((h, w, 3))
+    img[..., 0] = np.where(sky, 0.55 + 0.35 * t, 0.35 + 0.08 * tex)
+    img[..., 1] = np.where(sky, 0.70 + 0.25 * t, 0.45 + 0.10 * tex)
+    img[..., 2] = np.where(sky, 0.95, 0.20 + 0.06 * tex)
+    for _ in range(6):
+        cx, cy, r = rng.uniform(0, w), rng.uniform(h * 0.5, h), rng.uniform(8, 24)
+        img[(x - cx) ** 2 + (y - cy) ** 2 < r ** 2] = rng.uniform(0.05, 0.9, 3)
+    img[(x - w * 0.8) ** 2 + (y - h * 0.15) ** 2 < 100] = 1.0
+    img += 0.003 * rng.standard_normal(img.shape)
+    return Image.fromarray(np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8), "RGB")
+
+
+def synthetic_music(seed: int = 0, seconds: float = 6.0) -> np.ndarray:
+    """Stereo (2, n) float32 at 44.1 kHz: decaying harmonic chords, kick, hi-hat, bass."""
+    rng = np.random.default_rng(seed)
+    n = int(SR * seconds)
+    t = np.arange(n) / SR
+    out = np.zeros((2, n))
+    beat = 0.5
+    chords = [[220.0, 277.2, 329.6], [196.0, 246.9, 293.7], [174.6, 220.0, 261.6], [196.0, 246.9, 311.1]]
+    for i, start in enumerate(np.arange(0, seconds, beat)):
+        s = int(start * SR)
+        seg = np.arange(n - s) / SR
+        env = np.exp(-seg / 0.35) * (1 - np.exp(-seg / 0.005))
+        pan = 0.3 + 0.2 * (i % 3)
+        for f0 in chords[(i // 4) % 4]:
+            tone = sum(np.sin(2 * np.pi * f0 * k * seg + rng.uniform(0, 6.28)) / k ** 1.3 for k in range(1, 9))
+            out[0, s:] += 0.06 * (1 - pan) * env * tone
+            out[1, s:] += 0.06 * pan * env * tone
+        out[:, s:] += 0.25 * np.sin(2 * np.pi * (50 + 60 * np.exp(-seg / 0.03)) * seg) * np.exp(-seg / 0.12)
+        h0 = int((start + beat / 2) * SR)
+        if h0 < n:
+            hl = min(n - h0, int(0.05 * SR))
+            hat = np.diff(np.concatenate([[0.0], rng.standard_normal(hl) * np.exp(-np.arange(hl) / SR / 0.015)]))
+            out[0, h0:h0 + hl] += 0.06 * hat
+            out[1, h0:h0 + hl] += 0.04 * hat
+    out += 0.12 * np.sin(2 * np.pi * 55 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * t / beat))
+    out += 1e-4 * rng.standard_normal(out.shape)
+    return (out / np.abs(out).max() * 0.7).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def ienc() -> PerceptualImageEncoder:
+    return PerceptualImageEncoder()
+
+
+@pytest.fixture(scope="module")
+def aenc() -> PerceptualAudioEncoder:
+    return PerceptualAudioEncoder()
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[Image.Image]:
+    return [synthetic_photo(0), synthetic_photo(1, w=200, h=150)]
+
+
+@pytest.fixture(scope="module")
+def music() -> list[np.ndarray]:
+    return [synthetic_music(0), synthetic_music(1, seconds=4.0)]
+
+
+def _vocab(name: str):
+    from deltav2a.vocab import parse_vocabulary
+
+    return parse_vocabulary(ROOT / "vocabularies" / f"{name}.yaml")
+
+
+# ---------------------------------------------------------------- registration, shapes
+
+
+def test_registered_cheaply_and_described():
+    from deltav2a import plugins
+
+    assert plugins.get("encoder", "perceptual-image") is PerceptualImageEncoder
+    assert plugins.get("encoder", "perceptual-audio") is PerceptualAudioEncoder
+    assert PerceptualImageEncoder.modality == "image" and PerceptualAudioEncoder.modality == "audio"
+    assert PerceptualImageEncoder().dim == 19 and PerceptualAudioEncoder().dim == 23
+    assert "Weight-free" in PerceptualImageEncoder.summary()
+    # registering and constructing must not import numpy/scipy (listing plugins stays fast)
+    code = ("import sys; from deltav2a_plugins.encoders import perceptual_audio as a, perceptual_image as i; "
+            "a.PerceptualAudioEncoder(); i.PerceptualImageEncoder(); "
+            "print(sorted(m for m in ('numpy', 'scipy', 'soxr', 'PIL') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_shapes_dtypes_and_batching(ienc, aenc, photos, music):
+    v = ienc.encode_images(photos)
+    assert v.shape == (2, 19) and v.dtype == np.float32 and np.isfinite(v).all()
+    one = np.stack([ienc.encode_images([p])[0] for p in photos])
+    assert np.array_equal(v, one)
+    a = aenc.encode_audio(music, SR)
+    assert a.shape == (2, 23) and a.dtype == np.float32 and np.isfinite(a).all()
+    assert np.array_equal(a, np.stack([aenc.encode_audio([m], SR)[0] for m in music]))
+    assert ienc.encode_images([]).shape == (0, 19) and aenc.encode_audio([], SR).shape == (0, 23)
+    t = ienc.encode_text(["a blurry image", "a noisy photograph"])
+    assert t.shape == (2, 19) and t.dtype == np.float32
+    assert np.allclose(np.linalg.norm(t, axis=1), 1.0, atol=1e-6)
+
+
+def test_deterministic_and_identical_item_gives_zero_delta(ienc, aenc, photos, music):
+    v1 = ienc.encode_images(photos)
+    v2 = PerceptualImageEncoder().encode_images([p.copy() for p in photos])
+    assert np.array_equal(v1, v2)
+    a1 = aenc.encode_audio(music, SR)
+    a2 = PerceptualAudioEncoder().encode_audio([m.copy() for m in music], SR)
+    assert np.array_equal(a1, a2)
+    assert np.linalg.norm(v2 - v1) == 0.0 and np.linalg.norm(a2 - a1) == 0.0
+
+
+def test_sample_rate_does_not_matter(aenc, music):
+    x = music[0]
+    a = aenc.encode_audio([x], SR)[0]
+    b = aenc.encode_audio([resample(x, SR, 48000)], 48000)[0]
+    c = aenc.encode_audio([resample(x, SR, 96000)], 96000)[0]
+    assert np.linalg.norm(a - b) < 0.02 and np.linalg.norm(a - c) < 0.02
+    # ... while a real change is far larger than that
+    assert np.linalg.norm(aenc.encode_audio([x * 0.25], SR)[0] - a) > 0.1
+
+
+def test_mono_has_zero_width_and_channels_matter_only_through_width(aenc, music):
+    stereo = music[0]
+    mono = stereo.mean(axis=0, keepdims=True)
+    vs, vm = aenc.encode_audio([stereo, mono], SR)
+    i = aenc.DESCRIPTORS.index("stereo_width")
+    raw = aenc.raw_descriptors([mono], SR)[0]
+    assert raw[i] == 0.0
+    others = [k for k in range(aenc.dim) if k != i]
+    assert np.allclose(vs[others], vm[others], atol=1e-5)
+    assert vs[i] > vm[i]
+
+
+# ---------------------------------------------------------------- edits move the vector
+
+
+def _labels(enc, before, after, vocab):
+    from deltav2a.encoding import term_embeddings
+    from deltav2a.style import style_labels
+
+    V = term_embeddings(enc, vocab, use_cache=False)
+    s, norm = style_labels(before, after, V, 0.1)
+    order = np.argsort(-s[0])
+    return [vocab.terms[i] for i in order], float(norm[0])
+
+
+def _image_effect(name, img):
+    from deltav2a import plugins
+
+    return plugins.get("image_effect", name)().apply(img, 0.5, seed=0)
+
+
+def _audio_effect(name, x, sr=SR):
+    from deltav2a import plugins
+    from deltav2a.chain import AudioChain, EffectSetting
+
+    cls = plugins.get("audio_effect", name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return AudioChain([EffectSetting(name, cls.params_at_intensity(0.5))], tail="cut")(x, sr)
+
+
+# effect -> (terms of which one must be among the top k, k, terms that must not be top-1)
+IMAGE_EXPECT = {
+    "adaptive_blur": ({"muffled", "muddy", "polished", "cohesive"}, 3, {"crisp", "piercing"}),
+    "motion_blur": ({"fluid", "muffled", "muddy", "calm"}, 2, {"crisp", "piercing"}),
+    "adaptive_sharpen": ({"piercing", "crisp"}, 1, {"muffled", "muddy"}),
+    "add_noise": ({"granular"}, 1, {"polished"}),
+    "spread": ({"fragmented"}, 1, {"cohesive"}),
+    "solarize": ({"clipped"}, 1, {"pristine"}),
+}
+AUDIO_EXPECT = {
+    "lowpass": ({"muffled", "muddy", "deep"}, 1, {"piercing", "thin"}),
+    "highpass": ({"thin", "piercing"}, 1, {"deep", "muffled"}),
+    "distortion": ({"clipped", "dense", "agitated"}, 1, {"pristine"}),
+    "bitcrush": ({"granular"}, 1, {"polished"}),
+}
+
+
+def test_edits_read_as_the_words_they_should_on_synthetic_media(ienc, aenc, photos, music):
+    """The lexicon is not arbitrary: each effect's delta lands on the words it should."""
+    v3 = _vocab("v3")
+    img = photos[0]
+    base = ienc.encode_images([img])
+    for name, (want, k, never) in IMAGE_EXPECT.items():
+        after = ienc.encode_images([_image_effect(name, img)])
+        ranked, norm = _labels(ienc, base, after, v3)
+        assert norm > 0.06, (name, norm)
+        assert want & set(ranked[:k]), (name, ranked[:5])
+        assert ranked[0] not in never, (name, ranked[:5])
+    x = music[0]
+    abase = aenc.encode_audio([x], SR)
+    for name, (want, k, never) in AUDIO_EXPECT.items():
+        after = aenc.encode_audio([_audio_effect(name, x)], SR)
+        ranked, norm = _labels(aenc, abase, after, v3)
+        assert norm > 0.06, (name, norm)
+        assert want & set(ranked[:k]), (name, ranked[:5])
+        assert ranked[0] not in never, (name, ranked[:5])
+
+
+def test_blur_and_lowpass_meet_in_text_space(ienc, aenc, photos, music):
+    """E2: a blurred image and a low-passed clip get the same leading v3 word."""
+    v3 = _vocab("v3")
+    img, x = photos[0], music[0]
+    ri, _ = _labels(ienc, ienc.encode_images([img]),
+                    ienc.encode_images([_image_effect("motion_blur", img)]), v3)
+    ra, _ = _labels(aenc, aenc.encode_audio([x], SR), aenc.encode_audio([_audio_effect("lowpass", x)], SR), v3)
+    ri_n, _ = _labels(ienc, ienc.encode_images([img]),
+                      ienc.encode_images([_image_effect("add_noise", img)]), v3)
+    ra_n, _ = _labels(aenc, aenc.encode_audio([x], SR), aenc.encode_audio([_audio_effect("bitcrush", x)], SR), v3)
+    assert {"muffled", "fluid", "muddy"} & set(ri[:2]) and ra[0] == "muffled"
+    assert ri_n[0] == ra_n[0] == "granular"
+
+
+@pytest.mark.shared_data
+def test_edits_on_real_media(shared_data, ienc, aenc):
+    from deltav2a.media import load_audio
+
+    v3 = _vocab("v3")
+    images = sorted((shared_data / "images").glob("*.jpg"))[::60][:3]
+    clips = sorted((shared_data / "music").glob("*.ogg"))[::50][:3]
+    hits = {"image": 0, "audio": 0}
+    total = {"image": 0, "audio": 0}
+    expect_img = dict(IMAGE_EXPECT)
+    expect_aud = dict(AUDIO_EXPECT, reverb=({"expansive", "layered", "hollow", "fluid"}, 3, set()),
+                      delay=({"oscillating", "layered"}, 3, set()))
+    for path in images:
+        img = Image.open(path).convert("RGB")
+        base = ienc.encode_images([img])
+        for name, (want, k, never) in expect_img.items():
+            after = ienc.encode_images([_image_effect(name, img)])
+            ranked, norm = _labels(ienc, base, after, v3)
+            if name != "solarize":  # solarize leaves an image without highlights unchanged
+                assert norm > 0.06, (path.name, name, norm)
+            total["image"] += 1
+            ok = bool(want & set(ranked[:k])) and ranked[0] not in never
+            hits["image"] += ok
+            if not ok:
+                print("MISS", path.name, name, ranked[:4], norm)
+    for path in clips:
+        x, sr = load_audio(path)
+        base = aenc.encode_audio([x], sr)
+        for name, (want, k, never) in expect_aud.items():
+            after = aenc.encode_audio([_audio_effect(name, x, sr)], sr)
+            ranked, norm = _labels(aenc, base, after, v3)
+            assert norm > 0.06, (path.name, name, norm)
+            total["audio"] += 1
+            hits["audio"] += bool(want & set(ranked[:k])) and ranked[0] not in never
+    assert hits["image"] >= 0.8 * total["image"], hits
+    assert hits["audio"] >= 0.8 * total["audio"], hits
+
+
+# ---------------------------------------------------------------- text side
+
+
+@pytest.mark.parametrize("vocab_name", VOCABS)
+def test_every_vocabulary_term_is_grounded_in_both_modalities(ienc, aenc, vocab_name):
+    vocab = _vocab(vocab_name)
+    for enc in (ienc, aenc):
+        for term in vocab.terms:
+            exp = enc.explain_text(term)
+            assert [e for _, e, _ in exp.known] == [term], (enc.name, term, exp)
+            own = enc.encode_text([term])[0]
+            prompts = vocab.prompts(enc.modality, term)
+            vecs = enc.encode_text(prompts)
+            assert enc.last_unknown_words == [[] for _ in prompts], (term, enc.last_unknown_words)
+            # template words are neutral: every prompt embeds exactly as the bare term
+            assert np.allclose(vecs, own[None, :], atol=1e-6), (enc.name, term)
+
+
+def test_antonyms_are_opposite(ienc, aenc):
+    for enc in (ienc, aenc):
+        for ph in _vocab("v3").phases:
+            for ax in ph.axes:
+                p, a = enc.encode_text([ax.pole, ax.antipole])
+                assert np.dot(p, a) == pytest.approx(-1.0, abs=1e-6), (ax.pole, ax.antipole)
+
+
+def test_free_text_known_neutral_unknown(ienc, aenc):
+    exp = ienc.explain_text("A very blurry, out of focus photo of a mountain; no noise, lo-fi vibes")
+    assert [(w, e, s) for w, e, s in exp.known] == [
+        ("blurry", "blurry", 1), ("out of focus", "out of focus", 1), ("noise", "noise", -1), ("lo-fi", "lo-fi", 1)]
+    assert exp.unknown == ["vibes"]
+    assert {"very", "photo", "mountain", "a", "of", "no"} <= set(exp.neutral)
+    v = ienc.encode_text(["zorblax muffled sound", "muffled"])
+    assert ienc.last_unknown_words == [["zorblax"], []]
+    assert np.allclose(v[0], v[1])
+    # synonyms anchor where they should; plural / -ly forms fall back to the base entry
+    blurry, muddy, crisp = ienc.encode_text(["blurry", "muddy", "crisp"])
+    assert np.dot(blurry, muddy) > 0.8 and np.dot(blurry, crisp) < -0.5
+    assert np.allclose(aenc.encode_text(["noises"])[0], aenc.encode_text(["noise"])[0])
+    assert aenc.explain_text("less distorted").known == [("distorted", "distorted", -1)]
+    assert np.allclose(aenc.encode_text(["not distorted"])[0], -aenc.encode_text(["distorted"])[0])
+    # a word can mean different things per modality (fuzzy image = blurry, fuzzy sound = fuzz)
+    assert np.dot(ienc.encode_text(["fuzzy"])[0], ienc.encode_text(["blurry"])[0]) > 0.99
+    assert np.dot(aenc.encode_text(["fuzzy"])[0], aenc.encode_text(["clipped"])[0]) > 0.7
+    # combining words: the result lies between them
+    mix = aenc.encode_text(["muffled and reverberant"])[0]
+    m, r = aenc.encode_text(["muffled", "reverberant"])
+    assert np.dot(mix, m) > 0.5 and np.dot(mix, r) > 0.5
+
+
+@pytest.mark.parametrize("text", ["zorblax quux", "a photo of an image", "", "   ", "12345"])
+def test_text_without_a_known_direction_is_an_error(ienc, text):
+    with pytest.raises(DeltaV2AError, match=re.escape(repr(text))):
+        ienc.encode_text([text])
+
+
+def test_text_errors(aenc):
+    with pytest.raises(DeltaV2AError, match="unknown words: zorblax"):
+        aenc.encode_text(["a zorblax sound"])
+    with pytest.raises(DeltaV2AError, match="cancel out"):
+        aenc.encode_text(["muffled piercing"])
+    with pytest.raises(DeltaV2AError, match="must be a string"):
+        aenc.encode_text([None])  # type: ignore[list-item]
+    assert aenc.encode_text("a muffled sound").shape == (1, 23)  # one string is one text
+
+
+# ---------------------------------------------------------------- fingerprint and data files
+
+
+def _copy_data(tmp_path: Path) -> tuple[Path, Path]:
+    norm = tmp_path / "norm.yaml"
+    lex = tmp_path / "lex.yaml"
+    shutil.copy(lx.NORMALISATION_FILE, norm)
+    shutil.copy(lx.LEXICON_FILE, lex)
+    return norm, lex
+
+
+def test_fingerprint_names_the_data(tmp_path, ienc, aenc, photos):
+    version = yaml.safe_load(lx.NORMALISATION_FILE.read_text())["normalisation_version"]
+    assert re.fullmatch(rf"perceptual-image/{re.escape(version)}/[0-9a-f]{{16}}", ienc.fingerprint())
+    assert re.fullmatch(rf"perceptual-audio/{re.escape(version)}/[0-9a-f]{{16}}", aenc.fingerprint())
+    norm, lex = _copy_data(tmp_path)
+    same = PerceptualImageEncoder(normalisation=str(norm), lexicon=str(lex))
+    assert same.fingerprint() == ienc.fingerprint()
+
+    doc = yaml.safe_load(norm.read_text())
+    doc["image"]["descriptors"][0]["centre"] += 0.5
+    norm.write_text(yaml.safe_dump(doc, sort_keys=False))
+    moved = PerceptualImageEncoder(normalisation=str(norm), lexicon=str(lex))
+    assert moved.fingerprint() != ienc.fingerprint()
+    assert not np.array_equal(moved.encode_images(photos[:1]), ienc.encode_images(photos[:1]))
+    # the audio side did not change, so neither does its fingerprint
+    assert PerceptualAudioEncoder(normalisation=str(norm), lexicon=str(lex)).fingerprint() == aenc.fingerprint()
+
+    doc["normalisation_version"] = "99"
+    norm.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert PerceptualImageEncoder(normalisation=str(norm)).fingerprint().startswith("perceptual-image/99/")
+
+    ldoc = yaml.safe_load(lex.read_text())
+    ldoc["words"]["muffled"] = {"gloss": "changed", "like": {"calm": 1.0}}
+    lex.write_text(yaml.safe_dump(ldoc, sort_keys=False))
+    assert PerceptualAudioEncoder(lexicon=str(lex)).fingerprint() != aenc.fingerprint()
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda d: d["image"]["descriptors"].pop(3), "belongs to another encoder version"),
+    (lambda d: d["image"]["descriptors"][0].update(scale=0), "scale > 0"),
+    (lambda d: d["image"]["descriptors"][0].update(transform="sqrt"), "transform must be one of"),
+    (lambda d: d.pop("normalisation_version"), "missing normalisation_version"),
+])
+def test_bad_normalisation_file_is_a_one_line_error(tmp_path, photos, edit, match):
+    norm, _ = _copy_data(tmp_path)
+    doc = yaml.safe_load(norm.read_text())
+    edit(doc)
+    norm.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(DeltaV2AError, match=match):
+        PerceptualImageEncoder(normalisation=str(norm)).encode_images(photos[:1])
+
+
+@pytest.mark.parametrize("entry,match", [
+    ({"gloss": "x", "image": {"no_such_descriptor": 1.0}, "audio": {"rms_level": 1.0}}, "unknown image descriptor"),
+    ({"gloss": "x", "like": {"nonexistent": 1.0}}, "unknown entry 'nonexistent'"),
+    ({"gloss": "x", "like": {"zz loop": 1.0}}, "loop"),
+    ({"image": {"luminance": 1.0}, "audio": {"rms_level": 1.0}}, "has no gloss"),
+    ({"gloss": "x", "audio": {"rms_level": 1.0}}, "no 'image' weights"),
+])
+def test_bad_lexicon_is_a_one_line_error(tmp_path, entry, match):
+    _, lex = _copy_data(tmp_path)
+    doc = yaml.safe_load(lex.read_text())
+    doc["words"]["zz loop"] = entry
+    lex.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(DeltaV2AError, match=match):
+        PerceptualImageEncoder(lexicon=str(lex)).encode_text(["muffled"])
+
+
+def test_unknown_option_is_an_error():
+    with pytest.raises(DeltaV2AError, match="no option 'wieghts'"):
+        PerceptualImageEncoder(wieghts="x")
+    PerceptualAudioEncoder(device="cpu", batch_size=8)  # neural-encoder options are accepted
+
+
+def test_docs_cover_every_descriptor_and_word():
+    doc = (ROOT / "docs" / "perceptual_encoders.md").read_text(encoding="utf-8")
+    for name in PerceptualImageEncoder.DESCRIPTORS + PerceptualAudioEncoder.DESCRIPTORS:
+        assert f"`{name}`" in doc, name
+    words = yaml.safe_load(lx.LEXICON_FILE.read_text())["words"]
+    missing = [w for w in words if f"`{w}`" not in doc]
+    assert not missing, missing
+
+
+# ---------------------------------------------------------------- bad and unusual input
+
+
+def test_silent_audio_is_defined(aenc):
+    v = aenc.encode_audio([np.zeros((2, SR), np.float32)], SR)[0]
+    assert np.isfinite(v).all()
+    table = aenc.table
+    names = aenc.DESCRIPTORS
+    floor_rms = -table.squash * table.output_scale
+    assert v[names.index("rms_level")] == pytest.approx(floor_rms, abs=0.01)
+    assert v[names.index("stereo_width")] < 0  # width 0
+    undefined = [n for n in names if n not in ("rms_level", "spectral_floor", "stereo_width")]
+    assert all(v[names.index(n)] == 0.0 for n in undefined)
+
+
+def test_unusual_but_valid_audio(aenc, music):
+    sr = SR
+    for x in (np.full((1, sr), 0.3, np.float32),                                     # DC
+              np.random.default_rng(0).standard_normal((1, sr)).astype(np.float32),  # loud noise
+              np.ones((1, int(0.06 * sr)), np.float32),                               # 60 ms
+              np.zeros(sr, np.float32)):                                              # 1-D = mono
+        assert np.isfinite(aenc.encode_audio([x], sr)).all()
+    # 8 kHz material is resampled up and just has nothing in the upper bands
+    assert np.isfinite(aenc.encode_audio([resample(music[1], SR, 8000)], 8000)).all()
+
+
+def test_long_audio_is_three_windows(aenc, music):
+    from deltav2a_plugins.encoders import perceptual_audio as pa
+
+    long = np.concatenate([music[0]] * 6, axis=1)  # 36 s > 30 s
+    v = aenc.encode_audio([long], SR)[0]
+    windows = pa._windows(long.shape[1], SR)
+    assert len(windows) == 3 and all(b - a == 10 * SR for a, b in windows)
+    assert windows[0][0] == 0 and windows[-1][1] == long.shape[1]
+    parts = aenc.encode_audio([long[:, a:b] for a, b in windows], SR)
+    assert np.allclose(v, parts.mean(axis=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("clip,sr,match", [
+    (np.full((2, 4410), np.nan, np.float32), SR, "NaN or Inf"),
+    (np.array([[0.0, np.inf] * 2205], np.float32), SR, "NaN or Inf"),
+    (np.zeros((2, 1000), np.float32), SR, "at least 50 ms"),
+    (np.zeros((2, 0), np.float32), SR, "zero length"),
+    (np.zeros((SR, 2), np.float32), SR, "transposed"),
+    (np.zeros((2, 2, 100), np.float32), SR, "expected \\(channels, samples\\)"),
+    (np.zeros((2, SR), np.float32), 0, "sample rate"),
+    (np.zeros((2, SR), np.float32), float("nan"), "sample rate"),
+    (np.zeros((2, SR), np.float32), "fast", "sample rate"),
+])
+def test_bad_audio_is_a_one_line_error(aenc, clip, sr, match):
+    with pytest.raises(DeltaV2AError, match=match):
+        aenc.encode_audio([clip], sr)
+
+
+def test_bad_clip_list_is_an_error(aenc):
+    with pytest.raises(DeltaV2AError, match="list of"):
+        aenc.encode_audio(np.zeros((2, SR), np.float32), SR)  # a bare array, not a list
+
+
+@pytest.mark.parametrize("image", [
+    Image.new("RGB", (1, 1), (10, 200, 30)),
+    Image.new("RGB", (2, 2)),
+    Image.new("RGB", (64, 48), (128, 128, 128)),     # constant
+    Image.new("RGB", (4000, 3), (255, 0, 0)),        # extreme aspect ratio
+    Image.new("L", (40, 30), 200),                   # greyscale
+    Image.new("RGBA", (40, 30), (255, 0, 0, 0)),     # transparent
+    Image.new("I;16", (40, 30), 30000),              # 16-bit
+])
+def test_unusual_images_give_finite_vectors(ienc, image):
+    v = ienc.encode_images([image])
+    assert v.shape == (1, 19) and np.isfinite(v).all()
+
+
+def test_constant_image_has_flat_texture(ienc):
+    v = ienc.encode_images([Image.new("RGB", (64, 48), (128, 128, 128))])[0]
+    names = ienc.DESCRIPTORS
+    for n in ("detail_fine", "detail_mid", "detail_coarse", "edge_density"):
+        assert v[names.index(n)] < -1.0, n   # at the floor of their range
+    for n in ("detail_sparsity", "gradient_anisotropy", "pixel_coherence"):
+        assert v[names.index(n)] == 0.0, n   # undefined -> corpus centre
+
+
+def test_large_images_are_reduced_and_not_an_input_is_an_error(ienc, photos):
+    big = photos[0].resize((1024, 768), Image.Resampling.BICUBIC)
+    small = photos[0].resize((512, 384), Image.Resampling.BICUBIC)
+    assert np.linalg.norm(ienc.encode_images([big]) - ienc.encode_images([small])) < 0.1
+    with pytest.raises(DeltaV2AError, match="expected a Pillow image"):
+        ienc.encode_images([np.zeros((4, 4, 3))])
