@@ -138,6 +138,9 @@ class InferenceConfig(_Section):
     s_c: float = Field(0.206, gt=0)
     activity_threshold_override: float | None = Field(None, ge=0, le=1)
     top_k: int = Field(5, ge=1)
+    scale_by_confidence: bool = Field(
+        True, description="move predicted parameters toward bypass by the norm confidence c, so an "
+        "image that barely changed leaves the audio almost untouched (not in the notes)")
 
 
 class SplitConfig(_Section):

@@ -98,8 +98,16 @@ class ImageEffect(Effect):
             return image.copy()
         with pil_to_wand(image) as img:
             if self.random:
-                seed_imagemagick(seed)
-            self.render(img, intensity)
+                from wand.resource import limits
+
+                threads = limits["thread"]
+                seed_imagemagick(seed)  # pins one thread: random draws are per thread
+                try:
+                    self.render(img, intensity)
+                finally:
+                    limits["thread"] = threads
+            else:
+                self.render(img, intensity)
             out = wand_to_pil(img)
         if out.size != image.size:
             out = out.resize(image.size)

@@ -272,6 +272,17 @@ def test_clap_tiny_checkpoint_in_base_architecture_is_named(clap_files):
         enc.load()
 
 
+def test_clap_without_text_folder_uses_roberta_base_shape(clap_files, monkeypatch):
+    """Audio needs no tokenizer: the text branch is built as roberta-base (laion's only
+    choice). The test checkpoint's 1-layer text branch therefore does not fit, and says so."""
+    monkeypatch.setenv("DELTAV2A_OFFLINE", "1")
+    monkeypatch.delenv("DELTAV2A_CLAP_TEXT_MODEL", raising=False)
+    enc = ClapAudioEncoder(amodel="HTSAT-tiny", checkpoint=str(clap_files["pt"]))
+    with pytest.raises(DeltaV2AError, match="text branch differs from the RoBERTa config "
+                                            r"\(roberta-base defaults\)"):
+        enc.load()
+
+
 def test_clap_options_and_fingerprint(clap_enc, clap_files, monkeypatch):
     with pytest.raises(DeltaV2AError, match="no option 'windows'"):
         ClapAudioEncoder(windows=3)

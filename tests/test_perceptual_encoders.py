@@ -258,40 +258,33 @@ def test_blur_and_lowpass_meet_in_text_space(ienc, aenc, photos, music):
 
 @pytest.mark.shared_data
 def test_edits_on_real_media(shared_data, ienc, aenc):
+    """On real photos and music, the label averaged over items lands on the expected words."""
+    from deltav2a.encoding import term_embeddings
     from deltav2a.media import load_audio
+    from deltav2a.style import style_labels
 
     v3 = _vocab("v3")
-    images = sorted((shared_data / "images").glob("*.jpg"))[::60][:3]
-    clips = sorted((shared_data / "music").glob("*.ogg"))[::50][:3]
-    hits = {"image": 0, "audio": 0}
-    total = {"image": 0, "audio": 0}
-    expect_img = dict(IMAGE_EXPECT)
-    expect_aud = dict(AUDIO_EXPECT, reverb=({"expansive", "layered", "hollow", "fluid"}, 3, set()),
+    images = [Image.open(p).convert("RGB") for p in sorted((shared_data / "images").glob("*.jpg"))[::45][:5]]
+    clips = [load_audio(p) for p in sorted((shared_data / "music").glob("*.ogg"))[::40][:4]]
+    expect_aud = dict(AUDIO_EXPECT, reverb=({"expansive", "layered", "hollow"}, 3, set()),
                       delay=({"oscillating", "layered"}, 3, set()))
-    for path in images:
-        img = Image.open(path).convert("RGB")
-        base = ienc.encode_images([img])
-        for name, (want, k, never) in expect_img.items():
-            after = ienc.encode_images([_image_effect(name, img)])
-            ranked, norm = _labels(ienc, base, after, v3)
-            if name != "solarize":  # solarize leaves an image without highlights unchanged
-                assert norm > 0.06, (path.name, name, norm)
-            total["image"] += 1
-            ok = bool(want & set(ranked[:k])) and ranked[0] not in never
-            hits["image"] += ok
-            if not ok:
-                print("MISS", path.name, name, ranked[:4], norm)
-    for path in clips:
-        x, sr = load_audio(path)
-        base = aenc.encode_audio([x], sr)
-        for name, (want, k, never) in expect_aud.items():
-            after = aenc.encode_audio([_audio_effect(name, x, sr)], sr)
-            ranked, norm = _labels(aenc, base, after, v3)
-            assert norm > 0.06, (path.name, name, norm)
-            total["audio"] += 1
-            hits["audio"] += bool(want & set(ranked[:k])) and ranked[0] not in never
-    assert hits["image"] >= 0.8 * total["image"], hits
-    assert hits["audio"] >= 0.8 * total["audio"], hits
+    Vi = term_embeddings(ienc, v3, use_cache=False)
+    Va = term_embeddings(aenc, v3, use_cache=False)
+    base_i = ienc.encode_images(images)
+    for name, (want, k, never) in IMAGE_EXPECT.items():
+        after = ienc.encode_images([_image_effect(name, im) for im in images])
+        s, norm = style_labels(base_i, after, Vi, 0.1)
+        if name != "solarize":  # solarize leaves an image without highlights unchanged
+            assert norm.min() > 0.06, (name, norm)
+        ranked = [v3.terms[i] for i in np.argsort(-s.mean(axis=0))]
+        assert want & set(ranked[:k]) and ranked[0] not in never, (name, ranked[:5])
+    for name, (want, k, never) in expect_aud.items():
+        base = np.concatenate([aenc.encode_audio([x], sr) for x, sr in clips])
+        after = np.concatenate([aenc.encode_audio([_audio_effect(name, x, sr)], sr) for x, sr in clips])
+        s, norm = style_labels(base, after, Va, 0.1)
+        assert norm.min() > 0.06, (name, norm)
+        ranked = [v3.terms[i] for i in np.argsort(-s.mean(axis=0))]
+        assert want & set(ranked[:k]) and ranked[0] not in never, (name, ranked[:5])
 
 
 # ---------------------------------------------------------------- text side
@@ -527,8 +520,10 @@ def test_constant_image_has_flat_texture(ienc):
 
 
 def test_large_images_are_reduced_and_not_an_input_is_an_error(ienc, photos):
-    big = photos[0].resize((1024, 768), Image.Resampling.BICUBIC)
-    small = photos[0].resize((512, 384), Image.Resampling.BICUBIC)
-    assert np.linalg.norm(ienc.encode_images([big]) - ienc.encode_images([small])) < 0.1
+    # 4x and 2x pixel replicas: the 1024 px one is reduced (box) to exactly the 512 px one;
+    # analysed at full size its finest band would be empty and the vectors would differ
+    big = photos[0].resize((1024, 768), Image.Resampling.NEAREST)
+    small = photos[0].resize((512, 384), Image.Resampling.NEAREST)
+    assert np.allclose(ienc.encode_images([big]), ienc.encode_images([small]), atol=1e-5)
     with pytest.raises(DeltaV2AError, match="expected a Pillow image"):
         ienc.encode_images([np.zeros((4, 4, 3))])

@@ -10,8 +10,12 @@ from deltav2a.hookspecs import hookimpl
 
 @hookimpl
 def register_encoders(register):
+    from .clap import ClapAudioEncoder
+    from .clip import ClipImageEncoder
     from .perceptual_audio import PerceptualAudioEncoder
     from .perceptual_image import PerceptualImageEncoder
 
     register(PerceptualImageEncoder)
     register(PerceptualAudioEncoder)
+    register(ClipImageEncoder)
+    register(ClapAudioEncoder)

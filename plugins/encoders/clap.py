@@ -21,8 +21,8 @@ module replaces is only what cannot run offline or is not repeatable:
 Checkpoint: `checkpoint` option or `DELTAV2A_CLAP_CHECKPOINT`; otherwise
 `music_audioset_epoch_15_esc_90.14.pt` from laion_clap's own download folder or the
 Hugging Face cache of lukewys/laion_clap, downloaded there only when online. Text model:
-`text_model_dir` or `DELTAV2A_CLAP_TEXT_MODEL` (a roberta-base tokenizer and config;
-weights there are not needed); audio embedding works without it.
+`text_model_dir` or `DELTAV2A_CLAP_TEXT_MODEL` (the roberta-base tokenizer files, and
+optionally its config.json; weights there are not needed); audio embedding works without it.
 """
 
 from __future__ import annotations
@@ -387,13 +387,15 @@ class ClapAudioEncoder(AudioEncoder):
         from transformers import RobertaConfig
 
         src = self._text_source()
+        if self.text_model_dir is not None and not (self.text_model_dir / "config.json").is_file():
+            src = None  # a tokenizer-only folder: laion's text model is roberta-base anyway
         if src is not None:
             try:
                 cfg = RobertaConfig.from_pretrained(src[0], local_files_only=src[1])
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 if self.text_model_dir is not None:
-                    raise DeltaV2AError(f"clap: no RoBERTa config.json in {self.text_model_dir} "
-                                        f"({first_line(exc)})") from None
+                    raise DeltaV2AError(f"clap: unreadable RoBERTa config.json in "
+                                        f"{self.text_model_dir} ({first_line(exc)})") from None
                 cfg = RobertaConfig(**ROBERTA_BASE)
         else:
             cfg = RobertaConfig(**ROBERTA_BASE)

@@ -185,7 +185,7 @@ def first_line(exc: BaseException) -> str:
 class _DropMessages(logging.Filter):
     """open_clip logs 'initialized randomly' while we build before loading our weights."""
 
-    PREFIXES = ("No pretrained weights loaded", "Model ", "Loaded built-in", "Found CLIP weights")
+    PREFIXES = ("No pretrained weights loaded",)
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.getMessage()).startswith(self.PREFIXES)
@@ -295,10 +295,10 @@ class ClipImageEncoder(ImageEncoder):
     def fingerprint(self) -> str:
         """`clip/<model>/<tag>/<weights id>/qg<0|1>/p<revision>`.
 
-        The weights id is `tag` when the weights come from open_clip's cache for that tag,
-        otherwise `sha256:<first 16 hex digits>` of the checkpoint file (and of the config
-        of an open_clip folder): the same tag resolved through different files could
-        differ, a hash cannot.
+        The weights id is `tag` when the weights are the tag's published file (from
+        open_clip's cache or download); for a local checkpoint it is
+        `sha256:<first 16 hex digits>` of the file (and of the config of an open_clip
+        folder), since a local file's name says nothing about what it holds.
         """
         src = self._resolve_local()
         if src.build_name.startswith("local-dir:"):
@@ -314,7 +314,15 @@ class ClipImageEncoder(ImageEncoder):
         import json
 
         if self.checkpoint is not None and (self.checkpoint / OPEN_CLIP_CONFIG).is_file():
-            return json.loads((self.checkpoint / OPEN_CLIP_CONFIG).read_text())["model_cfg"]
+            cfg_path = self.checkpoint / OPEN_CLIP_CONFIG
+            try:
+                cfg = json.loads(cfg_path.read_text())["model_cfg"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise DeltaV2AError(f"clip: {cfg_path} is not an open_clip config "
+                                    f"(needs a 'model_cfg' object): {first_line(exc)}") from None
+            if not isinstance(cfg, dict) or "embed_dim" not in cfg:
+                raise DeltaV2AError(f"clip: {cfg_path}: 'model_cfg' lacks embed_dim")
+            return cfg
         import open_clip
 
         cfg = open_clip.get_model_config(self.model_name)

@@ -61,7 +61,7 @@ BANDS_HZ = (0.0, 150.0, 500.0, 2000.0, 6000.0, SR)
 MAX_HZ = 20000.0           # spectral descriptors ignore content above 20 kHz
 HF_BAND_HZ = (4000.0, 16000.0)
 FLOOR_FROM_HZ = 2000.0
-FLOOR_QUANTILE = 10.0      # spectral_floor: 10th percentile of the bins above 2 kHz
+FLOOR_QUANTILE = 5.0       # spectral_floor: 5th percentile of the bins in 2-20 kHz
 MID_BAND_HZ = (1000.0, 5000.0)
 REGISTER_BAND_HZ = (50.0, 2000.0)
 ECHO_LAGS_S = (0.02, 1.0)
@@ -345,7 +345,8 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
         if x.shape[1] < MIN_SECONDS * sample_rate:
             raise DeltaV2AError(f"perceptual-audio: clip {index} is {1000 * x.shape[1] / sample_rate:.1f} ms "
                                 f"long; at least {1000 * MIN_SECONDS:g} ms is needed")
-        return x
+        # soundfile hands out (samples, channels) transposed views; rows must be contiguous
+        return np.ascontiguousarray(x)
 
     @staticmethod
     def _rate(sample_rate: float) -> float:

@@ -1,0 +1,132 @@
+"""Synonym sets per effect: the words text-anchor discovery writes into its templates.
+
+Synonyms are data, not code, and belong to the effect they describe. Sources, merged in
+this order (later sources extend earlier ones, or replace them with `replace: true`):
+
+1. the effect class's own `synonyms` class attribute (any plugin can ship them);
+2. the shipped table `deltav2a_plugins/note_effects/synonyms.yaml` (the built-in effects);
+3. every `*.yaml` in `$DELTAV2A_HOME/synonyms/` (a user's additions), in name order;
+4. the files or folders named in the analysis config (`discover.synonym_paths`).
+
+A file maps modality -> effect -> list of words:
+
+    image:
+      blur: [blurry, out of focus]
+    audio:
+      lpf: [muffled]
+    replace: false        # true: the lists of this file replace earlier ones
+
+Duplicates are dropped, first occurrence kept, so the order stays meaningful.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ..errors import DeltaV2AError
+
+MODALITIES = ("image", "audio")
+KIND = {"image": "image_effect", "audio": "audio_effect"}
+
+
+def shipped_file() -> Path:
+    """The synonym table shipped with the built-in plugins."""
+    import deltav2a_plugins.note_effects as pkg
+
+    return Path(pkg.__file__).resolve().parent / "synonyms.yaml"
+
+
+def _read(path: Path) -> tuple[dict[str, dict[str, list[str]]], bool]:
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DeltaV2AError(f"cannot read synonym file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise DeltaV2AError(f"synonym file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if raw is None:
+        return {}, False
+    if not isinstance(raw, dict):
+        raise DeltaV2AError(f"synonym file {path} must map 'image'/'audio' to effects")
+    replace = raw.pop("replace", False)
+    if not isinstance(replace, bool):
+        raise DeltaV2AError(f"synonym file {path}: 'replace' must be true or false")
+    out: dict[str, dict[str, list[str]]] = {}
+    for modality, table in raw.items():
+        if modality not in MODALITIES:
+            raise DeltaV2AError(f"synonym file {path}: unknown section {modality!r} (use image, audio)")
+        if not isinstance(table, dict):
+            raise DeltaV2AError(f"synonym file {path}: '{modality}' must map effect names to word lists")
+        for effect, words in table.items():
+            if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
+                raise DeltaV2AError(f"synonym file {path}: {modality}.{effect} must be a list of words")
+            out.setdefault(modality, {})[str(effect)] = [w.strip() for w in words]
+    return out, replace
+
+
+def _files(paths: Iterable[str | Path]) -> list[Path]:
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml") and q.is_file()))
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise DeltaV2AError(f"synonym path not found: {p}")
+    return found
+
+
+@dataclass
+class SynonymTable:
+    """modality -> effect -> ordered synonyms, plus where each list came from."""
+
+    words: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    sources: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    def _add(self, modality: str, effect: str, words: Sequence[str], source: str, replace: bool) -> None:
+        cur = self.words.setdefault(modality, {})
+        src = self.sources.setdefault(modality, {})
+        if replace or effect not in cur:
+            cur[effect], src[effect] = [], []
+        for w in words:
+            if w not in cur[effect]:
+                cur[effect].append(w)
+        src[effect].append(source)
+
+    def get(self, modality: str, effect: str) -> list[str]:
+        words = self.words.get(modality, {}).get(effect)
+        if not words:
+            raise DeltaV2AError(
+                f"no synonyms for {modality} effect '{effect}': give the class a `synonyms` attribute "
+                f"or add '{modality}: {{{effect}: [...]}}' to a YAML file in $DELTAV2A_HOME/synonyms/")
+        return list(words)
+
+    def as_dict(self) -> dict:
+        return {"words": self.words, "sources": self.sources}
+
+
+def load_synonyms(effects: dict[str, Sequence[str]], extra_paths: Iterable[str | Path] = ()) -> SynonymTable:
+    """The merged synonym table for the named effects ({"image": [...], "audio": [...]})."""
+    from ..plugins import get, user_dir
+
+    table = SynonymTable()
+    for modality, names in effects.items():
+        for name in names:
+            cls = get(KIND[modality], name)
+            own = getattr(cls, "synonyms", None)
+            if own:
+                table._add(modality, name, list(own), f"{cls.__module__}.{cls.__name__}.synonyms", False)
+    files = [shipped_file()]
+    home = user_dir() / "synonyms"
+    if home.is_dir():
+        files += _files([home])
+    files += _files(extra_paths)
+    for path in files:
+        data, replace = _read(path)
+        for modality, per_effect in data.items():
+            for effect, words in per_effect.items():
+                table._add(modality, effect, words, str(path), replace)
+    return table
