@@ -1,0 +1,84 @@
+"""Figures shared by several commands (matplotlib, Agg backend, written atomically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    from PIL.Image import Image as PILImage
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    from .atomic import atomic_path
+
+    plt = _plt()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def _spectrogram(ax, audio: "np.ndarray", sr: int, title: str) -> None:
+    import numpy as np
+
+    mono = audio.mean(axis=0)
+    n_fft, hop = 2048, 512
+    if mono.size < n_fft:
+        mono = np.pad(mono, (0, n_fft - mono.size))
+    frames = np.lib.stride_tricks.sliding_window_view(mono, n_fft)[::hop] * np.hanning(n_fft)
+    spec = 20 * np.log10(np.abs(np.fft.rfft(frames, axis=1)).T + 1e-6)
+    spec -= spec.max()
+    ax.imshow(spec, origin="lower", aspect="auto", vmin=-90, vmax=0, cmap="magma",
+              extent=(0, mono.size / sr, 0, sr / 2000))
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("s")
+    ax.set_ylabel("kHz")
+
+
+def transfer_summary(before: "PILImage", after: "PILImage", sidecar: dict, audio: "np.ndarray",
+                     processed: "np.ndarray", sr: int, path: str | Path) -> Path:
+    """Before/after images, the style label as bars, spectrograms of A and A'."""
+    plt = _plt()
+    fig = plt.figure(figsize=(12, 7))
+    gs = fig.add_gridspec(2, 3, height_ratios=[1, 1])
+    for i, (img, title) in enumerate(((before, "I"), (after, "I'"))):
+        ax = fig.add_subplot(gs[0, i])
+        ax.imshow(img)
+        ax.set_title(title)
+        ax.axis("off")
+    ax = fig.add_subplot(gs[0, 2])
+    label = sidecar["style"]["label"]
+    terms = sorted(label, key=label.get, reverse=True)[:12][::-1]
+    ax.barh(terms, [label[t] for t in terms], color="tab:blue")
+    ax.axvline(1 / len(label), color="k", ls="--", lw=0.8)
+    st = sidecar["style"]
+    ax.set_title(f"style label  ||d||={st['delta_norm']:.3f}  H={st['entropy_bits']:.2f} bits", fontsize=9)
+    ax.tick_params(labelsize=7)
+    _spectrogram(fig.add_subplot(gs[1, 0]), audio, sr, "A")
+    _spectrogram(fig.add_subplot(gs[1, 1]), processed, sr, "A'")
+    ax = fig.add_subplot(gs[1, 2])
+    act = sidecar["controller"]["activity"]
+    thr = sidecar["controller"]["thresholds"]
+    names = list(act)
+    ax.bar(names, [act[n] for n in names],
+           color=["tab:red" if n in sidecar["controller"]["active"] else "tab:gray" for n in names])
+    ax.scatter(names, [thr[n] for n in names], marker="_", s=300, color="k", label="threshold")
+    ax.set_ylim(0, 1)
+    ax.set_title("controller activity (red = rendered)", fontsize=9)
+    ax.tick_params(axis="x", rotation=45, labelsize=7)
+    chosen = ", ".join(f"{e['effect']}(" + ", ".join(f"{k}={v:.3g}" for k, v in e["params"].items()) + ")"
+                       for e in sidecar["effects"]) or "no effect"
+    fig.suptitle(f"A' = {chosen}", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
