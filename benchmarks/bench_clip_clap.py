@@ -32,7 +32,8 @@ def _machine(device: str) -> dict:
 
     info = {"python": platform.python_version(), "torch": torch.__version__,
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "processor": platform.processor() or platform.machine(), "device": device}
+            "processor": platform.processor() or platform.machine(), "device": device,
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -158,6 +159,7 @@ def main() -> None:
             print(f"clap HTSAT-base: {c['windows_per_s_batched']} windows/s (batch 8), "
                   f"{c['windows_per_s_single']} windows/s (one at a time); load "
                   f"{c['load_through_encoder_s']} s")
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists() and args.only:

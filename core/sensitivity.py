@@ -102,6 +102,22 @@ def audio_sensitivity(files: list[Path], cfg: "Config", effects: Sequence[str], 
     return rows
 
 
+def extract_sensitivity(folder: Path, threshold: float) -> list[dict]:
+    """The same statistics from a `deltav2a analysis extract` folder, without re-encoding."""
+    import numpy as np
+
+    from .analysis.extract import load_extract
+
+    rows = []
+    for modality, ds in load_extract(folder).items():
+        for name in ds.effects:
+            for label in ds.labels:
+                norms = np.linalg.norm(ds.delta[ds.select(name, label)].astype(np.float64), axis=1)
+                row = _stats(norms, modality, ds.encoder, name, ds.intensity_of(label), threshold)
+                rows.append({**row, "intensity_label": label})
+    return rows
+
+
 def plot_sensitivity(rows: list[dict], threshold: float, path: Path) -> None:
     import matplotlib
 

@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -113,8 +112,9 @@ def clap_files(tmp_path_factory):
     unsafe = root / "clap_tiny_with_args.pt"
     torch.save({"epoch": 15, "state_dict": released,
                 "args": argparse.Namespace(amodel="HTSAT-tiny")}, unsafe)
-    return {"model": model, "pt": pt, "safetensors": st, "unsafe": unsafe, "text_dir": text_dir,
-            "root": root}
+    yield {"model": model, "pt": pt, "safetensors": st, "unsafe": unsafe, "text_dir": text_dir,
+           "root": root}
+    shutil.rmtree(root, ignore_errors=True)  # ~1 GB of checkpoints; pytest would keep 3 runs
 
 
 @pytest.fixture(scope="module")
@@ -437,14 +437,11 @@ def test_clip_open_clip_folder_and_text(clip_enc, clip_files):
 
 
 def test_clip_quick_gelu_follows_the_weights():
-    from open_clip.transformer import QuickGELU
-
     assert ClipImageEncoder()._resolved_quick_gelu() is True  # ViT-L-14 + openai
     assert ClipImageEncoder(pretrained="laion2b_s32b_b82k")._resolved_quick_gelu() is False
     assert ClipImageEncoder(model="ViT-B-32-quickgelu",
                             pretrained="laion400m_e32")._resolved_quick_gelu() is True
     assert ClipImageEncoder(quick_gelu=False)._resolved_quick_gelu() is False
-    assert QuickGELU is not None
 
 
 def test_clip_quick_gelu_override_changes_the_built_model(clip_enc, clip_files):
@@ -580,7 +577,8 @@ except Exception as exc:
     errors.append(f"blocked: {exc}")
 control = len(attempts) - len(clean)
 attempts = clean
-print(json.dumps({"attempts": attempts, "control_attempts": control, "shapes": [img.shape, txt.shape, aud.shape, t2.shape],
+print(json.dumps({"attempts": attempts, "control_attempts": control,
+                  "shapes": [img.shape, txt.shape, aud.shape, t2.shape],
                   "errors": errors, "laion_loaded": "clap_module" in sys.modules}))
 """
 

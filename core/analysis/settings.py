@@ -3,7 +3,8 @@
 A separate model from `deltav2a.config.Config`: the note's experiment has its own effect set,
 intensities, thresholds and decoder hyperparameters, and `Config` forbids unknown keys. The
 encoder and audio sections are the same classes as in `Config`, so an `encoders:` block is
-written the same way in both files. Defaults equal `configs/analysis.yaml`.
+written the same way in both files. Defaults equal `configs/analysis.yaml` except
+`discover.category_words`, which that file fills in for the dev corpus.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class DecoderSettings(_Section):
     condition_tokens: int = Field(2, ge=1)
     hidden: list[int] = [128, 128]
     dropout: float = Field(0.1, ge=0, lt=1)
-    condition_templates: list[str] = ["a {synonym} photo", "{synonym}", "make the picture {synonym}"]
+    condition_templates: list[str] = ["a {synonym} photo", "{synonym}", "a {synonym} picture"]
     pairing: Literal["best_audio_per_image", "all_positive"] = "best_audio_per_image"
     val_render_limit: int = Field(48, ge=1, description="validation samples re-rendered for the "
                                                         "spectrogram distance")

@@ -29,32 +29,45 @@ def sensitivity(
     threshold: float = typer.Option(0.01, "--threshold", help="Verdict: mean ||delta|| above this (min_distance)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use at most N files per folder (seeded sample)."),
     seed: int = typer.Option(0, "--seed"),
+    from_extract: Optional[Path] = typer.Option(
+        None, "--from-extract", help="Folder written by `deltav2a analysis extract`: use its deltas "
+        "instead of encoding again (--images/--audio/--intensities/--limit do not apply)."),
 ) -> None:
     """Mean/std/min/max of ||E(x') - E(x)|| per encoder x effect x intensity, with a verdict."""
     from ..atomic import write_json
     from ..config import load_config
     from ..media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
-    from ..sensitivity import audio_sensitivity, image_sensitivity, list_media, plot_sensitivity
+    from ..sensitivity import (audio_sensitivity, extract_sensitivity, image_sensitivity, list_media,
+                               plot_sensitivity)
 
-    if images is None and audio is None:
-        raise DeltaV2AError("give --images DIR and/or --audio DIR")
-    cfg = load_config(config)
-    xs = _floats(intensities, "--intensities")
-    img_files = list_media(images, IMAGE_EXTENSIONS, limit, seed) if images else []
-    aud_files = list_media(audio, AUDIO_EXTENSIONS, limit, seed) if audio else []
-    from tqdm import tqdm
+    if from_extract is not None:
+        if images is not None or audio is not None:
+            raise DeltaV2AError("--from-extract replaces --images/--audio: give one or the other")
+        rows = extract_sensitivity(from_extract, threshold)
+        xs = sorted({r["intensity"] for r in rows})
+        counts = {m: max((r["n"] for r in rows if r["modality"] == m), default=0) for m in ("image", "audio")}
+        n_images, n_audio = counts["image"], counts["audio"]
+    else:
+        if images is None and audio is None:
+            raise DeltaV2AError("give --images DIR and/or --audio DIR (or --from-extract DIR)")
+        cfg = load_config(config)
+        xs = _floats(intensities, "--intensities")
+        img_files = list_media(images, IMAGE_EXTENSIONS, limit, seed) if images else []
+        aud_files = list_media(audio, AUDIO_EXTENSIONS, limit, seed) if audio else []
+        n_images, n_audio = len(img_files), len(aud_files)
+        from tqdm import tqdm
 
-    total = len(xs) * ((len(cfg.effects.image) if images else 0) + (len(cfg.effects.audio) if audio else 0))
-    rows: list[dict] = []
-    with tqdm(total=total, desc="sensitivity", unit="cell") as bar:
-        if images:
-            rows += image_sensitivity(img_files, cfg, cfg.effects.image, xs, threshold, seed, bar.update)
-        if audio:
-            rows += audio_sensitivity(aud_files, cfg, cfg.effects.audio, xs, threshold, bar.update)
+        total = len(xs) * ((len(cfg.effects.image) if images else 0) + (len(cfg.effects.audio) if audio else 0))
+        rows = []
+        with tqdm(total=total, desc="sensitivity", unit="cell") as bar:
+            if images:
+                rows += image_sensitivity(img_files, cfg, cfg.effects.image, xs, threshold, seed, bar.update)
+            if audio:
+                rows += audio_sensitivity(aud_files, cfg, cfg.effects.audio, xs, threshold, bar.update)
     output.mkdir(parents=True, exist_ok=True)
     write_json(output / "sensitivity_results.json", {
         "threshold": threshold, "intensities": xs,
-        "n_images": len(img_files), "n_audio": len(aud_files), "results": rows})
+        "n_images": n_images, "n_audio": n_audio, "results": rows})
     plot_sensitivity(rows, threshold, output / "sensitivity.png")
     for r in rows:
         flag = "ok " if r["sensitive"] else "LOW"

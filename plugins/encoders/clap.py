@@ -440,7 +440,8 @@ class ClapAudioEncoder(AudioEncoder):
             if all(k.startswith("text_branch.") for k in missing + extra) and (missing or extra):
                 where = self.text_model_dir or "roberta-base defaults"
                 detail = f"its text branch differs from the RoBERTa config ({where}): {detail}"
-            raise DeltaV2AError(f"clap: checkpoint {path.name} does not fit {self.amodel}: {detail}") from None
+            raise DeltaV2AError(f"clap: checkpoint {path.name} does not fit {self.amodel}: "
+                                f"{detail}") from None
         audio_cfg = model_cfg["audio_cfg"]
         if int(audio_cfg["sample_rate"]) != self.sample_rate:
             raise DeltaV2AError(f"clap: sample_rate {self.sample_rate} differs from the model's "

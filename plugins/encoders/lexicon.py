@@ -270,6 +270,9 @@ class Lexicon:
         """Read `text`; returns the explanation and the summed (unnormalised) direction."""
         import numpy as np
 
+        if not isinstance(text, str):
+            raise DeltaV2AError(f"perceptual {self.modality} lexicon: text must be a string, "
+                                f"got {type(text).__name__}")
         exp = TextExplanation(text)
         total = np.zeros(len(self.descriptor_names), dtype=np.float64)
         tokens = tokenise(text)
@@ -316,8 +319,6 @@ class Lexicon:
     def encode(self, text: str, who: str) -> tuple["np.ndarray", TextExplanation]:
         import numpy as np
 
-        if not isinstance(text, str):
-            raise DeltaV2AError(f"{who}: text must be a string, got {type(text).__name__}")
         exp, total = self.explain(text)
         if not exp.known:
             unknown = f" (unknown words: {', '.join(exp.unknown)})" if exp.unknown else ""
@@ -477,6 +478,14 @@ class PerceptualBase:
     @property
     def dim(self) -> int:
         return len(self.DESCRIPTORS)
+
+    @classmethod
+    def describe(cls) -> dict:
+        """Encoder description plus the descriptor list (`deltav2a plugin-info --json`)."""
+        info = super().describe()  # type: ignore[misc]
+        info.update({"dim": len(cls.DESCRIPTORS), "descriptors": list(cls.DESCRIPTORS),
+                     "docs": "docs/perceptual_encoders.md"})
+        return info
 
     @property
     def table(self) -> NormalisationTable:

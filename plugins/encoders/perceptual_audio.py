@@ -88,13 +88,13 @@ def _consts() -> dict[str, "np.ndarray"]:
         # spectra stop at 20 kHz: above it, what a file holds depends on its rate and on the
         # resampler's transition band, not on the music
         _CACHE["freqs"] = np.arange(int(MAX_HZ * NFFT / SR) + 1) * (SR / NFFT)
-        # one-sided power per bin such that the bins sum to the frame's mean square
         bins = _CACHE["freqs"][1:]
         _CACHE["hf_bins"] = _span(bins, *HF_BAND_HZ)
         _CACHE["mid_bins"] = _span(bins, *MID_BAND_HZ)
         _CACHE["floor_bins"] = _span(bins, FLOOR_FROM_HZ, SR)
         top_bin = len(_CACHE["freqs"]) - 1
         _CACHE["band_edges"] = np.unique(np.geomspace(1, top_bin, N_ONSET_BANDS + 1).astype(int))[:-1]
+        # one-sided power per bin such that the bins sum to the frame's mean square
         _CACHE["pscale"] = np.float32(2.0 / (NFFT * float(np.sum(win.astype(np.float64) ** 2))))
     return _CACHE
 
@@ -317,10 +317,10 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
     energies, crest factor, clipping ratio, zero-crossing rate, decay depth, modulation
     depth, echo periodicity, spectral floor, high-band flatness, mid-band flatness as a
     harmonic-distortion cue, spectral flux, spectral persistence, pitch register, stereo
-    width),
-    analysed at a fixed 44.1 kHz and passed through a fixed, versioned normalisation. Text is
-    embedded through a shipped lexicon that grounds every vocabulary term in signed
-    descriptor directions. numpy/scipy/soxr only. See docs/perceptual_encoders.md.
+    width), analysed at a fixed 44.1 kHz and passed through a fixed, versioned
+    normalisation. Text is embedded through a shipped lexicon that grounds every vocabulary
+    term in signed descriptor directions. numpy/scipy/soxr only; a few milliseconds per
+    second of audio on one core. See docs/perceptual_encoders.md.
     """
 
     name: ClassVar[str] = "perceptual-audio"

@@ -223,7 +223,7 @@ class PerceptualImageEncoder(PerceptualBase, ImageEncoder):
     luminance, contrast, shadow/highlight levels, tonal-inversion cues, pixel coherence), each
     through a fixed, versioned normalisation. Text is embedded through a shipped lexicon
     that grounds every vocabulary term in signed descriptor directions. numpy only; about
-    5 ms per 512 px image on one core. See docs/perceptual_encoders.md.
+    7 ms per 512 px image on one core. See docs/perceptual_encoders.md.
     """
 
     name: ClassVar[str] = "perceptual-image"

@@ -1,0 +1,606 @@
+"""Building the inverse-mapping database: render random chains, encode, label, store.
+
+For every train clip A and augmentation i (seed 000, "생성 절차", Phase A-2):
+
+    sample 1..K active effects and their normalised parameters (sampling.py)
+    A' = chain(A)                       (AudioChain, tail="cut": A' keeps A's length)
+    d  = E(A') - E(A)
+    if ||d|| < delta_min_norm: resample (attempt 1, 2, ... delta_resample_attempts)
+    style = softmax(d/||d|| . V_aud^T / T)   (uncalibrated, T = database.temperature)
+
+When every attempt stays below `delta_min_norm`, the attempt with the largest ||d|| is
+kept and flagged `below_min_norm` (so every clip yields exactly N records and the user can
+filter them), rather than silently dropping the augmentation.
+
+Determinism: each (clip, augmentation, attempt) draws from its own generator seeded by
+(seed, clip id, augmentation, attempt) (`sampling.record_rng`). The unit of work is one
+clip with all its augmentations, so the same code runs on the same inputs whichever
+process handles it, and shards cover fixed blocks of clip indices: same seed, same
+records, whatever the number of workers.
+
+Parallelism: a process pool (forkserver where available, else spawn; never fork, which
+would copy Pedalboard/encoder state) whose workers build their own encoder and chains in
+the initializer. The parent only collects finished clips and writes shards.
+
+Resumability: finished shards are atomic files (store.py); a rerun with the same settings
+validates what is there, deletes leftover temporaries, and renders only the missing
+shards. A rerun with different settings is refused unless `overwrite=True`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+
+from ..errors import DeltaV2AError
+from . import store
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from ..config import Config
+    from ..splits import SplitClip
+
+SILENT_PEAK = 1e-6  # -120 dBFS: below this a clip has nothing for an effect to change
+
+
+class DatabaseWarning(UserWarning):
+    """A clip was skipped (empty, unreadable, silent, too short, non-finite)."""
+
+
+@dataclass(frozen=True)
+class ClipTask:
+    index: int
+    clip_id: str
+    track_id: str
+    path: str
+
+
+@dataclass
+class ClipResult:
+    index: int
+    clip_id: str
+    skipped: str | None
+    columns: dict[str, Any] | None
+    timings: dict[str, float] = field(default_factory=dict)
+    renders: int = 0
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything a worker needs, picklable (sent once per worker)."""
+
+    config: dict
+    seed: int
+    augmentations: int
+    split: str
+    V: Any  # (K, D) float32 term embeddings of the vocabulary, audio side
+
+
+@dataclass
+class BuildSummary:
+    out_dir: Path
+    fingerprint: str
+    n_clips: int
+    n_shards: int
+    records: int
+    skipped: list[dict]
+    shards_written: int
+    shards_reused: int
+    seconds: float
+    new_records: int
+    workers: int
+    timings: dict[str, float]
+    renders: int
+
+    @property
+    def records_per_second(self) -> float:
+        return self.new_records / self.seconds if self.seconds > 0 else 0.0
+
+
+# ----------------------------------------------------------------------------- worker side
+
+
+class ClipWorker:
+    """Renders, encodes and labels all augmentations of one clip at a time."""
+
+    def __init__(self, spec: JobSpec) -> None:
+        import numpy as np
+
+        from ..config import Config
+        from ..encoding import load_encoder
+        from ..layout import ParamLayout
+        from .sampling import AugmentationSampler
+
+        self.spec = spec
+        self.cfg = Config.model_validate(spec.config)
+        self.encoder = load_encoder(self.cfg.encoders.audio, "audio")
+        self.layout = ParamLayout.from_names(self.cfg.effects.audio)
+        self.sampler = AugmentationSampler(self.layout, self.cfg.database, self.cfg.effects.chain_order)
+        self.V = np.asarray(spec.V, dtype=np.float32)
+
+    def run(self, task: ClipTask) -> ClipResult:
+        try:
+            return self._run(task)
+        except DeltaV2AError as exc:
+            return ClipResult(task.index, task.clip_id, str(exc), None)
+
+    def _run(self, task: ClipTask) -> ClipResult:
+        import numpy as np
+
+        from ..pairs import load_clip
+        from ..style import style_labels
+        from .sampling import record_rng
+
+        cfg, db = self.cfg, self.cfg.database
+        sr = cfg.audio.sample_rate
+        N = self.spec.augmentations
+        t0 = time.perf_counter()
+        x = load_clip(Path(task.path), cfg)  # DeltaV2AError: empty, unreadable, zero-length, NaN
+        peak = float(np.max(np.abs(x))) if x.size else 0.0
+        if peak < SILENT_PEAK:
+            raise DeltaV2AError(f"audio file {task.path} is silent (peak below -120 dBFS)")
+        t1 = time.perf_counter()
+        e_a = self._encode(x, sr)
+        t_enc = time.perf_counter() - t1
+        t_render = 0.0
+        renders = 0
+
+        E, P = self.layout.n_effects, self.layout.n_params
+        active = np.zeros((N, E), dtype=bool)
+        params = np.zeros((N, P), dtype=np.float32)
+        raw = np.zeros((N, P), dtype=np.float64)
+        after = np.zeros((N, e_a.shape[0]), dtype=np.float32)
+        attempt_kept = np.zeros(N, dtype=np.int8)
+        attempts = np.zeros(N, dtype=np.int8)
+        below = np.zeros(N, dtype=bool)
+        orders: list[list[str]] = []
+        e_a64 = e_a.astype(np.float64)
+        for a in range(N):
+            best: tuple | None = None
+            tries = 0
+            for attempt in range(1 + db.delta_resample_attempts):
+                tries += 1
+                aug = self.sampler.sample(record_rng(self.spec.seed, task.clip_id, a, attempt))
+                chain = self.sampler.chain(aug, db.tail, cfg.effects.max_tail_seconds)
+                r0 = time.perf_counter()
+                y = chain(x, sr)
+                r1 = time.perf_counter()
+                e_b = self._encode(y, sr)
+                t_render += r1 - r0
+                t_enc += time.perf_counter() - r1
+                renders += 1
+                norm = float(np.linalg.norm(e_b.astype(np.float64) - e_a64))
+                if best is None or norm > best[0]:
+                    best = (norm, attempt, aug, e_b, chain.names)
+                if norm >= db.delta_min_norm:
+                    break
+            assert best is not None
+            norm, attempt, aug, e_b, names = best
+            active[a] = aug.active
+            params[a] = aug.params
+            raw[a] = self.sampler.raw(aug)
+            after[a] = e_b
+            attempt_kept[a] = attempt
+            attempts[a] = tries
+            below[a] = norm < db.delta_min_norm
+            orders.append(list(names))
+        before = np.repeat(e_a[None, :], N, axis=0)
+        style, norms = style_labels(before, after, self.V, db.temperature)
+        columns = {
+            "clip_index": np.full(N, task.index, dtype=np.int32),
+            "clip_id": [task.clip_id] * N,
+            "track_id": [task.track_id] * N,
+            "split": [self.spec.split] * N,
+            "augmentation": np.arange(N, dtype=np.int32),
+            "seed": np.full(N, self.spec.seed, dtype=np.int64),
+            "attempt": attempt_kept,
+            "attempts": attempts,
+            "n_active": active.sum(axis=1).astype(np.int8),
+            "delta_norm": norms.astype(np.float32),
+            "below_min_norm": below,
+            "style": style,
+            "embedding": before,
+            "embedding_after": after,
+            "active": active,
+            "params": params,
+            "params_raw": raw,
+            "chain_order": orders,
+        }
+        timings = {"load": t1 - t0, "encode": t_enc, "render": t_render}
+        return ClipResult(task.index, task.clip_id, None, columns, timings, renders)
+
+    def _encode(self, audio: "np.ndarray", sr: int) -> "np.ndarray":
+        import numpy as np
+
+        e = np.asarray(self.encoder.encode_audio([audio], sr), dtype=np.float32)[0]
+        if not np.isfinite(e).all():
+            raise DeltaV2AError(f"audio encoder '{self.encoder.name}' returned NaN or Inf")
+        return e
+
+
+_WORKER: ClipWorker | None = None
+
+
+def _init_worker(spec: JobSpec) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    global _WORKER
+    _WORKER = ClipWorker(spec)
+
+
+def _run_task(task: ClipTask) -> ClipResult:
+    assert _WORKER is not None, "worker not initialised"
+    return _WORKER.run(task)
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+@dataclass
+class Plan:
+    cfg: "Config"
+    clips: list["SplitClip"]
+    paths: list[Path]
+    identity: dict
+    fingerprint: str
+    augmentations: int
+    clips_per_shard: int
+    seed: int
+    V: Any
+    dims: dict[str, int]
+
+    @property
+    def n_shards(self) -> int:
+        return max(1, math.ceil(len(self.clips) / self.clips_per_shard))
+
+    def shard_clips(self, s: int) -> range:
+        return range(s * self.clips_per_shard, min(len(self.clips), (s + 1) * self.clips_per_shard))
+
+
+def _fingerprint(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def plan_database(cfg: "Config", splits_path: str | os.PathLike, *,
+                  augmentations: int | None = None, limit_clips: int | None = None,
+                  audio_root: str | os.PathLike | None = None, seed: int | None = None,
+                  split: str = "train") -> Plan:
+    """Check the inputs and fix everything that determines the records."""
+    import numpy as np
+
+    from ..encoding import load_encoder, term_embeddings
+    from ..layout import ParamLayout
+    from ..splits import clips_hash, load_splits, missing_files
+    from ..vocab import load_vocabulary
+
+    splits = load_splits(Path(splits_path), Path(audio_root) if audio_root else None)
+    clips = splits.clips_in(split)
+    if not clips:
+        counts = ", ".join(f"{k} {v['clips']}" for k, v in splits.counts().items())
+        raise DeltaV2AError(f"the {split} split of {splits_path} is empty ({counts} clips): "
+                            "nothing to build a database from")
+    seed = cfg.seed if seed is None else int(seed)
+    if seed < 0:
+        raise DeltaV2AError(f"seed must be >= 0, got {seed}")
+    if limit_clips is not None:
+        if limit_clips < 1:
+            raise DeltaV2AError(f"--limit-clips must be at least 1, got {limit_clips}")
+        if limit_clips < len(clips):
+            rng = np.random.default_rng(np.random.SeedSequence([seed, 0xD8]))
+            keep = np.sort(rng.choice(len(clips), size=limit_clips, replace=False))
+            clips = [clips[int(i)] for i in keep]
+    missing = missing_files(splits, clips)
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise DeltaV2AError(f"{len(missing)} {split} clip(s) listed in {splits_path} are missing "
+                            f"under {splits.audio_root}: {shown} (fix the folder, pass "
+                            "--audio-root, or rerun `deltav2a splits`)")
+    N = cfg.database.augmentations_per_clip if augmentations is None else int(augmentations)
+    if N < 1:
+        raise DeltaV2AError(f"augmentations must be at least 1, got {N}")
+
+    encoder = load_encoder(cfg.encoders.audio, "audio")
+    vocab = load_vocabulary(cfg.vocabulary)
+    layout = ParamLayout.from_names(cfg.effects.audio)
+    for name in cfg.effects.chain_order:  # a typo in the order must not pass silently
+        from .. import plugins
+
+        plugins.get("audio_effect", name)
+    V = np.asarray(term_embeddings(encoder, vocab, "audio"), dtype=np.float32)
+    if V.shape != (vocab.size, encoder.dim):
+        raise DeltaV2AError(f"term embeddings have shape {V.shape}, expected "
+                            f"({vocab.size}, {encoder.dim})")
+    import pedalboard
+
+    db = cfg.database.model_dump(mode="json")
+    db.pop("workers")  # how many processes ran changes nothing in the records
+    cps = max(1, cfg.database.shard_size // N)
+    identity = {
+        "seed": seed,
+        "split": split,
+        "augmentations": N,
+        "clips_per_shard": cps,
+        "database": db,
+        "audio": cfg.audio.model_dump(mode="json"),
+        "effects": {"audio": list(cfg.effects.audio), "chain_order": list(cfg.effects.chain_order),
+                    "max_tail_seconds": cfg.effects.max_tail_seconds},
+        "layout": layout.describe(),
+        "layout_fingerprint": layout.fingerprint(),
+        "encoder": {"name": encoder.name, "options": dict(cfg.encoders.audio.options),
+                    "fingerprint": encoder.fingerprint(), "dim": int(encoder.dim)},
+        "vocabulary": {"name": vocab.name, "fingerprint": vocab.fingerprint(),
+                       "terms": list(vocab.terms)},
+        "splits": {"content_sha256": splits.content_hash(), "limit_clips": limit_clips,
+                   "clips_sha256": clips_hash(clips), "n_clips": len(clips)},
+        "pedalboard": getattr(pedalboard, "__version__", "unknown"),
+    }
+    dims = {"style": vocab.size, "embedding": int(encoder.dim), "effects": layout.n_effects,
+            "params": layout.n_params}
+    return Plan(cfg=cfg, clips=list(clips), paths=[splits.path_of(c) for c in clips],
+                identity=identity, fingerprint=_fingerprint(identity), augmentations=N,
+                clips_per_shard=cps, seed=seed, V=V, dims=dims)
+
+
+def _identity_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict) and k not in ("encoder", "vocabulary"):
+            out += _identity_diff(a, b, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+# ----------------------------------------------------------------------------- building
+
+
+@contextlib.contextmanager
+def _build_lock(out_dir: Path) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no cross-process guard
+        yield
+        return
+    fh = open(out_dir / store.LOCK_FILE, "a+")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise DeltaV2AError(f"another build-db is writing to {out_dir} right now") from None
+        yield
+    finally:
+        fh.close()  # closing releases the lock (and so does the process dying)
+
+
+def _our_files(out_dir: Path) -> list[Path]:
+    return [p for p in out_dir.iterdir()
+            if p.name == store.META_FILE or store.shard_index(p.name) is not None
+            or p.name.startswith(store.TEMP_PREFIX)]
+
+
+def _prepare_dir(out_dir: Path, plan: Plan, overwrite: bool) -> None:
+    meta_path = out_dir / store.META_FILE
+    if overwrite:
+        for p in _our_files(out_dir):
+            p.unlink()
+        return
+    if meta_path.is_file():
+        try:
+            old = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise DeltaV2AError(f"{meta_path} is unreadable; pass --overwrite to rebuild "
+                                f"the database in {out_dir}") from None
+        if old.get("format") != store.FORMAT or old.get("version") != store.VERSION:
+            raise DeltaV2AError(f"{out_dir} holds a database of another format or version; "
+                                "pass --overwrite to rebuild it")
+        if old.get("fingerprint") != plan.fingerprint:
+            diff = _identity_diff(old.get("identity", {}), plan.identity)
+            raise DeltaV2AError(
+                f"{out_dir} holds a database built with other settings (differs in: "
+                f"{', '.join(diff) or 'fingerprint'}); pass --overwrite to replace it, or "
+                "choose another output folder")
+        return
+
+
+def _shard_ok(path: Path, plan: Plan, s: int) -> bool:
+    info = store.read_shard_info(path)
+    if info is None:
+        return False
+    ids = [plan.clips[i].file for i in plan.shard_clips(s)]
+    skipped = info.get("skipped", [])
+    expected = (len(ids) - len(skipped)) * plan.augmentations
+    return (info.get("fingerprint") == plan.fingerprint and info.get("shard") == s
+            and info.get("clips") == ids and info.get("records") == expected
+            and info.get("_rows") == expected)
+
+
+def _write_meta(out_dir: Path, plan: Plan, status: str, extra: dict | None = None) -> None:
+    from ..atomic import write_json
+
+    meta = {"format": store.FORMAT, "version": store.VERSION, "status": status,
+            "fingerprint": plan.fingerprint, "identity": plan.identity, "dims": plan.dims,
+            "n_clips": len(plan.clips), "n_shards": plan.n_shards,
+            "clips_per_shard": plan.clips_per_shard, "augmentations": plan.augmentations}
+    meta.update(extra or {})
+    write_json(out_dir / store.META_FILE, meta)
+
+
+def _concat(results: Sequence[ClipResult]) -> dict[str, Any]:
+    import numpy as np
+
+    parts = [r.columns for r in results if r.columns is not None]
+    out: dict[str, Any] = {}
+    keys = ["clip_index", "clip_id", "track_id", "split", "augmentation", "seed", "attempt",
+            "attempts", "n_active", "delta_norm", "below_min_norm", "style", "embedding",
+            "embedding_after", "active", "params", "params_raw", "chain_order"]
+    for k in keys:
+        vals = [p[k] for p in parts]
+        if k in ("clip_id", "track_id", "split", "chain_order"):
+            out[k] = [v for chunk in vals for v in chunk]
+        elif vals:
+            out[k] = np.concatenate(vals)
+        else:
+            out[k] = np.zeros((0,), dtype=np.float32)
+    return out
+
+
+def _resolve_workers(workers: int | None, cfg: "Config", n_tasks: int) -> int:
+    w = cfg.database.workers if workers is None else int(workers)
+    if w < 0:
+        raise DeltaV2AError(f"workers must be >= 0 (0 = one per CPU core), got {w}")
+    if w == 0:
+        w = os.cpu_count() or 1
+    return max(1, min(w, n_tasks)) if n_tasks else 1
+
+
+def _pool_context():
+    import multiprocessing as mp
+
+    methods = mp.get_all_start_methods()
+    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def build_database(cfg: "Config", splits_path: str | os.PathLike, out_dir: str | os.PathLike, *,
+                   augmentations: int | None = None, workers: int | None = None,
+                   limit_clips: int | None = None, overwrite: bool = False,
+                   audio_root: str | os.PathLike | None = None, seed: int | None = None,
+                   progress: bool = True,
+                   on_shard: Callable[[int], None] | None = None) -> BuildSummary:
+    """Build (or finish building) the database for the train clips of a split file.
+
+    Returns what was done; the records themselves are read with `load_database`.
+    `on_shard(index)` is called after each shard is on disk (tests, progress hooks).
+    """
+    plan = plan_database(cfg, splits_path, augmentations=augmentations, limit_clips=limit_clips,
+                         audio_root=audio_root, seed=seed)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DeltaV2AError(f"database output {out} exists and is not a folder")
+    if out.is_dir() and not (out / store.META_FILE).exists():
+        ours = set(_our_files(out)) | {out / store.LOCK_FILE}
+        strays = sorted(p.name for p in out.iterdir() if p not in ours)
+        if strays:
+            raise DeltaV2AError(f"{out} is not empty and is not a deltav2a database "
+                                f"(found {strays[0]}); choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    with _build_lock(out):
+        return _build_locked(plan, out, workers, overwrite, progress, on_shard)
+
+
+def _build_locked(plan: Plan, out: Path, workers: int | None, overwrite: bool, progress: bool,
+                  on_shard: Callable[[int], None] | None) -> BuildSummary:
+    _prepare_dir(out, plan, overwrite)
+    for p in out.iterdir():  # temporaries of a build that was killed
+        if p.name.startswith(store.TEMP_PREFIX):
+            p.unlink()
+    done: set[int] = set()
+    for s in range(plan.n_shards):
+        path = out / store.shard_name(s)
+        if path.exists():
+            if _shard_ok(path, plan, s):
+                done.add(s)
+            else:
+                warnings.warn(f"{path} is damaged or stale; rebuilding it", DatabaseWarning,
+                              stacklevel=3)
+                path.unlink()
+    for p in out.iterdir():  # shards beyond this plan cannot be ours
+        idx = store.shard_index(p.name)
+        if idx is not None and idx >= plan.n_shards:
+            p.unlink()
+    _write_meta(out, plan, "building")
+
+    pending = [s for s in range(plan.n_shards) if s not in done]
+    tasks = [ClipTask(i, plan.clips[i].file, plan.clips[i].track_id, str(plan.paths[i]))
+             for s in pending for i in plan.shard_clips(s)]
+    n_workers = _resolve_workers(workers, plan.cfg, len(tasks))
+    spec = JobSpec(config=plan.cfg.model_dump(mode="json"), seed=plan.seed,
+                   augmentations=plan.augmentations, split=plan.identity["split"], V=plan.V)
+    buffers: dict[int, dict[int, ClipResult]] = {s: {} for s in pending}
+    timings = {"load": 0.0, "encode": 0.0, "render": 0.0}
+    counters = {"renders": 0, "new_records": 0, "skipped": 0}
+    N = plan.augmentations
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks) * N, unit="rec", desc="build-db", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+
+    def finish(r: ClipResult) -> None:
+        s = r.index // plan.clips_per_shard
+        buffers[s][r.index] = r
+        for k, v in r.timings.items():
+            timings[k] = timings.get(k, 0.0) + v
+        counters["renders"] += r.renders
+        if r.skipped is not None:
+            counters["skipped"] += 1
+            warnings.warn(f"skipped clip {r.clip_id}: {r.skipped}", DatabaseWarning, stacklevel=2)
+            bar.set_postfix(skipped=counters["skipped"])
+        else:
+            counters["new_records"] += N
+        bar.update(N)
+        if len(buffers[s]) == len(plan.shard_clips(s)):
+            results = [buffers[s][i] for i in plan.shard_clips(s)]
+            table = store.to_table(_concat(results), plan.dims)
+            info = {"fingerprint": plan.fingerprint, "shard": s,
+                    "clips": [r.clip_id for r in results],
+                    "skipped": [{"clip_id": r.clip_id, "reason": r.skipped}
+                                for r in results if r.skipped is not None],
+                    "records": table.num_rows}
+            store.write_shard(out / store.shard_name(s), table, info)
+            del buffers[s]
+            if on_shard is not None:
+                on_shard(s)
+
+    start = time.perf_counter()
+    try:
+        if tasks and n_workers == 1:
+            worker = ClipWorker(spec)
+            for t in tasks:
+                finish(worker.run(t))
+        elif tasks:
+            ctx = _pool_context()
+            with ctx.Pool(n_workers, initializer=_init_worker, initargs=(spec,)) as pool:
+                for r in pool.imap_unordered(_run_task, tasks, chunksize=1):
+                    finish(r)
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - start
+
+    # every shard is on disk now: gather the totals from the shards themselves
+    records = 0
+    skipped: list[dict] = []
+    for s in range(plan.n_shards):
+        info = store.read_shard_info(out / store.shard_name(s))
+        if info is None:  # pragma: no cover - written just above
+            raise DeltaV2AError(f"shard {s} of {out} vanished during the build")
+        records += int(info["records"])
+        skipped += info.get("skipped", [])
+    _write_meta(out, plan, "complete", {"records": records, "skipped_clips": len(skipped),
+                                        "skipped": skipped})
+    if records == 0:
+        raise DeltaV2AError(f"no usable clips: all {len(plan.clips)} {plan.identity['split']} "
+                            f"clips were skipped (first: {skipped[0]['clip_id']}: "
+                            f"{skipped[0]['reason']})")
+    return BuildSummary(out_dir=out, fingerprint=plan.fingerprint, n_clips=len(plan.clips),
+                        n_shards=plan.n_shards, records=records, skipped=skipped,
+                        shards_written=len(pending), shards_reused=len(done), seconds=seconds,
+                        new_records=counters["new_records"], workers=n_workers if tasks else 0,
+                        timings=timings, renders=counters["renders"])
+
+
+__all__ = ["BuildSummary", "ClipTask", "ClipWorker", "DatabaseWarning", "JobSpec", "Plan",
+           "build_database", "plan_database"]
