@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine(),
-                    "threads": 1},
+                    "threads": 1, "cpus": os.cpu_count(),
+                    "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None},
         "encoders": {"perceptual-image": ienc.fingerprint(), "perceptual-audio": aenc.fingerprint()},
         "image": {"images_per_s": round(img_rate, 1), "target_images_per_s": 50, "n": len(images),
                   "sizes": [list(sizes[0]), list(sizes[-1])]},

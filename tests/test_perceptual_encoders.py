@@ -422,6 +422,14 @@ def test_bad_lexicon_is_a_one_line_error(tmp_path, entry, match):
         PerceptualImageEncoder(lexicon=str(lex)).encode_text(["muffled"])
 
 
+def test_yaml_booleans_in_the_lexicon_are_caught(tmp_path):
+    _, lex = _copy_data(tmp_path)
+    lex.write_text(lex.read_text(encoding="utf-8").replace('"on"', "on"), encoding="utf-8")
+    with pytest.raises(DeltaV2AError, match="non-word True"):
+        PerceptualImageEncoder(lexicon=str(lex)).encode_text(["muffled"])
+    assert "on" in PerceptualImageEncoder().lexicon.neutral
+
+
 def test_unknown_option_is_an_error():
     with pytest.raises(DeltaV2AError, match="no option 'wieghts'"):
         PerceptualImageEncoder(wieghts="x")

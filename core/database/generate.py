@@ -474,6 +474,37 @@ def _pool_context():
     return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
+def _run_pool(tasks: Sequence[ClipTask], spec: JobSpec, n_workers: int) -> Iterator[ClipResult]:
+    """Results in completion order. A worker that dies (OOM killer, crash) raises
+    BrokenProcessPool here instead of hanging the build, and Ctrl-C stops the workers at
+    once; shards already written stay."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = ProcessPoolExecutor(n_workers, mp_context=_pool_context(), initializer=_init_worker,
+                               initargs=(spec,))
+    clean = False
+    try:
+        futures = [pool.submit(_run_task, t) for t in tasks]
+        for fut in as_completed(futures):
+            yield fut.result()
+        clean = True
+    except BrokenProcessPool as exc:
+        raise RuntimeError(f"a build-db worker process died ({exc}); finished shards are kept, "
+                           "rerun the same command to resume") from None
+    finally:
+        if clean:
+            pool.shutdown(wait=True)
+        else:  # interrupted or failed: do not wait for clips in flight
+            procs = list(getattr(pool, "_processes", {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                if proc.is_alive():
+                    proc.terminate()
+            for proc in procs:
+                proc.join(timeout=5)
+
+
 def build_database(cfg: "Config", splits_path: str | os.PathLike, out_dir: str | os.PathLike, *,
                    augmentations: int | None = None, workers: int | None = None,
                    limit_clips: int | None = None, overwrite: bool = False,
@@ -572,10 +603,8 @@ def _build_locked(plan: Plan, out: Path, workers: int | None, overwrite: bool, p
             for t in tasks:
                 finish(worker.run(t))
         elif tasks:
-            ctx = _pool_context()
-            with ctx.Pool(n_workers, initializer=_init_worker, initargs=(spec,)) as pool:
-                for r in pool.imap_unordered(_run_task, tasks, chunksize=1):
-                    finish(r)
+            for r in _run_pool(tasks, spec, n_workers):
+                finish(r)
     finally:
         bar.close()
     seconds = time.perf_counter() - start

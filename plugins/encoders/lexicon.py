@@ -419,7 +419,10 @@ def load_lexicon(path: Path, modality: Modality, names: Sequence[str]) -> Lexico
         if not isinstance(spec, dict) or not isinstance(spec.get("words"), list) or not spec.get("gloss"):
             raise DeltaV2AError(f"lexicon {path}: neutral group '{group}' needs a gloss and a words list")
         for w in spec["words"]:
-            w = str(w).strip().lower()
+            if not isinstance(w, str):  # YAML reads bare on/off/yes/no as booleans
+                raise DeltaV2AError(f"lexicon {path}: neutral group '{group}' has a non-word {w!r} "
+                                    "(quote yes/no/on/off in YAML)")
+            w = w.strip().lower()
             if w in directions:
                 raise DeltaV2AError(f"lexicon {path}: '{w}' is both an entry and neutral ({group})")
             neutral.add(w)
