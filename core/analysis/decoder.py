@@ -15,7 +15,8 @@ is random, so without a signal of "how much" the best possible answer is the mea
 of the effect, and the perceptual text encoder treats intensifiers ("very", "slightly") as
 neutral by design. The condition is therefore [E_text(description), x]: the text says which
 effect, x how strongly (at inference, the image edit's intensity). This is stated wherever
-the decoder is saved.
+the decoder is saved; `use_strength: false` trains the note's text-only decoder, for
+comparison (docs/analysis.md has both results).
 
 Model: the audio embedding becomes `audio_tokens` tokens, the condition `condition_tokens`
 tokens (linear maps); the audio tokens attend to the condition tokens (cross-attention,
@@ -111,7 +112,7 @@ class DecoderData:
     """Samples as arrays, plus what each one means."""
 
     audio: np.ndarray          # (N, Da) E(A_raw)
-    condition: np.ndarray      # (N, Dt + 1) [E_text(description), strength]
+    condition: np.ndarray      # (N, Dt + 1) [E_text(description), strength] (Dt without strength)
     target: np.ndarray         # (N, P) normalised parameters, layout order
     clip: np.ndarray           # (N,) index into `items`
     strength: np.ndarray       # (N,)
@@ -203,7 +204,7 @@ def build_data(aud: "DeltaSet", layout: "ParamLayout", pairs: Sequence[tuple[str
             text, vec = bank[img_e][int(rng.integers(len(bank[img_e])))]
             x = float(rng.uniform(s.min_strength, 1.0))
             A.append(originals[k])
-            C.append(np.concatenate([vec, np.float32([x])]))
+            C.append(np.concatenate([vec, np.float32([x])]) if s.use_strength else vec)
             T.append(target_params(layout, aud_e, x, rng, s.param_jitter))
             clip.append(k)
             strength.append(x)
@@ -389,18 +390,21 @@ class LoadedDecoder:
     meta: dict
     layout: "ParamLayout"
 
-    def predict(self, audio_embedding: np.ndarray, text_embedding: np.ndarray, strength: float
+    def predict(self, audio_embedding: np.ndarray, text_embedding: np.ndarray, strength: float | None = None
                 ) -> dict[str, dict[str, float]]:
-        """{effect: {param: raw}} for one clip embedding, one condition embedding, one strength."""
+        """{effect: {param: raw}} for one clip embedding, one condition text embedding and a strength in [0, 1]."""
+        uses = bool(self.meta["settings"].get("use_strength", True))
+        if uses and strength is None:
+            raise DeltaV2AError("this decoder was trained with a strength input: give one in [0, 1]")
         a = np.asarray(audio_embedding, dtype=np.float32).reshape(1, -1)
         t = np.asarray(text_embedding, dtype=np.float64).reshape(-1)
         n = float(np.linalg.norm(t))
         if n <= 1e-9:
             raise DeltaV2AError("the condition text has no direction in the audio encoder's text space")
-        c = np.concatenate([t / n, [float(strength)]]).astype(np.float32).reshape(1, -1)
+        c = np.concatenate([t / n, [float(strength)]] if uses else [t / n]).astype(np.float32).reshape(1, -1)
         if a.shape[1] != self.meta["audio_dim"] or c.shape[1] != self.meta["condition_dim"]:
-            raise DeltaV2AError(f"decoder expects audio dim {self.meta['audio_dim']} and condition dim "
-                                f"{self.meta['condition_dim'] - 1}, got {a.shape[1]} and {c.shape[1] - 1}")
+            raise DeltaV2AError(f"decoder expects an audio embedding of {self.meta['audio_dim']} and a condition "
+                                f"of {self.meta['condition_dim']} values, got {a.shape[1]} and {c.shape[1]}")
         return self.layout.to_raw(_predict(self.model, a, c)[0])
 
 
@@ -500,7 +504,8 @@ def run_decoder(folder: Path, cfg: "AnalysisConfig", out: Path | None = None,
     meta = {
         "settings": s.model_dump(), "seed": cfg.seed, "layout": layout.describe(),
         "audio_dim": int(data.audio.shape[1]), "condition_dim": int(data.condition.shape[1]),
-        "condition": "[unit E_text(description) of the audio encoder, strength in [0, 1]]",
+        "condition": ("[unit E_text(description) of the audio encoder, strength in [0, 1]]" if s.use_strength
+                      else "unit E_text(description) of the audio encoder"),
         "encoder": {"name": encoder.name, "fingerprint": encoder.fingerprint()},
         "pairs": [{"image_effect": a, "audio_effect": b, "score": sc} for a, b, sc in pairs],
         "conditions": data.conditions, "dropped_conditions": dropped, "summary": summary,

