@@ -466,7 +466,7 @@ def test_decoder_learns_the_strength_from_its_condition():
 def test_decoder_step_trains_saves_and_reloads(extracted, tmp_path):
     import shutil
 
-    from deltav2a.analysis.decoder import _predict, build_data, load_decoder, run_decoder
+    from deltav2a.analysis.decoder import load_decoder, run_decoder
     from deltav2a.analysis.discover import run_discover
     from deltav2a.analysis.extract import load_extract, read_deltas
     from deltav2a.encoding import load_encoder

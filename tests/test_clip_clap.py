@@ -619,3 +619,37 @@ def test_importing_the_plugins_stays_cheap():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:2] == ["[]", "clip clap"]
+
+
+def test_one_config_switch_runs_the_style_command_with_clip_and_clap(clip_files, clap_files, tmp_path):
+    """The same `style` command, the encoders swapped by config alone (random weights)."""
+    import subprocess
+
+    import soundfile as sf
+    import yaml
+
+    from deltav2a.chain import AudioChain
+    from deltav2a.examples import groove, landscape_image
+    from deltav2a.plugins import get
+
+    cfg = tmp_path / "clip_clap.yaml"
+    cfg.write_text(yaml.safe_dump({"encoders": {
+        "image": {"name": "clip", "options": {"checkpoint": str(clip_files["folder"]), "device": "cpu"}},
+        "audio": {"name": "clap", "options": {"amodel": "HTSAT-tiny", "checkpoint": str(clap_files["pt"]),
+                                              "text_model_dir": str(clap_files["text_dir"]), "device": "cpu"}},
+    }}))
+    img = landscape_image(128, 96)
+    img.save(tmp_path / "a.png")
+    get("image_effect", "motion_blur")().apply(img, 0.8).save(tmp_path / "b.png")
+    x = groove(2.0, 48000)
+    sf.write(tmp_path / "a.wav", x.T, 48000)
+    sf.write(tmp_path / "b.wav", AudioChain(["lowpass:cutoff_hz=500"], tail="cut").render(x, 48000).audio.T, 48000)
+    exe = str(Path(sys.executable).with_name("deltav2a"))
+    env = {**os.environ, "DELTAV2A_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    for kind, a, b, name in (("--image", "a.png", "b.png", "clip"), ("--audio", "a.wav", "b.wav", "clap")):
+        res = subprocess.run([exe, "style", "-c", str(cfg), kind, str(tmp_path / a), "--edited", str(tmp_path / b),
+                              "--json"], capture_output=True, text=True, env=env, timeout=600)
+        assert res.returncode == 0, res.stderr
+        out = json.loads(res.stdout)
+        assert out["encoder"] == name and len(out["label"]) == 24
+        assert out["delta_norm"] > 0 and abs(sum(out["label"].values()) - 1) < 1e-4

@@ -84,6 +84,9 @@ class JobSpec:
     augmentations: int
     split: str
     V: Any  # (K, D) float32 term embeddings of the vocabulary, audio side
+    #: the parent's DELTAV2A_* variables (plugin selection, home): a fork server started
+    #: earlier in this process would otherwise hand workers the environment of that moment
+    env: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -235,6 +238,9 @@ def _init_worker(spec: JobSpec) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    for key in [k for k in os.environ if k.startswith("DELTAV2A_") and k not in spec.env]:
+        del os.environ[key]
+    os.environ.update(spec.env)
     global _WORKER
     _WORKER = ClipWorker(spec)
 
@@ -566,7 +572,8 @@ def _build_locked(plan: Plan, out: Path, workers: int | None, overwrite: bool, p
              for s in pending for i in plan.shard_clips(s)]
     n_workers = _resolve_workers(workers, plan.cfg, len(tasks))
     spec = JobSpec(config=plan.cfg.model_dump(mode="json"), seed=plan.seed,
-                   augmentations=plan.augmentations, split=plan.identity["split"], V=plan.V)
+                   augmentations=plan.augmentations, split=plan.identity["split"], V=plan.V,
+                   env={k: v for k, v in os.environ.items() if k.startswith("DELTAV2A_")})
     buffers: dict[int, dict[int, ClipResult]] = {s: {} for s in pending}
     timings = {"load": 0.0, "encode": 0.0, "render": 0.0}
     counters = {"renders": 0, "new_records": 0, "skipped": 0}
