@@ -13,7 +13,7 @@ so a low ratio can be traced to its cause, and so is the rate of rendering *and*
 A' bare (the floor any build with this encoder pays): records/s against it measures the
 build's own overhead (loading, sampling, labels, Parquet, processes).
 
-Run:  .venv/bin/python benchmarks/bench_database.py [--clips 6] [--augmentations 8]
+Run:  .venv/bin/python benchmarks/bench_database.py [--clips 6] [--augmentations 40]
 Writes benchmarks/results/database.json and prints a summary. Timings on a shared 2-core
 machine are noisy; each configuration is run --repeats times and the best run is kept.
 """
@@ -112,7 +112,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=6)
-    ap.add_argument("--augmentations", type=int, default=20)
+    ap.add_argument("--augmentations", type=int, default=40)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "database.json")

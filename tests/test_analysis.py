@@ -489,11 +489,34 @@ def test_decoder_step_trains_saves_and_reloads(extracted, tmp_path):
     aud = read_deltas(folder / "audio_deltas.parquet")
     raw = dec.predict(aud.original[0], enc.encode_text(["a blurry photo"])[0], 0.7)
     assert set(raw) == {"lpf", "highshelf", "saturation", "reverb"} and 100 <= raw["lpf"]["cutoff_hz"] <= 20000
+    with pytest.raises(DeltaV2AError, match="strength input"):
+        dec.predict(aud.original[0], enc.encode_text(["a blurry photo"])[0])
     with pytest.raises(DeltaV2AError, match="trained with audio encoder"):
         load_decoder(out, load_encoder("perceptual-image", "image"))
     (out / "decoder.safetensors").write_bytes(b"junk")
     with pytest.raises(DeltaV2AError, match="not the weights file"):
         load_decoder(out)
+
+
+def test_text_only_decoder_of_the_note(extracted, tmp_path):
+    import shutil
+
+    from deltav2a.analysis.decoder import load_decoder, run_decoder
+    from deltav2a.analysis.discover import run_discover
+    from deltav2a.analysis.extract import load_extract, read_deltas
+    from deltav2a.encoding import load_encoder
+
+    folder = tmp_path / "d"
+    shutil.copytree(extracted, folder)
+    cfg = _cfg(decoder={"use_strength": False})
+    run_discover(load_extract(folder), cfg, folder)
+    run_decoder(folder, cfg)
+    dec = load_decoder(folder / "decoder")
+    assert dec.meta["condition_dim"] == 23 and "strength" not in dec.meta["condition"]
+    enc = load_encoder("perceptual-audio", "audio")
+    aud = read_deltas(folder / "audio_deltas.parquet")
+    assert set(dec.predict(aud.original[0], enc.encode_text(["muffled"])[0])) == {"lpf", "highshelf", "saturation",
+                                                                                   "reverb"}
 
 
 # ------------------------------------------------------------------ CLI and the whole pipeline
