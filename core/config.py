@@ -122,6 +122,7 @@ class TrainingConfig(_Section):
     val_fraction: float = Field(0.2, gt=0, lt=1)
     balanced_sampler: bool = True
     selection_metric: str = "val_active_param_rmse_gated"
+    threads: int = Field(1, ge=1, description="torch CPU threads (1 is fastest for these small nets)")
     loss: LossConfig = LossConfig()
 
 

@@ -82,3 +82,17 @@ def transfer_summary(before: "PILImage", after: "PILImage", sidecar: dict, audio
     fig.suptitle(f"A' = {chosen}", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def per_param_bars(per_param: dict[str, float], baseline: float, path: str | Path) -> Path:
+    """Active RMSE per parameter (gated), with the mean baseline's overall value."""
+    plt = _plt()
+    names = list(per_param)
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.bar(names, [per_param[n] for n in names], color="tab:blue")
+    ax.axhline(baseline, color="k", ls="--", lw=1, label=f"mean baseline {baseline:.3f}")
+    ax.set_ylabel("active RMSE (gated)")
+    ax.tick_params(axis="x", rotation=60, labelsize=7)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -53,9 +53,10 @@ def build_db(
     audio_root: Optional[Path] = typer.Option(
         None, "--audio-root", help="Folder the split file's paths are relative to (default: as recorded)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a database built with other settings."),
+    split: str = typer.Option("train", "--split", help="Which split's clips: train, val or test."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Render random effect chains on the train clips and store (style label, E(A)) -> params records.
+    """Render random effect chains on a split's clips and store (style label, E(A)) -> params records.
 
     Interrupted builds (Ctrl-C, kill) resume where they stopped when run again with the same
     arguments; the records depend on the seed only, not on --workers.
@@ -71,7 +72,7 @@ def build_db(
         warnings.showwarning = lambda message, *a, **k: typer.echo(f"warning: {message}", err=True)
         summary = build_database(cfg, splits_file, output, augmentations=augmentations,
                                  workers=workers, limit_clips=limit_clips, overwrite=overwrite,
-                                 audio_root=audio_root, seed=seed, progress=not quiet)
+                                 audio_root=audio_root, seed=seed, progress=not quiet, split=split)
     if summary.shards_written == 0:
         typer.echo(f"{output}: already complete ({summary.records} records, "
                    f"{summary.n_shards} shards); nothing to do")

@@ -522,15 +522,18 @@ def build_database(cfg: "Config", splits_path: str | os.PathLike, out_dir: str |
                    augmentations: int | None = None, workers: int | None = None,
                    limit_clips: int | None = None, overwrite: bool = False,
                    audio_root: str | os.PathLike | None = None, seed: int | None = None,
-                   progress: bool = True,
+                   progress: bool = True, split: str = "train",
                    on_shard: Callable[[int], None] | None = None) -> BuildSummary:
-    """Build (or finish building) the database for the train clips of a split file.
+    """Build (or finish building) the database for one split's clips (train by default).
+
+    Val and test databases, built from their own clips, give leakage-free model selection
+    and evaluation.
 
     Returns what was done; the records themselves are read with `load_database`.
     `on_shard(index)` is called after each shard is on disk (tests, progress hooks).
     """
     plan = plan_database(cfg, splits_path, augmentations=augmentations, limit_clips=limit_clips,
-                         audio_root=audio_root, seed=seed)
+                         audio_root=audio_root, seed=seed, split=split)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise DeltaV2AError(f"database output {out} exists and is not a folder")

@@ -1,0 +1,96 @@
+"""`train`, `tune-thresholds`, `evaluate` and `probes`: the controller stages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import DeltaV2AError
+
+
+def train(
+    db: Path = typer.Option(..., "--db", help="Training database (build-db)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Model directory to write."),
+    val_db: Optional[Path] = typer.Option(None, "--val-db", help="Validation database (default: hold out clips of --db)."),
+    controller: Optional[str] = typer.Option(None, "--controller", help="Controller plugin: mlp, ar, ... (default: config)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Override training.epochs."),
+    restart: bool = typer.Option(False, "--restart", help="Discard an earlier run in OUTPUT instead of resuming it."),
+) -> None:
+    """Train a controller; resumes an interrupted run in OUTPUT by default."""
+    from ..config import load_config
+    from ..stages import train_stage
+
+    cfg = load_config(config, {"training": {"epochs": epochs}} if epochs else None)
+    if controller:
+        cfg.controller.kind = controller
+    summary = train_stage(cfg, db, output, val_db, cfg.controller.kind, resume=not restart)
+    typer.echo(f"{summary['controller']}: best epoch {summary['best_epoch']}/{summary['epochs']}, "
+               f"{summary['selection_metric']} = {summary['best_value']:.4f}; wrote {output}")
+
+
+def tune_thresholds(
+    model: Path = typer.Option(..., "--model", "-m", help="Model directory from `train`."),
+    val_db: Path = typer.Option(..., "--val-db", help="Validation database."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the search as JSON."),
+) -> None:
+    """Per-effect activity thresholds on validation records, saved with the model."""
+    from ..atomic import write_json
+    from ..stages import thresholds_stage
+
+    res = thresholds_stage(model, val_db)
+    if output:
+        write_json(output, res)
+    typer.echo(f"active_param_rmse_gated {res['objective_at_start']:.4f} at 0.5 -> {res['objective']:.4f}")
+    typer.echo("  " + ", ".join(f"{e} {t:.3f}" for e, t in res["thresholds"].items()))
+
+
+def evaluate(
+    model: Path = typer.Option(..., "--model", "-m"),
+    test_db: Path = typer.Option(..., "--test-db", help="Held-out database (build-db --split test)."),
+    train_db: Path = typer.Option(..., "--train-db", help="Training database (for the mean baseline)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for metrics.json and per-parameter PNG."),
+) -> None:
+    """The notes' metrics on held-out records, beside the mean baseline."""
+    from ..atomic import write_json
+    from ..plots import per_param_bars
+    from ..stages import evaluate_stage
+
+    out = evaluate_stage(model, test_db, train_db)
+    output.mkdir(parents=True, exist_ok=True)
+    write_json(output / "metrics.json", out)
+    per_param_bars(out["tuned"]["per_param_active_rmse_gated"], out["mean_baseline_active_param_rmse"],
+                   output / "per_param_rmse.png")
+    t = out["tuned"]
+    typer.echo(f"{out['controller']} on {out['records']} records: active_param_rmse_gated {t['active_param_rmse_gated']:.4f} "
+               f"(mean baseline {out['mean_baseline_active_param_rmse']:.4f}, "
+               f"{100 * out['reduction_vs_baseline']:.0f}% lower); macro F1 {t['macro_f1']:.3f}, micro F1 {t['micro_f1']:.3f}")
+
+
+def probes(
+    db: Path = typer.Option(..., "--db", help="Training database."),
+    test_db: Path = typer.Option(..., "--test-db", help="Held-out database."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the table as JSON."),
+) -> None:
+    """Experiment 3: linear probes (audio only, style only, style + audio gated) vs the mean baseline."""
+    from ..atomic import write_json
+    from ..config import load_config
+    from ..stages import probes_stage
+
+    rows = probes_stage(load_config(config), db, test_db)
+    if output:
+        write_json(output, rows)
+    typer.echo(f"{'input':<28} active param RMSE")
+    for r in rows:
+        typer.echo(f"{r['name']:<28} {r['active_param_rmse']:.3f}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("tune-thresholds")(tune_thresholds)
+    app.command("evaluate")(evaluate)
+    app.command("probes")(probes)
