@@ -156,6 +156,29 @@ class SplitConfig(_Section):
         return self
 
 
+class DataConfig(_Section):
+    """Where an experiment's media come from; relative paths are relative to the config file.
+
+    A folder left empty (null) is replaced by generated media (core/examples.py), so a config
+    runs anywhere, e.g. in CI without the development corpus.
+    """
+
+    audio: str | None = None
+    audio_manifest: str | None = None
+    images: str | None = None
+    clip_limit: int | None = Field(None, ge=1, description="train clips used for the database (seeded sample)")
+    image_limit: int | None = Field(None, ge=2, description="images used (seeded sample), half for calibration")
+    synthetic_tracks: int = Field(10, ge=3, description="generated tracks (2 clips each) when audio is null")
+    synthetic_images: int = Field(8, ge=2)
+    synthetic_seconds: float = Field(4.0, gt=0)
+
+
+class ExperimentConfig(_Section):
+    controllers: list[str] = ["mlp"]
+    agreement_pairs: int = Field(40, ge=2)
+    example_transfers: int = Field(3, ge=0)
+
+
 class Config(_Section):
     seed: int = 0
     vocabulary: str = "v3"
@@ -168,6 +191,8 @@ class Config(_Section):
     training: TrainingConfig = TrainingConfig()
     thresholds: ThresholdConfig = ThresholdConfig()
     inference: InferenceConfig = InferenceConfig()
+    data: DataConfig = DataConfig()
+    experiment: ExperimentConfig = ExperimentConfig()
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -96,3 +96,23 @@ def per_param_bars(per_param: dict[str, float], baseline: float, path: str | Pat
     ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def bars(values: dict[str, float], title: str, path: str | Path, reference: dict[str, float] | None = None) -> Path:
+    """One bar per key; optional reference values (e.g. the notes' numbers) beside them."""
+    import numpy as np
+
+    plt = _plt()
+    names = list(values)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    w = 0.4 if reference else 0.8
+    ax.bar(x - (w / 2 if reference else 0), [values[n] for n in names], w, label="DeltaV2A")
+    if reference:
+        ax.bar(x + w / 2, [reference.get(n, np.nan) for n in names], w, label="notes", color="tab:gray")
+        ax.legend(fontsize=8)
+    ax.set_xticks(x, names, rotation=30, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)

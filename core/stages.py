@@ -162,3 +162,170 @@ def probes_stage(cfg: "Config", train_db_dir: Path, test_db_dir: Path) -> list[d
     test = load_db(cfg, test_db_dir).data
     rows = linear_probe_table(train, test, layout_for(cfg), gate_bias=cfg.controller.mlp.gate_bias)
     return [r.as_dict() for r in rows]
+
+
+# ---------------------------------------------------------------- image side
+
+
+def image_pairs(cfg: "Config", files: list[Path], seed: int, progress: bool = False):
+    """Every image x every configured image effect, intensity drawn in [param_min_intensity, 1].
+
+    Returns (E(I), E(I'), effect index) arrays, as the notes' 750 x 7 calibration pairs.
+    """
+    import numpy as np
+
+    from .encoding import load_encoder
+    from .media import load_image
+    from .plugins import get
+
+    enc = load_encoder(cfg.encoders.image, "image")
+    rng = np.random.default_rng(seed)
+    lo = cfg.database.param_min_intensity
+    effects = [get("image_effect", name)() for name in cfg.effects.image]
+    before, after, ids = [], [], []
+    from tqdm import tqdm
+
+    for i, f in enumerate(tqdm(files, desc="image pairs", unit="image", disable=not progress)):
+        try:
+            img = load_image(f)
+        except DeltaV2AError as exc:
+            print(f"deltav2a: warning: skipping {exc}")
+            continue
+        e0 = enc.encode_images([img])[0]
+        edited = [fx.apply(img, float(rng.uniform(lo, 1.0)), seed=seed + i) for fx in effects]
+        e1 = enc.encode_images(edited)
+        for j in range(len(effects)):
+            before.append(e0)
+            after.append(e1[j])
+            ids.append(j)
+    if not before:
+        raise DeltaV2AError("no readable images for image pairs")
+    return np.stack(before), np.stack(after), np.asarray(ids)
+
+
+def calibrate_stage(model_dir: Path, image_files: list[Path], train_db_dir: Path, seed: int = 0,
+                    progress: bool = False) -> dict:
+    """Appendix D: fit (T, tau_c, s_c) on image pairs to the DB's mean top-1 mass; store it."""
+    from .calibration import calibrate
+    from .encoding import load_encoder, term_embeddings
+    from .vocab import load_vocabulary
+    from .weights import read_metadata
+
+    cfg, loaded = load_model(model_dir)
+    db = load_db(cfg, train_db_dir)
+    target = float(db.data.style.max(axis=1).mean())
+    b, a, _ = image_pairs(cfg, image_files, seed, progress)
+    V = term_embeddings(load_encoder(cfg.encoders.image, "image"), load_vocabulary(cfg.vocabulary), "image")
+    result = calibrate(b, a, V, target)
+    meta = read_metadata(model_dir / "controller")
+    save_model(model_dir, cfg, loaded.module, meta.controller, loaded.layout, meta.thresholds, meta.training,
+               result.as_dict())
+    return result.as_dict(with_grid=True)
+
+
+# ---------------------------------------------------------------- diagnostics
+
+
+def audio_diagnostics(cfg: "Config", train_db_dir: Path) -> dict:
+    """Experiment 2 on the audio side, from the training database's labels."""
+    from .diagnostics import consistency_separation, label_statistics, style_f1_per_effect
+
+    db = load_db(cfg, train_db_dir)
+    labels, active = db.data.style, db.data.active
+    groups = ["+".join(e for e, a in zip(db.effects, row) if a) for row in active]
+    f1 = style_f1_per_effect(labels, active, db.effects, seed=cfg.seed)
+    import numpy as np
+
+    return {"records": len(db), "label_statistics": label_statistics(labels), "style_f1": f1,
+            "style_f1_mean": float(np.nanmean(list(f1.values()))),
+            "consistency": consistency_separation(labels, groups, seed=cfg.seed)}
+
+
+def image_diagnostics(model_dir: Path, image_files: list[Path], seed: int = 0, progress: bool = False) -> dict:
+    """The probe the notes name but never ran: calibrated image labels -> which image effect."""
+    from .diagnostics import image_effect_probe, label_statistics
+    from .transfer import TransferModel
+
+    tm = TransferModel(model_dir)
+    b, a, ids = image_pairs(tm.cfg, image_files, seed, progress)
+    from .style import Calibration, style_labels
+
+    labels, norms = style_labels(b, a, tm.V_img, tm.temperature, Calibration(tm.tau_c, tm.s_c))
+    probe = image_effect_probe(labels, ids, tm.cfg.effects.image, seed=seed)
+    return {"pairs": int(len(ids)), "label_statistics": label_statistics(labels), "probe": probe,
+            "delta_norm_mean": float(norms.mean())}
+
+
+def agreement_stage(model_dir: Path, image_files: list[Path], clip_files: list[Path], n_pairs: int = 40,
+                    seed: int = 0, progress: bool = False) -> dict:
+    """Cross-modal agreement of `transfer` vs a random chain and the single best fixed chain.
+
+    For held-out (image, image effect, clip) triples: the image pair's calibrated label vs the
+    label the audio encoder reads off (A, A'). The best fixed chain (one effect at intensity
+    0.6, the best of the configured effects) is chosen on the first half of the triples and
+    every method is scored on the second half.
+    """
+    import numpy as np
+
+    from .chain import AudioChain, EffectSetting
+    from .database.sampling import AugmentationSampler
+    from .diagnostics import agreement
+    from .encoding import term_embeddings
+    from .media import load_audio, load_image
+    from .plugins import get
+    from .style import style_labels
+
+    from .transfer import TransferModel
+
+    tm = TransferModel(model_dir)
+    tm.cfg.effects.tail = "cut"  # A and A' of equal length, for every method alike
+    cfg = tm.cfg
+    rng = np.random.default_rng(seed)
+    V_aud = term_embeddings(tm.audio_encoder, tm.vocab, "audio")
+    images = [load_image(f) for f in image_files]
+    clips = [load_audio(f) for f in clip_files]
+    clip_emb = [tm.audio_embedding(x, sr) for x, sr in clips]
+    fx = [get("image_effect", n)() for n in cfg.effects.image]
+    sampler = AugmentationSampler(tm.layout, cfg.database, cfg.effects.chain_order)
+    fixed = {n: AudioChain([EffectSetting(n, get("audio_effect", n).params_at_intensity(0.6))],
+                           tail=cfg.effects.tail, max_tail_seconds=cfg.effects.max_tail_seconds)
+             for n in cfg.effects.audio}
+
+    def audio_label(k: int, y: "np.ndarray") -> "np.ndarray":
+        x, sr = clips[k]
+        e1 = tm.audio_embedding(y, sr)
+        return style_labels(clip_emb[k], e1, V_aud, cfg.database.temperature)[0][0]
+
+    rows = []
+    from tqdm import tqdm
+
+    for t in tqdm(range(n_pairs), desc="agreement", unit="pair", disable=not progress):
+        i, j, k = int(rng.integers(len(images))), int(rng.integers(len(fx))), int(rng.integers(len(clips)))
+        before = images[i]
+        after = fx[j].apply(before, float(rng.uniform(cfg.database.param_min_intensity, 1.0)), seed=seed + t)
+        labels, _, conf = tm.image_labels([before], [after])
+        x, sr = clips[k]
+        plan = tm.plan(labels[0], clip_emb[k], float(conf[0]))
+        y, _ = tm.render(x, sr, plan["settings"])
+        aug = sampler.sample(rng)
+        y_rand = sampler.chain(aug, cfg.effects.tail, cfg.effects.max_tail_seconds).render(x, sr).audio
+        rows.append({"image": labels[0], "transfer": audio_label(k, y), "random": audio_label(k, y_rand),
+                     "fixed": {n: audio_label(k, ch.render(x, sr).audio) for n, ch in fixed.items()},
+                     "n_active": len(plan["active"])})
+    half = n_pairs // 2
+    pick, score = rows[:half], rows[half:]
+    if not score:
+        raise DeltaV2AError("agreement needs at least 2 pairs")
+
+    def stack(rs, key, sub=None):
+        return np.stack([r[key][sub] if sub else r[key] for r in rs])
+
+    best_fixed = max(fixed, key=lambda n: agreement(stack(pick, "image"), stack(pick, "fixed", n))["mean_cosine"]) \
+        if pick else next(iter(fixed))
+    img = stack(score, "image")
+    return {"pairs_scored": len(score), "pairs_for_choosing_fixed_chain": len(pick),
+            "transfer": agreement(img, stack(score, "transfer")),
+            "random_chain": agreement(img, stack(score, "random")),
+            "best_fixed_chain": {"effect": best_fixed, "intensity": 0.6,
+                                 **agreement(img, stack(score, "fixed", best_fixed))},
+            "mean_effects_rendered": float(np.mean([r["n_active"] for r in score]))}

@@ -220,8 +220,9 @@ def _evaluate(module: torch.nn.Module, data: ControllerData, tensors: tuple, lay
 
 
 def _as_tensors(data: ControllerData) -> tuple[torch.Tensor, ...]:
-    return (torch.from_numpy(data.style), torch.from_numpy(data.audio),
-            torch.from_numpy(data.active), torch.from_numpy(data.params))
+    # torch.tensor copies: arrays read from Parquet are read-only views
+    return (torch.tensor(data.style), torch.tensor(data.audio),
+            torch.tensor(data.active), torch.tensor(data.params))
 
 
 def train_controller(controller: str | type[Controller], train: ControllerData,
