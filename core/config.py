@@ -175,6 +175,7 @@ class DataConfig(_Section):
 
 class ExperimentConfig(_Section):
     controllers: list[str] = ["mlp"]
+    epochs: dict[str, int] = Field({}, description="per-controller override of training.epochs")
     agreement_pairs: int = Field(40, ge=2)
     example_transfers: int = Field(3, ge=0)
 

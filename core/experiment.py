@@ -164,9 +164,13 @@ def run_experiment(cfg: "Config", config_path: Path | None, run_dir: Path, log: 
     for name in cfg.experiment.controllers:
         mdir = run_dir / "models" / name
         deps = ["db_train", "db_val"]
-        ex.stage(f"train_{name}", {**model_inputs, "controller_name": name}, deps,
-                 lambda mdir=mdir, name=name: stages.train_stage(cfg, dbs["train"], mdir, dbs["val"], name,
-                                                                 resume=True))
+        ccfg = cfg
+        if name in cfg.experiment.epochs:
+            ccfg = cfg.model_copy(deep=True)
+            ccfg.training.epochs = cfg.experiment.epochs[name]
+        ex.stage(f"train_{name}", {**model_inputs, "controller_name": name, "epochs": ccfg.training.epochs}, deps,
+                 lambda mdir=mdir, name=name, ccfg=ccfg: stages.train_stage(ccfg, dbs["train"], mdir, dbs["val"],
+                                                                             name, resume=True, replace=True))
         ex.stage(f"thresholds_{name}", {}, [f"train_{name}"],
                  lambda mdir=mdir: {k: v for k, v in stages.thresholds_stage(mdir, dbs["val"]).items()
                                     if k != "history"})

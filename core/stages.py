@@ -98,7 +98,10 @@ def load_model(model_dir: str | Path, cfg: "Config | None" = None):
 
 
 def train_stage(cfg: "Config", db_dir: Path, out_dir: Path, val_db_dir: Path | None = None,
-                controller: str | None = None, resume: bool = True, progress: bool = True) -> dict:
+                controller: str | None = None, resume: bool = True, progress: bool = True,
+                replace: bool = False) -> dict:
+    """Train and save a model; `resume` continues an interrupted run of the same settings and
+    `replace` lets a run with other settings in `out_dir` be started afresh."""
     from .training.trainer import train_controller
 
     _torch_threads(cfg)
@@ -110,7 +113,7 @@ def train_stage(cfg: "Config", db_dir: Path, out_dir: Path, val_db_dir: Path | N
     else:
         train, val = split_by_clip(db, cfg.training.val_fraction, cfg.seed)
     res = train_controller(name, train, val, layout, cfg.controller, cfg.training,
-                           out_dir=out_dir / "training", seed=cfg.seed, resume=resume, overwrite=not resume,
+                           out_dir=out_dir / "training", seed=cfg.seed, resume=resume, overwrite=replace,
                            progress=progress)
     summary = res.summary()
     save_model(out_dir, cfg, res.module, res.controller, layout, {e: 0.5 for e in layout.effects}, summary)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job: set up if needed, then run the demo on media the project generates itself.
+# The main job: set up if needed, then the demo on media the project generates itself: an image
+# effect, an audio chain, and a transfer of the image edit onto the music with the shipped model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

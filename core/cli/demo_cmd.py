@@ -15,7 +15,8 @@ def demo(
                                            "--audio-effect", help="NAME[:param=value,...], repeatable"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Generate example media, apply an image effect and an audio chain, write to OUTPUT."""
+    """Generate example media, apply an image effect and an audio chain, then transfer the image
+    edit onto the music with the shipped model; everything goes to OUTPUT."""
     from ..atomic import write_json
     from ..chain import AudioChain, parse_effect_spec
     from ..examples import write_examples
@@ -37,6 +38,21 @@ def demo(
         "audio": str(paths["audio"]), "processed_audio": str(processed_path),
         "audio_chain": result.describe(),
     }
+    from ..transfer import DEFAULT_MODEL, TransferModel
+
+    if (DEFAULT_MODEL / "controller.json").is_file():
+        from ..plots import transfer_summary
+
+        tm = TransferModel(DEFAULT_MODEL)
+        before = load_image(paths["image"])
+        res = tm.transfer(before, edited, x, sr)
+        out = save_audio(res.audio, sr, output / "transfer.wav")
+        write_json(output / "transfer.json", res.sidecar)
+        transfer_summary(before, edited, res.sidecar, x, res.audio, sr, output / "transfer.png")
+        summary.update({"transfer_audio": str(out), "transfer_sidecar": str(output / "transfer.json"),
+                        "transfer_summary": str(output / "transfer.png")})
+    else:
+        typer.echo(f"note: no shipped model in {DEFAULT_MODEL}; skipped the transfer", err=True)
     write_json(output / "demo_summary.json", summary)
     for k, v in summary.items():
         if isinstance(v, str):

@@ -27,7 +27,7 @@ def train(
     cfg = load_config(config, {"training": {"epochs": epochs}} if epochs else None)
     if controller:
         cfg.controller.kind = controller
-    summary = train_stage(cfg, db, output, val_db, cfg.controller.kind, resume=not restart)
+    summary = train_stage(cfg, db, output, val_db, cfg.controller.kind, resume=not restart, replace=restart)
     typer.echo(f"{summary['controller']}: best epoch {summary['best_epoch']}/{summary['epochs']}, "
                f"{summary['selection_metric']} = {summary['best_value']:.4f}; wrote {output}")
 

@@ -82,7 +82,11 @@ def transfer(
                                     f"the edited one {after.size[0]}x{after.size[1]}")
         if clip_path not in emb_cache:
             x, sr = load_audio(clip_path)
-            emb_cache = {clip_path: (x, sr, tm.audio_embedding(x, sr))}
+            try:
+                emb = tm.audio_embedding(x, sr)
+            except DeltaV2AError as exc:
+                raise DeltaV2AError(f"{clip_path}: {exc}") from None
+            emb_cache = {clip_path: (x, sr, emb)}  # only the current clip: bounded memory
         x, sr, emb = emb_cache[clip_path]
         result = tm.transfer(before, after, x, sr, audio_emb=emb)
         out = output / f"{img_path.stem}__{clip_path.stem}.wav" if many else output

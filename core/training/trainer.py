@@ -235,7 +235,8 @@ def train_controller(controller: str | type[Controller], train: ControllerData,
     """Train `controller` on `train`, select the best epoch on `val`, return it.
 
     `resume=True` continues the run in `out_dir` from its last finished epoch (or starts
-    one when there is none); a run started with other data, config or seed is refused.
+    one when there is none); a run started with other data, config or seed is refused,
+    unless `overwrite=True` too, which then replaces it (what `deltav2a run` wants).
     Without `resume` an existing run in `out_dir` is only replaced with `overwrite=True`.
     `out_dir=None` trains in memory (no checkpoints, no resume). `callback(record)` runs
     after each epoch's checkpoint is on disk, so raising (or Ctrl-C) there loses nothing.
@@ -258,6 +259,8 @@ def train_controller(controller: str | type[Controller], train: ControllerData,
     checkpoint = _read_checkpoint(out) if out is not None else None
     if checkpoint is not None and not resume and not overwrite:
         raise DeltaV2AError(f"{out} already holds a training run; resume it or pass overwrite")
+    if checkpoint is not None and resume and overwrite and checkpoint.get("run") != run_id:
+        resume = False  # a different run: start it afresh below
     if checkpoint is not None and resume and checkpoint.get("run") != run_id:
         raise DeltaV2AError(
             f"cannot resume {out}: it was started with other data, config or seed "

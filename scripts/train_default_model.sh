@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Rebuild the shipped default model (core/models/default) from ../shared/data:
+# perceptual encoders, v3, MLP controller (and the AR one for the report), tuned thresholds,
+# calibration. Deterministic for the config's seed on CPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/deltav2a run configs/default.yaml -o runs/default "$@"
+mkdir -p core/models/default
+for f in controller.safetensors controller.json config.yaml; do
+  cp "runs/default/models/mlp/$f" "core/models/default/$f"
+done
+cp runs/default/report.md core/models/default/REPORT.md
+echo "updated core/models/default from runs/default"
