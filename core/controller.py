@@ -142,8 +142,9 @@ def predict(module: Any, style: "np.ndarray", audio: "np.ndarray",
     try:
         with torch.no_grad():
             for i in range(0, style.shape[0], batch_size):
-                a, p = module.predict_batch(torch.from_numpy(style[i:i + batch_size]),
-                                            torch.from_numpy(audio[i:i + batch_size]))
+                # torch.tensor copies: arrays read from Parquet are read-only
+                a, p = module.predict_batch(torch.tensor(style[i:i + batch_size]),
+                                            torch.tensor(audio[i:i + batch_size]))
                 acts.append(a.detach().cpu().numpy().astype(np.float32))
                 pars.append(p.detach().cpu().numpy().astype(np.float32))
     finally:

@@ -150,10 +150,15 @@ def evaluate_stage(model_dir: Path, test_db_dir: Path, train_db_dir: Path) -> di
     tuned = evaluate(pred.activity, pred.params, test.active, test.params, loaded.layout, loaded.thresholds)
     at_half = evaluate(pred.activity, pred.params, test.active, test.params, loaded.layout, 0.5)
     base_value = float(mean_baseline_rmse(train.active, train.params, test.active, test.params, loaded.layout))
+    strict = float(mean_baseline_rmse(train.active, train.params, test.active, test.params, loaded.layout,
+                                      over="active"))
     out = {"controller": loaded.metadata.controller, "records": len(test),
            "mean_baseline_active_param_rmse": base_value,
            "tuned": tuned, "threshold_0.5": at_half,
+           "active_mean_baseline_active_param_rmse": strict,
            "reduction_vs_baseline": 1.0 - tuned["active_param_rmse_gated"] / base_value if base_value else None,
+           "reduction_vs_active_mean_baseline":
+               1.0 - tuned["active_param_rmse_gated"] / strict if strict else None,
            "hardest_params": rank_params(tuned["per_param_active_rmse_gated"], 5)}
     return out
 

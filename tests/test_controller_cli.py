@@ -60,8 +60,8 @@ def test_train_tune_evaluate_probe(dbs):
     res = run_cli("probes", "--db", str(dbs["train"]), "--test-db", str(dbs["test"]), "-o", str(dbs["root"] / "p.json"))
     assert res.returncode == 0, res.stderr
     rows = json.loads((dbs["root"] / "p.json").read_text())
-    assert [r["name"] for r in rows] == ["Mean baseline", "Audio embedding only", "Style label only",
-                                         "Style + Audio (gated)"]
+    assert [r["name"] for r in rows] == ["Mean baseline", "Mean baseline (active records)",
+                                         "Audio embedding only", "Style label only", "Style + Audio (gated)"]
 
 
 def test_ar_controller_trains_and_evaluates(dbs):

@@ -181,10 +181,20 @@ def test_gated_rmse_and_f1_by_hand(tiny_layout):
 def test_mean_baseline_uses_active_records_only(tiny_layout):
     active = np.array([[True, False], [True, False], [False, True]])
     params = np.array([[0.2, 0, 0, 0], [0.4, 0, 0, 0], [1.0, 0.5, 0.1, 0.3]], dtype=np.float32)
-    mean = mean_baseline_params(active, params, tiny_layout)
+    mean = mean_baseline_params(active, params, tiny_layout, over="active")
     assert mean == pytest.approx([0.3, 0.5, 0.1, 0.3])
-    rmse = mean_baseline_rmse(active, params, active, params, tiny_layout)
+    rmse = mean_baseline_rmse(active, params, active, params, tiny_layout, over="active")
     assert rmse == pytest.approx(math.sqrt((0.01 + 0.01) / 5), rel=1e-5)
+
+
+def test_notes_mean_baseline_averages_every_record(tiny_layout):
+    active = np.array([[True, False], [True, False], [False, True]])
+    params = np.array([[0.2, 0, 0, 0], [0.4, 0, 0, 0], [1.0, 0.5, 0.1, 0.3]], dtype=np.float32)
+    mean = mean_baseline_params(active, params, tiny_layout)  # inactive rows hold bypass values
+    assert mean == pytest.approx(params.mean(axis=0))
+    rmse = mean_baseline_rmse(active, params, active, params, tiny_layout)
+    err = np.concatenate([params[:2, 0] - mean[0], params[2, 1:] - mean[1:]])
+    assert rmse == pytest.approx(float(np.sqrt(np.mean(err ** 2))), rel=1e-5)
 
 
 def test_thresholds_by_hand(tiny_layout):
@@ -248,12 +258,15 @@ def test_linear_probe_table(layout, dataset):
     by = {r.name: r.active_param_rmse for r in rows}
     baseline = mean_baseline_rmse(train.active, train.params, val.active, val.params, layout)
     assert by["Mean baseline"] == pytest.approx(baseline, rel=1e-5)
+    strict = mean_baseline_rmse(train.active, train.params, val.active, val.params, layout, over="active")
+    assert by["Mean baseline (active records)"] == pytest.approx(strict, rel=1e-5)
+    assert strict <= baseline
     # the synthetic E(A) is noise, the style label carries the parameters linearly
-    assert abs(by["Audio embedding only"] - baseline) < 0.05 * baseline
-    assert by["Style label only"] < 0.85 * baseline
-    assert by["Style + Audio (gated)"] < 0.85 * baseline
+    assert abs(by["Audio embedding only"] - strict) < 0.05 * strict
+    assert by["Style label only"] < 0.85 * strict
+    assert by["Style + Audio (gated)"] < 0.85 * strict
     table = format_probe_table(rows)
-    assert table.count("\n") == 5 and "| Style label only |" in table
+    assert table.count("\n") == 6 and "| Style label only |" in table
 
 
 def test_ar_trains_and_is_scored_with_the_same_metrics(layout, dataset):

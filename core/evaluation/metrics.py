@@ -95,14 +95,22 @@ def activity_f1(activity: Any, active_true: Any, layout: "ParamLayout", threshol
             "per_effect_f1": {e: float(v) for e, v in zip(layout.effects, per)}}
 
 
-def mean_baseline_params(active: Any, params: Any, layout: "ParamLayout") -> "np.ndarray":
-    """(P,) train-set mean of each parameter over the records where its effect is active.
+def mean_baseline_params(active: Any, params: Any, layout: "ParamLayout", over: str = "all"
+                         ) -> "np.ndarray":
+    """(P,) train-set mean of each normalised parameter, whatever the input.
 
-    A parameter whose effect is never active in the training set falls back to bypass.
+    `over="all"` is the notes' mean baseline ("the mean of the parameters over the whole
+    training data"): inactive effects' parameters sit at bypass in the records, so the mean
+    is pulled toward bypass. `over="active"` averages only records where the effect is
+    active, a stricter baseline (a parameter never active falls back to bypass).
     """
     import numpy as np
 
     params = np.asarray(params, dtype=np.float64)
+    if over == "all":
+        return (params.mean(axis=0) if len(params) else layout.bypass_array()).astype(np.float32)
+    if over != "active":
+        raise ValueError(f"over must be 'all' or 'active', got {over!r}")
     mask = layout.expand(np.asarray(active, dtype=bool))
     count = mask.sum(axis=0)
     sums = (params * mask).sum(axis=0)
@@ -111,15 +119,15 @@ def mean_baseline_params(active: Any, params: Any, layout: "ParamLayout") -> "np
 
 
 def mean_baseline_rmse(train_active: Any, train_params: Any, active_true: Any, params_true: Any,
-                       layout: "ParamLayout") -> float:
-    """Active RMSE of always predicting every effect active with its train-set active mean.
+                       layout: "ParamLayout", over: str = "all") -> float:
+    """Active RMSE of always predicting the train-set mean parameters, every effect active.
 
     With every effect predicted active nothing is gated, so this equals the gated metric of
-    that constant predictor.
+    that constant predictor. See `mean_baseline_params` for `over`.
     """
     import numpy as np
 
-    mean = mean_baseline_params(train_active, train_params, layout)
+    mean = mean_baseline_params(train_active, train_params, layout, over)
     n = np.asarray(active_true).shape[0]
     return active_param_rmse_gated(np.ones((n, layout.n_effects), np.float32),
                                    np.tile(mean, (n, 1)), active_true, params_true, layout, 0.5)

@@ -3,8 +3,10 @@
 Each probe is one linear map (ridge regression, scikit-learn) from an input representation
 to the parameters, scored by active parameter RMSE on held-out records:
 
-* Mean baseline: no input; the train-set mean of each parameter over the records where its
-  effect is active (exactly what an intercept-only probe fitted the same way learns);
+* Mean baseline: no input; the train-set mean of each parameter over all records (the
+  notes' baseline; inactive effects' parameters sit at bypass, pulling the mean there);
+* Mean baseline (active records): the mean over the records where the effect is active,
+  a stricter baseline (what an intercept-only probe fitted the same way learns);
 * Audio embedding only: E(A);
 * Style label only: the style label;
 * Style + Audio (gated): the style label next to E(A) scaled by a fixed gate
@@ -35,7 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..layout import ParamLayout
     from ..training import ControllerData
 
-PROBE_ROWS = ("Mean baseline", "Audio embedding only", "Style label only", "Style + Audio (gated)")
+PROBE_ROWS = ("Mean baseline", "Mean baseline (active records)", "Audio embedding only", "Style label only",
+              "Style + Audio (gated)")
 DEFAULT_ALPHAS = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
 
 
@@ -67,7 +70,7 @@ def _probe_predictions(x_train: "np.ndarray", x_test: "np.ndarray", train: "Cont
     import numpy as np
     from sklearn.linear_model import RidgeCV
 
-    fallback = mean_baseline_params(train.active, train.params, layout)
+    fallback = mean_baseline_params(train.active, train.params, layout, over="active")
     pred = np.tile(fallback, (len(test), 1)).astype(np.float64)
     for e in range(layout.n_effects):
         cols = layout.effect_params(e)
@@ -110,8 +113,10 @@ def linear_probe_table(train: "ControllerData", test: "ControllerData", layout: 
     s_tr, s_te = _standardise(train.style.astype(np.float64), test.style.astype(np.float64))
     a_tr, a_te = _standardise(train.audio.astype(np.float64), test.audio.astype(np.float64))
 
-    mean = mean_baseline_params(train.active, train.params, layout).astype(np.float64)
-    rows = [("Mean baseline", "none", np.tile(mean, (len(test), 1)))]
+    mean_all = mean_baseline_params(train.active, train.params, layout, over="all").astype(np.float64)
+    mean_act = mean_baseline_params(train.active, train.params, layout, over="active").astype(np.float64)
+    rows = [("Mean baseline", "none", np.tile(mean_all, (len(test), 1))),
+            ("Mean baseline (active records)", "none", np.tile(mean_act, (len(test), 1)))]
     feature_sets = [
         ("Audio embedding only", "E(A)", a_tr, a_te),
         ("Style label only", "style label", s_tr, s_te),
