@@ -11,9 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .errors import DeltaV2AError
 
 DEFAULT_AUDIO_EFFECTS = ["lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "playback_rate"]
 DEFAULT_IMAGE_EFFECTS = ["adaptive_blur", "motion_blur", "adaptive_sharpen", "add_noise", "spread",
@@ -196,43 +195,11 @@ class Config(_Section):
     experiment: ExperimentConfig = ExperimentConfig()
 
 
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{loc}: {err['msg']}{more}"
-
-
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Defaults, then the YAML file (if any), then `overrides` (nested dicts)."""
-    import yaml
+    from .fileio import load_model_yaml
 
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise DeltaV2AError(f"config file not found: {p}")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise DeltaV2AError(f"config {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise DeltaV2AError(f"config {p} must be a mapping at the top level")
-        data = loaded or {}
-    if overrides:
-        data = _merge(data, overrides)
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        where = f"config {path}" if path is not None else "config"
-        raise DeltaV2AError(f"{where}: {_first_error(exc)}") from None
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+    return load_model_yaml(Config, path, "config", overrides)
 
 
 def dump_config(cfg: Config) -> str:

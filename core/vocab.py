@@ -82,23 +82,14 @@ class Vocabulary(BaseModel):
 
 
 def parse_vocabulary(path: Path) -> Vocabulary:
-    import yaml
+    from .fileio import first_error, read_yaml
 
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DeltaV2AError(f"cannot read vocabulary {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise DeltaV2AError(f"vocabulary {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise DeltaV2AError(f"vocabulary {path} must be a mapping")
+    raw = read_yaml(path, "vocabulary")
     raw.setdefault("name", path.stem)
     try:
         return Vocabulary.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        raise DeltaV2AError(f"vocabulary {path}: {loc}: {err['msg']}") from None
+        raise DeltaV2AError(f"vocabulary {path}: {first_error(exc)}") from None
 
 
 @dataclass

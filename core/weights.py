@@ -15,7 +15,6 @@ accepted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from .atomic import atomic_path, write_json
 from .errors import DeltaV2AError
+from .fileio import sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -59,14 +59,6 @@ def _paths(path: str | Path) -> tuple[Path, Path]:
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def state_tensors(module: "torch.nn.Module") -> dict[str, "torch.Tensor"]:
     """The module's state as independent, contiguous CPU tensors (what safetensors accepts)."""
     return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
@@ -84,7 +76,7 @@ def save_controller(path: str | Path, module: "torch.nn.Module", metadata: Contr
     with atomic_path(weights) as tmp:
         save_file(state_tensors(module), str(tmp), metadata={"format": FORMAT})
     record = metadata.as_dict()
-    record["weights"] = {"file": weights.name, "sha256": _sha256(weights)}
+    record["weights"] = {"file": weights.name, "sha256": sha256_file(weights)}
     write_json(meta, record)
     return weights
 
@@ -181,7 +173,7 @@ def load_controller(path: str | Path, *, vocabulary: Mapping[str, Any] | None = 
     if not weights.is_file():
         raise DeltaV2AError(f"{where}: weights file {weights} is missing")
     recorded = (json.loads(meta_path.read_text(encoding="utf-8")).get("weights") or {}).get("sha256")
-    if recorded and recorded != _sha256(weights):
+    if recorded and recorded != sha256_file(weights):
         raise DeltaV2AError(f"{where}: {weights.name} is not the weights file this metadata was "
                             "written with (checksum differs)")
     try:

@@ -37,7 +37,6 @@ training_log.json, parameter_predictions/predictions.json, decoder_curves.png.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -48,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from ..errors import DeltaV2AError
+from ..fileio import sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -359,14 +359,6 @@ def spectral_validation(data: DecoderData, pred: np.ndarray, baseline: np.ndarra
 # ------------------------------------------------------------------ save / load
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save_decoder(folder: Path, model: "torch.nn.Module", meta: dict) -> Path:
     from safetensors.torch import save_file
 
@@ -379,7 +371,7 @@ def save_decoder(folder: Path, model: "torch.nn.Module", meta: dict) -> Path:
     with atomic_path(weights) as tmp:
         save_file(state_tensors(model), str(tmp), metadata={"format": FORMAT})
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
-              "weights": {"file": WEIGHTS, "sha256": _sha256(weights)}}
+              "weights": {"file": WEIGHTS, "sha256": sha256_file(weights)}}
     write_json(folder / META, record)
     return weights
 
@@ -422,7 +414,7 @@ def load_decoder(folder: str | Path, audio_encoder: "Encoder | None" = None) -> 
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
         raise DeltaV2AError(f"{meta_path} is not a version-{FORMAT_VERSION} note decoder")
-    if meta["weights"]["sha256"] != _sha256(weights):
+    if meta["weights"]["sha256"] != sha256_file(weights):
         raise DeltaV2AError(f"{weights} is not the weights file {meta_path.name} was written with")
     if audio_encoder is not None and audio_encoder.fingerprint() != meta["encoder"]["fingerprint"]:
         raise DeltaV2AError(f"decoder in {folder} was trained with audio encoder '{meta['encoder']['name']}' "

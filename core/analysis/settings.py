@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..config import AudioConfig, Config, EncodersConfig, _first_error, _merge
+from ..config import AudioConfig, Config, EncodersConfig
 from ..errors import DeltaV2AError
 
 NOTE_IMAGE_EFFECTS = ["blur", "brightness", "saturation", "contrast"]
@@ -168,24 +168,6 @@ def parse_intensities(text: str) -> dict[str, float]:
 def load_analysis_config(path: str | Path | None = None,
                          overrides: dict[str, Any] | None = None) -> AnalysisConfig:
     """Defaults, then the YAML file (if any), then `overrides` (nested dicts)."""
-    import yaml
+    from ..fileio import load_model_yaml
 
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise DeltaV2AError(f"analysis config not found: {p}")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise DeltaV2AError(f"analysis config {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise DeltaV2AError(f"analysis config {p} must be a mapping at the top level")
-        data = loaded or {}
-    if overrides:
-        data = _merge(data, overrides)
-    try:
-        return AnalysisConfig.model_validate(data)
-    except ValidationError as exc:
-        where = f"analysis config {path}" if path is not None else "analysis config"
-        raise DeltaV2AError(f"{where}: {_first_error(exc)}") from None
+    return load_model_yaml(AnalysisConfig, path, "analysis config", overrides)

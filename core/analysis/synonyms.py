@@ -39,18 +39,11 @@ def shipped_file() -> Path:
 
 
 def _read(path: Path) -> tuple[dict[str, dict[str, list[str]]], bool]:
-    import yaml
+    from ..fileio import read_yaml
 
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DeltaV2AError(f"cannot read synonym file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise DeltaV2AError(f"synonym file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    raw = read_yaml(path, "synonym file", allow_empty=True)
     if raw is None:
         return {}, False
-    if not isinstance(raw, dict):
-        raise DeltaV2AError(f"synonym file {path} must map 'image'/'audio' to effects")
     replace = raw.pop("replace", False)
     if not isinstance(replace, bool):
         raise DeltaV2AError(f"synonym file {path}: 'replace' must be true or false")

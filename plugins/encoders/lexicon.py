@@ -54,17 +54,9 @@ _TOKEN = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
 
 
 def _read_yaml(path: Path, what: str) -> dict:
-    import yaml
+    from deltav2a.fileio import read_yaml
 
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DeltaV2AError(f"cannot read {what} {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise DeltaV2AError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise DeltaV2AError(f"{what} {path} must be a mapping")
-    return raw
+    return read_yaml(path, what)
 
 
 def _digest(obj: Any) -> str:
