@@ -79,7 +79,9 @@ def transfer_summary(before: "PILImage", after: "PILImage", sidecar: dict, audio
     ax.tick_params(axis="x", rotation=45, labelsize=7)
     chosen = ", ".join(f"{e['effect']}(" + ", ".join(f"{k}={v:.3g}" for k, v in e["params"].items()) + ")"
                        for e in sidecar["effects"]) or "no effect"
-    fig.suptitle(f"A' = {chosen}", fontsize=9)
+    import textwrap
+
+    fig.suptitle("\n".join(textwrap.wrap(f"A' = {chosen}", 150)), fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
 

@@ -151,3 +151,10 @@ def test_demo_main_job(tmp_path):
     x, _ = sf.read(summary["audio"])
     y, _ = sf.read(summary["processed_audio"])
     assert y.shape[0] >= x.shape[0]
+    # the transfer with the shipped model: audio, sidecar and PNG summary
+    side = json.loads(Path(summary["transfer_sidecar"]).read_text())
+    assert side["encoders"] == {"image": "perceptual-image", "audio": "perceptual-audio"}
+    assert len(side["style"]["top"]) == 5 and side["style"]["delta_norm"] > 0.06
+    assert Path(summary["transfer_summary"]).stat().st_size > 20_000
+    t, _ = sf.read(summary["transfer_audio"])
+    assert np.isfinite(t).all() and t.shape[0] > 0

@@ -58,9 +58,17 @@ def fail(message: str, code: int = 2) -> None:
     raise DeltaV2AError(message)
 
 
+def _one_line_warnings() -> None:
+    """Library warnings (e.g. a reverb tail that had to be cut) as one line, not source code."""
+    import warnings
+
+    warnings.formatwarning = lambda message, category, *a, **k: f"deltav2a: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     import click
 
+    _one_line_warnings()
     try:
         build_app()
         rv = app(args=argv, prog_name="deltav2a", standalone_mode=False)
