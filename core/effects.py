@@ -162,3 +162,35 @@ class AudioEffect(Effect):
             end = 1.0 if ub <= 0.5 else 0.0
             out[p.name] = p.denormalise(ub + intensity * (end - ub))
         return out
+
+
+# JUCE's first-order IIR filters use a bilinear transform whose pre-warp, tan(pi*fc/fs),
+# blows up at Nyquist (a 20 kHz low-pass at 22.05 kHz renders NaN). Cutoffs are held below
+# this fraction of the sample rate.
+MAX_CUTOFF_FRACTION = 0.49
+
+
+class PedalboardEffect(AudioEffect):
+    """An audio effect that is one Pedalboard plugin built from validated raw values.
+
+    Subclasses implement `_build(values)`; a `cutoff_hz` parameter is held below Nyquist at
+    render time, since `plugin(**raw)` alone does not know the sample rate.
+    """
+
+    def plugin(self, **raw: float) -> Any:
+        return self._build(self.resolve(raw))
+
+    def _build(self, values: Mapping[str, float]) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def process(self, audio: "np.ndarray", sample_rate: int, **raw: float) -> "np.ndarray":
+        import pedalboard
+
+        values = self.at_sample_rate(sample_rate, self.resolve(raw))
+        return pedalboard.Pedalboard([self._build(values)])(audio, sample_rate)
+
+    def at_sample_rate(self, sample_rate: float, raw: Mapping[str, float]) -> dict[str, float]:
+        out = dict(raw)
+        if "cutoff_hz" in out:
+            out["cutoff_hz"] = min(float(out["cutoff_hz"]), MAX_CUTOFF_FRACTION * float(sample_rate))
+        return out

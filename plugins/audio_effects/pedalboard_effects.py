@@ -15,17 +15,11 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-from deltav2a.effects import AudioEffect
+from deltav2a.effects import MAX_CUTOFF_FRACTION, AudioEffect, PedalboardEffect
 from deltav2a.params import Param
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
-
-# JUCE's first-order IIR filters use a bilinear transform whose pre-warp, tan(pi*fc/fs),
-# blows up at Nyquist (a 20 kHz low-pass at 22.05 kHz renders NaN). Cutoffs are held
-# below this fraction of the sample rate; there the filter is already close to identity
-# (low-pass) or removes nearly everything (high-pass), which is what the user asked for.
-MAX_CUTOFF_FRACTION = 0.49
 
 # Freeverb constants as used by juce::Reverb (the engine behind pedalboard.Reverb).
 _FREEVERB_ROOM_SCALE = 0.28
@@ -37,43 +31,9 @@ _FREEVERB_ALLPASS_MARGIN_S = 0.05  # the four series all-passes smear the tail a
 TAIL_FLOOR_DB = 60.0  # "inaudible": the conventional RT60 criterion
 
 
-def _cutoff_for_rate(cutoff_hz: float, sample_rate: float) -> float:
-    return min(float(cutoff_hz), MAX_CUTOFF_FRACTION * float(sample_rate))
 
 
-class _PedalboardEffect(AudioEffect):
-    """Shared plumbing: fill defaults + validate, then build the JUCE plugin."""
-
-    def plugin(self, **raw: float) -> Any:
-        return self._build(self.resolve(raw))
-
-    def _build(self, values: Mapping[str, float]) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def process(self, audio: "np.ndarray", sample_rate: int, **raw: float) -> "np.ndarray":
-        import pedalboard
-
-        values = self.at_sample_rate(sample_rate, self.resolve(raw))
-        return pedalboard.Pedalboard([self._build(values)])(audio, sample_rate)
-
-    def at_sample_rate(self, sample_rate: float, raw: Mapping[str, float]) -> dict[str, float]:
-        """Raw values adjusted to what this sample rate can render (identity by default).
-
-        AudioChain calls this optional hook before `plugin()`, because `plugin(**raw)`
-        itself does not know the sample rate it will run at.
-        """
-        return dict(raw)
-
-
-class _CutoffFilter(_PedalboardEffect):
-    def at_sample_rate(self, sample_rate: float, raw: Mapping[str, float]) -> dict[str, float]:
-        out = dict(raw)
-        if "cutoff_hz" in out:
-            out["cutoff_hz"] = _cutoff_for_rate(out["cutoff_hz"], sample_rate)
-        return out
-
-
-class Lowpass(_CutoffFilter):
+class Lowpass(PedalboardEffect):
     """First-order low-pass filter (6 dB/octave): darker, muffled, distant.
 
     Pedalboard's `LowpassFilter`. Because the slope is gentle, the effect is subtle until
@@ -99,7 +59,7 @@ class Lowpass(_CutoffFilter):
         return pedalboard.LowpassFilter(cutoff_frequency_hz=float(values["cutoff_hz"]))
 
 
-class Highpass(_CutoffFilter):
+class Highpass(PedalboardEffect):
     """First-order high-pass filter (6 dB/octave): thinner, smaller, telephone-like.
 
     Pedalboard's `HighpassFilter`. 20 Hz (bypass) is the bottom of human hearing; it only
@@ -122,7 +82,7 @@ class Highpass(_CutoffFilter):
         return pedalboard.HighpassFilter(cutoff_frequency_hz=float(values["cutoff_hz"]))
 
 
-class Bitcrush(_PedalboardEffect):
+class Bitcrush(PedalboardEffect):
     """Bit-depth reduction: grainy, lo-fi quantisation noise.
 
     Pedalboard's `Bitcrush` rounds samples to steps of 2^-bit_depth (no clipping);
@@ -145,7 +105,7 @@ class Bitcrush(_PedalboardEffect):
         return pedalboard.Bitcrush(bit_depth=float(values["bit_depth"]))
 
 
-class Reverb(_PedalboardEffect):
+class Reverb(PedalboardEffect):
     """Freeverb-style room reverb: space, distance, wash.
 
     Pedalboard's `Reverb` (juce::Reverb). JUCE scales the dry level by 2 and the wet level
@@ -209,7 +169,7 @@ class Reverb(_PedalboardEffect):
         return drop_db / db_per_pass * _FREEVERB_LONGEST_COMB_S + _FREEVERB_ALLPASS_MARGIN_S
 
 
-class Distortion(_PedalboardEffect):
+class Distortion(PedalboardEffect):
     """tanh waveshaping after a drive gain: saturation, grit, aggression.
 
     Pedalboard's `Distortion` computes tanh(x * 10^(drive_db/20)). At 0 dB (bypass) it is
@@ -232,7 +192,7 @@ class Distortion(_PedalboardEffect):
         return pedalboard.Distortion(drive_db=float(values["drive_db"]))
 
 
-class Delay(_PedalboardEffect):
+class Delay(PedalboardEffect):
     """Feedback echo: repeats that add rhythm and space.
 
     Pedalboard's `Delay`: out = (1 - mix) x dry + mix x echoes, the k-th echo at

@@ -23,15 +23,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-from deltav2a.effects import AudioEffect, ImageEffect
+from deltav2a.effects import AudioEffect, ImageEffect, PedalboardEffect
 from deltav2a.params import Param
 
 if TYPE_CHECKING:  # pragma: no cover
     from wand.image import Image as WandImage
 
-# JUCE's first-order filters are undefined at Nyquist (see the built-in lowpass); cutoffs
-# are held below this fraction of the sample rate.
-MAX_CUTOFF_FRACTION = 0.49
 # below this linear drive the normalised tanh is the identity to float32 precision
 # (deviation g^2 / 3 < 4e-7), so the plugin degenerates to a unity gain
 MIN_SATURATION_DRIVE = 1e-3
@@ -119,33 +116,7 @@ class Contrast(ImageEffect):
 # ------------------------------------------------------------------ audio
 
 
-def _cutoff_for_rate(cutoff_hz: float, sample_rate: float) -> float:
-    return min(float(cutoff_hz), MAX_CUTOFF_FRACTION * float(sample_rate))
-
-
-class _NoteAudioEffect(AudioEffect):
-    """Fill defaults, validate, adapt to the sample rate, build the plugin."""
-
-    def plugin(self, **raw: float) -> Any:
-        return self._build(self.resolve(raw))
-
-    def _build(self, values: Mapping[str, float]) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def process(self, audio: Any, sample_rate: int, **raw: float) -> Any:
-        import pedalboard
-
-        values = self.at_sample_rate(sample_rate, self.resolve(raw))
-        return pedalboard.Pedalboard([self._build(values)])(audio, sample_rate)
-
-    def at_sample_rate(self, sample_rate: float, raw: Mapping[str, float]) -> dict[str, float]:
-        out = dict(raw)
-        if "cutoff_hz" in out:
-            out["cutoff_hz"] = _cutoff_for_rate(out["cutoff_hz"], sample_rate)
-        return out
-
-
-class Lpf(_NoteAudioEffect):
+class Lpf(PedalboardEffect):
     """Second-order low-pass (12 dB/octave): the note's "lpf", steeper than `lowpass`.
 
     Two of JUCE's first-order low-passes in series (a nested Pedalboard), so the stop band
@@ -170,7 +141,7 @@ class Lpf(_NoteAudioEffect):
                                       pedalboard.LowpassFilter(cutoff_frequency_hz=fc)])
 
 
-class HighShelf(_NoteAudioEffect):
+class HighShelf(PedalboardEffect):
     """High-shelf boost: "brighter", more air and presence above the shelf frequency.
 
     Pedalboard's `HighShelfFilter` (RBJ shelf, Q 0.707). The gain range is symmetric, so
@@ -196,7 +167,7 @@ class HighShelf(_NoteAudioEffect):
                                           gain_db=float(values["gain_db"]), q=1.0 / math.sqrt(2.0))
 
 
-class AudioSaturation(_NoteAudioEffect):
+class AudioSaturation(PedalboardEffect):
     """Normalised tanh saturation: quiet parts pushed up into a soft knee, peaks kept at 0 dBFS.
 
     y = tanh(g x) / tanh(g) with g = 10^(drive_db / 20) - 1. Full-scale stays full-scale (no
