@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import DeltaV2AError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import Config
@@ -105,7 +104,7 @@ def run_experiment(cfg: "Config", config_path: Path | None, run_dir: Path, log: 
 
     from .atomic import write_text
     from .config import dump_config
-    from .media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+    from .media import IMAGE_EXTENSIONS
     from .sensitivity import list_media
 
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,21 @@ def read_yaml(path: Path, what: str, allow_empty: bool = False) -> dict | None:
     return raw
 
 
+def read_json(path: Path, what: str) -> dict:
+    """A JSON object from `path`; `what` names the file in errors ("splits file", ...)."""
+    import json
+
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DeltaV2AError(f"cannot read {what} {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise DeltaV2AError(f"{what} {path} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise DeltaV2AError(f"{what} {path} must hold a JSON object")
+    return raw
+
+
 def first_error(exc: Any) -> str:
     """The first problem of a pydantic ValidationError as `loc.path: message (+N more)`."""
     err = exc.errors()[0]

@@ -33,7 +33,7 @@ def write_report(run_dir: Path, cfg: "Config", summary: dict) -> Path:
     from .atomic import write_text
 
     R = summary["results"]
-    lines = [f"# DeltaV2A run report", "",
+    lines = ["# DeltaV2A run report", "",
              f"Encoders: image `{cfg.encoders.image.name}`, audio `{cfg.encoders.audio.name}`; vocabulary "
              f"`{cfg.vocabulary}`; seed {cfg.seed}. Numbers from the research notes (CLIP ViT-L-14 + "
              "LAION-CLAP, GTZAN, attempt14) are shown beside ours for orientation only: different encoders, "

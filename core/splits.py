@@ -297,13 +297,10 @@ def load_splits(path: Path, audio_root: Path | None = None) -> Splits:
     path = Path(path)
     if not path.is_file():
         raise DeltaV2AError(f"splits file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DeltaV2AError(f"cannot read splits file {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise DeltaV2AError(f"splits file {path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    from .fileio import read_json
+
+    data = read_json(path, "splits file")
+    if data.get("format") != FORMAT:
         raise DeltaV2AError(f"{path} is not a deltav2a splits file (make one with `deltav2a splits`)")
     if data.get("version") != VERSION:
         raise DeltaV2AError(f"splits file {path} has version {data.get('version')!r}; "

@@ -85,11 +85,10 @@ def read_metadata(path: str | Path) -> ControllerMetadata:
     _, meta = _paths(path)
     if not meta.is_file():
         raise DeltaV2AError(f"no controller metadata at {meta}")
-    try:
-        raw = json.loads(meta.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DeltaV2AError(f"cannot read controller metadata {meta}: {exc}") from None
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+    from .fileio import read_json
+
+    raw = read_json(meta, "controller metadata")
+    if raw.get("format") != FORMAT:
         raise DeltaV2AError(f"{meta} is not a DeltaV2A controller file")
     if raw.get("format_version") != FORMAT_VERSION:
         raise DeltaV2AError(

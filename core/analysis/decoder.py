@@ -411,10 +411,12 @@ def load_decoder(folder: str | Path, audio_encoder: "Encoder | None" = None) -> 
     meta_path, weights = folder / META, folder / WEIGHTS
     if not meta_path.is_file() or not weights.is_file():
         raise DeltaV2AError(f"no decoder in {folder} (expected {META} and {WEIGHTS})")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    from ..fileio import read_json
+
+    meta = read_json(meta_path, "decoder metadata")
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
         raise DeltaV2AError(f"{meta_path} is not a version-{FORMAT_VERSION} note decoder")
-    if meta["weights"]["sha256"] != sha256_file(weights):
+    if (meta.get("weights") or {}).get("sha256") != sha256_file(weights):
         raise DeltaV2AError(f"{weights} is not the weights file {meta_path.name} was written with")
     if audio_encoder is not None and audio_encoder.fingerprint() != meta["encoder"]["fingerprint"]:
         raise DeltaV2AError(f"decoder in {folder} was trained with audio encoder '{meta['encoder']['name']}' "

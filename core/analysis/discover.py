@@ -242,7 +242,6 @@ def cell_report(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], r:
     mean, std = float(matrix.mean()), float(matrix.std())
     row, col = matrix[i], matrix[:, j]
     row_others = np.delete(row, j)
-    col_others = np.delete(col, i)
     return {
         "image_effect": r, "audio_effect": c, "score": v,
         "matrix_mean": mean, "matrix_std": std, "z": (v - mean) / std if std > 0 else 0.0,

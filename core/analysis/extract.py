@@ -363,10 +363,9 @@ def read_manifest(folder: Path) -> dict:
     p = Path(folder) / MANIFEST
     if not p.is_file():
         return {"format": FORMAT, "format_version": FORMAT_VERSION}
-    try:
-        raw = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DeltaV2AError(f"cannot read {p}: {exc}") from None
+    from ..fileio import read_json
+
+    raw = read_json(p, "extract manifest")
     if raw.get("format") != FORMAT:
         raise DeltaV2AError(f"{p} is not an extract manifest")
     return raw

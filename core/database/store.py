@@ -190,11 +190,10 @@ def read_meta(db_dir: Path) -> dict:
     if not path.is_file():
         raise DeltaV2AError(f"{db_dir} is not a deltav2a database (no {META_FILE}); "
                             "build one with `deltav2a build-db`")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DeltaV2AError(f"cannot read {path}: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    from ..fileio import read_json
+
+    meta = read_json(path, "database description")
+    if meta.get("format") != FORMAT:
         raise DeltaV2AError(f"{path} is not a deltav2a database description")
     if meta.get("version") != VERSION:
         raise DeltaV2AError(f"database {db_dir} has format version {meta.get('version')!r}; "

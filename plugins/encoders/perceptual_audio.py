@@ -124,7 +124,6 @@ def _autocorr(x: "np.ndarray") -> "np.ndarray | None":
 
     None when every envelope is constant (nothing to correlate).
     """
-    import numpy as np
     import scipy.fft as sfft
 
     x = x - x.mean(axis=0)
