@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .executor import ExecutorConfig
+
 
 DEFAULT_AUDIO_EFFECTS = ["lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "playback_rate"]
 DEFAULT_IMAGE_EFFECTS = ["adaptive_blur", "motion_blur", "adaptive_sharpen", "add_noise", "spread",
@@ -193,6 +195,7 @@ class Config(_Section):
     inference: InferenceConfig = InferenceConfig()
     data: DataConfig = DataConfig()
     experiment: ExperimentConfig = ExperimentConfig()
+    executor: ExecutorConfig = ExecutorConfig()
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

@@ -468,10 +468,33 @@ def _renderers(modality: Modality, cfg: "AnalysisConfig") -> dict:
     return out
 
 
+class BlockWorker:
+    """One block of items on a remote worker (executor `ray`): encoder and renderers are
+    built once per worker, then each block gives exactly the table the local loop gives."""
+
+    def __init__(self, modality: Modality, cfg: dict) -> None:
+        from ..encoding import load_encoder
+        from .settings import AnalysisConfig
+
+        self.modality = modality
+        self.cfg = AnalysisConfig.model_validate(cfg)
+        choice = self.cfg.encoders.image if modality == "image" else self.cfg.encoders.audio
+        self.encoder = load_encoder(choice, modality)
+        self.renderers = _renderers(modality, self.cfg)
+
+    def run(self, job: tuple[int, Sequence[Item]]) -> tuple[int, "pa.Table | None", list[dict]]:
+        b, block = job
+        table, bad = _block_table(self.modality, block, self.cfg, self.encoder, self.renderers, None)
+        return b, table, bad
+
+
 def extract_modality(modality: Modality, items: Sequence[Item], out: Path, cfg: "AnalysisConfig",
                      overwrite: bool = False, progress: Callable[[int], None] | None = None,
-                     log: Callable[[str], None] | None = None) -> dict:
-    """Run (or resume) one modality; returns its manifest record."""
+                     log: Callable[[str], None] | None = None, workers: int = 0) -> dict:
+    """Run (or resume) one modality; returns its manifest record.
+
+    Blocks are independent: with `executor.kind: ray` the missing ones run on `workers` Ray
+    workers (0 = one per cluster CPU) and are written as they finish."""
     from ..encoding import load_encoder
 
     log = log or (lambda s: None)
@@ -503,10 +526,10 @@ def extract_modality(modality: Modality, items: Sequence[Item], out: Path, cfg: 
     record = {"plan": plan, "plan_hash": tag, "complete": False, "n_blocks": len(blocks)}
     manifest[modality] = record
     _write_manifest(out, manifest)
-    renderers = _renderers(modality, cfg)
     skipped: list[dict] = []
     done = 0
     t0 = time.perf_counter()
+    todo: list[int] = []
     for b, block in enumerate(blocks):
         path = shard_dir / f"block-{b:05d}.parquet"
         md = _shard_meta(path) if path.is_file() else {}
@@ -515,13 +538,31 @@ def extract_modality(modality: Modality, items: Sequence[Item], out: Path, cfg: 
             done += 1
             if progress:
                 progress(len(block) * n_cells)
-            continue
-        table, bad = _block_table(modality, block, cfg, encoder, renderers, progress)
+        else:
+            todo.append(b)
+
+    def store_block(b: int, table: "pa.Table | None", bad: list[dict]) -> None:
+        nonlocal skipped
         skipped += bad
         if table is None:
             table = rows_to_table({c: [] for c in META_COLUMNS}, _empty(encoder.dim), _empty(encoder.dim))
         table = table.replace_schema_metadata({b"plan": tag.encode(), b"skipped": json.dumps(bad).encode()})
-        _write_parquet(table, path)
+        _write_parquet(table, shard_dir / f"block-{b:05d}.parquet")
+
+    if todo and cfg.executor.kind == "ray":
+        from ..executor import ray_map
+
+        jobs = [(b, blocks[b]) for b in todo]
+        for b, table, bad in ray_map(BlockWorker, (modality, cfg.model_dump(mode="json")), "run",
+                                     jobs, workers, cfg.executor):
+            store_block(b, table, bad)
+            if progress:
+                progress(len(blocks[b]) * n_cells)
+    elif todo:
+        renderers = _renderers(modality, cfg)
+        for b in todo:
+            table, bad = _block_table(modality, blocks[b], cfg, encoder, renderers, progress)
+            store_block(b, table, bad)
     if done:
         log(f"{modality}: resumed, {done} of {len(blocks)} blocks were already done")
     combined = _combine(modality, shard_dir, len(blocks), plan, tag)
@@ -564,7 +605,7 @@ def _write_manifest(out: Path, manifest: dict) -> None:
 def run_extract(out: Path, cfg: "AnalysisConfig", images: Sequence[Item] = (), audio: Sequence[Item] = (),
                 sources: dict | None = None, overwrite: bool = False,
                 progress: Callable[[int], None] | None = None,
-                log: Callable[[str], None] | None = None) -> dict:
+                log: Callable[[str], None] | None = None, workers: int = 0) -> dict:
     """Both modalities; `sources` (folder info from `list_items`) is recorded in the manifest."""
     from ..plugins import get
 
@@ -578,9 +619,9 @@ def run_extract(out: Path, cfg: "AnalysisConfig", images: Sequence[Item] = (), a
     out.mkdir(parents=True, exist_ok=True)
     records = {}
     if images:
-        records["image"] = extract_modality("image", images, out, cfg, overwrite, progress, log)
+        records["image"] = extract_modality("image", images, out, cfg, overwrite, progress, log, workers)
     if audio:
-        records["audio"] = extract_modality("audio", audio, out, cfg, overwrite, progress, log)
+        records["audio"] = extract_modality("audio", audio, out, cfg, overwrite, progress, log, workers)
     if sources:
         manifest = read_manifest(out)
         manifest.setdefault("sources", {}).update(sources)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..config import AudioConfig, Config, EncodersConfig
 from ..errors import DeltaV2AError
+from ..executor import ExecutorConfig
 
 NOTE_IMAGE_EFFECTS = ["blur", "brightness", "saturation", "contrast"]
 NOTE_AUDIO_EFFECTS = ["lpf", "highshelf", "saturation", "reverb"]
@@ -125,6 +126,7 @@ class AnalysisConfig(_Section):
     extract: ExtractSettings = ExtractSettings()
     discover: DiscoverSettings = DiscoverSettings()
     decoder: DecoderSettings = DecoderSettings()
+    executor: ExecutorConfig = ExecutorConfig()
 
     @field_validator("intensities")
     @classmethod

@@ -23,10 +23,11 @@ _CFG_HELP = "Analysis config YAML (defaults: configs/analysis.yaml's values)."
 
 
 def _cfg(config: Optional[Path], seed: Optional[int] = None, intensities: Optional[str] = None,
-         block_size: Optional[int] = None):
+         block_size: Optional[int] = None, executor: Optional[str] = None, ray_address: Optional[str] = None):
     from ..analysis.settings import load_analysis_config, parse_intensities
+    from .database_cmd import executor_overrides
 
-    over: dict = {}
+    over: dict = executor_overrides(executor, ray_address)
     if seed is not None:
         over["seed"] = seed
     if intensities:
@@ -98,17 +99,23 @@ def extract(
     block_size: Optional[int] = typer.Option(None, "--block-size", min=1, help="Items per resumable shard."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an extract of another setup in --output."),
     seed: Optional[int] = typer.Option(None, "--seed"),
+    executor: Optional[str] = typer.Option(
+        None, "--executor", help="Where blocks are rendered: local or ray (default: executor.kind)."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Ray cluster to connect to (default: executor.address, $RAY_ADDRESS, else local)."),
+    workers: int = typer.Option(0, "--workers", "-w", min=0, help="Ray workers (0 = one per cluster CPU)."),
 ) -> None:
     """Original/augmented/delta embeddings per item x effect x intensity (Parquet, resumable)."""
     from tqdm import tqdm
 
     from ..analysis.extract import run_extract, total_cells
 
-    cfg = _cfg(config, seed, intensities, block_size)
+    cfg = _cfg(config, seed, intensities, block_size, executor, ray_address)
     img, aud, sources = _items(cfg, images, audio, limit, categories, image_manifest, audio_manifest,
                                category_column)
     with tqdm(total=total_cells(cfg, len(img), len(aud)), desc="extract", unit="render") as bar:
-        records = run_extract(output, cfg, img, aud, sources, overwrite, bar.update, _echo_err)
+        records = run_extract(output, cfg, img, aud, sources, overwrite, bar.update, _echo_err,
+                              workers=workers)
     for modality, rec in records.items():
         typer.echo(f"{modality}: {rec['rows']} rows -> {output / rec['table']} ({rec['seconds']:.1f} s)")
 

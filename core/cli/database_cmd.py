@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from ..errors import DeltaV2AError
+
 
 def splits(
     audio_dir: Path = typer.Argument(..., help="Folder of audio clips (searched recursively)."),
@@ -54,6 +56,10 @@ def build_db(
         None, "--audio-root", help="Folder the split file's paths are relative to (default: as recorded)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a database built with other settings."),
     split: str = typer.Option("train", "--split", help="Which split's clips: train, val or test."),
+    executor: Optional[str] = typer.Option(
+        None, "--executor", help="Where clips are rendered: local (process pool) or ray (default: executor.kind)."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Ray cluster to connect to (default: executor.address, $RAY_ADDRESS, else local)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Render random effect chains on a split's clips and store (style label, E(A)) -> params records.
@@ -66,7 +72,7 @@ def build_db(
     from ..config import load_config
     from ..database import DatabaseWarning, build_database
 
-    cfg = load_config(config)
+    cfg = load_config(config, overrides=executor_overrides(executor, ray_address))
     with warnings.catch_warnings():
         warnings.simplefilter("always", DatabaseWarning)
         warnings.showwarning = lambda message, *a, **k: typer.echo(f"warning: {message}", err=True)
@@ -86,6 +92,14 @@ def build_db(
                    "(listed in db.json)", err=True)
     typer.echo(f"{output}: {summary.records} records from {summary.n_clips - len(summary.skipped)} "
                f"clips, fingerprint {summary.fingerprint}")
+
+
+def executor_overrides(kind: str | None, address: str | None) -> dict:
+    """--executor / --ray-address as a config override (checked like the YAML key)."""
+    if kind is not None and kind not in ("local", "ray"):
+        raise DeltaV2AError(f"--executor must be 'local' or 'ray', got {kind!r}")
+    section = {k: v for k, v in (("kind", kind), ("address", address)) if v is not None}
+    return {"executor": section} if section else {}
 
 
 def register(app: typer.Typer) -> None:

@@ -615,10 +615,15 @@ def _build_locked(plan: Plan, out: Path, workers: int | None, overwrite: bool, p
 
     start = time.perf_counter()
     try:
-        if tasks and n_workers == 1:
+        if tasks and n_workers == 1 and plan.cfg.executor.kind == "local":
             worker = ClipWorker(spec)
             for t in tasks:
                 finish(worker.run(t))
+        elif tasks and plan.cfg.executor.kind == "ray":
+            from ..executor import ray_map
+
+            for r in ray_map(ClipWorker, (spec,), "run", tasks, n_workers, plan.cfg.executor):
+                finish(r)
         elif tasks:
             for r in _run_pool(tasks, spec, n_workers):
                 finish(r)
