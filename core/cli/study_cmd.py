@@ -29,6 +29,7 @@ def build(
     high_norm: Optional[float] = typer.Option(None, "--high-norm", help="Absolute high threshold (overrides the quantile)."),
     low_norm: Optional[float] = typer.Option(None, "--low-norm", help="Absolute low threshold (overrides the quantile)."),
     seconds: float = typer.Option(10.0, "--seconds", min=0.5, max=60.0, help="Clips are cut to this length."),
+    allow_short: bool = typer.Option(False, "--allow-short", help="Build even if a group has too few candidates."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Choose cases by the notes' groups, render them, write STUDY/study.json."""
@@ -46,7 +47,7 @@ def build(
         return found
 
     sel = Selection(counts={"high_delta": n_high, "low_delta": n_low, "one_effect": n_one, "two_effects": n_two},
-                    high_quantile=high_quantile, low_quantile=low_quantile, high_norm=high_norm, low_norm=low_norm)
+                    high_quantile=high_quantile, low_quantile=low_quantile, high_norm=high_norm, low_norm=low_norm, allow_short=allow_short)
     if sum(sel.counts.values()) == 0:
         raise DeltaV2AError("every group count is 0: nothing to build")
     bar = tqdm(total=candidates, desc="candidates", unit="transfer")
@@ -60,6 +61,12 @@ def build(
     finally:
         bar.close()
     s = man["selection"]
+    short = [f"{g} {s['got'][g]}/{n}" for g, n in sel.counts.items() if s["got"].get(g, 0) < n]
+    if short:
+        typer.echo(f"deltav2a: warning: groups with fewer cases than wanted: {', '.join(short)}", err=True)
+    if man["render_warnings"]:
+        typer.echo(f"deltav2a: note: {man['render_warnings']} render warning(s) (e.g. cut effect tails) "
+                   "among the candidates", err=True)
     typer.echo(f"wrote {len(man['cases'])} cases to {output} (high ||d|| >= {s['high_norm']:.4g}, "
                f"low <= {s['low_norm']:.4g}); serve with: deltav2a serve --study {output}")
 

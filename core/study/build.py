@@ -10,6 +10,7 @@ effect-count groups are drawn from the candidates in between, so each case answe
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -28,6 +29,7 @@ class Selection:
     low_quantile: float = 0.25
     high_norm: float | None = None  # absolute thresholds override the quantiles
     low_norm: float | None = None
+    allow_short: bool = False  # a group with too few candidates: take what there is (else error)
 
     def thresholds(self, norms: list[float]) -> tuple[float, float]:
         import numpy as np
@@ -42,7 +44,8 @@ class Selection:
 def select(cands: list[dict], sel: Selection) -> tuple[list[dict], dict]:
     """Pick the cases: most extreme ‖δ‖ first for the norm groups, then effect counts.
 
-    Returns the chosen candidates (with "group" set) and the thresholds used."""
+    Returns the chosen candidates (with "group" set) and the thresholds used, with how many
+    cases each group got."""
     for g in sel.counts:
         if g not in GROUPS:
             raise DeltaV2AError(f"unknown study group '{g}' (known: {', '.join(GROUPS)})")
@@ -50,13 +53,15 @@ def select(cands: list[dict], sel: Selection) -> tuple[list[dict], dict]:
     hi, lo = sel.thresholds(norms)
     used: set[int] = set()
     chosen: list[dict] = []
+    got: dict[str, int] = {}
 
     def take(group: str, pool: list[int]) -> None:
         want = sel.counts.get(group, 0)
         pool = [i for i in pool if i not in used]
-        if len(pool) < want:
+        if len(pool) < want and not sel.allow_short:
             raise DeltaV2AError(f"only {len(pool)} candidate(s) for group {group}, {want} wanted: "
-                                "give more --candidates, other thresholds or a smaller count")
+                                "give more --candidates, other thresholds, a smaller count or --allow-short")
+        got[group] = min(want, len(pool))
         for i in pool[:want]:
             used.add(i)
             chosen.append({**cands[i], "group": group, "candidate": i})
@@ -67,7 +72,9 @@ def select(cands: list[dict], sel: Selection) -> tuple[list[dict], dict]:
     middle = [i for i in range(len(cands)) if lo < cands[i]["delta_norm"] < hi]
     take("one_effect", [i for i in middle if len(cands[i]["effects"]) == 1])
     take("two_effects", [i for i in middle if len(cands[i]["effects"]) == 2])
-    return chosen, {"high_norm": hi, "low_norm": lo}
+    if not chosen:
+        raise DeltaV2AError("no candidate fits any group")
+    return chosen, {"high_norm": hi, "low_norm": lo, "got": got}
 
 
 def build_study(model_dir: Path | None, images: list[Path], clips: list[Path], output: Path, *,
@@ -110,6 +117,7 @@ def build_study(model_dir: Path | None, images: list[Path], clips: list[Path], o
         return before, after, x, run_transfer(model, before, after, x, sr)
 
     cands: list[dict] = []
+    n_warnings = 0
     for n in range(candidates):
         img_path = img_order[n % len(img_order)]
         clip_path = clip_order[n % len(clip_order)]
@@ -117,7 +125,10 @@ def build_study(model_dir: Path | None, images: list[Path], clips: list[Path], o
         intensity = round(float(rng.uniform(*intensity_range)), 3)
         c = {"image": str(img_path), "audio": str(clip_path), "image_effect": effect,
              "intensity": intensity, "effect_seed": int(rng.integers(2**31))}
-        view = render(c)[3]
+        with warnings.catch_warnings(record=True) as caught:  # e.g. cut reverb tails: counted, not printed
+            warnings.simplefilter("always")
+            view = render(c)[3]
+        n_warnings += len(caught)
         c.update({"delta_norm": view.delta_norm, "confidence": view.confidence,
                   "strength": view.strength, "effects": view.effects, "top": view.top[:3]})
         cands.append(c)
@@ -126,7 +137,9 @@ def build_study(model_dir: Path | None, images: list[Path], clips: list[Path], o
     chosen, thr = select(cands, selection)
     cases = []
     for k, case in enumerate(chosen):
-        before, after, x, view = render(case)  # deterministic: the same transfer again
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # already counted in the candidate pass
+            before, after, x, view = render(case)  # deterministic: the same transfer again
         cid = f"c{k + 1:02d}"
         folder = output / "cases" / cid
         save_image(before, folder / "original.png")
@@ -142,6 +155,8 @@ def build_study(model_dir: Path | None, images: list[Path], clips: list[Path], o
         "selection": {"counts": selection.counts, "high_quantile": selection.high_quantile,
                       "low_quantile": selection.low_quantile, **thr},
         "candidate_delta_norms": [c["delta_norm"] for c in cands],
+        "candidate_effect_counts": [len(c["effects"]) for c in cands],
+        "render_warnings": n_warnings,
         "cases": cases,
     }
     write_json(output / MANIFEST, manifest)  # last: a folder without it is no study
