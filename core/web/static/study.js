@@ -13,7 +13,9 @@ async function api(url, opts) {
 }
 
 async function start() {
-  rater = localStorage.getItem("deltav2a_rater");
+  // a returning rater: this browser's stored id, or ?rater=ID from the resume link
+  const given = new URLSearchParams(location.search).get("rater");
+  rater = given && /^r[0-9a-f]{16}$/.test(given) ? given : localStorage.getItem("deltav2a_rater");
   if (rater) {
     try { await api(`/api/study/raters/${rater}/next`); } catch (e) { rater = null; }
   }
@@ -21,7 +23,8 @@ async function start() {
     rater = (await api("/api/study/raters", { method: "POST" })).rater;
     localStorage.setItem("deltav2a_rater", rater);
   }
-  $("who").textContent = `Your anonymous id: ${rater}.`;
+  localStorage.setItem("deltav2a_rater", rater);
+  $("who").textContent = `Your anonymous id: ${rater} (to continue elsewhere: ${location.origin}/?rater=${rater}).`;
   document.body.dataset.rater = rater;
   await next();
 }

@@ -114,6 +114,10 @@ $("form").addEventListener("submit", async (ev) => {
     $("spec_processed").src = u["spec_processed.png"];
     $("dl_audio").href = u["processed.wav"];
     $("dl_sidecar").href = u["sidecar.json"];
+    for (const k of ["original", "processed"]) {
+      $("cap_" + k).textContent = `spectrogram: 0–${data.durations[k].toFixed(1)} s left to right, ` +
+        `0–${data.nyquist_khz.toFixed(1)} kHz bottom to top`;
+    }
     renderBars(data.style.label);
     const s = data.style;
     $("meters").textContent = `strength ${s.strength.toFixed(2)} · confidence ${s.confidence.toFixed(2)} · ` +
