@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -300,7 +301,7 @@ def test_study_two_raters_answer_every_case(browser, study_dir, tmp_path):
         raters = [p.evaluate("document.body.dataset.rater") for p in pages]
         assert raters[0] != raters[1] and all(re.fullmatch(r"r[0-9a-f]{16}", r) for r in raters)
         pages[0].screenshot(path=str(SHOTS / "study_case.png"), full_page=True)
-        db = s_db = sqlite3.connect(study_dir / "answers.sqlite")
+        db = sqlite3.connect(study_dir / "answers.sqlite")
         answered = 0
         half = n // 2
         for i in range(half):  # interleaved: the two raters at the same time
@@ -308,7 +309,7 @@ def test_study_two_raters_answer_every_case(browser, study_dir, tmp_path):
                 shown.setdefault(r, []).append(_answer_case(p, *rule(p.evaluate("document.body.dataset.case"))))
                 answered += 1
                 # one row per answer, on disk at once
-                assert s_db.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == answered
+                assert db.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == answered
     finally:
         s.stop()
     # a restart (same address) loses nothing: the same browsers resume where they stopped
@@ -324,7 +325,17 @@ def test_study_two_raters_answer_every_case(browser, study_dir, tmp_path):
                 shown[r].append(_answer_case(p, *rule(p.evaluate("document.body.dataset.case"))))
             assert "Thank you" in p.inner_text("#done")
         pages[1].screenshot(path=str(SHOTS / "study_done.png"))
-        # a repeated answer is refused and the page says so (the server keeps running)
+        # a repeated or malformed answer is refused with a message; the server keeps running
+        first = shown[raters[0]][0]
+        for body, msg in [({"rater": raters[0], "case": first["case"], "q1": 3, "q2": "left"}, "already answered"),
+                          ({"rater": raters[0], "case": "../../etc", "q1": 3, "q2": "left"}, "not in this study"),
+                          ("[1, 2", "not valid JSON")]:
+            data = (body if isinstance(body, str) else json.dumps(body)).encode()
+            req = urllib.request.Request(s.url + "/api/study/answers", data=data,
+                                         headers={"Content-Type": "application/json"})
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(req, timeout=30)
+            assert err.value.code == 400 and msg in json.loads(err.value.read())["error"]
         code, _ = s.get("/api/health")
         assert code == 200
     finally:

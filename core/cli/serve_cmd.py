@@ -27,12 +27,13 @@ def serve(
         raise DeltaV2AError("--max-upload-mb must be in (0, 1024] and --max-audio-seconds in (0, 600]")
     if model is not None and not (model / "controller.json").is_file():
         raise DeltaV2AError(f"no trained model in {model} (expected controller.json)")
-    import uvicorn
-
     from ..web.app import Limits, create_app
 
+    # the app starts loading the model in a thread before uvicorn is even imported
     app = create_app(model, study=study, seed=seed,
                      limits=Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_audio_seconds=max_audio_seconds))
+    import uvicorn
+
     try:
         sock = socket.create_server((host, port))
     except OSError as exc:
