@@ -27,7 +27,13 @@ EXE = str(Path(sys.executable).with_name("deltav2a"))
 SHARED = Path(os.environ.get("DELTAV2A_SHARED_DATA", HERE.parents[1] / "shared" / "data"))
 
 
-def start() -> tuple[subprocess.Popen, str, float, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process: what start-up costs when the machine is not shared."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start() -> tuple[subprocess.Popen, str, float, float, float]:
     log = tempfile.TemporaryFile("w+")
     t0 = time.perf_counter()
     proc = subprocess.Popen([EXE, "serve", "--port", "0"], stdout=log, stderr=subprocess.STDOUT)
@@ -42,7 +48,7 @@ def start() -> tuple[subprocess.Popen, str, float, float]:
             with urllib.request.urlopen(url + "/api/health") as r:
                 listening = listening or time.perf_counter() - t0
                 if json.loads(r.read())["ready"]:
-                    return proc, url, listening, time.perf_counter() - t0
+                    return proc, url, listening, time.perf_counter() - t0, cpu_seconds(proc.pid)
         except OSError:
             pass
         time.sleep(0.02)
@@ -72,10 +78,11 @@ def main(starts: int = 3, transfers: int = 5) -> None:
         sf.write(clip, groove(10.0).T, 44_100, subtype="PCM_16")
     rows, runs = [], []
     for i in range(starts):
-        proc, url, listening, ready = start()
-        rows.append({"listening_s": listening, "model_ready_s": ready, "load_avg": os.getloadavg()[0]})
-        print(f"start {i}: answering after {listening:.2f} s, model ready after {ready:.2f} s "
-              f"(load {os.getloadavg()[0]:.1f})")
+        proc, url, listening, ready, cpu = start()
+        rows.append({"listening_s": listening, "model_ready_s": ready, "cpu_s_until_ready": cpu,
+                     "load_avg": os.getloadavg()[0]})
+        print(f"start {i}: answering after {listening:.2f} s, model ready after {ready:.2f} s, "
+              f"{cpu:.2f} s CPU (load {os.getloadavg()[0]:.1f})")
         if i == starts - 1:
             body, ctype = multipart({"effect": "motion_blur", "intensity": "0.7"},
                                     {"image": tmp / "image.png", "audio": clip})
@@ -85,7 +92,7 @@ def main(starts: int = 3, transfers: int = 5) -> None:
                 with urllib.request.urlopen(req) as r:
                     out = json.loads(r.read())
                 wall = time.perf_counter() - t0
-                runs.append({"wall_s": wall, "server_s": out["seconds"], "steps": out["timings"],
+                runs.append({"wall_s": wall, "server_cpu_s": cpu_seconds(proc.pid), "server_s": out["seconds"], "steps": out["timings"],
                              "load_avg": os.getloadavg()[0]})
                 print(f"transfer: {wall:.2f} s wall, steps {out['timings']}")
         proc.send_signal(signal.SIGINT)
@@ -93,6 +100,7 @@ def main(starts: int = 3, transfers: int = 5) -> None:
     res = {"target_s": 5.0, "clip": clip.name, "starts": rows, "transfers": runs,
            "median_model_ready_s": statistics.median(r["model_ready_s"] for r in rows),
            "median_listening_s": statistics.median(r["listening_s"] for r in rows),
+           "median_cpu_s_until_ready": statistics.median(r["cpu_s_until_ready"] for r in rows),
            "median_transfer_s": statistics.median(r["wall_s"] for r in runs), "cores": os.cpu_count()}
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "serve.json").write_text(json.dumps(res, indent=2) + "\n")
