@@ -375,3 +375,25 @@ def test_study_two_raters_answer_every_case(browser, study_dir, tmp_path):
     assert out["q2"]["p_greater"] == pytest.approx(sum(math.comb(2 * n, i) for i in range(h, 2 * n + 1)) / 2 ** (2 * n))
     assert out["agreement"]["q2_krippendorff_nominal"]["alpha"] == pytest.approx(1.0)
     shutil.copy(study_dir / "analysis.png", SHOTS / "study_analysis.png")
+
+
+def test_a_model_that_cannot_load_is_reported_on_the_page(browser, tmp_path):
+    from deltav2a.transfer import DEFAULT_MODEL
+
+    model = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL, model)
+    meta = json.loads((model / "controller.json").read_text())
+    meta["encoders"]["audio"]["fingerprint"] = "clap/HTSAT-base/sha256:0000"
+    (model / "controller.json").write_text(json.dumps(meta))
+    s = Server("--model", str(model))
+    try:
+        page = browser.new_page()
+        page.goto(s.url + "/")
+        page.wait_for_selector("#error:not(.hidden)", timeout=180_000)
+        assert "The model could not be loaded" in page.inner_text("#error")
+        assert "audio encoder" in page.inner_text("#error")
+        assert page.evaluate("document.getElementById('run').disabled")
+        assert s.proc.poll() is None
+        page.close()
+    finally:
+        s.stop()
