@@ -125,6 +125,8 @@ class ModelHolder:
         except Exception as exc:  # noqa: BLE001 - shown on the page instead of a dead server
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
+            if self.error:
+                print(f"deltav2a: error: the model could not be loaded: {self.error}", file=sys.stderr, flush=True)
             self.ready.set()
 
     def get(self, timeout: float = 120.0) -> Any:
@@ -209,7 +211,13 @@ def create_app(model_dir: Path | None = None, study: Path | None = None, work_di
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
     limits = limits or Limits()
-    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="deltav2a-serve-"))
+    if work_dir is None:  # results live for the server's lifetime only
+        import atexit
+
+        work = Path(tempfile.mkdtemp(prefix="deltav2a-serve-"))
+        atexit.register(shutil.rmtree, work, ignore_errors=True)
+    else:
+        work = Path(work_dir)
     app = FastAPI(title="DeltaV2A", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(DeltaV2AError)
