@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Everything a fresh Debian machine needs: ImageMagick (Debian), a virtual environment and the
-# pinned dependencies. Safe to re-run: it skips what is already in place. pip's cache is kept
+# Everything a fresh Debian machine needs: ImageMagick and Chromium (Debian), a virtual
+# environment and the pinned dependencies. Safe to re-run: it skips what is already in place. pip's cache is kept
 # (~/.cache/pip), so later runs and CI reinstall without downloading again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,13 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libMagickWand-6.Q16.so'; then
   echo "setup: installing ImageMagick (libmagickwand-6.q16-6) from Debian" >&2
   as_root apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libmagickwand-6.q16-6
+fi
+
+# Headless Chromium for the browser tests (Playwright drives Debian's build; no browser download).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing chromium (headless browser for the web tests) from Debian" >&2
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 fi
 
 PY="${PYTHON:-python3}"
