@@ -329,3 +329,66 @@ def test_real_one_shots_rules_beat_chance(shared_data, tmp_path, monkeypatch):
     assert len(batch.results) + len(batch.skipped) == 63
     m = evaluate(batch.results, read_labels(d / "labels.csv"))
     assert m["variants"]["rules"]["macro_f1"] > 0.4           # chance is 0.2
+
+
+# ------------------------------------------------------------------ text side: CLAP, random weights
+
+
+@pytest.mark.slow
+def test_random_weight_clap_through_the_real_loading_path(tmp_path, monkeypatch):
+    """`clap` (HTSAT-tiny, random weights, saved like a release and loaded by the plugin)
+    scores the role prompts with its text tower; the CLI takes it from the config alone."""
+    pytest.importorskip("torch")
+    import yaml
+
+    from test_clip_clap import clap_files as _make_clap  # noqa: F401  (the fixture's builder)
+
+    files = _make_clap.__wrapped__(tmp_path_factory=_Factory(tmp_path))
+    clap = next(files)
+    try:
+        opts = {"amodel": "HTSAT-tiny", "checkpoint": str(clap["safetensors"]),
+                "text_model_dir": str(clap["text_dir"]), "device": "cpu"}
+        cfg_path = tmp_path / "drums_clap.yaml"
+        cfg_path.write_text(yaml.safe_dump({"text": {"encoder": {"name": "clap", "options": opts}, "tau": 0.07}}))
+        monkeypatch.setenv("DELTAV2A_CACHE", str(tmp_path / "cache"))
+        from deltav2a.drums import RoleAssigner, RoleAssignerConfig
+
+        ra = RoleAssigner(RoleAssignerConfig.from_yaml(cfg_path))
+        r = ra.assign_audio(kick(), SR, sample_id="k")
+        enc = ra.text.encoder
+        assert enc.name == "clap" and enc.fingerprint().startswith("clap/HTSAT-tiny/")
+        a = enc.encode_audio([prepare(kick(), SR, ra.config).native], SR)[0]
+        for role, prompt in (("CORE", "kick drum, bass drum"), ("TEXTURE", "reverb tail, ambient, noise")):
+            t = enc.encode_text([prompt])[0]
+            cos = float(a @ t / np.linalg.norm(a) / np.linalg.norm(t))
+            assert r.text_similarities[role] == pytest.approx(cos, abs=1e-4)
+        sims = np.array(list(r.text_similarities.values())) / 0.07
+        p = np.exp(sims - sims.max())
+        assert r.scores.text.as_list() == pytest.approx(list(p / p.sum()), abs=1e-6)
+        assert list((tmp_path / "cache" / "term_embeddings").glob("clap-drum-roles-drums-*.npy"))
+
+        d = tmp_path / "hits"
+        d.mkdir()
+        sf.write(d / "kick.wav", kick(), SR, subtype="FLOAT")   # the same samples as in-process
+        sf.write(d / "hat.wav", hat(), SR, subtype="FLOAT")
+        res = run_cli("drums", "assign", str(d), "-o", str(tmp_path / "out"), "-c", str(cfg_path),
+                      env={"DELTAV2A_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}, timeout=600)
+        assert res.returncode == 0, res.stderr
+        data = json.loads((tmp_path / "out" / "results.json").read_text())
+        assert data["text_encoder"] == "clap" and data["n_scored"] == 2
+        k = next(x for x in data["results"] if x["sample_id"] == "kick")
+        assert k["text_similarities"]["CORE"] == pytest.approx(r.text_similarities["CORE"], abs=1e-4)
+    finally:
+        next(files, None)
+
+
+class _Factory:
+    """The bit of pytest's tmp_path_factory the CLAP fixture builder uses."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def mktemp(self, name: str) -> Path:
+        p = self.root / name
+        p.mkdir()
+        return p

@@ -20,9 +20,9 @@ from ..errors import DeltaV2AError
 
 ROLES = ("CORE", "ACCENT", "MOTION", "FILL", "TEXTURE")
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
-#: the terms a rule weight may name (features, their complements, one sum)
+#: the terms a rule weight may name (features, their complements, one sum, a constant)
 RULE_TERMS = ("E", "S", "A_fast", "D", "D_short", "L", "M", "H", "F", "Z",
-              "one_minus_S", "one_minus_E", "L_plus_M")
+              "one_minus_S", "one_minus_E", "L_plus_M", "one")
 
 
 class _S(BaseModel):

@@ -104,4 +104,4 @@ def rule_terms(f: DSPFeatures, cfg: "RoleAssignerConfig") -> dict[str, float]:
     return {"E": f.energy, "S": f.sharpness, "A_fast": a_fast, "D": dd, "D_short": 1.0 - dd,
             "L": f.low_ratio, "M": f.mid_ratio, "H": f.high_ratio, "F": f.spectral_flatness,
             "Z": f.zero_crossing_rate, "one_minus_S": 1.0 - f.sharpness,
-            "one_minus_E": 1.0 - f.energy, "L_plus_M": f.low_ratio + f.mid_ratio}
+            "one_minus_E": 1.0 - f.energy, "L_plus_M": f.low_ratio + f.mid_ratio, "one": 1.0}
