@@ -392,3 +392,22 @@ class _Factory:
         p = self.root / name
         p.mkdir()
         return p
+
+
+def test_config_and_prompt_files_name_their_problem(tmp_path):
+    from deltav2a.drums.text import load_prompts
+
+    bad = tmp_path / "roles.yaml"
+    bad.write_text("guards:\n  sustained_noise_suppress: {roles: [CORE, BASS]}\n")
+    with pytest.raises(DeltaV2AError, match="BASS"):
+        RoleAssignerConfig.from_yaml(bad)
+    bad.write_text("pool:\n  max_sizes: {CORE: 0}\n")
+    with pytest.raises(DeltaV2AError, match="max_sizes"):
+        RoleAssignerConfig.from_yaml(bad)
+    prompts = tmp_path / "p.yaml"
+    prompts.write_text("roles: {CORE: a, ACCENT: b, MOTION: c, FILL: d, TEXTURE: e}\ntemplates: ['no slot']\n")
+    with pytest.raises(DeltaV2AError, match="slot"):
+        load_prompts(str(prompts))
+    prompts.write_text("roles: {CORE: a}\n")
+    with pytest.raises(DeltaV2AError, match="one prompt for each"):
+        load_prompts(str(prompts))

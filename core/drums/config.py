@@ -11,9 +11,9 @@ docs/drums.md justifies on the whole labelled set.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..config import EncoderChoice
 from ..errors import DeltaV2AError
@@ -29,11 +29,14 @@ class _S(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-def _check_roles(v: Any, what: str) -> Any:
+def _check_roles(v: Any) -> Any:
     bad = [r for r in v if r not in ROLES]
     if bad:
-        raise ValueError(f"{what}: unknown role(s) {', '.join(map(str, bad))} (roles: {', '.join(ROLES)})")
+        raise ValueError(f"unknown role(s) {', '.join(map(str, bad))} (roles: {', '.join(ROLES)})")
     return v
+
+
+RoleList = Annotated[list[str], AfterValidator(_check_roles)]
 
 
 class AudioLoad(_S):
@@ -134,12 +137,7 @@ class TextScoring(_S):
 class Fusion(_S):
     alpha: float = Field(0.9, ge=0, le=1, description="weight of p_rule; 1 - alpha goes to p_text")
     confidence_margin_threshold: float = Field(0.12, ge=0, le=1)
-    role_bias: dict[str, float] = {}
-
-    @field_validator("role_bias")
-    @classmethod
-    def _roles(cls, v: dict[str, float]) -> dict[str, float]:
-        return _check_roles(v, "role_bias")
+    role_bias: Annotated[dict[str, float], AfterValidator(_check_roles)] = {}
 
 
 class TextureSuppress(_S):
@@ -153,13 +151,8 @@ class SustainedNoiseSuppress(_S):
     enabled: bool = True
     decay_min: float = 0.70
     flatness_min: float = 0.25
-    roles: list[str] = ["CORE", "ACCENT"]
+    roles: RoleList = ["CORE", "ACCENT"]
     multiply: float = Field(0.60, ge=0, description="(ours) the note gives no factor")
-
-    @field_validator("roles")
-    @classmethod
-    def _roles(cls, v: list[str]) -> list[str]:
-        return _check_roles(v, "roles")
 
 
 class MotionMinCondition(_S):
@@ -177,13 +170,8 @@ class FillConservative(_S):
 
 class LowConfidenceTextureExtra(_S):
     enabled: bool = True
-    percussive_roles: list[str] = ["CORE", "ACCENT", "MOTION", "FILL"]
+    percussive_roles: RoleList = ["CORE", "ACCENT", "MOTION", "FILL"]
     multiply: float = Field(0.80, ge=0, description="(ours) the note gives no factor")
-
-    @field_validator("percussive_roles")
-    @classmethod
-    def _roles(cls, v: list[str]) -> list[str]:
-        return _check_roles(v, "percussive_roles")
 
 
 class Guards(_S):
@@ -205,23 +193,11 @@ class Rebalance(_S):
 
 
 class Pool(_S):
-    required_roles: list[str] = ["CORE", "ACCENT", "MOTION"]
-    max_sizes: dict[str, int] = {"CORE": 4, "ACCENT": 4, "MOTION": 10}
+    required_roles: RoleList = ["CORE", "ACCENT", "MOTION"]
+    max_sizes: Annotated[dict[str, Annotated[int, Field(ge=1)]], AfterValidator(_check_roles)] = {
+        "CORE": 4, "ACCENT": 4, "MOTION": 10}
     promote_when_missing: Promote = Promote()
     rebalance_when_excess: Rebalance = Rebalance()
-
-    @field_validator("required_roles")
-    @classmethod
-    def _req(cls, v: list[str]) -> list[str]:
-        return _check_roles(v, "required_roles")
-
-    @field_validator("max_sizes")
-    @classmethod
-    def _max(cls, v: dict[str, int]) -> dict[str, int]:
-        _check_roles(v, "max_sizes")
-        if any(n < 1 for n in v.values()):
-            raise ValueError("max_sizes must be >= 1")
-        return v
 
 
 class RoleAssignerConfig(_S):

@@ -44,14 +44,6 @@ class RolePrompts(BaseModel):
             raise ValueError("a role prompt is empty")
         return v
 
-    @field_validator("templates")
-    @classmethod
-    def _slot(cls, v: list[str]) -> list[str]:
-        for t in v:
-            if "{word}" not in t:
-                raise ValueError(f"template {t!r} has no {{word}} slot")
-        return v
-
     def as_vocabulary(self) -> "Vocabulary":
         from ..vocab import Templates, Vocabulary
 
@@ -75,9 +67,11 @@ def load_prompts(name_or_path: str) -> RolePrompts:
     raw = read_yaml(p, "role prompts")
     raw.setdefault("name", p.stem)
     try:
-        return RolePrompts.model_validate(raw)
+        prompts = RolePrompts.model_validate(raw)
+        prompts.as_vocabulary()   # the vocabulary's own checks ({word} slots) at load time
     except ValidationError as exc:
         raise DeltaV2AError(f"role prompts {p}: {first_error(exc)}") from None
+    return prompts
 
 
 class TextScorer:
