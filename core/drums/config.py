@@ -70,7 +70,10 @@ class DSP(_S):
     decay_window_sec: float = Field(0.60, gt=0, le=5)
     n_fft: int = Field(1024, ge=64, le=16384)
     hop_length: int = Field(256, ge=16, le=8192)
-    envelope_frame: int = Field(256, ge=16, le=8192, description="(ours) RMS envelope frame for attack/decay")
+    envelope_frame: int = Field(256, ge=16, le=8192, description="(ours) RMS envelope frame for the attack")
+    decay_envelope_frame: int = Field(1024, ge=16, le=16384, description=(
+        "(ours) RMS envelope frame for the decay: at least one period of the low band's 20 Hz edge, "
+        "so the 30 % crossing is the decay and not a ripple trough of a low tone"))
     envelope_hop: int = Field(64, ge=1, le=4096)
     onset_level: float = Field(0.10, gt=0, lt=1, description="(ours) onset = envelope reaches this share of its peak")
     attack_level: float = Field(0.90, gt=0, le=1, description="note: attack ends at 90 % of the peak")

@@ -10,7 +10,8 @@
 * attack_time: seconds from the onset (RMS envelope first at `onset_level` of its peak) to
   the envelope first reaching 90 % of its peak; clipped to 1.
 * decay_time: seconds from the peak until the envelope first falls to 30 % of it (the rest
-  of the clip when it never does); clipped to 1.
+  of the clip when it never does); clipped to 1. This envelope uses 64 ms frames (at least
+  one period of the 20 Hz band edge), the attack's 16 ms ones.
 * low/mid/high_ratio: shares of the long-term power spectrum in the note's bands
   (20-150 Hz, 150 Hz-2 kHz, 2-8 kHz); they sum to 1.
 * spectral_flatness, zero_crossing_rate: librosa's, averaged over the frames within
@@ -65,8 +66,14 @@ def extract(y: "np.ndarray", sr: int, cfg: "RoleAssignerConfig") -> DSPFeatures:
     onset_i = int(np.flatnonzero(env >= d.onset_level * peak)[0])
     reach_i = int(np.flatnonzero(env >= d.attack_level * peak)[0])
     attack_time = _clip01(max(0, reach_i - onset_i) * dt)
-    after = np.flatnonzero(env[peak_i:] <= d.decay_level * peak)
-    decay_frames = int(after[0]) if len(after) else len(env) - peak_i
+    # decay on a smoother envelope: an RMS over less than one period of a low tone (a 20-50 Hz
+    # kick or drone) ripples with the waveform's phase, and the first ripple trough under 30 %
+    # would be taken for the decay
+    denv = librosa.feature.rms(y=y, frame_length=d.decay_envelope_frame, hop_length=d.envelope_hop,
+                               center=True)[0]
+    dpk = int(np.argmax(denv))
+    after = np.flatnonzero(denv[dpk:] <= d.decay_level * float(denv[dpk]))
+    decay_frames = int(after[0]) if len(after) else len(denv) - dpk
     decay_time = _clip01(decay_frames * dt)
 
     # band shares of the long-term power spectrum
