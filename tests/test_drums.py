@@ -411,3 +411,27 @@ def test_config_and_prompt_files_name_their_problem(tmp_path):
     prompts.write_text("roles: {CORE: a}\n")
     with pytest.raises(DeltaV2AError, match="one prompt for each"):
         load_prompts(str(prompts))
+
+
+def test_rules_only_config_and_long_files(tmp_path):
+    """text.enabled: false costs no encoder and writes strict JSON; a long file is read in part."""
+    from deltav2a.drums import RoleAssigner
+    from deltav2a.drums.evaluation import write_assignments
+    from deltav2a.drums.assigner import BatchResult
+
+    cfg = RoleAssignerConfig()
+    cfg.text.enabled = False
+    ra = RoleAssigner(cfg)
+    r = ra.assign_audio(hat(), SR, sample_id="h")
+    assert ra.text is None and r.scores.text.as_list() == pytest.approx([0.2] * 5)
+    assert r.role == Role.MOTION and r.as_dict()["text_similarities"]["CORE"] is None
+    long = tmp_path / "long.wav"
+    x = np.zeros(SR * 40, dtype=np.float32)
+    x[SR * 5: SR * 5 + len(kick())] = kick()
+    sf.write(long, x, SR)
+    assert ra.assign_file(long).features.duration == pytest.approx(0.5, abs=0.05)
+    cfg.audio.max_leading_silence_sec = 1.0     # the hit lies beyond what is read
+    with pytest.raises(DeltaV2AError, match="silent"):
+        RoleAssigner(cfg).assign_file(long)
+    write_assignments(BatchResult([r]), tmp_path / "out", cfg)
+    json.loads((tmp_path / "out" / "results.json").read_text(), parse_constant=lambda c: pytest.fail(c))

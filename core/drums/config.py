@@ -48,6 +48,8 @@ class AudioLoad(_S):
     peak_normalize: bool = True
     peak_target: float = Field(0.95, gt=0, le=1)
     silence_peak: float = Field(1e-5, gt=0, description="(ours) a file whose peak is below this is silent")
+    max_leading_silence_sec: float = Field(30.0, ge=0, le=600, description=(
+        "(ours) only the first max_duration_sec + this many seconds of a file are read"))
 
 
 class BandEdges(_S):

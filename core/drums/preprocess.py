@@ -76,5 +76,6 @@ def prepare(y: "np.ndarray", sr: float, cfg: "RoleAssignerConfig", what: str = "
 def load_hit(path: str | os.PathLike, cfg: "RoleAssignerConfig") -> Hit:
     from ..media import load_audio
 
-    audio, sr = load_audio(path)
+    # leading silence is trimmed and the hit cropped to max_duration_sec: a minute is plenty
+    audio, sr = load_audio(path, max_seconds=cfg.audio.max_duration_sec + cfg.audio.max_leading_silence_sec)
     return prepare(audio, sr, cfg, what=f"audio file {path}")

@@ -115,8 +115,8 @@ class SampleResult:
     def as_dict(self) -> dict:
         return {"sample_id": self.sample_id, "file": self.filepath, "role": self.role.value,
                 "scores": self.scores.as_dict(), "features": self.features.as_dict(),
-                "rule_raw_scores": {k: round(v, 6) for k, v in self.rule_raw_scores.items()},
-                "text_similarities": {k: round(v, 6) for k, v in self.text_similarities.items()},
+                "rule_raw_scores": ScoreVector(self.rule_raw_scores).as_dict(),
+                "text_similarities": ScoreVector(self.text_similarities).as_dict(),  # None when text is off
                 "guards_fired": list(self.guards_fired)}
 
 
