@@ -129,7 +129,7 @@ def plot_confusions(m: dict, path: Path) -> None:
 
     from ..atomic import atomic_path
 
-    fig, axes = plt.subplots(1, len(m["variants"]), figsize=(4.2 * len(m["variants"]), 4.2))
+    fig, axes = plt.subplots(1, len(m["variants"]), figsize=(4.2 * len(m["variants"]), 4.9))
     for ax, (name, v) in zip(np.atleast_1d(axes), m["variants"].items()):
         cm = np.asarray(v["confusion"])
         ax.imshow(cm, cmap="Blues")
@@ -144,5 +144,5 @@ def plot_confusions(m: dict, path: Path) -> None:
     np.atleast_1d(axes)[0].set_ylabel("truth", fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
