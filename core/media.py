@@ -124,14 +124,21 @@ def resample(audio: "np.ndarray", sr_in: float, sr_out: float) -> "np.ndarray":
 
 
 def load_audio(
-    path: str | os.PathLike, sample_rate: int | None = None, mono: bool = False
+    path: str | os.PathLike, sample_rate: int | None = None, mono: bool = False,
+    max_seconds: float | None = None,
 ) -> tuple["np.ndarray", int]:
-    """Decode wav/flac/ogg/mp3 with soundfile; optionally resample (soxr) and downmix."""
+    """Decode wav/flac/ogg/mp3 with soundfile; optionally resample (soxr) and downmix.
+
+    `max_seconds` reads only the start of the file, so memory stays bounded whatever its length.
+    """
     import soundfile as sf
 
     p = _check_file(path, "audio file")
     try:
-        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+        frames = -1
+        if max_seconds is not None:
+            frames = max(1, int(max_seconds * sf.info(str(p)).samplerate))
+        data, sr = sf.read(str(p), frames=frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DeltaV2AError(f"not a readable audio file {p}: {msg}") from None

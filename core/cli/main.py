@@ -25,7 +25,7 @@ app = typer.Typer(
 _MODULES = ("plugins_cmd", "effects_cmd", "vocab_cmd", "config_cmd", "demo_cmd", "style_cmd",
             "sensitivity_cmd", "transfer_cmd",
             "database_cmd", "train_cmd", "calibrate_cmd", "diagnose_cmd",
-            "run_cmd", "analysis_cmd", "serve_cmd", "study_cmd")
+            "run_cmd", "analysis_cmd", "serve_cmd", "study_cmd", "drums_cmd")
 _registered = False
 
 

@@ -382,8 +382,44 @@ def _resolve_entry(name: str, entries: dict, modality: str, names: Sequence[str]
     return out
 
 
-def load_lexicon(path: Path, modality: Modality, names: Sequence[str]) -> Lexicon:
+def _merge_supplements(raw: dict, path: Path, supplements: Sequence[Path]) -> dict:
+    """Base lexicon + supplement files (task-specific words, e.g. the drum roles' prompts).
+
+    A supplement adds entries and neutral groups; it may refer to base entries (`like`,
+    `opposite`) but may not redefine a base entry or neutral word, so a supplement can only
+    widen what the base lexicon reads, never change it. Its name and version enter the
+    lexicon version, and its directions the digest, hence the encoder fingerprint: an
+    encoder with a supplement is a different encoder, one without is unchanged.
+    """
+    words = dict(raw.get("words") or {})
+    neutral = dict(raw.get("neutral") or {})
+    base_neutral = {str(w).strip().lower() for g in neutral.values() if isinstance(g, dict)
+                    for w in (g.get("words") or []) if isinstance(w, str)}
+    version = str(raw.get("lexicon_version"))
+    for sp in supplements:
+        sup = _read_yaml(sp, "lexicon supplement")
+        sv = sup.get("supplement_version")
+        if not isinstance(sv, (str, int)) or not str(sv).strip():
+            raise DeltaV2AError(f"lexicon supplement {sp}: missing supplement_version")
+        extra = sup.get("words") or {}
+        if not isinstance(extra, dict):
+            raise DeltaV2AError(f"lexicon supplement {sp}: 'words' must map words to entries")
+        for w in extra:
+            if w in words or w in base_neutral:
+                raise DeltaV2AError(f"lexicon supplement {sp}: '{w}' is already in the lexicon {path}; "
+                                    "a supplement may only add words")
+        words.update(extra)
+        for group, spec in (sup.get("neutral") or {}).items():
+            neutral[f"{sp.stem}:{group}"] = spec
+        version += f"+{sp.stem}:{sv}"
+    return {**raw, "lexicon_version": version, "words": words, "neutral": neutral}
+
+
+def load_lexicon(path: Path, modality: Modality, names: Sequence[str],
+                 supplements: Sequence[Path] = ()) -> Lexicon:
     raw = _read_yaml(path, "lexicon")
+    if supplements:
+        raw = _merge_supplements(raw, path, supplements)
     version = raw.get("lexicon_version")
     if not isinstance(version, (str, int)) or not str(version).strip():
         raise DeltaV2AError(f"lexicon {path}: missing lexicon_version")
@@ -427,15 +463,30 @@ def load_lexicon(path: Path, modality: Modality, names: Sequence[str]) -> Lexico
 _CACHE: dict[tuple, Any] = {}
 
 
-def _cached(kind: str, path: Path, modality: str, names: tuple[str, ...], loader: Any) -> Any:
+def supplement_path(name_or_path: str) -> Path:
+    """A shipped lexicon supplement by name (`drums` -> data/lexicon_supplement_drums.yaml) or a path."""
+    p = Path(name_or_path).expanduser()
+    if p.suffix in (".yaml", ".yml"):
+        return p
+    shipped = DATA_DIR / f"lexicon_supplement_{name_or_path}.yaml"
+    if not shipped.is_file():
+        known = sorted(x.stem.removeprefix("lexicon_supplement_")
+                       for x in DATA_DIR.glob("lexicon_supplement_*.yaml"))
+        raise DeltaV2AError(f"unknown lexicon supplement '{name_or_path}' (shipped: "
+                            f"{', '.join(known) or 'none'}; or give a .yaml path)")
+    return shipped
+
+
+def _cached(kind: str, path: Path, modality: str, names: tuple[str, ...], loader: Any,
+            *extra: Path) -> Any:
     """Parse each data file once per content (the encoders are built often, files rarely change)."""
     try:
-        st = path.stat()
+        stats = [(str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in (path, *extra)]
     except OSError:
-        return loader(path, modality, names)  # the loader raises the one-line error
-    key = (kind, str(path), st.st_mtime_ns, st.st_size, modality, names)
+        return loader(path, modality, names, *((extra,) if extra else ()))  # raises the one-line error
+    key = (kind, tuple(stats), modality, names)
     if key not in _CACHE:
-        _CACHE[key] = loader(path, modality, names)
+        _CACHE[key] = loader(path, modality, names, *((extra,) if extra else ()))
     return _CACHE[key]
 
 
@@ -454,7 +505,8 @@ class PerceptualBase:
     modality: ClassVar[str]
     DESCRIPTORS: ClassVar[tuple[str, ...]] = ()
     ALGORITHM_REVISION: ClassVar[int] = 1
-    OPTIONS: ClassVar[tuple[str, ...]] = ("normalisation", "lexicon", "device", "batch_size")
+    OPTIONS: ClassVar[tuple[str, ...]] = ("normalisation", "lexicon", "lexicon_supplements",
+                                          "device", "batch_size")
 
     options: dict[str, Any]
 
@@ -465,6 +517,11 @@ class PerceptualBase:
                                 f"(known: {', '.join(self.OPTIONS)})")
         self._norm_path = Path(options.get("normalisation") or NORMALISATION_FILE)
         self._lex_path = Path(options.get("lexicon") or LEXICON_FILE)
+        sup = options.get("lexicon_supplements") or []
+        if isinstance(sup, str) or not all(isinstance(x, str) for x in sup):
+            raise DeltaV2AError(f"encoder '{self.name}': lexicon_supplements must be a list of "
+                                "supplement names or YAML paths")
+        self._supplements = tuple(supplement_path(x) for x in sup)
         self._table: NormalisationTable | None = None
         self._lexicon: Lexicon | None = None
         #: per text of the last `encode_text` call: the words the lexicon did not know
@@ -493,7 +550,7 @@ class PerceptualBase:
     def lexicon(self) -> Lexicon:
         if self._lexicon is None:
             self._lexicon = _cached("lex", self._lex_path, self.modality, self.DESCRIPTORS,
-                                    load_lexicon)
+                                    load_lexicon, *self._supplements)
         return self._lexicon
 
     def fingerprint(self) -> str:
