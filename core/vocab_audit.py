@@ -197,12 +197,23 @@ def term_reach(labels: "np.ndarray", emb: EffectEmbeddings, terms: Sequence[str]
     return out
 
 
-def sink_terms(matrix: dict, top_k: int, share: float) -> dict:
-    """Terms in the top-k pooled reading of more than `share` of the effects."""
+def readings(matrix: dict, top_k: int, min_mass: float = 0.0) -> dict[str, list[str]]:
+    """term -> the effects whose pooled top-k reading holds it with at least `min_mass`.
+
+    A term at 0.02 in second place is not what an effect "reads as" (a bit-crushed clip is
+    granular at 0.97 and nothing else); `min_mass` leaves such tails out.
+    """
     counts: dict[str, list[str]] = {}
     for name, row in matrix.items():
-        for term, _ in row["top"][:top_k]:
-            counts.setdefault(term, []).append(name)
+        for term, mass in row["top"][:top_k]:
+            if mass >= min_mass:
+                counts.setdefault(term, []).append(name)
+    return counts
+
+
+def sink_terms(matrix: dict, top_k: int, share: float, min_mass: float = 0.0) -> dict:
+    """Terms in the top-k pooled reading (mass >= min_mass) of more than `share` of the effects."""
+    counts = readings(matrix, top_k, min_mass)
     limit = share * len(matrix)
     return {t: effs for t, effs in sorted(counts.items(), key=lambda kv: -len(kv[1])) if len(effs) > limit}
 
@@ -249,19 +260,25 @@ def oracle_agreement(img_labels: "np.ndarray", aud_labels: "np.ndarray", img: Ef
 def audit_from_embeddings(img: EffectEmbeddings, aud: EffectEmbeddings, V_img: "np.ndarray",
                           V_aud: "np.ndarray", terms: Sequence[str], temperature: float, *,
                           top_k: int = 2, sink_share: float = 0.3, reach_mass: float = 0.3,
-                          n_pairs: int = 30, seed: int = 0) -> dict:
+                          min_mass: float = 0.05, n_pairs: int = 30, seed: int = 0,
+                          pairs: EffectEmbeddings | None = None) -> dict:
     """The whole audit from embeddings and term embeddings (see the module docstring)."""
     terms = list(terms)
     Li, La = img.labels(V_img, temperature), aud.labels(V_aud, temperature)
     mat = {"image": modality_matrix(Li, img, terms), "audio": modality_matrix(La, aud, terms)}
     reach = {"image": term_reach(Li, img, terms), "audio": term_reach(La, aud, terms)}
-    sinks = {m: sink_terms(mat[m], top_k, sink_share) for m in mat}
-    image_words = sorted({t for row in mat["image"].values() for t, _ in row["top"][:top_k]})
-    unreachable = [t for t in image_words if reach["audio"][t]["max_mass"] < reach_mass]
+    sinks = {m: sink_terms(mat[m], top_k, sink_share, min_mass) for m in mat}
+    image_words = sorted(readings(mat["image"], top_k, min_mass))
+    reach_any = dict(reach["audio"])
+    if pairs is not None:  # chains of two effects: reach only (the oracle stays single-effect)
+        reach["audio_pairs"] = term_reach(pairs.labels(V_aud, temperature), pairs, terms)
+        reach_any = {t: max(reach["audio"][t], reach["audio_pairs"][t], key=lambda r: r["max_mass"])
+                     for t in terms}
+    unreachable = [t for t in image_words if reach_any[t]["max_mass"] < reach_mass]
     oracle = oracle_agreement(Li, La, img, aud, n_pairs, seed)
     return {
         "format": "deltav2a-vocab-audit", "version": 1, "terms": terms, "temperature": temperature,
-        "top_k": top_k, "sink_share": sink_share, "reach_mass": reach_mass,
+        "top_k": top_k, "sink_share": sink_share, "reach_mass": reach_mass, "min_mass": min_mass,
         "encoders": {"image": img.encoder, "audio": aud.encoder},
         "intensities": {"image": img.intensities, "audio": aud.intensities},
         "items": {"image": int(img.before.shape[0]), "audio": int(aud.before.shape[0])},
@@ -269,16 +286,13 @@ def audit_from_embeddings(img: EffectEmbeddings, aud: EffectEmbeddings, V_img: "
         "image_top_terms": image_words, "unreachable_on_audio": unreachable,
         "oracle": oracle,
         "checks": {
-            "max_audio_effects_per_top_term": max((len(v) for v in _counts(mat["audio"], top_k).values()), default=0),
+            "max_audio_effects_per_top_term": max((len(v) for v in readings(mat["audio"], top_k, min_mass).values()),
+                                                  default=0),
             "no_audio_sink": not sinks["audio"],
             "image_terms_reachable_on_audio": not unreachable,
             "oracle_mean_cosine": oracle["mean_cosine"],
         },
     }
-
-
-def _counts(matrix: dict, top_k: int) -> dict[str, list[str]]:
-    return sink_terms(matrix, top_k, 0.0)
 
 
 # ---------------------------------------------------------------- outputs
@@ -317,14 +331,23 @@ def markdown(result: dict) -> str:
             lines.append(f"| {name} | " + " | ".join(
                 ", ".join(f"{t} {m:.2f}" for t, m in row["intensities"][f"{x:g}"]["top"][:k]) for x in xs) + " |")
         lines.append("")
+    pairs = "audio_pairs" in result["reach"]
     lines += ["## Reach: the largest mass any effect x intensity gives each term", "",
-              "| term | image max | by | audio max | by |", "|---|---|---|---|---|"]
+              "| term | image max | by | audio max | by |" + (" two-effect chain max | by |" if pairs else ""),
+              "|---|---|---|---|---|" + ("---|---|" if pairs else "")]
     for t in result["terms"]:
         ri, ra = result["reach"]["image"][t], result["reach"]["audio"][t]
         mark = " **unreachable on audio**" if t in result["unreachable_on_audio"] else ""
-        lines.append(f"| {t}{mark} | {ri['max_mass']:.2f} | {ri['effect']}@{ri['intensity']:g} | "
-                     f"{ra['max_mass']:.2f} | {ra['effect']}@{ra['intensity']:g} |")
-    lines += ["", f"## Sink terms (top-{k} of more than {result['sink_share']:.0%} of effects)", ""]
+        row = (f"| {t}{mark} | {ri['max_mass']:.2f} | {ri['effect']}@{ri['intensity']:g} | "
+               f"{ra['max_mass']:.2f} | {ra['effect']}@{ra['intensity']:g} |")
+        if pairs:
+            rp = result["reach"]["audio_pairs"][t]
+            row += f" {rp['max_mass']:.2f} | {rp['effect']}@{rp['intensity']:g} |"
+        lines.append(row)
+    lines += ["", f"Terms read by image effects (top-{k}, mass ≥ {result['min_mass']:g}) that no audio edit "
+              f"gives ≥ {result['reach_mass']:g}: " + (", ".join(result["unreachable_on_audio"]) or "none") + ".",
+              "", f"## Sink terms (top-{k} with mass ≥ {result['min_mass']:g} of more than "
+              f"{result['sink_share']:.0%} of effects)", ""]
     for modality in ("audio", "image"):
         s = result["sinks"][modality]
         lines.append(f"- {modality}: " + ("; ".join(f"{t} ({', '.join(e)})" for t, e in s.items()) or "none"))
@@ -392,11 +415,13 @@ def generated_media(n_images: int, n_clips: int, seconds: float, sample_rate: in
 def run_audit(cfg: Any, *, vocabulary: str | None = None, image_files: Sequence[Path] | None = None,
               audio_files: Sequence[Path] | None = None, intensities: Sequence[float] = DEFAULT_INTENSITIES,
               temperature: float | None = None, top_k: int = 2, sink_share: float = 0.3,
-              reach_mass: float = 0.3, n_pairs: int = 30, seed: int | None = None,
-              generated: tuple[int, int, float] = (4, 3, 4.0), progress: bool = False) -> dict:
+              reach_mass: float = 0.3, min_mass: float = 0.05, n_pairs: int = 30, seed: int | None = None,
+              chains: bool = False, generated: tuple[int, int, float] = (4, 3, 4.0),
+              progress: bool = False) -> dict:
     """Encode the media with the config's encoders and audit `vocabulary` (default: the config's).
 
-    Without files, `generated` = (images, clips, seconds) synthetic media are used.
+    Without files, `generated` = (images, clips, seconds) synthetic media are used. With
+    `chains`, every two-effect chain (both at the same intensity) is also audited for reach.
     """
     from tqdm import tqdm
 
@@ -415,15 +440,19 @@ def run_audit(cfg: Any, *, vocabulary: str | None = None, image_files: Sequence[
     images = [load_image(p) for p in image_files] if image_files else gen_images
     clips = [load_clip(p, cfg) for p in audio_files] if audio_files else gen_clips
     rows = audio_effect_rows(cfg.effects.audio)
-    total = len(intensities) * (len(cfg.effects.image) + len(rows))
+    two = pair_rows(rows) if chains else []
+    total = len(intensities) * (len(cfg.effects.image) + len(rows) + len(two))
+    order = cfg.effects.chain_order
     with tqdm(total=total, desc="vocab audit", unit="cell", disable=not progress) as bar:
         img = embed_image_effects(ienc, images, cfg.effects.image, intensities, seed, bar.update)
-        aud = embed_audio_effects(aenc, clips, sr, rows, intensities, bar.update)
+        aud = embed_audio_effects(aenc, clips, sr, rows, intensities, bar.update, order)
+        pairs = embed_audio_effects(aenc, clips, sr, two, intensities, bar.update, order) if two else None
     V_img = term_embeddings(ienc, voc, "image")
     V_aud = term_embeddings(aenc, voc, "audio")
     T = cfg.database.temperature if temperature is None else temperature
     result = audit_from_embeddings(img, aud, V_img, V_aud, voc.terms, T, top_k=top_k, sink_share=sink_share,
-                                   reach_mass=reach_mass, n_pairs=n_pairs, seed=seed)
+                                   reach_mass=reach_mass, min_mass=min_mass, n_pairs=n_pairs, seed=seed,
+                                   pairs=pairs)
     result["vocabulary"] = {"name": voc.name, "fingerprint": voc.fingerprint()}
     result["media"] = {"images": [str(p) for p in image_files] if image_files else f"{len(images)} generated",
                        "audio": [str(p) for p in audio_files] if audio_files else f"{len(clips)} generated"}

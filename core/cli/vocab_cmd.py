@@ -56,11 +56,13 @@ def audit(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Config YAML (encoders, effects, temperature)."),
     intensities: str = typer.Option("0.35,0.6,0.9", "--intensities"),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N files per folder (seeded sample)."),
-    pairs: int = typer.Option(30, "--pairs", min=1, help="Sampled image edit x clip pairs for the oracle."),
+    pairs: int = typer.Option(30, "--oracle-pairs", min=1, help="Sampled image edit x clip pairs for the oracle."),
+    chains: bool = typer.Option(False, "--chains", help="Also audit every two-effect chain for reach (slower)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Label temperature (default: database.temperature)."),
     top_k: int = typer.Option(2, "--top-k", min=1, help="Terms counted as an effect's reading."),
     sink_share: float = typer.Option(0.3, "--sink-share", help="A sink is in the top-k of more than this share of effects."),
     reach_mass: float = typer.Option(0.3, "--reach-mass", help="An image term is reachable if some audio edit gives it this mass."),
+    min_mass: float = typer.Option(0.05, "--min-mass", help="A top-k term counts as a reading from this mass on."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed (default: the config's)."),
 ) -> None:
     """What a vocabulary means to the configured encoders: effect x term matrices per modality,
@@ -75,6 +77,8 @@ def audit(
         raise DeltaV2AError(f"--temperature must be positive, got {temperature}")
     if not 0 <= sink_share < 1:
         raise DeltaV2AError(f"--sink-share must lie in [0, 1), got {sink_share}")
+    if not 0 <= min_mass < 1:
+        raise DeltaV2AError(f"--min-mass must lie in [0, 1), got {min_mass}")
     if not 0 < reach_mass <= 1:
         raise DeltaV2AError(f"--reach-mass must lie in (0, 1], got {reach_mass}")
     xs = _floats(intensities, "--intensities")
@@ -86,7 +90,7 @@ def audit(
     aud_files = list_media(audio, AUDIO_EXTENSIONS, limit, s) if audio else None
     result = run_audit(cfg, vocabulary=vocab, image_files=img_files, audio_files=aud_files, intensities=xs,
                        temperature=temperature, top_k=top_k, sink_share=sink_share, reach_mass=reach_mass,
-                       n_pairs=pairs, seed=s, progress=True)
+                       min_mass=min_mass, n_pairs=pairs, seed=s, chains=chains, progress=True)
     paths = write_outputs(result, output)
     for modality in ("audio", "image"):
         for name, row in result["matrix"][modality].items():
