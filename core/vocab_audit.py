@@ -457,3 +457,21 @@ def run_audit(cfg: Any, *, vocabulary: str | None = None, image_files: Sequence[
     result["media"] = {"images": [str(p) for p in image_files] if image_files else f"{len(images)} generated",
                        "audio": [str(p) for p in audio_files] if audio_files else f"{len(clips)} generated"}
     return result
+
+
+def run_stage(cfg: Any, image_files: Sequence[Path], clip_files: Sequence[Path], out: Path,
+              items: int, seed: int) -> dict:
+    """The audit as a `run` stage: at most `items` held-out photos and test clips (seeded);
+    writes the full outputs to `out` and returns the summary the run report shows."""
+    import random
+
+    rng = random.Random(seed)
+    imgs = sorted(rng.sample(list(image_files), min(items, len(image_files))))
+    clips = sorted(rng.sample(list(clip_files), min(items, len(clip_files))))
+    r = run_audit(cfg, image_files=imgs, audio_files=clips, seed=seed)
+    write_outputs(r, out)
+    k = r["top_k"]
+    return {"dir": str(out), "items": r["items"], "temperature": r["temperature"],
+            "readings": {m: {e: row["top"][:k] for e, row in r["matrix"][m].items()} for m in ("image", "audio")},
+            "sinks": r["sinks"], "unreachable_on_audio": r["unreachable_on_audio"],
+            "oracle": {key: r["oracle"][key] for key in ("mean_cosine", "top1_agreement", "n_pairs")}}
