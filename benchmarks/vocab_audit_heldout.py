@@ -69,9 +69,13 @@ def main() -> None:
     args.output.mkdir(parents=True, exist_ok=True)
     summary = {}
     for version in ("1", "2"):
-        Vi = term_embeddings(load_encoder("perceptual-image", "image", lexicon_version=version), voc, "image")
-        Va = term_embeddings(load_encoder("perceptual-audio", "audio", lexicon_version=version), voc, "audio")
+        lex_i = load_encoder("perceptual-image", "image", lexicon_version=version)
+        lex_a = load_encoder("perceptual-audio", "audio", lexicon_version=version)
+        Vi, Va = term_embeddings(lex_i, voc, "image"), term_embeddings(lex_a, voc, "audio")
         r = va.audit_from_embeddings(img, aud, Vi, Va, voc.terms, T, n_pairs=30, seed=0, pairs=pairs)
+        # same media vectors, this lexicon's text side: name the encoders that made V
+        r["encoders"] = {m: {"name": e.name, "fingerprint": e.fingerprint()} for m, e in
+                         (("image", lex_i), ("audio", lex_a))}
         big = va.oracle_agreement(img.labels(Vi, T), aud.labels(Va, T), img, aud, 1000, 1)
         seven = {k: v for k, v in r["matrix"]["audio"].items() if not k.endswith(va.DOWN)}
         r["media"] = {"images": [p.name for p in photos], "audio": [p.name for p in clips], "half": args.half}

@@ -262,7 +262,11 @@ def audit_from_embeddings(img: EffectEmbeddings, aud: EffectEmbeddings, V_img: "
                           top_k: int = 2, sink_share: float = 0.3, reach_mass: float = 0.3,
                           min_mass: float = 0.05, n_pairs: int = 30, seed: int = 0,
                           pairs: EffectEmbeddings | None = None) -> dict:
-    """The whole audit from embeddings and term embeddings (see the module docstring)."""
+    """The whole audit from embeddings and term embeddings (see the module docstring).
+
+    `encoders` in the result names the encoders that made the embeddings; a caller that reads
+    them against another lexicon's term embeddings should name those encoders instead.
+    """
     terms = list(terms)
     Li, La = img.labels(V_img, temperature), aud.labels(V_aud, temperature)
     mat = {"image": modality_matrix(Li, img, terms), "audio": modality_matrix(La, aud, terms)}
