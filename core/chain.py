@@ -36,6 +36,11 @@ TAIL_TRIM_DB = 60.0
 TAIL_PAD_FACTOR = 1.25   # pad this much more than the effects' own tail estimate ...
 TAIL_PAD_SECONDS = 0.1   # ... plus this, before trimming back to -60 dB
 MIN_SAMPLE_RATE = 1000.0
+#: Clips longer than this (frames, after tail padding) are rendered block by block through
+#: one Pedalboard whose state is carried across blocks (reset once before the first), so
+#: memory stays at one output buffer; the result equals a whole render (tests/test_chain.py).
+STREAM_MIN_FRAMES = 1 << 21
+RENDER_BLOCK_FRAMES = 1 << 16
 BUILTIN_EFFECTS_PACKAGE = "deltav2a_plugins.audio_effects."
 
 TailMode = Literal["keep", "cut"]
@@ -306,6 +311,37 @@ class AudioChain:
             self._boards[sample_rate] = board
         return board
 
+    @property
+    def streamable(self) -> bool:
+        """Every Pedalboard step can render in blocks (no latency, state carried over)."""
+        return all(getattr(s.effect, "streamable", False) for s in self._inside)
+
+    def _render_blocks(self, x: "np.ndarray", total: int, sr: float) -> "np.ndarray":
+        """The Pedalboard part over x followed by zeros up to `total` frames, block by block.
+
+        The board is reset before the first block and carries its state (filter memory,
+        reverb and delay lines) from block to block, exactly as in one call; it is reset
+        again afterwards so the next render starts clean.
+        """
+        import numpy as np
+
+        board = self._board(sr)
+        board.reset()
+        channels, n = x.shape
+        y = np.empty((channels, total), dtype=np.float32)
+        start = 0
+        while start < total:
+            # the last block absorbs a short remainder: Pedalboard guesses the channel axis
+            # from the shape, so a block must stay much longer than it is wide
+            stop = total if total - start < 2 * RENDER_BLOCK_FRAMES else start + RENDER_BLOCK_FRAMES
+            block = np.zeros((channels, stop - start), dtype=np.float32)
+            if start < n:
+                block[:, :min(stop, n) - start] = x[:, start:min(stop, n)]
+            y[:, start:stop] = board(block, sr, reset=False)
+            start = stop
+        board.reset()
+        return y
+
     def __call__(self, audio: "np.ndarray", sample_rate: float) -> "np.ndarray":
         return self.render(audio, sample_rate).audio
 
@@ -334,13 +370,17 @@ class AudioChain:
         # Pedalboard guesses the channel axis from the shape and refuses square arrays,
         # so very short clips get silent padding that is removed again below.
         pad = max(pad, channels + 1 - n)
-        if pad > 0:
-            x_in = np.zeros((channels, n + pad), dtype=np.float32)
-            x_in[:, :n] = x
+        total = n + pad
+        if self._inside and total >= STREAM_MIN_FRAMES and self.streamable:
+            y = self._render_blocks(x, total, sr)
         else:
-            x_in = x
-
-        y = self._board(sr)(x_in, sr) if self._inside else x_in
+            if pad > 0:
+                x_in = np.zeros((channels, total), dtype=np.float32)
+                x_in[:, :n] = x
+            else:
+                x_in = x
+            y = self._board(sr)(x_in, sr) if self._inside else x_in
+            del x_in
         for s in self._outside:
             y = s.effect.process(y, sr, **s.raw)
         y = np.asarray(y, dtype=np.float32)
@@ -350,7 +390,7 @@ class AudioChain:
         if self._check_output and not np.isfinite(y).all():
             raise DeltaV2AError(f"audio chain {self!r} produced NaN or Inf samples")
 
-        ratio = y.shape[1] / x_in.shape[1]  # playback_rate and friends change the length
+        ratio = y.shape[1] / total  # playback_rate and friends change the length
         body = max(1, min(y.shape[1], int(round(n * ratio))))
         if self.tail == "cut":
             y = y[:, :body]
@@ -370,7 +410,7 @@ class AudioChain:
                     TailTruncatedWarning, stacklevel=2)
         if np.may_share_memory(y, x):
             y = y.copy()  # never hand back (a view of) the caller's array
-        y = np.ascontiguousarray(y, dtype=np.float32)
+        y = _compact(y)
         return RenderResult(
             audio=y,
             sample_rate=int(sr) if float(sr).is_integer() else sr,
@@ -382,6 +422,30 @@ class AudioChain:
             tail_truncated=truncated,
             chain=self,
         )
+
+
+def _compact(y: "np.ndarray") -> "np.ndarray":
+    """A C-contiguous float32 copy of y's content, made in place when y is a column slice
+    of a buffer it owns (the usual case after trimming), so a long render is not copied."""
+    import numpy as np
+
+    if y.dtype == np.float32 and y.flags.c_contiguous:
+        return y
+    base = y.base
+    if (y.dtype != np.float32 or base is None or not isinstance(base, np.ndarray)
+            or base.dtype != np.float32 or not base.flags.c_contiguous or base.ndim != 2
+            or base.shape[0] != y.shape[0] or y.strides != base.strides
+            or y.__array_interface__["data"][0] != base.__array_interface__["data"][0]):
+        return np.ascontiguousarray(y, dtype=np.float32)
+    channels, k = y.shape
+    flat = base.reshape(-1)
+    width = base.shape[1]
+    step = 1 << 20
+    for c in range(1, channels):  # row c moves left from c*width to c*k; blocks go forward
+        for s0 in range(0, k, step):
+            s1 = min(k, s0 + step)
+            flat[c * k + s0:c * k + s1] = flat[c * width + s0:c * width + s1]
+    return flat[:channels * k].reshape(channels, k)
 
 
 def _check_sample_rate(sample_rate: Any) -> float:

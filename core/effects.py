@@ -125,6 +125,9 @@ class AudioEffect(Effect):
 
     kind: ClassVar[str] = "audio effect"
     outside_pedalboard: ClassVar[bool] = False
+    #: the Pedalboard plugin has no latency, so a long clip may be rendered block by block
+    #: with its state carried over (core/chain.py); True for `PedalboardEffect`s
+    streamable: ClassVar[bool] = False
 
     def plugin(self, **raw: float) -> Any:
         raise DeltaV2AError(f"audio effect '{self.name}' is not a Pedalboard plugin")
@@ -174,8 +177,11 @@ class PedalboardEffect(AudioEffect):
     """An audio effect that is one Pedalboard plugin built from validated raw values.
 
     Subclasses implement `_build(values)`; a `cutoff_hz` parameter is held below Nyquist at
-    render time, since `plugin(**raw)` alone does not know the sample rate.
+    render time, since `plugin(**raw)` alone does not know the sample rate. A subclass
+    wrapping a plugin with latency must set `streamable = False`.
     """
+
+    streamable: ClassVar[bool] = True
 
     def plugin(self, **raw: float) -> Any:
         return self._build(self.resolve(raw))
