@@ -26,7 +26,7 @@ from .errors import DeltaV2AError
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from .effects import AudioEffect
+    from .effects import AudioEffect, BlockStream
 
 DEFAULT_ORDER: tuple[str, ...] = (
     "lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "playback_rate",
@@ -316,19 +316,36 @@ class AudioChain:
         """Every Pedalboard step can render in blocks (no latency, state carried over)."""
         return all(getattr(s.effect, "streamable", False) for s in self._inside)
 
-    def _render_blocks(self, x: "np.ndarray", total: int, sr: float) -> "np.ndarray":
-        """The Pedalboard part over x followed by zeros up to `total` frames, block by block.
+    def _streams(self, sr: float, channels: int) -> "list[BlockStream] | None":
+        """Block processors for the outside steps, or None if the chain cannot stream."""
+        if not (self._inside or self._outside) or not self.streamable:
+            return None
+        streams = []
+        for s in self._outside:
+            st = s.effect.stream(sr, channels, **s.raw)
+            if st is None:
+                return None
+            streams.append(st)
+        return streams
+
+    def _render_blocks(self, x: "np.ndarray", total: int, sr: float,
+                       streams: "list[BlockStream]") -> "np.ndarray":
+        """The whole chain over x followed by zeros up to `total` frames, block by block.
 
         The board is reset before the first block and carries its state (filter memory,
-        reverb and delay lines) from block to block, exactly as in one call; it is reset
-        again afterwards so the next render starts clean.
+        reverb and delay lines) from block to block, exactly as in one call; outside steps
+        (playback_rate) run as streams on each block's output, so no intermediate clip is
+        ever held whole. The board is reset again afterwards so the next render starts clean.
         """
         import numpy as np
 
-        board = self._board(sr)
-        board.reset()
+        board = self._board(sr) if self._inside else None
+        if board is not None:
+            board.reset()
         channels, n = x.shape
-        y = np.empty((channels, total), dtype=np.float32)
+        ratio = math.prod(st.ratio for st in streams)
+        y = np.empty((channels, int(math.ceil(total * ratio)) + 4096), dtype=np.float32)
+        pos = 0
         start = 0
         while start < total:
             # the last block absorbs a short remainder: Pedalboard guesses the channel axis
@@ -337,10 +354,20 @@ class AudioChain:
             block = np.zeros((channels, stop - start), dtype=np.float32)
             if start < n:
                 block[:, :min(stop, n) - start] = x[:, start:min(stop, n)]
-            y[:, start:stop] = board(block, sr, reset=False)
+            if board is not None:
+                block = board(block, sr, reset=False)
+            for st in streams:
+                block = st.process(block, stop >= total)
+            if pos + block.shape[1] > y.shape[1]:  # a stream produced more than its ratio said
+                grown = np.empty((channels, 2 * (pos + block.shape[1])), dtype=np.float32)
+                grown[:, :pos] = y[:, :pos]
+                y = grown
+            y[:, pos:pos + block.shape[1]] = block
+            pos += block.shape[1]
             start = stop
-        board.reset()
-        return y
+        if board is not None:
+            board.reset()
+        return y[:, :pos]
 
     def __call__(self, audio: "np.ndarray", sample_rate: float) -> "np.ndarray":
         return self.render(audio, sample_rate).audio
@@ -371,8 +398,9 @@ class AudioChain:
         # so very short clips get silent padding that is removed again below.
         pad = max(pad, channels + 1 - n)
         total = n + pad
-        if self._inside and total >= STREAM_MIN_FRAMES and self.streamable:
-            y = self._render_blocks(x, total, sr)
+        streams = self._streams(sr, channels) if total >= STREAM_MIN_FRAMES else None
+        if streams is not None:
+            y = self._render_blocks(x, total, sr, streams)
         else:
             if pad > 0:
                 x_in = np.zeros((channels, total), dtype=np.float32)
@@ -381,8 +409,8 @@ class AudioChain:
                 x_in = x
             y = self._board(sr)(x_in, sr) if self._inside else x_in
             del x_in
-        for s in self._outside:
-            y = s.effect.process(y, sr, **s.raw)
+            for s in self._outside:
+                y = s.effect.process(y, sr, **s.raw)
         y = np.asarray(y, dtype=np.float32)
         if y.ndim != 2 or y.shape[0] != channels or y.shape[1] == 0:
             raise DeltaV2AError(f"audio chain {self!r} returned shape {y.shape} "

@@ -23,7 +23,7 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 #: MAX_IMAGE_PIXELS pixels (Pillow refuses more before decoding: decompression bombs) and
 #: MAX_IMAGE_SIDE pixels per side; ImageMagick gets the same limits (core/wandio.py).
 MAX_IMAGE_PIXELS = 64_000_000
-MAX_IMAGE_SIDE = 32_768
+MAX_IMAGE_SIDE = 16_000
 #: Sample rates outside this range are refused (a 3 s clip at 100 MHz is 2.4 GB).
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 384_000

@@ -201,9 +201,12 @@ def test_os_errors_are_one_line(work):
     ro = work / "ro"
     ro.mkdir()
     ro.chmod(0o555)
+    immutable = False
+    if os.access(ro, os.W_OK):  # root ignores modes; an immutable folder stops root too
+        immutable = subprocess.run(["chattr", "+i", str(ro)], capture_output=True).returncode == 0
+        if not immutable:
+            pytest.skip("running as root without chattr: a read-only folder cannot be made")
     try:
-        if os.access(ro, os.W_OK):
-            pytest.skip("running as root: permissions are not enforced")
         one_line_error(run_cli("apply-image", str(img), "-e", "motion_blur", "-o", str(ro / "o.png")),
                        2, "not writable")
         # --info into a read-only folder: refused before anything, so no WAV is left behind
@@ -211,6 +214,8 @@ def test_os_errors_are_one_line(work):
                                "--info", str(ro / "i.json")), 2, "not writable")
         assert not (work / "w.wav").exists()
     finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(ro)], check=True)
         ro.chmod(0o755)
     # a full disk (simulated with a file-size limit: the write fails with EFBIG mid-file)
     probe = ("import resource, signal, sys, runpy; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
@@ -463,6 +468,11 @@ def test_concurrent_writer_fails_clearly_and_stale_temps_are_cleaned(work):
     with output_set([out]):
         res = run_cli("apply-audio", str(work / "clip.wav"), "-e", "reverb", "-o", str(out))
         one_line_error(res, 2, "another deltav2a process", "o.wav")
+    with output_set([work / "t.png"]):   # a transfer's summary is part of its output set
+        res = run_cli("transfer", "--image", str(work / "cover.png"), "--edited", str(work / "edited.png"),
+                      "--audio", str(work / "clip.wav"), "-o", str(work / "t.wav"))
+        one_line_error(res, 2, "another deltav2a process", "t.png")
+    assert not (work / "t.wav").exists()
     res = run_cli("apply-audio", str(work / "clip.wav"), "-e", "reverb", "-o", str(out))
     assert res.returncode == 0, res.stderr
     assert out.exists() and leftovers(work) == []

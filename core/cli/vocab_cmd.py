@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
+
+from ..atomic import json_text
 
 vocab_app = typer.Typer(help="Style vocabularies.", no_args_is_help=True)
 
@@ -28,7 +28,7 @@ def show(
 
     v = load_vocabulary(name)
     if as_json:
-        typer.echo(json.dumps(v.model_dump() | {"fingerprint": v.fingerprint()}, indent=2))
+        typer.echo(json_text(v.model_dump() | {"fingerprint": v.fingerprint()}))
         return
     typer.echo(f"{v.name} (version {v.version}, {v.size} terms, fingerprint {v.fingerprint()})")
     typer.echo(v.summary)
