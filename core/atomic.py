@@ -34,11 +34,26 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp's 0600 would leak into the result
         yield tmp_path
         os.replace(tmp_path, target)
-    except BaseException:
+    except BaseException as exc:
         if tmp_path is not None:
             with contextlib.suppress(FileNotFoundError):
                 tmp_path.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
+            from .errors import DeltaV2AError
+
+            # name the target, not the hidden temporary the OS error mentions
+            raise DeltaV2AError(f"cannot write {target}: {_os_reason(exc)}") from None
         raise
+
+
+def _os_reason(exc: OSError) -> str:
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "no space left on device (nothing was replaced)"
+    if exc.errno == errno.EFBIG:
+        return "file too large for this file system or limit (nothing was replaced)"
+    return exc.strerror or str(exc)
 
 
 #: identities of the media files this process has read (`note_input`); `atomic_path` never

@@ -309,7 +309,11 @@ def save_audio(audio: "np.ndarray", sample_rate: int, path: str | os.PathLike) -
     audio = check_audio(audio, "rendered audio")
     sr = check_sample_rate(sample_rate, "output sample rate")
     with atomic_path(p) as tmp:
-        with sf.SoundFile(str(tmp), "w", int(sr), audio.shape[0], subtype="FLOAT", format="WAV") as f:
-            for start in range(0, audio.shape[1], BLOCK_FRAMES):  # no full transposed copy
-                f.write(audio[:, start:start + BLOCK_FRAMES].T)
+        try:
+            with sf.SoundFile(str(tmp), "w", int(sr), audio.shape[0], subtype="FLOAT", format="WAV") as f:
+                for start in range(0, audio.shape[1], BLOCK_FRAMES):  # no full transposed copy
+                    f.write(audio[:, start:start + BLOCK_FRAMES].T)
+        except (sf.LibsndfileError, RuntimeError) as exc:  # libsndfile hides errno ("System error")
+            raise DeltaV2AError(f"cannot write {p}: {exc} (disk full or file too large?); "
+                                "nothing was replaced") from None
     return p
