@@ -538,3 +538,24 @@ def test_kill_9_build_db_stops_its_workers(tmp_path):
                  and "Z" not in Path(f"/proc/{p}/stat").read_text().split()[2]}
         time.sleep(0.2)
     assert not alive, f"processes left running after kill -9 of build-db: {alive}"
+
+
+def test_ctrl_c_mid_render_is_clean(work):
+    from deltav2a.examples import groove
+
+    long = work / "long.wav"
+    sf.write(long, np.tile(groove(4.0, 44100).T, (30, 1)), 44100)   # 2 min
+    exe = Path(sys.executable).with_name("deltav2a")
+    proc = subprocess.Popen([str(exe), "apply-audio", str(long), "-e", "reverb", "-e", "delay", "-e", "playback_rate",
+                             "-o", str(work / "o.wav")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(p.name.startswith(".o.wav") for p in work.iterdir()):
+        if proc.poll() is not None:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the render finished before SIGINT arrived")
+    assert proc.returncode == 130 and err.strip().splitlines()[-1:] == ["interrupted"], (proc.returncode, err)
+    assert not (work / "o.wav").exists() and leftovers(work) == []

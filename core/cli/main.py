@@ -199,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(_report(exc, debug))
     except Exception as exc:  # noqa: BLE001 - the one place every other failure is reported
         sys.exit(_report(exc, debug))
+    if rv == 130:  # typer turns Ctrl-C into an exit status, silently
+        print("interrupted", file=sys.stderr)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -123,8 +123,11 @@ def _claim(pairs, output: Path, many: bool, summary: bool, images, clips, edited
     ins = list(images) + list(clips)
     if edited is not None:
         ins += [edited / i.name for i in images] if edited.is_dir() else [edited]
-    if model is not None and model.is_dir():
-        ins += [p for p in model.iterdir() if p.is_file()]
+    from ..transfer import DEFAULT_MODEL
+
+    model_dir = model if model is not None else DEFAULT_MODEL  # `-o DIR/controller.wav` -> .json
+    if model_dir.is_dir():
+        ins += [p for p in model_dir.iterdir() if p.is_file()]
     claim_outputs(outs, inputs=ins)
 
 
