@@ -559,3 +559,40 @@ def test_ctrl_c_mid_render_is_clean(work):
         pytest.skip("the render finished before SIGINT arrived")
     assert proc.returncode == 130 and err.strip().splitlines()[-1:] == ["interrupted"], (proc.returncode, err)
     assert not (work / "o.wav").exists() and leftovers(work) == []
+
+
+def test_more_malformed_inputs(work):
+    """Headers that lie, untrusted config numbers, outputs into a model directory."""
+    sf.write(work / "ch65.wav", np.zeros((1000, 65), np.float32), 8000)
+    blob = bytearray((work / "clip.wav").read_bytes())
+    blob[24:28] = struct.pack("<I", 1)                         # RIFF fmt chunk: 1 Hz
+    (work / "sr1.wav").write_bytes(bytes(blob))
+    (work / "broken").symlink_to(work / "nowhere")
+    (work / "info.json").mkdir()
+    model = _model_copy(work)
+    fast = _model_copy(work / "untrusted-rate")
+    with open(fast / "config.yaml", "a") as fh:
+        fh.write("audio:\n  sample_rate: 100000000\n")
+    (work / "binmeta").mkdir()
+    shutil.copytree(DEFAULT_MODEL, work / "binmeta" / "m")
+    (work / "binmeta" / "m" / "controller.json").write_bytes(os.urandom(3000))
+    clip = str(work / "clip.wav")
+    cases = [
+        (["apply-audio", str(work / "ch65.wav"), "-e", "reverb", "-o", str(work / "o.wav")], "65 channels"),
+        (["apply-audio", str(work / "sr1.wav"), "-e", "reverb", "-o", str(work / "o.wav")], "1 Hz"),
+        (["apply-audio", clip, "-e", "reverb", "-o", str(work / "broken" / "o.wav")], "broken link"),
+        (["apply-audio", clip, "-e", "reverb", "-o", str(work / "o.wav"), "--info", str(work / "info.json")],
+         "directory"),
+        (["apply-audio", clip, "-e", "reverb:wet_level=nan", "-o", str(work / "o.wav")], "finite"),
+        (["transfer", "--image", str(work / "cover.png"), "--edited", str(work / "edited.png"), "--audio", clip,
+          "-o", str(model / "controller.wav"), "-m", str(model)], "overwrite the input"),
+        (["transfer", "--image", str(work / "cover.png"), "--edited", str(work / "edited.png"), "--audio", clip,
+          "-o", str(work / "o.wav"), "-m", str(fast)], "sample_rate"),
+        (["transfer", "--image", str(work / "cover.png"), "--edited", str(work / "edited.png"), "--audio", clip,
+          "-o", str(work / "o.wav"), "-m", str(work / "binmeta" / "m")], "controller metadata"),
+    ]
+    before = digest(model / "controller.json")
+    for args, needle in cases:
+        one_line_error(run_cli(*args), 2, needle)
+    assert digest(model / "controller.json") == before
+    assert not (work / "o.wav").exists() and leftovers(work) == []
