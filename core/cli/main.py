@@ -20,6 +20,7 @@ from ..errors import DeltaV2AError
 app = typer.Typer(
     name="deltav2a",
     help="DeltaV2A: when an image changes, change the music in the same direction.",
+    epilog="Errors are one line; add --debug (or set DELTAV2A_DEBUG=1) for the traceback.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
