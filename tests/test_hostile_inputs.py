@@ -491,7 +491,9 @@ def test_sigterm_mid_render_leaves_no_temp(work):
     if proc.returncode == 0:
         pytest.skip("the render finished before SIGTERM arrived")
     assert proc.returncode == 143 and "Traceback" not in err, err
-    assert not (work / "o.wav").exists() and leftovers(work) == []
+    assert leftovers(work) == []
+    if (work / "o.wav").exists():  # the signal came after the rename: the file is complete
+        assert sf.info(str(work / "o.wav")).frames > 2 * 60 * 44100 * 0.7
 
 
 @pytest.mark.slow
@@ -558,7 +560,9 @@ def test_ctrl_c_mid_render_is_clean(work):
     if proc.returncode == 0:
         pytest.skip("the render finished before SIGINT arrived")
     assert proc.returncode == 130 and err.strip().splitlines()[-1:] == ["interrupted"], (proc.returncode, err)
-    assert not (work / "o.wav").exists() and leftovers(work) == []
+    assert leftovers(work) == []
+    if (work / "o.wav").exists():  # the signal came after the rename: the file is complete
+        assert sf.info(str(work / "o.wav")).frames > 2 * 60 * 44100 * 0.7
 
 
 def test_more_malformed_inputs(work):
