@@ -103,7 +103,8 @@ class TransferModel:
         from .media import resample
 
         sr = self.cfg.audio.sample_rate
-        head = audio[:, : int(self.cfg.audio.max_duration * sample_rate) + 1]  # not the whole clip
+        # resample only what is used (+1 s so the filter sees the same context): bounded memory
+        head = audio[:, : int((self.cfg.audio.max_duration + 1.0) * sample_rate)]
         x = resample(head, sample_rate, sr)[:, : int(self.cfg.audio.max_duration * sr)]
         return self.audio_encoder.encode_audio([x], sr)
 
