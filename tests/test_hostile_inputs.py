@@ -600,3 +600,23 @@ def test_more_malformed_inputs(work):
         one_line_error(run_cli(*args), 2, needle)
     assert digest(model / "controller.json") == before
     assert not (work / "o.wav").exists() and leftovers(work) == []
+
+
+def test_streamed_decode_and_resample_equal_the_one_shot_path(tmp_path):
+    """Long clips are decoded and resampled in blocks (bounded memory); same samples."""
+    import soxr
+
+    from deltav2a import media
+
+    rng = np.random.default_rng(1)
+    x = (0.3 * rng.standard_normal((2, 1_234_567))).astype(np.float32)
+    for a, b in ((44100, 48000), (48000 * 1.37, 48000)):
+        one = soxr.resample(np.ascontiguousarray(x.T), a, b, quality="HQ").T
+        streamed = media.resample(x, a, b)
+        assert streamed.shape == one.shape
+        np.testing.assert_array_equal(streamed, one)
+    sf.write(tmp_path / "long.flac", x.T, 44100, subtype="PCM_24")
+    decoded, sr = media.load_audio(tmp_path / "long.flac")
+    reference, _ = sf.read(str(tmp_path / "long.flac"), dtype="float32", always_2d=True)
+    assert sr == 44100 and decoded.flags.c_contiguous
+    np.testing.assert_array_equal(decoded, reference.T)
