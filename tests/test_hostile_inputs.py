@@ -473,11 +473,12 @@ def test_concurrent_writer_fails_clearly_and_stale_temps_are_cleaned(work):
     assert out.exists() and leftovers(work) == []
 
 
-def test_sigterm_mid_render_leaves_no_temp(work):
+def _interrupt_mid_write(work: Path, sig: int) -> tuple[int, str]:
+    """Start a 2-minute render and send `sig` as soon as its hidden temporary appears."""
     from deltav2a.examples import groove
 
     long = work / "long.wav"
-    sf.write(long, np.tile(groove(4.0, 44100).T, (30, 1)), 44100)   # 2 min
+    sf.write(long, np.tile(groove(4.0, 44100).T, (30, 1)), 44100)
     exe = Path(sys.executable).with_name("deltav2a")
     proc = subprocess.Popen([str(exe), "apply-audio", str(long), "-e", "reverb", "-e", "delay", "-e", "playback_rate",
                              "-o", str(work / "o.wav")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -486,14 +487,24 @@ def test_sigterm_mid_render_leaves_no_temp(work):
         if proc.poll() is not None:
             break
         time.sleep(0.005)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     if proc.returncode == 0:
-        pytest.skip("the render finished before SIGTERM arrived")
-    assert proc.returncode == 143 and "Traceback" not in err, err
+        pytest.skip("the render finished before the signal arrived")
     assert leftovers(work) == []
     if (work / "o.wav").exists():  # the signal came after the rename: the file is complete
         assert sf.info(str(work / "o.wav")).frames > 2 * 60 * 44100 * 0.7
+    return proc.returncode, err
+
+
+def test_sigterm_mid_render_leaves_no_temp(work):
+    code, err = _interrupt_mid_write(work, signal.SIGTERM)
+    assert code == 143 and "Traceback" not in err, err
+
+
+def test_ctrl_c_mid_render_is_clean(work):
+    code, err = _interrupt_mid_write(work, signal.SIGINT)
+    assert code == 130 and err.strip().splitlines()[-1:] == ["interrupted"], (code, err)
 
 
 @pytest.mark.slow
@@ -540,29 +551,6 @@ def test_kill_9_build_db_stops_its_workers(tmp_path):
                  and "Z" not in Path(f"/proc/{p}/stat").read_text().split()[2]}
         time.sleep(0.2)
     assert not alive, f"processes left running after kill -9 of build-db: {alive}"
-
-
-def test_ctrl_c_mid_render_is_clean(work):
-    from deltav2a.examples import groove
-
-    long = work / "long.wav"
-    sf.write(long, np.tile(groove(4.0, 44100).T, (30, 1)), 44100)   # 2 min
-    exe = Path(sys.executable).with_name("deltav2a")
-    proc = subprocess.Popen([str(exe), "apply-audio", str(long), "-e", "reverb", "-e", "delay", "-e", "playback_rate",
-                             "-o", str(work / "o.wav")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not any(p.name.startswith(".o.wav") for p in work.iterdir()):
-        if proc.poll() is not None:
-            break
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    if proc.returncode == 0:
-        pytest.skip("the render finished before SIGINT arrived")
-    assert proc.returncode == 130 and err.strip().splitlines()[-1:] == ["interrupted"], (proc.returncode, err)
-    assert leftovers(work) == []
-    if (work / "o.wav").exists():  # the signal came after the rename: the file is complete
-        assert sf.info(str(work / "o.wav")).frames > 2 * 60 * 44100 * 0.7
 
 
 def test_more_malformed_inputs(work):
