@@ -1,4 +1,5 @@
-"""Write-then-rename, so an interrupted or failed command never leaves half a file."""
+"""Safe outputs: write-then-rename (never half a file), strict JSON, and the output guard
+that refuses to overwrite an input and locks an output set against a concurrent writer."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 
 @contextlib.contextmanager
@@ -17,21 +18,52 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     Pillow, matplotlib) pick the right format.
     """
     target = Path(target)
+    if _INPUTS and _identity(target) in _INPUTS:
+        from .errors import DeltaV2AError
+
+        raise DeltaV2AError(f"refusing to overwrite {target}: this command read it as an input")
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=suffix if suffix is not None else target.suffix,
-        dir=target.parent,
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp's 0600 would leak into the result
-    try:
+    tmp_path = None
+    try:  # from creation on: a signal arriving right after mkstemp still removes the file
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=suffix if suffix is not None else target.suffix,
+            dir=target.parent,
+        )
+        tmp_path = Path(tmp)
+        os.close(fd)
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp's 0600 would leak into the result
         yield tmp_path
         os.replace(tmp_path, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
+    except BaseException as exc:
+        if tmp_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp_path.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
+            from .errors import DeltaV2AError
+
+            # name the target, not the hidden temporary the OS error mentions
+            raise DeltaV2AError(f"cannot write {target}: {_os_reason(exc)}") from None
         raise
+
+
+def _os_reason(exc: OSError) -> str:
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "no space left on device (nothing was replaced)"
+    if exc.errno == errno.EFBIG:
+        return "file too large for this file system or limit (nothing was replaced)"
+    return exc.strerror or str(exc)
+
+
+#: identities of the media files this process has read (`note_input`); `atomic_path` never
+#: replaces one of them, whatever command or path spelling asks it to
+_INPUTS: set[tuple] = set()
+
+
+def note_input(path: str | os.PathLike) -> None:
+    """Record a file read as an input, so no later write of this process can replace it."""
+    _INPUTS.add(_identity(Path(path)))
 
 
 def _umask() -> int:
@@ -46,6 +78,165 @@ def write_text(target: str | os.PathLike, text: str) -> None:
 
 
 def write_json(target: str | os.PathLike, obj, indent: int = 2) -> None:
+    """Strict JSON (NaN/Inf written as null), atomically."""
+    write_text(target, json_text(obj, indent) + "\n")
+
+
+def _jsonable(obj):
+    """NaN/Inf -> null and numpy scalars/arrays -> Python, so every file we write is JSON.
+
+    `json.dumps` writes bare `NaN`/`Infinity` by default, which no strict JSON reader
+    accepts; a metric that could not be computed is recorded as null instead.
+    """
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {(k if isinstance(k, str) else str(k)): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    tolist = getattr(obj, "tolist", None)  # numpy scalars and arrays
+    if callable(tolist):
+        return _jsonable(tolist())
+    return obj
+
+
+def json_text(obj, indent: int | None = 2) -> str:
+    """Strict JSON text (no bare NaN): the one serialiser behind every JSON file written."""
     import json
 
-    write_text(target, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+    return json.dumps(_jsonable(obj), indent=indent, ensure_ascii=False, allow_nan=False)
+
+
+# ---------------------------------------------------------------- output safety
+
+def _identity(path: Path) -> tuple:
+    """What a path refers to: (device, inode) when it exists, else its resolved name."""
+    resolved = path.resolve()
+    try:
+        st = resolved.stat()
+    except OSError:
+        return ("path", str(resolved))
+    return ("inode", st.st_dev, st.st_ino)
+
+
+def _writable_parent(target: Path) -> None:
+    """A one-line error now, instead of an OSError after minutes of work."""
+    from .errors import DeltaV2AError
+
+    if target.is_dir():
+        raise DeltaV2AError(f"output is a directory: {target}")
+    parent = target.parent
+    while not parent.exists():
+        if parent.is_symlink():
+            raise DeltaV2AError(f"cannot write {target}: {parent} is a broken link")
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DeltaV2AError(f"cannot write {target}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DeltaV2AError(f"cannot write {target}: folder {parent} is not writable")
+
+
+def check_outputs(inputs: "Iterable[str | os.PathLike]", outputs: "Iterable[str | os.PathLike]") -> None:
+    """Refuse an output that is one of the inputs or another output.
+
+    "Is" covers the same name, `a/../a`, a symbolic link to it and a hard link to it
+    (same device and inode): replacing any of them would destroy or shadow a file the
+    command reads, or make two of its outputs overwrite each other. Derived names
+    (sidecar JSON, summary PNG) must be passed here too. Each output's folder must be
+    writable (or creatable) before any work starts.
+    """
+    from .errors import DeltaV2AError
+
+    seen_in: dict[tuple, Path] = {}
+    for p in inputs:
+        p = Path(p)
+        seen_in.setdefault(_identity(p), p)
+        seen_in.setdefault(("path", str(p.resolve())), p)
+    seen_out: dict[tuple, Path] = {}
+    for o in outputs:
+        o = Path(o)
+        keys = {_identity(o), ("path", str(o.resolve()))}
+        if o.is_symlink():
+            raise DeltaV2AError(f"output {o} is a symbolic link; refusing to replace it "
+                                "(write to the real path instead)")
+        for k in keys:
+            if k in seen_in:
+                raise DeltaV2AError(f"output {o} would overwrite the input {seen_in[k]}")
+            if k in seen_out:
+                raise DeltaV2AError(f"two outputs resolve to the same file: {seen_out[k]} and {o}")
+        for k in keys:
+            seen_out[k] = o
+        _writable_parent(o)
+
+
+def _lock_dir() -> Path:
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"deltav2a-locks-{os.getuid() if hasattr(os, 'getuid') else 0}"
+
+
+def _stale_temps(target: Path) -> list[Path]:
+    """Temporaries `atomic_path` left for `target` when its process was killed (-9)."""
+    import re
+
+    pattern = re.compile(re.escape(f".{target.name}.") + r"[a-z0-9_]{8}" + re.escape(target.suffix))
+    try:
+        return [p for p in target.parent.iterdir() if pattern.fullmatch(p.name)]
+    except OSError:
+        return []
+
+
+@contextlib.contextmanager
+def output_set(outputs: "Iterable[str | os.PathLike]",
+               inputs: "Iterable[str | os.PathLike]" = ()) -> Iterator[None]:
+    """Guard one command's outputs: checked against the inputs, locked, stale temps removed.
+
+    Two processes writing the same output set would interleave (the WAV of one run, the PNG
+    of the other); the second one fails at once with a clear message instead. The locks are
+    advisory `flock`s on files in a per-user runtime folder (nothing is left beside the
+    outputs) and vanish with the process, even after kill -9. While the lock is held no
+    other deltav2a process can be writing these targets, so hidden temporaries left by a
+    killed earlier run are removed.
+    """
+    from .errors import DeltaV2AError
+
+    outs = [Path(o) for o in outputs]
+    check_outputs(inputs, outs)
+    with contextlib.ExitStack() as stack:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no cross-process guard
+            fcntl = None
+        if fcntl is not None:
+            import hashlib
+
+            folder = _lock_dir()
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            keys = sorted({hashlib.sha256(str(o.resolve()).encode()).hexdigest()[:32]: o
+                           for o in outs}.items())
+            for key, o in keys:  # sorted: two overlapping sets cannot deadlock
+                fh = stack.enter_context(open(folder / f"{key}.lock", "a+"))
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    raise DeltaV2AError(f"another deltav2a process is writing {o} right now; "
+                                        "wait for it or choose another output") from None
+            for o in outs:
+                for tmp in _stale_temps(o):
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
+        yield
+
+
+_CLAIMED = contextlib.ExitStack()
+
+
+def claim_outputs(outputs: "Iterable[str | os.PathLike]",
+                  inputs: "Iterable[str | os.PathLike]" = ()) -> None:
+    """`output_set` held until the process exits: for a CLI command, one line at its top."""
+    _CLAIMED.enter_context(output_set(outputs, inputs))

@@ -26,7 +26,7 @@ from .errors import DeltaV2AError
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from .effects import AudioEffect
+    from .effects import AudioEffect, BlockStream
 
 DEFAULT_ORDER: tuple[str, ...] = (
     "lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "playback_rate",
@@ -36,6 +36,11 @@ TAIL_TRIM_DB = 60.0
 TAIL_PAD_FACTOR = 1.25   # pad this much more than the effects' own tail estimate ...
 TAIL_PAD_SECONDS = 0.1   # ... plus this, before trimming back to -60 dB
 MIN_SAMPLE_RATE = 1000.0
+#: Clips longer than this (frames, after tail padding) are rendered block by block through
+#: one Pedalboard whose state is carried across blocks (reset once before the first), so
+#: memory stays at one output buffer; the result equals a whole render (tests/test_chain.py).
+STREAM_MIN_FRAMES = 1 << 21
+RENDER_BLOCK_FRAMES = 1 << 16
 BUILTIN_EFFECTS_PACKAGE = "deltav2a_plugins.audio_effects."
 
 TailMode = Literal["keep", "cut"]
@@ -306,6 +311,64 @@ class AudioChain:
             self._boards[sample_rate] = board
         return board
 
+    @property
+    def streamable(self) -> bool:
+        """Every Pedalboard step can render in blocks (no latency, state carried over)."""
+        return all(getattr(s.effect, "streamable", False) for s in self._inside)
+
+    def _streams(self, sr: float, channels: int) -> "list[BlockStream] | None":
+        """Block processors for the outside steps, or None if the chain cannot stream."""
+        if not (self._inside or self._outside) or not self.streamable:
+            return None
+        streams = []
+        for s in self._outside:
+            st = s.effect.stream(sr, channels, **s.raw)
+            if st is None:
+                return None
+            streams.append(st)
+        return streams
+
+    def _render_blocks(self, x: "np.ndarray", total: int, sr: float,
+                       streams: "list[BlockStream]") -> "np.ndarray":
+        """The whole chain over x followed by zeros up to `total` frames, block by block.
+
+        The board is reset before the first block and carries its state (filter memory,
+        reverb and delay lines) from block to block, exactly as in one call; outside steps
+        (playback_rate) run as streams on each block's output, so no intermediate clip is
+        ever held whole. The board is reset again afterwards so the next render starts clean.
+        """
+        import numpy as np
+
+        board = self._board(sr) if self._inside else None
+        if board is not None:
+            board.reset()
+        channels, n = x.shape
+        ratio = math.prod(st.ratio for st in streams)
+        y = np.empty((channels, int(math.ceil(total * ratio)) + 4096), dtype=np.float32)
+        pos = 0
+        start = 0
+        while start < total:
+            # the last block absorbs a short remainder: Pedalboard guesses the channel axis
+            # from the shape, so a block must stay much longer than it is wide
+            stop = total if total - start < 2 * RENDER_BLOCK_FRAMES else start + RENDER_BLOCK_FRAMES
+            block = np.zeros((channels, stop - start), dtype=np.float32)
+            if start < n:
+                block[:, :min(stop, n) - start] = x[:, start:min(stop, n)]
+            if board is not None:
+                block = board(block, sr, reset=False)
+            for st in streams:
+                block = st.process(block, stop >= total)
+            if pos + block.shape[1] > y.shape[1]:  # a stream produced more than its ratio said
+                grown = np.empty((channels, 2 * (pos + block.shape[1])), dtype=np.float32)
+                grown[:, :pos] = y[:, :pos]
+                y = grown
+            y[:, pos:pos + block.shape[1]] = block
+            pos += block.shape[1]
+            start = stop
+        if board is not None:
+            board.reset()
+        return y[:, :pos]
+
     def __call__(self, audio: "np.ndarray", sample_rate: float) -> "np.ndarray":
         return self.render(audio, sample_rate).audio
 
@@ -334,15 +397,20 @@ class AudioChain:
         # Pedalboard guesses the channel axis from the shape and refuses square arrays,
         # so very short clips get silent padding that is removed again below.
         pad = max(pad, channels + 1 - n)
-        if pad > 0:
-            x_in = np.zeros((channels, n + pad), dtype=np.float32)
-            x_in[:, :n] = x
+        total = n + pad
+        streams = self._streams(sr, channels) if total >= STREAM_MIN_FRAMES else None
+        if streams is not None:
+            y = self._render_blocks(x, total, sr, streams)
         else:
-            x_in = x
-
-        y = self._board(sr)(x_in, sr) if self._inside else x_in
-        for s in self._outside:
-            y = s.effect.process(y, sr, **s.raw)
+            if pad > 0:
+                x_in = np.zeros((channels, total), dtype=np.float32)
+                x_in[:, :n] = x
+            else:
+                x_in = x
+            y = self._board(sr)(x_in, sr) if self._inside else x_in
+            del x_in
+            for s in self._outside:
+                y = s.effect.process(y, sr, **s.raw)
         y = np.asarray(y, dtype=np.float32)
         if y.ndim != 2 or y.shape[0] != channels or y.shape[1] == 0:
             raise DeltaV2AError(f"audio chain {self!r} returned shape {y.shape} "
@@ -350,7 +418,7 @@ class AudioChain:
         if self._check_output and not np.isfinite(y).all():
             raise DeltaV2AError(f"audio chain {self!r} produced NaN or Inf samples")
 
-        ratio = y.shape[1] / x_in.shape[1]  # playback_rate and friends change the length
+        ratio = y.shape[1] / total  # playback_rate and friends change the length
         body = max(1, min(y.shape[1], int(round(n * ratio))))
         if self.tail == "cut":
             y = y[:, :body]
@@ -370,7 +438,7 @@ class AudioChain:
                     TailTruncatedWarning, stacklevel=2)
         if np.may_share_memory(y, x):
             y = y.copy()  # never hand back (a view of) the caller's array
-        y = np.ascontiguousarray(y, dtype=np.float32)
+        y = _compact(y)
         return RenderResult(
             audio=y,
             sample_rate=int(sr) if float(sr).is_integer() else sr,
@@ -382,6 +450,30 @@ class AudioChain:
             tail_truncated=truncated,
             chain=self,
         )
+
+
+def _compact(y: "np.ndarray") -> "np.ndarray":
+    """A C-contiguous float32 copy of y's content, made in place when y is a column slice
+    of a buffer it owns (the usual case after trimming), so a long render is not copied."""
+    import numpy as np
+
+    if y.dtype == np.float32 and y.flags.c_contiguous:
+        return y
+    base = y.base
+    if (y.dtype != np.float32 or base is None or not isinstance(base, np.ndarray)
+            or base.dtype != np.float32 or not base.flags.c_contiguous or base.ndim != 2
+            or base.shape[0] != y.shape[0] or y.strides != base.strides
+            or y.__array_interface__["data"][0] != base.__array_interface__["data"][0]):
+        return np.ascontiguousarray(y, dtype=np.float32)
+    channels, k = y.shape
+    flat = base.reshape(-1)
+    width = base.shape[1]
+    step = 1 << 20
+    for c in range(1, channels):  # row c moves left from c*width to c*k; blocks go forward
+        for s0 in range(0, k, step):
+            s1 = min(k, s0 + step)
+            flat[c * k + s0:c * k + s1] = flat[c * width + s0:c * width + s1]
+    return flat[:channels * k].reshape(channels, k)
 
 
 def _check_sample_rate(sample_rate: Any) -> float:

@@ -44,7 +44,7 @@ class EncodersConfig(_Section):
 
 
 class AudioConfig(_Section):
-    sample_rate: int = Field(48_000, gt=0, description="rate clips are loaded at for encoding and rendering")
+    sample_rate: int = Field(48_000, ge=1_000, le=384_000, description="rate clips are loaded at for encoding and rendering (media.MIN/MAX_SAMPLE_RATE)")
     max_duration: float = Field(20.0, gt=0, description="seconds of each clip that are used (Appendix C)")
 
 

@@ -7,7 +7,8 @@ inside the methods, so listing plugins stays fast).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 from .errors import DeltaV2AError
 from .params import Param
@@ -114,6 +115,18 @@ class ImageEffect(Effect):
         return out
 
 
+@dataclass
+class BlockStream:
+    """`process` of an outside-Pedalboard effect as a block processor (state kept inside).
+
+    `process(block, last)` takes (channels, n) float32 blocks in order and returns the output
+    produced so far; `ratio` is output frames per input frame (to size the output buffer).
+    """
+
+    process: Callable[["np.ndarray", bool], "np.ndarray"]
+    ratio: float = 1.0
+
+
 class AudioEffect(Effect):
     """A Pedalboard plugin (or a render step outside Pedalboard) with typed parameters.
 
@@ -125,6 +138,9 @@ class AudioEffect(Effect):
 
     kind: ClassVar[str] = "audio effect"
     outside_pedalboard: ClassVar[bool] = False
+    #: the Pedalboard plugin has no latency, so a long clip may be rendered block by block
+    #: with its state carried over (core/chain.py); True for `PedalboardEffect`s
+    streamable: ClassVar[bool] = False
 
     def plugin(self, **raw: float) -> Any:
         raise DeltaV2AError(f"audio effect '{self.name}' is not a Pedalboard plugin")
@@ -136,6 +152,10 @@ class AudioEffect(Effect):
 
     def tail_seconds(self, **raw: float) -> float:
         return 0.0
+
+    def stream(self, sample_rate: float, channels: int, **raw: float) -> BlockStream | None:
+        """`process` block by block, for long clips; None (the default) if it cannot be."""
+        return None
 
     def at_sample_rate(self, sample_rate: float, raw: Mapping[str, float]) -> dict[str, float]:
         """Adapt raw values to a sample rate before `plugin` (e.g. keep cutoffs below Nyquist)."""
@@ -174,8 +194,11 @@ class PedalboardEffect(AudioEffect):
     """An audio effect that is one Pedalboard plugin built from validated raw values.
 
     Subclasses implement `_build(values)`; a `cutoff_hz` parameter is held below Nyquist at
-    render time, since `plugin(**raw)` alone does not know the sample rate.
+    render time, since `plugin(**raw)` alone does not know the sample rate. A subclass
+    wrapping a plugin with latency must set `streamable = False`.
     """
+
+    streamable: ClassVar[bool] = True
 
     def plugin(self, **raw: float) -> Any:
         return self._build(self.resolve(raw))

@@ -13,7 +13,7 @@ from .errors import DeltaV2AError
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from .config import EncoderChoice
+    from .config import Config, EncoderChoice
     from .encoders import Encoder
     from .vocab import Vocabulary
 
@@ -38,6 +38,34 @@ def load_encoder(choice: "EncoderChoice | str", modality: str, **options: Any) -
     else:
         name, opts = choice.name, {**choice.options, **options}
     return _make(name, json.dumps(opts, sort_keys=True, default=str), modality)
+
+
+#: encoder options that let a checkpoint run code on load; only the user may set them
+UNSAFE_OPTION_PREFIXES = ("allow_unsafe", "trust_remote_code", "weights_only")
+
+
+def model_config(model_dir: str | os.PathLike) -> "Config":
+    """The config snapshot of a model directory, read as untrusted data.
+
+    A model directory may come from anywhere (a download, a colleague). It may choose
+    registered encoders and their plain options, but it can never switch on unsafe
+    checkpoint loading: that is only honoured from the user's own config or command line
+    (docs/security.md). A snapshot that tries is refused in one line, not silently cleaned,
+    so the user learns the directory is not what it claims.
+    """
+    from .config import load_config
+
+    path = Path(model_dir) / "config.yaml"
+    cfg = load_config(path if path.is_file() else None)
+    for side in ("image", "audio"):
+        choice = getattr(cfg.encoders, side)
+        for key in choice.options:
+            if str(key).lower().startswith(UNSAFE_OPTION_PREFIXES):
+                raise DeltaV2AError(
+                    f"model directory {model_dir}: its config.yaml sets encoders.{side}.options."
+                    f"{key}; a model directory cannot enable unsafe checkpoint loading "
+                    "(set it in your own config if you trust the checkpoint)")
+    return cfg
 
 
 def cache_dir() -> Path:
@@ -70,7 +98,9 @@ def term_embeddings(encoder: "Encoder", vocab: "Vocabulary", modality: str | Non
     modality = modality or encoder.modality
     key = hashlib.sha256(f"{encoder.name}|{encoder.fingerprint()}|{vocab.name}|{vocab.fingerprint()}|{modality}"
                          .encode()).hexdigest()[:20]
-    path = cache_dir() / "term_embeddings" / f"{encoder.name}-{vocab.name}-{modality}-{key}.npy"
+    # the file name is the hash only: names come from files and plugins (a vocabulary named
+    # "../../x" must not steer the write outside the cache folder)
+    path = cache_dir() / "term_embeddings" / f"{modality}-{key}.npy"
     if use_cache and path.is_file():
         try:
             V = np.load(path, allow_pickle=False)

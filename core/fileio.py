@@ -19,6 +19,8 @@ def read_yaml(path: Path, what: str, allow_empty: bool = False) -> dict | None:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise DeltaV2AError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise DeltaV2AError(f"{what} {path} is not a text file (not UTF-8)") from None
     except yaml.YAMLError as exc:
         raise DeltaV2AError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if raw is None and allow_empty:

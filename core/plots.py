@@ -29,18 +29,30 @@ def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
     return Path(path)
 
 
+#: at most this many spectrogram columns: a figure is ~1300 px wide, and a 30-minute clip
+#: at hop 512 would otherwise be 170k frames (gigabytes of float64 FFT input)
+MAX_SPECTROGRAM_FRAMES = 2000
+
+
 def _spectrogram(ax, audio: "np.ndarray", sr: int, title: str) -> None:
+    """Log-magnitude spectrogram; long clips are sampled at evenly spaced frames, so
+    memory is bounded by MAX_SPECTROGRAM_FRAMES x n_fft whatever the clip length."""
     import numpy as np
 
-    mono = audio.mean(axis=0)
+    n = audio.shape[1]
     n_fft, hop = 2048, 512
-    if mono.size < n_fft:
-        mono = np.pad(mono, (0, n_fft - mono.size))
-    frames = np.lib.stride_tricks.sliding_window_view(mono, n_fft)[::hop] * np.hanning(n_fft)
+    starts = np.arange(0, max(1, n - n_fft + 1), hop)
+    if starts.size > MAX_SPECTROGRAM_FRAMES:
+        starts = np.linspace(0, max(0, n - n_fft), MAX_SPECTROGRAM_FRAMES).astype(np.int64)
+    frames = np.zeros((starts.size, n_fft), dtype=np.float64)
+    for i, s0 in enumerate(starts):
+        seg = audio[:, s0:s0 + n_fft].mean(axis=0)
+        frames[i, :seg.size] = seg
+    frames *= np.hanning(n_fft)
     spec = 20 * np.log10(np.abs(np.fft.rfft(frames, axis=1)).T + 1e-6)
     spec -= spec.max()
     ax.imshow(spec, origin="lower", aspect="auto", vmin=-90, vmax=0, cmap="magma",
-              extent=(0, mono.size / sr, 0, sr / 2000))
+              extent=(0, n / sr, 0, sr / 2000))
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("s")
     ax.set_ylabel("kHz")
@@ -54,6 +66,9 @@ def transfer_summary(before: "PILImage", after: "PILImage", sidecar: dict, audio
     gs = fig.add_gridspec(2, 3, height_ratios=[1, 1])
     for i, (img, title) in enumerate(((before, "I"), (after, "I'"))):
         ax = fig.add_subplot(gs[0, i])
+        if max(img.size) > 1024:  # a 64 MP photo would be a multi-GB float image in matplotlib
+            img = img.copy()
+            img.thumbnail((1024, 1024))
         ax.imshow(img)
         ax.set_title(title)
         ax.axis("off")

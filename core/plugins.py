@@ -78,6 +78,7 @@ class Registry:
     conflicts: dict[tuple[str, str], list[PluginRecord]] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
     extra_hooks: list[tuple[str, Any]] = field(default_factory=list)
+    modules: dict[str, str] = field(default_factory=dict)  # module -> "'plugin' (dist version)"
 
     def all(self, kind: str | None = None) -> list[PluginRecord]:
         recs = [r for r in self.records.values() if kind is None or r.kind == kind]
@@ -179,17 +180,21 @@ class _Loader:
             else:
                 pname = ep.name
             self.meta[pname] = (dname, dversion)
+            self.registry.modules.setdefault(ep.module, f"'{pname}' ({dname} {dversion})")
             try:
                 module = ep.load()
                 self.pm.register(module, name=pname)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # sys.exit() at import must not end the CLI
                 self.fail(pname, exc, "load")
 
     def add_object(self, obj: Any, name: str, distribution: str, version: str) -> None:
         self.meta[name] = (distribution, version)
+        module = getattr(obj, "__name__", None) if isinstance(obj, type(os)) else getattr(obj, "__module__", None)
+        if module:
+            self.registry.modules.setdefault(module, f"'{name}' ({distribution} {version})".replace(" )", ")"))
         try:
             self.pm.register(obj, name=name)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             self.fail(name, exc, "load")
 
     def collect(self) -> None:
@@ -205,11 +210,14 @@ class _Loader:
                 for kind, (hook, _label) in KINDS.items():
                     for fn in impls(hook, plugin_name):
                         fn(register=self._registrar(kind, plugin_name, dist, version, staged))
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 self.fail(plugin_name, exc, "register")
                 continue
             for rec in staged:
                 self._commit(rec)
+                module = getattr(rec.obj, "__module__", None)
+                if isinstance(module, str) and module not in self.registry.modules:
+                    self.registry.modules[module] = f"'{rec.plugin}' ({dist} {version})"
             for fn in impls("register_commands", plugin_name):
                 self.registry.extra_hooks.append((plugin_name, fn))
 
@@ -281,6 +289,21 @@ def get_registry() -> Registry:
     if _REGISTRY is None:
         _REGISTRY = load_registry()
     return _REGISTRY
+
+
+def plugin_for_module(module: str) -> str | None:
+    """Which loaded plugin a module belongs to ("'name' (dist version)"), for error messages.
+
+    Looks only at an already-built registry: reporting an error must not load plugins.
+    """
+    reg = _REGISTRY
+    if reg is None or not module:
+        return None
+    best = None
+    for mod, label in reg.modules.items():
+        if (module == mod or module.startswith(mod + ".")) and (best is None or len(mod) > len(best[0])):
+            best = (mod, label)
+    return best[1] if best else None
 
 
 def reset_registry(registry: Registry | None = None) -> None:

@@ -84,14 +84,14 @@ def save_model(model_dir: Path, cfg: "Config", module: Any, controller: str, lay
 
 def load_model(model_dir: str | Path, cfg: "Config | None" = None):
     """(config, LoadedController), checked against the model's own config snapshot."""
-    from .config import load_config
+    from .encoding import model_config
     from .weights import load_controller
 
     model_dir = Path(model_dir)
     if not (model_dir / "controller.json").is_file():
         raise DeltaV2AError(f"no trained controller in {model_dir} (run `deltav2a train` first)")
     if cfg is None:
-        cfg = load_config(model_dir / "config.yaml" if (model_dir / "config.yaml").is_file() else None)
+        cfg = model_config(model_dir)  # untrusted data: cannot enable unsafe loading
     loaded = load_controller(model_dir / "controller", vocabulary=vocabulary_identity(cfg),
                              encoders={"audio": encoder_identities(cfg)["audio"]}, layout=layout_for(cfg))
     return cfg, loaded

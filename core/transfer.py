@@ -47,8 +47,7 @@ class TransferModel:
     """A loaded model directory, ready to turn image edits into audio edits."""
 
     def __init__(self, model_dir: str | Path | None = None, config: "Config | None" = None) -> None:
-        from .config import load_config
-        from .encoding import load_encoder, term_embeddings
+        from .encoding import load_encoder, model_config, term_embeddings
         from .layout import ParamLayout
         from .plugins import get
         from .vocab import load_vocabulary
@@ -58,8 +57,7 @@ class TransferModel:
         if not (self.model_dir / "controller.json").is_file():
             raise DeltaV2AError(f"no trained model in {self.model_dir} (expected controller.json + "
                                 "controller.safetensors + config.yaml)")
-        cfg_path = self.model_dir / "config.yaml"
-        self.cfg = config or load_config(cfg_path if cfg_path.is_file() else None)
+        self.cfg = config or model_config(self.model_dir)  # untrusted: no unsafe loading
         self.vocab = load_vocabulary(self.cfg.vocabulary)
         self.image_encoder = load_encoder(self.cfg.encoders.image, "image")
         self.audio_encoder = load_encoder(self.cfg.encoders.audio, "audio")
@@ -105,7 +103,9 @@ class TransferModel:
         from .media import resample
 
         sr = self.cfg.audio.sample_rate
-        x = resample(audio, sample_rate, sr)[:, : int(self.cfg.audio.max_duration * sr)]
+        # resample only what is used (+1 s so the filter sees the same context): bounded memory
+        head = audio[:, : int((self.cfg.audio.max_duration + 1.0) * sample_rate)]
+        x = resample(head, sample_rate, sr)[:, : int(self.cfg.audio.max_duration * sr)]
         return self.audio_encoder.encode_audio([x], sr)
 
     def plan(self, label: "np.ndarray", audio_emb: "np.ndarray", confidence: float) -> dict:

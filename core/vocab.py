@@ -42,6 +42,11 @@ class Templates(BaseModel):
         for t in v:
             if "{word}" not in t:
                 raise ValueError(f"template {t!r} has no {{word}} slot")
+            try:  # `{0}`, `{other}` or a stray brace would fail later, mid-encoding
+                t.format(word="x")
+            except (IndexError, KeyError, ValueError, AttributeError) as exc:
+                raise ValueError(f"template {t!r} may only use the {{word}} slot "
+                                 f"(write {{{{ and }}}} for literal braces): {exc}") from None
         return v
 
 
@@ -56,6 +61,17 @@ class Vocabulary(BaseModel):
     terms: list[str] = Field(min_length=2)
     phases: list[Phase] = []
     templates: Templates
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        # names end up in messages, sidecars and (never again) file names; keep them plain
+        import re
+
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_. +-]{0,63}", v) or ".." in v:
+            raise ValueError(f"name {v!r} must be letters, digits, '_', '-' or '.' (no '..', "
+                             "no path separators)")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> "Vocabulary":

@@ -14,9 +14,39 @@ if TYPE_CHECKING:  # pragma: no cover
     from wand.image import Image as WandImage
 
 
+_LIMITED = False
+
+
+def limit_imagemagick() -> None:
+    """Set ImageMagick's resource limits explicitly (once), instead of trusting policy.xml.
+
+    Pillow already refuses images above `media.MAX_IMAGE_PIXELS`; these limits make
+    ImageMagick refuse the same sizes itself and cap its pixel cache, so an effect that
+    enlarges an image, or a caller that bypasses `load_image`, fails with an error instead
+    of exhausting memory or disk.
+    """
+    global _LIMITED
+    if _LIMITED:
+        return
+    from wand.resource import limits
+
+    from .media import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
+
+    limits["width"] = MAX_IMAGE_SIDE
+    limits["height"] = MAX_IMAGE_SIDE
+    limits["area"] = MAX_IMAGE_PIXELS * 2        # effects may hold a working copy
+    # (a system policy.xml may lower any of these further; ImageMagick keeps the lower value)
+    limits["memory"] = 2 << 30
+    limits["map"] = 4 << 30
+    limits["disk"] = 8 << 30
+    _LIMITED = True
+
+
 @contextlib.contextmanager
 def pil_to_wand(image: "PILImage") -> Iterator["WandImage"]:
     from wand.image import Image as WandImage
+
+    limit_imagemagick()
 
     w, h = image.size
     with WandImage(blob=image.tobytes(), format="rgb", width=w, height=h, depth=8) as img:

@@ -33,6 +33,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FORMAT = "deltav2a-controller"
 FORMAT_VERSION = 1
+#: a model directory is untrusted data: its numbers are checked before anything is built
+MAX_INPUT_DIM = 65_536          # style_dim, audio_dim
+MAX_PARAMETERS = 50_000_000     # the shipped controllers have ~0.1 M
+MAX_HEADER_BYTES = 1 << 24      # safetensors JSON header
 
 
 @dataclass
@@ -96,9 +100,76 @@ def read_metadata(path: str | Path) -> ControllerMetadata:
             f"this DeltaV2A reads version {FORMAT_VERSION}")
     fields = ControllerMetadata.__dataclass_fields__
     try:
-        return ControllerMetadata(**{k: raw[k] for k in fields if k in raw})
+        md = ControllerMetadata(**{k: raw[k] for k in fields if k in raw})
     except TypeError as exc:
         raise DeltaV2AError(f"controller metadata {meta} is incomplete: {exc}") from None
+    _validate_metadata(md, meta)
+    return md
+
+
+def _validate_metadata(md: ControllerMetadata, where: Path) -> None:
+    """Types and ranges of everything a loader will act on, before it acts (no allocation)."""
+    import math
+
+    def bad(msg: str) -> DeltaV2AError:
+        return DeltaV2AError(f"controller metadata {where}: {msg}")
+
+    for name in ("style_dim", "audio_dim"):
+        v = getattr(md, name)
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_INPUT_DIM:
+            raise bad(f"{name} must be an integer in 1..{MAX_INPUT_DIM}, got {v!r}")
+    for name in ("config", "layout", "vocabulary", "encoders", "thresholds", "training"):
+        if not isinstance(getattr(md, name), dict):
+            raise bad(f"{name} must be a mapping")
+    if not isinstance(md.controller, str):
+        raise bad("controller must be a name")
+    effects = md.layout.get("effects", [])
+    if not isinstance(effects, list) or not all(isinstance(e, str) for e in effects):
+        raise bad("layout.effects must be a list of effect names")
+    for eff, t in md.thresholds.items():
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not (0.0 <= t <= 1.0):
+            raise bad(f"threshold of {eff} must be a number in [0, 1], got {t!r}")
+    for key, v in (md.calibration or {}).items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isfinite(v):
+            raise bad(f"calibration.{key} is not finite ({v!r})")
+    if md.calibration is not None and not isinstance(md.calibration, dict):
+        raise bad("calibration must be a mapping")
+
+
+def _safetensors_shapes(path: Path, where: str) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes from the safetensors header alone (bounded read, nothing allocated)."""
+    import struct
+
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise DeltaV2AError(f"{where}: {path.name} is not a safetensors file (too short)")
+            (size,) = struct.unpack("<Q", head)
+            if size > MAX_HEADER_BYTES:
+                raise DeltaV2AError(f"{where}: {path.name} has an implausible header ({size} bytes)")
+            header = json.loads(fh.read(size).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise DeltaV2AError(f"{where}: {path.name} is not a safetensors file (bad header)") from None
+    if not isinstance(header, dict):
+        raise DeltaV2AError(f"{where}: {path.name} is not a safetensors file (bad header)")
+    return {k: tuple(v.get("shape", ())) for k, v in header.items()
+            if k != "__metadata__" and isinstance(v, dict)}
+
+
+def _expected_shapes(build) -> dict[str, tuple[int, ...]] | None:
+    """Parameter shapes of the module `build()` makes, built on torch's meta device
+    (shapes only, no memory), or None if the controller cannot be built there."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            module = build()
+    except DeltaV2AError:
+        raise
+    except Exception:  # noqa: BLE001 - a plugin controller that insists on real tensors
+        return None
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
 
 
 def _describe_id(info: Mapping[str, Any] | None) -> str:
@@ -171,8 +242,14 @@ def load_controller(path: str | Path, *, vocabulary: Mapping[str, Any] | None = 
     check_expectations(meta, vocabulary=vocabulary, encoders=encoders, layout=layout, where=where)
     if not weights.is_file():
         raise DeltaV2AError(f"{where}: weights file {weights} is missing")
-    recorded = (json.loads(meta_path.read_text(encoding="utf-8")).get("weights") or {}).get("sha256")
-    if recorded and recorded != sha256_file(weights):
+    from .fileio import read_json
+
+    recorded = read_json(meta_path, "controller metadata").get("weights")
+    recorded = recorded.get("sha256") if isinstance(recorded, dict) else None
+    if not isinstance(recorded, str) or not recorded:
+        raise DeltaV2AError(f"{where}: {meta_path.name} records no weights checksum "
+                            "(weights.sha256); refusing weights that cannot be verified")
+    if recorded != sha256_file(weights):
         raise DeltaV2AError(f"{where}: {weights.name} is not the weights file this metadata was "
                             "written with (checksum differs)")
     try:
@@ -181,11 +258,37 @@ def load_controller(path: str | Path, *, vocabulary: Mapping[str, Any] | None = 
         raise DeltaV2AError(f"{where}: stored controller config is invalid: "
                             f"{str(exc).splitlines()[0]}") from None
     spec = get_controller(meta.controller)
-    module = spec.build(int(meta.style_dim), int(meta.audio_dim), layout, cfg)
+
+    def build():
+        return spec.build(int(meta.style_dim), int(meta.audio_dim), layout, cfg)
+
+    # Check the architecture against the file before allocating it: a metadata file
+    # saying hidden_dims [100000, 100000, 100000] must not cost 40 GB to refuse.
+    expected = _expected_shapes(build)
+    if expected is not None:
+        import math
+
+        n_params = sum(math.prod(s) for s in expected.values())
+        if n_params > MAX_PARAMETERS:
+            raise DeltaV2AError(f"{where}: the stored config describes {n_params:,} parameters "
+                                f"(limit {MAX_PARAMETERS:,})")
+        found = _safetensors_shapes(weights, where)
+        for name, shape in expected.items():
+            if found.get(name) != shape:
+                raise DeltaV2AError(
+                    f"{where}: weights do not fit the '{meta.controller}' controller "
+                    f"({name}: file has {list(found[name]) if name in found else 'nothing'}, "
+                    f"expected {list(shape)})")
+    module = build()
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as exc:
         raise DeltaV2AError(f"{where}: cannot read {weights.name}: {exc}") from None
+    import torch
+
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise DeltaV2AError(f"{where}: weight tensor '{name}' contains NaN or Inf")
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from ..atomic import json_text
 
 diagnose_app = typer.Typer(help="Style-label diagnostics (JSON + PNG).", no_args_is_help=True)
 
@@ -82,7 +83,7 @@ def agreement(
     for key in ("transfer", "random_chain", "best_fixed_chain"):
         r = res[key]
         typer.echo(f"{key:<17} cosine {r['mean_cosine']:+.3f}  top-1 {r['top1_agreement']:.3f}")
-    typer.echo(json.dumps({"best_fixed_chain": res["best_fixed_chain"]["effect"]}))
+    typer.echo(json_text({"best_fixed_chain": res["best_fixed_chain"]["effect"]}, indent=None))
 
 
 def register(app: typer.Typer) -> None:

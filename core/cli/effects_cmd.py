@@ -25,14 +25,16 @@ def apply_image(
     output: Path = typer.Option(..., "--output", "-o", help="Output image (.png, .jpg, ...)."),
 ) -> None:
     """Apply one image effect at an intensity in [0, 1]."""
+    from ..atomic import output_set
     from ..media import IMAGE_EXTENSIONS, load_image, save_image
     from ..plugins import get
 
     _check_output(output, IMAGE_EXTENSIONS, "image")
     fx = get("image_effect", effect)()
     fx.param("intensity").validate(intensity, fx.name)
-    result = fx.apply(load_image(image), intensity, seed=seed)
-    save_image(result, output)
+    with output_set([output], inputs=[image]):
+        result = fx.apply(load_image(image), intensity, seed=seed)
+        save_image(result, output)
     typer.echo(f"wrote {output} ({effect} at {intensity:g})")
 
 
@@ -47,22 +49,29 @@ def apply_audio(
     info: Optional[Path] = typer.Option(None, "--info", help="Also write the rendered chain as JSON."),
 ) -> None:
     """Render a chain of audio effects onto a clip."""
+    from ..atomic import output_set
     from ..chain import AudioChain, parse_effect_spec
-    from ..media import load_audio, save_audio
+    from ..media import check_sample_rate, load_audio, save_audio
 
     _check_output(output, (".wav",), "audio")
+    if info is not None:
+        _check_output(info, (".json",), "--info")
+    if sample_rate is not None:
+        check_sample_rate(sample_rate, "--sample-rate")
     if tail not in ("keep", "cut"):
         raise DeltaV2AError(f"--tail must be 'keep' or 'cut', got '{tail}'")
     settings = [parse_effect_spec(s) for s in effect]
     chain = AudioChain(settings, order=order.split(",") if order else None, tail=tail,
                        max_tail_seconds=max_tail)
-    x, sr = load_audio(audio, sample_rate=sample_rate)
-    result = chain.render(x, sr)
-    save_audio(result.audio, sr, output)
-    if info is not None:
-        from ..atomic import write_json
+    with output_set([output] + ([info] if info is not None else []), inputs=[audio]):
+        x, sr = load_audio(audio, sample_rate=sample_rate)
+        result = chain.render(x, sr)
+        del x  # long clips: the input need not stay alive while the output is written
+        save_audio(result.audio, sr, output)
+        if info is not None:
+            from ..atomic import write_json
 
-        write_json(info, result.describe())
+            write_json(info, result.describe())
     typer.echo(f"wrote {output} ({result.audio.shape[1] / sr:.2f} s; "
                f"{' -> '.join(s['effect'] for s in result.describe()['effects'])})")
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Optional
 
 import typer
 
+from ..atomic import json_text
 from ..plugins import KINDS, get_registry
 
 
@@ -32,7 +32,7 @@ def list_plugins(
     if as_json:
         out = {"plugins": [r.as_dict() for r in records],
                "errors": [f.as_dict() for f in reg.failures]}
-        typer.echo(json.dumps(out, indent=2))
+        typer.echo(json_text(out))
         return
     from rich.console import Console
     from rich.table import Table
@@ -67,7 +67,7 @@ def plugin_info(
     info = describe() if callable(describe) else {"name": rec.name, "summary": rec.summary, "params": []}
     info.update({"kind": rec.kind, "distribution": rec.distribution, "version": rec.version})
     if as_json:
-        typer.echo(json.dumps(info, indent=2))
+        typer.echo(json_text(info))
         return
     from rich.console import Console
     from rich.table import Table

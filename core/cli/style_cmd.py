@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from ..atomic import json_text
 from ..errors import DeltaV2AError
 
 
@@ -55,7 +55,7 @@ def style(
     }
     if as_json:
         out["label"] = {t: float(p) for t, p in zip(vocab.terms, label)}
-        typer.echo(json.dumps(out, indent=2))
+        typer.echo(json_text(out))
         return
     typer.echo(f"{kind} edit via {choice.name}, vocabulary {vocab.name}, T={T:g}"
                f"{', calibrated' if use_cal else ''}")

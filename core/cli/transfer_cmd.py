@@ -66,8 +66,9 @@ def transfer(
         fx.param("intensity").validate(intensity, name)
     elif edited.is_dir() != image.is_dir():
         raise DeltaV2AError("--image and --edited must both be files or both be folders")
-    tm = TransferModel(model)
     pairs = [(i, c) for i in images for c in clips]
+    _claim(pairs, output, many, summary, images, clips, edited, model)
+    tm = TransferModel(model)
     from tqdm import tqdm
 
     emb_cache: dict[Path, tuple] = {}
@@ -108,6 +109,26 @@ def transfer(
                 for e in result.sidecar["effects"]) or "none"))
     if many:
         typer.echo(f"wrote {len(pairs)} transfers to {output}")
+
+
+def _claim(pairs, output: Path, many: bool, summary: bool, images, clips, edited, model) -> None:
+    """Refuse outputs (WAV, sidecar, summary) that would replace an input or each other,
+    and lock them against a concurrent transfer, before any work (core/atomic.py)."""
+    from ..atomic import claim_outputs
+
+    outs = []
+    for img_path, clip_path in pairs:
+        out = output / f"{img_path.stem}__{clip_path.stem}.wav" if many else output
+        outs += [out, out.with_suffix(".json")] + ([out.with_suffix(".png")] if summary else [])
+    ins = list(images) + list(clips)
+    if edited is not None:
+        ins += [edited / i.name for i in images] if edited.is_dir() else [edited]
+    from ..transfer import DEFAULT_MODEL
+
+    model_dir = model if model is not None else DEFAULT_MODEL  # `-o DIR/controller.wav` -> .json
+    if model_dir.is_dir():
+        ins += [p for p in model_dir.iterdir() if p.is_file()]
+    claim_outputs(outs, inputs=ins)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from ..atomic import json_text
 from ..errors import DeltaV2AError
 
 vocab_app = typer.Typer(help="Style vocabularies.", no_args_is_help=True)
@@ -32,7 +32,7 @@ def show(
 
     v = load_vocabulary(name)
     if as_json:
-        typer.echo(json.dumps(v.model_dump() | {"fingerprint": v.fingerprint()}, indent=2))
+        typer.echo(json_text(v.model_dump() | {"fingerprint": v.fingerprint()}))
         return
     typer.echo(f"{v.name} (version {v.version}, {v.size} terms, fingerprint {v.fingerprint()})")
     typer.echo(v.summary)

@@ -234,9 +234,50 @@ class ClipWorker:
 _WORKER: ClipWorker | None = None
 
 
-def _init_worker(spec: JobSpec) -> None:
+def _die_with(parent_pid: int) -> None:
+    """End this worker when the build's main process ends, however it ends (kill -9 too).
+
+    A pool worker's parent is the forkserver, not the CLI, so PR_SET_PDEATHSIG alone does
+    not reach it; a daemon thread waits on a pidfd of the main process instead (polling
+    its pid where pidfds are missing) and exits at once. The forkserver then sees its
+    last client gone and exits by itself.
+    """
+    import threading
+
+    try:  # the forkserver dying (its own parent gone) also ends us at once
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+    def watch() -> None:
+        import select
+        import time
+
+        try:
+            fd = os.pidfd_open(parent_pid)
+        except (AttributeError, OSError):
+            fd = None
+        if fd is not None:
+            select.select([fd], [], [])
+            os._exit(1)
+        while True:  # pragma: no cover - kernels before 5.3
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="deltav2a-parent-watch", daemon=True).start()
+
+
+def _init_worker(spec: JobSpec, parent_pid: int | None = None) -> None:
     import signal
 
+    if parent_pid is not None:
+        _die_with(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     for key in [k for k in os.environ if k.startswith("DELTAV2A_") and k not in spec.env]:
         del os.environ[key]
@@ -495,7 +536,7 @@ def _run_pool(tasks: Sequence[ClipTask], spec: JobSpec, n_workers: int) -> Itera
     from concurrent.futures.process import BrokenProcessPool
 
     pool = ProcessPoolExecutor(n_workers, mp_context=_pool_context(), initializer=_init_worker,
-                               initargs=(spec,))
+                               initargs=(spec, os.getpid()))
     clean = False
     try:
         futures = [pool.submit(_run_task, t) for t in tasks]

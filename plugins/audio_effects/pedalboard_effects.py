@@ -268,6 +268,24 @@ class PlaybackRate(AudioEffect):
             return audio
         return resample(audio, float(sample_rate) * rate, float(sample_rate))
 
+    def stream(self, sample_rate: float, channels: int, **raw: float) -> "BlockStream | None":
+        """soxr's streaming resampler: the same samples as `process`, block by block."""
+        import numpy as np
+        import soxr
+
+        from deltav2a.effects import BlockStream
+
+        rate = self.resolve(raw)["rate"]
+        if rate == 1.0:
+            return BlockStream(lambda block, last: block, 1.0)
+        st = soxr.ResampleStream(float(sample_rate) * rate, float(sample_rate), channels,
+                                 dtype="float32", quality="HQ")
+
+        def step(block: "np.ndarray", last: bool) -> "np.ndarray":
+            return st.resample_chunk(np.ascontiguousarray(block.T), last=last).T
+
+        return BlockStream(step, 1.0 / rate)
+
 
 BUILTIN_AUDIO_EFFECTS: tuple[type[AudioEffect], ...] = (
     Lowpass, Bitcrush, Reverb, Highpass, Distortion, Delay, PlaybackRate,
