@@ -351,8 +351,17 @@ def check_names(cfg: Config) -> None:
     try:
         from .vocab import load_vocabulary
 
-        load_vocabulary(cfg.vocabulary)
+        vocab = load_vocabulary(cfg.vocabulary)
     except DeltaV2AError as exc:
         problems.append(f"vocabulary: {exc}")
+        vocab = None
+    if vocab is not None and not problems:  # every term must embed (all unknown words at once)
+        from .encoding import load_encoder, term_embeddings
+
+        for modality in ("image", "audio"):
+            try:
+                term_embeddings(load_encoder(getattr(cfg.encoders, modality), modality), vocab, modality)
+            except DeltaV2AError as exc:
+                problems.append(str(exc))
     if problems:
         raise DeltaV2AError("; ".join(problems))

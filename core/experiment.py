@@ -275,8 +275,10 @@ def run_experiment(cfg: "Config", config_path: Path | None, run_dir: Path, log: 
         def do_train(out: Path, name=name, ccfg=ccfg):
             return stages.train_stage(ccfg, dbs["train"], out, dbs["val"], name, resume=True, replace=True)
 
-        def do_thresholds(out: Path, name=name):
+        def do_thresholds(out: Path, name=name, ccfg=ccfg):
             _copy_model(ex.out(f"train_{name}"), out)
+            # the model's own config takes this setup's inference settings (not a training input)
+            write_text(out / "config.yaml", dump_config(ccfg))
             return {k: v for k, v in stages.thresholds_stage(out, dbs["val"]).items() if k != "history"}
 
         def do_calibration(out: Path, name=name):
@@ -286,7 +288,7 @@ def run_experiment(cfg: "Config", config_path: Path | None, run_dir: Path, log: 
 
         ex.stage(f"train_{name}", {**model_inputs, "controller_name": name, "epochs": ccfg.training.epochs},
                  ["db_train", "db_val"], do_train)
-        ex.stage(f"thresholds_{name}", {}, [f"train_{name}"], do_thresholds)
+        ex.stage(f"thresholds_{name}", ex.section("inference"), [f"train_{name}"], do_thresholds)
         ex.stage(f"calibration_{name}", {"images": [ex.rel(p) for p in calib_images],
                                          "image_encoder": cfg.encoders.image.model_dump(mode="json"),
                                          "image_effects": list(cfg.effects.image)},

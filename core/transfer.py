@@ -58,6 +58,9 @@ class TransferModel:
         if not (self.model_dir / "controller.json").is_file():
             raise DeltaV2AError(f"no trained model in {self.model_dir} (expected controller.json + "
                                 "controller.safetensors + config.yaml)")
+        from .stages import check_model_plugins
+
+        check_model_plugins(self.model_dir)  # a missing plugin is named with its package
         cfg_path = self.model_dir / "config.yaml"
         self.cfg = config or load_config(cfg_path if cfg_path.is_file() else None)
         self.vocab = load_vocabulary(self.cfg.vocabulary)
