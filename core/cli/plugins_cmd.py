@@ -163,6 +163,32 @@ def plugin_info(
         console.print("options: none")
 
 
+plugin_app = typer.Typer(help="Write new plugins.", no_args_is_help=True)
+
+
+@plugin_app.command("new")
+def plugin_new(
+    name: str = typer.Argument(..., help="The plugin's registered name, e.g. tremolo."),
+    kind: str = typer.Option(..., "--kind", help="audio_effect, image_effect, vocabulary, encoder or controller."),
+    into: Optional[str] = typer.Option(None, "--output", "-o", help="New folder (default: ./deltav2a-NAME)."),
+) -> None:
+    """Write a ready package skeleton (pyproject, the plugin, its own test) for one plugin.
+
+    `pip install -e FOLDER` and the plugin appears in `list-plugins`; `python -m pytest
+    FOLDER/tests` runs its test. docs/plugins.md explains each part.
+    """
+    from pathlib import Path
+
+    from ..scaffold import names_for, scaffold
+
+    out = Path(into) if into else Path(names_for(name)["dist"])
+    files = scaffold(name, kind, out)
+    for f in files:
+        typer.echo(f"wrote {f}")
+    typer.echo(f"next: pip install -e {out} && deltav2a plugin-info {name} && python -m pytest {out / 'tests'}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("list-plugins")(list_plugins)
     app.command("plugin-info")(plugin_info)
+    app.add_typer(plugin_app, name="plugin")
