@@ -309,8 +309,9 @@ def load_config_with(path: str | Path | None, assignments: list[str] | None = No
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise DeltaV2AError(f"config {path if path is not None else ''}{' ' if path else ''}with --set: "
-                            f"{first_error(exc)}") from None
+        where = " ".join(["config", *([str(path)] if path is not None else []),
+                          *(["with --set"] if assignments else [])])
+        raise DeltaV2AError(f"{where}: {first_error(exc)}") from None
 
 
 def check_names(cfg: Config) -> None:
