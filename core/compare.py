@@ -161,6 +161,6 @@ def write_comparison(inputs: list[Path], out_dir: Path, stem: str = "compare") -
         ax.axis("off")
     fig.suptitle("; ".join(f"{s}: {m['setup']['vocabulary']}, {m['setup']['encoders']['audio']}, "
                            f"{'+'.join(m['setup']['controllers'])}" for s, m in zip(short, metrics)), fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.96))  # room for the setup line on top
     save_figure(fig, paths["png"])
     return paths

@@ -136,3 +136,15 @@ def test_set_parsing():
     assert d["encoders"]["image"] == {"name": "clip", "options": {"x": 1}} and d["training"]["epochs"] == 7
     cfg = load_config_with(QUICK, ["controller.kind=ar", "effects.audio+=[lpf]"])
     assert cfg.controller.kind == "ar" and cfg.effects.audio[-1] == "lpf" and cfg.training.epochs == 3
+
+
+def test_notes_numbers_only_beside_their_setup():
+    from deltav2a.config import load_config_with
+    from deltav2a.report import normalised_entropy, notes_apply
+
+    paper = load_config_with(None, ["encoders.image=clip", "encoders.audio=clap"])
+    assert notes_apply(paper)
+    for change in ("vocabulary=v1", "encoders.audio=perceptual-audio", "effects.audio+=lpf"):
+        assert not notes_apply(load_config_with(None, ["encoders.image=clip", "encoders.audio=clap", change]))
+    assert normalised_entropy(4.34, 24) == pytest.approx(0.9466, abs=1e-4)
+    assert normalised_entropy(float("nan"), 24) is None and normalised_entropy(1.0, 1) is None
