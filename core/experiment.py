@@ -220,7 +220,8 @@ def run_experiment(cfg: "Config", config_path: Path | None, run_dir: Path, log: 
         write_splits(s, out / "splits.json")
         return s.counts()
 
-    ex.stage("splits", {"media": media, **ex.section("seed", "splits")}, [], do_splits)
+    ex.stage("splits", {"audio": media["audio"], "manifest": media["manifest"], **ex.section("seed", "splits")},
+             [], do_splits)  # the images are not an input: changing them re-renders nothing
     splits_file = ex.out("splits") / "splits.json"
 
     from .database import build_database, read_meta
