@@ -44,7 +44,10 @@ def collect(inputs: list[Path]) -> list[tuple[str, dict]]:
         if f.resolve() in seen:  # the same result named twice
             continue
         seen.add(f.resolve())
-        out.append((m.get("result") or f.parent.name, m))
+        label = m.get("result") or f.parent.name
+        if len(inputs) > 1 and f.parent.parent.name == "results":  # several runs: say which
+            label = f"{f.parent.parent.parent.name}/{label}"
+        out.append((label, m))
     if not out:
         raise DeltaV2AError("nothing to compare")
     return out
