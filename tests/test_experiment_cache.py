@@ -116,6 +116,7 @@ def test_sweep_reuses_and_writes_comparison(sequence):
     (["--set", "experiment.controllers=[mlp,nope]"], "unknown controller 'nope'"),
     (["--sweep", "vocabulary=v1,v7"], "v7"),
     (["--set", "novalue"], "key=value"),
+    (["--set", "controller.kind=nope"], "unknown controller 'nope'"),
 ])
 def test_bad_overrides_fail_before_writing(tmp_path, args, needle):
     run_dir = tmp_path / "never"
@@ -148,3 +149,13 @@ def test_notes_numbers_only_beside_their_setup():
         assert not notes_apply(load_config_with(None, ["encoders.image=clip", "encoders.audio=clap", change]))
     assert normalised_entropy(4.34, 24) == pytest.approx(0.9466, abs=1e-4)
     assert normalised_entropy(float("nan"), 24) is None and normalised_entropy(1.0, 1) is None
+
+
+def test_controller_kind_selects_what_run_trains():
+    from deltav2a.cli.run_cmd import with_controller_kind
+    from deltav2a.config import load_config_with
+
+    cfg = load_config_with(QUICK, with_controller_kind(["controller.kind=mlp", "controller.kind=ar"]))
+    assert cfg.experiment.controllers == ["ar"] and cfg.controller.kind == "ar"
+    both = with_controller_kind(["controller.kind=ar", "experiment.controllers=[mlp,ar]"])
+    assert load_config_with(QUICK, both).experiment.controllers == ["mlp", "ar"]

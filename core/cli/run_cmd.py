@@ -8,6 +8,17 @@ from typing import List, Optional
 import typer
 
 
+def with_controller_kind(sets: list[str]) -> list[str]:
+    """`run` trains `experiment.controllers`; `--set controller.kind=ar` alone means "train ar"."""
+    from ..config import parse_assignment
+
+    keys = [parse_assignment(a)[0] for a in sets]
+    if "controller.kind" in keys and "experiment.controllers" not in keys:
+        kind = parse_assignment(sets[len(keys) - 1 - keys[::-1].index("controller.kind")])[2]
+        return [*sets, f"experiment.controllers=[{kind}]"]
+    return sets
+
+
 def run(
     config: Path = typer.Argument(..., help="Experiment config (e.g. configs/quick.yaml)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (default: runs/<config name>)."),
@@ -27,6 +38,7 @@ def run(
     from ..experiment import run_experiment
 
     run_dir = output or Path("runs") / config.stem
+    sets = with_controller_kind(list(sets))
     variants: list[list[str]] = [list(sets)]
     sweep_key = None
     if sweep is not None:
