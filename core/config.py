@@ -211,3 +211,163 @@ def dump_config(cfg: Config) -> str:
     import yaml
 
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+# ------------------------------------------------------------- command-line overrides (issue 11)
+
+
+def parse_assignment(text: str) -> tuple[str, str, Any]:
+    """`key=value` or `key+=value` -> (dotted key, "=" | "+=", YAML-parsed value).
+
+    Values are read as YAML so `--set training.epochs=5` is an int and `--set
+    effects.audio=[lowpass,reverb]` a list, exactly as they would be in the config file.
+    """
+    import yaml
+
+    from .errors import DeltaV2AError
+
+    eq = text.find("=")
+    op = "+=" if eq > 0 and text[eq - 1] == "+" else "="
+    key, sep, raw = text.partition(op)
+    key = key.strip()
+    if not sep or not key or any(not part.isidentifier() for part in key.split(".")):
+        raise DeltaV2AError(f"--set expects key=value or key+=value with a dotted key "
+                            f"(e.g. vocabulary=v1, effects.audio+=phaser), got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, op, value
+
+
+def apply_assignments(data: dict, assignments: list[str]) -> dict:
+    """A copy of the raw config mapping `data` with each `--set` applied in order.
+
+    `key+=value` appends to a list (the defaults' list when the file does not set it), and a
+    key that is not a config field is refused here, naming the nearest field.
+    """
+    import copy
+
+    from .errors import DeltaV2AError
+
+    out = copy.deepcopy(data)
+    for text in assignments:
+        key, op, value = parse_assignment(text)
+        parts = key.split(".")
+        model: Any = Config
+        node = out
+        for i, part in enumerate(parts):
+            fields = getattr(model, "model_fields", None)
+            if fields is not None and part not in fields:
+                import difflib
+
+                where = ".".join(parts[:i]) or "the config"
+                near = difflib.get_close_matches(part, list(fields), n=3)
+                hint = f" (did you mean {', '.join('.'.join(parts[:i] + [n]) for n in near)}?)" if near else ""
+                raise DeltaV2AError(f"--set {key}: {where} has no key '{part}'{hint}; "
+                                    f"known: {', '.join(fields)}")
+            last = i == len(parts) - 1
+            field_default = None
+            if fields is not None:
+                info = fields[part]
+                field_default = info.get_default(call_default_factory=True)
+                ann = info.annotation
+                model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+            else:
+                model = None
+            if last:
+                if op == "+=":
+                    current = node.get(part)
+                    if current is None:
+                        current = field_default.model_dump(mode="json") if isinstance(field_default, BaseModel) \
+                            else copy.deepcopy(field_default)
+                    if not isinstance(current, list):
+                        raise DeltaV2AError(f"--set {key}+=...: '{key}' is not a list")
+                    node[part] = current + (value if isinstance(value, list) else [value])
+                else:
+                    node[part] = value
+            else:
+                child = node.get(part)
+                if isinstance(child, str) and part in ("image", "audio") and parts[0] == "encoders":
+                    child = {"name": child}  # the short form `image: clip`
+                if not isinstance(child, dict):
+                    child = {}
+                node[part] = child
+                node = child
+    return out
+
+
+def load_config_with(path: str | Path | None, assignments: list[str] | None = None) -> Config:
+    """`load_config` plus `--set` assignments, validated together (one-line errors)."""
+    from pydantic import ValidationError
+
+    from .errors import DeltaV2AError
+    from .fileio import first_error, read_yaml
+
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise DeltaV2AError(f"config file not found: {p}")
+        data = read_yaml(p, "config", allow_empty=True) or {}
+    data = apply_assignments(data, list(assignments or []))
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        where = " ".join(["config", *([str(path)] if path is not None else []),
+                          *(["with --set"] if assignments else [])])
+        raise DeltaV2AError(f"{where}: {first_error(exc)}") from None
+
+
+def check_names(cfg: Config) -> None:
+    """Resolve every plugin name the config uses, before a run writes anything.
+
+    All problems are collected and reported in one line, so a misspelt effect and a missing
+    vocabulary are found together instead of one per (expensive) attempt.
+    """
+    from .errors import DeltaV2AError
+    from .plugins import get_registry
+
+    reg = get_registry()
+    problems: list[str] = []
+
+    def need(kind: str, name: str, where: str) -> None:
+        try:
+            reg.record(kind, name)
+        except DeltaV2AError as exc:
+            problems.append(f"{where}: {exc}")
+
+    for n in cfg.effects.image:
+        need("image_effect", n, "effects.image")
+    for n in cfg.effects.audio:
+        need("audio_effect", n, "effects.audio")
+    extra = [n for n in cfg.effects.chain_order if n not in cfg.effects.audio]
+    for n in extra:  # effects not in chain_order render after those it names
+        need("audio_effect", n, "effects.chain_order")
+    for modality in ("image", "audio"):
+        choice = getattr(cfg.encoders, modality)
+        try:
+            cls = reg.get("encoder", choice.name)
+            if getattr(cls, "modality", modality) != modality:
+                problems.append(f"encoders.{modality}: encoder '{choice.name}' encodes {cls.modality}")
+        except DeltaV2AError as exc:
+            problems.append(f"encoders.{modality}: {exc}")
+    for n in dict.fromkeys([*cfg.experiment.controllers, cfg.controller.kind]):
+        need("controller", n, "controllers")
+    try:
+        from .vocab import load_vocabulary
+
+        vocab = load_vocabulary(cfg.vocabulary)
+    except DeltaV2AError as exc:
+        problems.append(f"vocabulary: {exc}")
+        vocab = None
+    if vocab is not None and not problems:  # every term must embed (all unknown words at once)
+        from .encoding import load_encoder, term_embeddings
+
+        for modality in ("image", "audio"):
+            try:
+                term_embeddings(load_encoder(getattr(cfg.encoders, modality), modality), vocab, modality)
+            except DeltaV2AError as exc:
+                problems.append(str(exc))
+    if problems:
+        raise DeltaV2AError("; ".join(problems))

@@ -29,6 +29,7 @@ def label_statistics(labels: "np.ndarray") -> dict:
     K = labels.shape[1]
     return {"n": int(labels.shape[0]), "K": int(K),
             "entropy_bits_mean": float(H.mean()), "entropy_bits_max": float(np.log2(K)),
+            "entropy_normalised_mean": float(H.mean() / np.log2(K)) if K > 1 else None,
             "effective_dims_mean": float(np.mean(2.0 ** H)),
             "top1_mass_mean": float(labels.max(axis=1).mean())}
 

@@ -80,20 +80,27 @@ class ImageEffect(Effect):
     base class converts from and to Pillow, seeds ImageMagick's random generator and
     pins it to one thread so random effects are reproducible, and returns the input
     unchanged (as RGB) at intensity 0.
+
+    An effect may declare more parameters after `INTENSITY` (`params = (INTENSITY,
+    Param("angle", ...))`); `render` then receives each of them, validated and with its
+    default filled in, as a keyword argument: `render(img, intensity, angle=...)`. The
+    pipeline (databases, calibration, transfer) drives image effects by intensity only, so
+    extra parameters are knobs for `apply-image --effect NAME:param=value` and plugins.
     """
 
     kind: ClassVar[str] = "image effect"
     params: ClassVar[tuple[Param, ...]] = (INTENSITY,)
     random: ClassVar[bool] = False
 
-    def render(self, img: Any, intensity: float) -> None:  # pragma: no cover - abstract
+    def render(self, img: Any, intensity: float, **params: float) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def apply(self, image: "PILImage", intensity: float, seed: int = 0) -> "PILImage":
+    def apply(self, image: "PILImage", intensity: float, seed: int = 0, **params: float) -> "PILImage":
         from .media import ensure_rgb
         from .wandio import pil_to_wand, seed_imagemagick, wand_to_pil
 
         intensity = INTENSITY.validate(intensity, self.name)
+        extra = {k: v for k, v in self.resolve({**params, "intensity": intensity}).items() if k != "intensity"}
         image = ensure_rgb(image)
         if intensity == 0.0:
             return image.copy()
@@ -104,11 +111,11 @@ class ImageEffect(Effect):
                 threads = limits["thread"]
                 seed_imagemagick(seed)  # pins one thread: random draws are per thread
                 try:
-                    self.render(img, intensity)
+                    self.render(img, intensity, **extra)
                 finally:
                     limits["thread"] = threads
             else:
-                self.render(img, intensity)
+                self.render(img, intensity, **extra)
             out = wand_to_pil(img)
         if out.size != image.size:
             out = out.resize(image.size)
@@ -217,3 +224,25 @@ class PedalboardEffect(AudioEffect):
         if "cutoff_hz" in out:
             out["cutoff_hz"] = min(float(out["cutoff_hz"]), MAX_CUTOFF_FRACTION * float(sample_rate))
         return out
+
+
+def parse_image_effect_spec(spec: str) -> tuple[type[ImageEffect], dict[str, float]]:
+    """`"motion_blur:angle=45,intensity=0.7"` -> (effect class, validated raw values).
+
+    Only the values written in the spec are returned; each is checked against the effect's
+    declared parameters, so a typo fails before the image is read.
+    """
+    from .plugins import get
+
+    name, sep, rest = str(spec).strip().partition(":")
+    if not name.strip():
+        raise DeltaV2AError(f"image effect spec {spec!r} has no effect name (expected NAME[:param=value,...])")
+    cls = get("image_effect", name.strip())
+    values: dict[str, float] = {}
+    if sep:
+        for item in rest.split(","):
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip() or not value.strip():
+                raise DeltaV2AError(f"image effect spec {spec!r}: {item.strip()!r} is not PARAM=VALUE")
+            values[key.strip()] = cls.param(key.strip()).validate(value.strip(), cls.name)
+    return cls, values

@@ -69,9 +69,14 @@ def model_config(model_dir: str | os.PathLike) -> "Config":
 
 
 def cache_dir() -> Path:
+    """DELTAV2A_CACHE, else $DELTAV2A_HOME/cache when DELTAV2A_HOME is set (one folder holds a
+    user's vocabularies and what is computed from them), else the XDG cache folder."""
     root = os.environ.get("DELTAV2A_CACHE")
     if root:
         return Path(root).expanduser()
+    home = os.environ.get("DELTAV2A_HOME")
+    if home:
+        return Path(home).expanduser() / "cache"
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "deltav2a"
 
@@ -108,10 +113,16 @@ def term_embeddings(encoder: "Encoder", vocab: "Vocabulary", modality: str | Non
                 return V
         except (OSError, ValueError):
             pass  # a damaged cache entry is rebuilt below
-    rows = []
+    rows, failed = [], []
     for term in vocab.terms:
-        sentences = _l2(np.asarray(encoder.encode_text(vocab.prompts(modality, term)), dtype=np.float64))
+        try:
+            sentences = _l2(np.asarray(encoder.encode_text(vocab.prompts(modality, term)), dtype=np.float64))
+        except DeltaV2AError:
+            failed.append(term)  # collected: every unknown word is reported in one error
+            continue
         rows.append(_l2(sentences.mean(axis=0)))
+    if failed:
+        raise DeltaV2AError(_unknown_terms_message(encoder, vocab, modality, failed))
     V = np.stack(rows).astype(np.float32)
     if use_cache:
         from .atomic import atomic_path
@@ -120,3 +131,17 @@ def term_embeddings(encoder: "Encoder", vocab: "Vocabulary", modality: str | Non
             with open(tmp, "wb") as fh:
                 np.save(fh, V, allow_pickle=False)
     return V
+
+
+def _unknown_terms_message(encoder: "Encoder", vocab: "Vocabulary", modality: str, failed: list[str]) -> str:
+    """One line naming every term the encoder cannot embed, with the nearest known words."""
+    import difflib
+
+    words = getattr(getattr(encoder, "lexicon", None), "words", None) or []
+    parts = []
+    for term in failed:
+        near = difflib.get_close_matches(term.lower(), words, n=3, cutoff=0.6) if words else []
+        parts.append(f"'{term}'" + (f" (nearest known: {', '.join(near)})" if near else ""))
+    return (f"vocabulary '{vocab.name}': encoder '{encoder.name}' cannot embed {len(failed)} of {vocab.size} "
+            f"terms for {modality}: {'; '.join(parts)}. Replace them with known words (see "
+            "docs/perceptual_encoders.md) or use an encoder that reads any text (clip, clap)")

@@ -313,3 +313,41 @@ def reset_registry(registry: Registry | None = None) -> None:
 
 def get(kind: str, name: str) -> Any:
     return get_registry().get(kind, name)
+
+
+def provenance(uses: Iterable[tuple[str, str]]) -> list[dict]:
+    """Which distribution provides each (kind, name) a trained model needs, for its metadata."""
+    reg = get_registry()
+    out = []
+    for kind, name in dict.fromkeys(uses):
+        try:
+            rec = reg.record(kind, name)
+        except DeltaV2AError:
+            continue  # e.g. a vocabulary given as a file path: nothing to install
+        out.append({"kind": kind, "name": name, "distribution": rec.distribution, "version": rec.version})
+    return out
+
+
+def check_provenance(entries: Iterable[dict], what: str = "model") -> None:
+    """Refuse, naming the package, when a plugin a model needs is not registered.
+
+    `model needs audio effect 'phaser' from package 'deltav2a-fx' (not installed)` says what
+    to `pip install`, where the bare lookup would only say the effect is unknown.
+    """
+    from importlib import metadata
+
+    reg = get_registry()
+    problems = []
+    for e in entries:
+        kind, name = e.get("kind", ""), e.get("name", "")
+        if kind not in KINDS or (kind, name) in reg.records or (kind, name) in reg.conflicts:
+            continue
+        dist = e.get("distribution") or "?"
+        try:
+            have = metadata.version(dist)
+            state = f"{dist} {have} is installed but does not register it (the model was made with {e.get('version')})"
+        except metadata.PackageNotFoundError:
+            state = "not installed"
+        problems.append(f"{KINDS[kind][1]} '{name}' from package '{dist}' ({state})")
+    if problems:
+        raise DeltaV2AError(f"{what} needs " + "; ".join(problems))

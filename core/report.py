@@ -42,22 +42,48 @@ def vocab_audit_lines(va: dict) -> list[str]:
     sinks = "; ".join(f"{m}: {', '.join(s)}" for m, s in va["sinks"].items() if s) or "none"
     return ["## Vocabulary audit (held-out photos × test clips)", "",
             f"{va['items']['image']} photos, {va['items']['audio']} clips, T = {va['temperature']:g}; full "
-            f"matrices in `{Path(va['dir']).name}/`.", "",
+            f"matrices in `{va['dir']}/` of the run folder.", "",
             _table(["audio effect", "reads as", "image effect", "reads as"], rows), "",
             f"Sink terms: {sinks}. Image readings no audio edit reaches: "
             f"{', '.join(va['unreachable_on_audio']) or 'none'}. Oracle single-effect agreement: centred "
             f"cosine {o['mean_cosine']:.3f}, top-1 {o['top1_agreement']:.3f} ({o['n_pairs']} pairs).", ""]
 
 
+def notes_apply(cfg: "Config") -> bool:
+    """The notes measured v3 with CLIP + CLAP over the seven built-in effects; their numbers
+    are shown only beside a setup like that, never beside another vocabulary or encoder."""
+    from .config import DEFAULT_AUDIO_EFFECTS
+
+    return (cfg.vocabulary == "v3" and cfg.encoders.image.name == "clip" and cfg.encoders.audio.name == "clap"
+            and list(cfg.effects.audio) == DEFAULT_AUDIO_EFFECTS)
+
+
+def normalised_entropy(bits: float | None, k: int) -> float | None:
+    """H / log2 K: 1 is a uniform label, so vocabularies of different sizes compare."""
+    if bits is None or k < 2 or (isinstance(bits, float) and math.isnan(bits)):
+        return None
+    return float(bits) / math.log2(k)
+
+
+def _notes_table(header: list[str], rows: list[list[Any]], notes: bool) -> str:
+    """A table whose last column is the notes' value; dropped when the setup differs."""
+    return _table(header, rows) if notes else _table(header[:-1], [r[:-1] for r in rows])
+
+
 def write_report(run_dir: Path, cfg: "Config", summary: dict) -> Path:
     from .atomic import write_text
 
     R = summary["results"]
+    notes = notes_apply(cfg)
+    K = (summary.get("setup") or {}).get("vocabulary_size") or 0
     lines = ["# DeltaV2A run report", "",
              f"Encoders: image `{cfg.encoders.image.name}`, audio `{cfg.encoders.audio.name}`; vocabulary "
-             f"`{cfg.vocabulary}`; seed {cfg.seed}. Numbers from the research notes (CLIP ViT-L-14 + "
-             "LAION-CLAP, GTZAN, attempt14) are shown beside ours for orientation only: different encoders, "
-             "data and scale.", ""]
+             f"`{cfg.vocabulary}` ({K} terms); audio effects {', '.join(cfg.effects.audio)}; controllers "
+             f"{', '.join(cfg.experiment.controllers)}; seed {cfg.seed}.", "",
+             ("Numbers from the research notes (CLIP ViT-L-14 + LAION-CLAP, v3, GTZAN, attempt14) are shown "
+              "beside ours for orientation only: different data and scale." if notes else
+              "The research notes' numbers are not shown: they were measured with vocabulary v3 and CLIP + "
+              "CLAP on the seven built-in effects, and this setup differs."), ""]
     sp = R.get("splits") or {}
     if sp:
         lines += ["## Data", "", _table(["split", "clips", "tracks"],
@@ -69,17 +95,18 @@ def write_report(run_dir: Path, cfg: "Config", summary: dict) -> Path:
     da = R.get("diagnostics_audio")
     if da:
         st = da["label_statistics"]
+        exp2 = [["entropy (bits)", st["entropy_bits_mean"], "4.34"],
+                ["entropy / log2 K", normalised_entropy(st["entropy_bits_mean"], K), "0.947"],
+                ["max entropy (bits)", st["entropy_bits_max"], "4.59"],
+                ["effective dims (mean 2^H)", st["effective_dims_mean"], "20.5"],
+                ["top-1 mass", st["top1_mass_mean"], "0.141"],
+                ["consistency separation", da["consistency"]["separation"], "0.038"]]
+        f1 = [[e, v, _f(NOTES_STYLE_F1.get(e))] for e, v in da["style_f1"].items()] \
+            + [["**mean**", da["style_f1_mean"], "0.489"]]
         lines += ["## Experiment 2 — style label diagnosis (audio side, training DB)", "",
-                  _table(["metric", "DeltaV2A", "notes"], [
-                      ["entropy (bits)", st["entropy_bits_mean"], "4.34"],
-                      ["max entropy (bits)", st["entropy_bits_max"], "4.59"],
-                      ["effective dims (mean 2^H)", st["effective_dims_mean"], "20.5"],
-                      ["top-1 mass", st["top1_mass_mean"], "0.141"],
-                      ["consistency separation", da["consistency"]["separation"], "0.038"]]), "",
+                  _notes_table(["metric", "DeltaV2A", "notes"], exp2, notes), "",
                   "Style F1 per effect (logistic probe, label → effect active, 80/20):", "",
-                  _table(["effect", "F1", "notes (CLAP)"],
-                         [[e, v, _f(NOTES_STYLE_F1.get(e))] for e, v in da["style_f1"].items()]
-                         + [["**mean**", da["style_f1_mean"], "0.489"]]), ""]
+                  _notes_table(["effect", "F1", "notes (CLAP)"], f1, notes), ""]
     di = R.get("diagnostics_image")
     if di:
         p = di["probe"]
@@ -89,8 +116,9 @@ def write_report(run_dir: Path, cfg: "Config", summary: dict) -> Path:
     pr = R.get("probes")
     if pr:
         lines += ["## Experiment 3 — linear probes (active param RMSE, test DB)", "",
-                  _table(["input", "DeltaV2A", "notes"],
-                         [[r["name"], r["active_param_rmse"], _f(NOTES_PROBES.get(r["name"]))] for r in pr]), ""]
+                  _notes_table(["input", "DeltaV2A", "notes"],
+                               [[r["name"], r["active_param_rmse"], _f(NOTES_PROBES.get(r["name"]))] for r in pr],
+                               notes), ""]
     ctl_rows, per_param = [], []
     for name in cfg.experiment.controllers:
         ev = R.get(f"evaluation_{name}")
@@ -107,8 +135,8 @@ def write_report(run_dir: Path, cfg: "Config", summary: dict) -> Path:
         lines += ["## Controller results (test DB, held-out tracks)", "",
                   _table(["controller", "mean baseline", "active RMSE (gated)", "reduction",
                           "active-mean baseline (reduction)", "macro F1", "micro F1", "gated RMSE @0.5"], ctl_rows),
-                  "", "Notes (attempt14): mean baseline 0.553, final controller 0.177 (68% lower), "
-                  "macro F1 0.564, micro F1 0.542.", "",
+                  "", *(["Notes (attempt14): mean baseline 0.553, final controller 0.177 (68% lower), "
+                         "macro F1 0.564, micro F1 0.542.", ""] if notes else []),
                   "Hardest parameters (active RMSE, gated):", "", _table(["controller", "parameter", "RMSE"], per_param), ""]
     cal_rows = []
     for name in cfg.experiment.controllers:
@@ -118,7 +146,8 @@ def write_report(run_dir: Path, cfg: "Config", summary: dict) -> Path:
     if cal_rows:
         lines += ["## Calibration (Appendix D)", "",
                   _table(["controller", "T*", "τc", "s_c", "target top-1", "achieved"], cal_rows),
-                  "", "Notes: T* = 0.015, τc = 0.343, s_c = 0.206, target 0.1412 (CLIP-side vs CLAP-side).", ""]
+                  "", *(["Notes: T* = 0.015, τc = 0.343, s_c = 0.206, target 0.1412 (CLIP-side vs CLAP-side).", ""]
+                        if notes else [])]
     ag = R.get("agreement")
     if ag:
         lines += ["## Cross-modal agreement (held-out images × test clips)", "",
@@ -137,7 +166,8 @@ def write_report(run_dir: Path, cfg: "Config", summary: dict) -> Path:
     if exs:
         lines += ["## Example transfers", "", _table(["example", "image effect", "top terms", "audio effects"],
                   [[e["name"], e["image_effect"], ", ".join(e["top_terms"]), ", ".join(e["effects"]) or "none"]
-                   for e in exs]), "", "Files in `examples/`: I, I′, A, A′, JSON sidecar and PNG summary.", ""]
+                   for e in exs]), "", f"Files in `{summary.get('examples', 'examples')}/` of the run folder: I, I′, A, A′, JSON sidecar "
+                  "and PNG summary.", ""]
     lines += ["## Stage timings", "", _table(["stage", "seconds"], [[k, v] for k, v in summary["timings"].items()]),
               ""]
     path = run_dir / "report.md"

@@ -78,8 +78,29 @@ def save_model(model_dir: Path, cfg: "Config", module: Any, controller: str, lay
         controller=controller, config=cfg.controller.model_dump(mode="json"), layout=layout.describe(),
         style_dim=int(module.style_dim), audio_dim=int(module.audio_dim),
         vocabulary=vocabulary_identity(cfg), encoders=encoder_identities(cfg),
-        thresholds={e: float(t) for e, t in thresholds.items()}, calibration=calibration, training=training)
+        thresholds={e: float(t) for e, t in thresholds.items()}, calibration=calibration, training=training,
+        plugins=required_plugins(cfg, controller))
     save_controller(model_dir / "controller", module, meta)
+
+
+def required_plugins(cfg: "Config", controller: str) -> list[dict]:
+    """Every plugin a model made under `cfg` needs, with the distribution that provided it."""
+    from .plugins import provenance
+
+    uses = [("controller", controller), ("vocabulary", cfg.vocabulary),
+            ("encoder", cfg.encoders.image.name), ("encoder", cfg.encoders.audio.name)]
+    uses += [("audio_effect", n) for n in cfg.effects.audio] + [("image_effect", n) for n in cfg.effects.image]
+    return provenance(uses)
+
+
+def check_model_plugins(model_dir: str | Path) -> None:
+    """One-line error naming the package of each plugin the model needs but nobody registers."""
+    from .fileio import read_json
+    from .plugins import check_provenance
+
+    meta = Path(model_dir) / "controller.json"
+    if meta.is_file():
+        check_provenance(read_json(meta, "controller metadata").get("plugins") or [], f"model {model_dir}")
 
 
 def load_model(model_dir: str | Path, cfg: "Config | None" = None):
@@ -90,6 +111,7 @@ def load_model(model_dir: str | Path, cfg: "Config | None" = None):
     model_dir = Path(model_dir)
     if not (model_dir / "controller.json").is_file():
         raise DeltaV2AError(f"no trained controller in {model_dir} (run `deltav2a train` first)")
+    check_model_plugins(model_dir)
     if cfg is None:
         cfg = model_config(model_dir)  # untrusted data: cannot enable unsafe loading
     loaded = load_controller(model_dir / "controller", vocabulary=vocabulary_identity(cfg),

@@ -57,6 +57,9 @@ class TransferModel:
         if not (self.model_dir / "controller.json").is_file():
             raise DeltaV2AError(f"no trained model in {self.model_dir} (expected controller.json + "
                                 "controller.safetensors + config.yaml)")
+        from .stages import check_model_plugins
+
+        check_model_plugins(self.model_dir)  # a missing plugin is named with its package
         self.cfg = config or model_config(self.model_dir)  # untrusted: no unsafe loading
         self.vocab = load_vocabulary(self.cfg.vocabulary)
         self.image_encoder = load_encoder(self.cfg.encoders.image, "image")

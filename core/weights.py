@@ -51,6 +51,7 @@ class ControllerMetadata:
     thresholds: dict[str, float]          # per effect, in layout order
     calibration: dict | None = None       # e.g. {"temperature": ..., "tau_c": ..., "s_c": ...}
     training: dict = field(default_factory=dict)  # summary: epochs, best epoch, metrics, seed
+    plugins: list = field(default_factory=list)   # [{"kind", "name", "distribution", "version"}] it needs
 
     def as_dict(self) -> dict:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}

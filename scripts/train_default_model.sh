@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/deltav2a run configs/default.yaml -o runs/default "$@"
 mkdir -p core/models/default
+# the run folder is a stage cache: metrics.json names the latest setup's models
+model="runs/default/$(.venv/bin/python -c 'import json; print(json.load(open("runs/default/metrics.json"))["models"]["mlp"])')"
 for f in controller.safetensors controller.json config.yaml; do
-  cp "runs/default/models/mlp/$f" "core/models/default/$f"
+  cp "$model/$f" "core/models/default/$f"
 done
 cp runs/default/report.md core/models/default/REPORT.md
 echo "updated core/models/default from runs/default"

@@ -13,6 +13,11 @@ import soundfile as sf
 from conftest import ROOT, run_cli
 
 
+def _model(run_dir: Path) -> Path:
+    """The primary model of the latest setup (the run folder is a stage cache)."""
+    return run_dir / json.loads((run_dir / "metrics.json").read_text())["model"]
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("quick") / "run"
@@ -22,9 +27,10 @@ def quick_run(tmp_path_factory) -> Path:
 
 
 def test_quick_run_writes_everything(quick_run):
-    for f in ("report.md", "metrics.json", "config.yaml", "splits.json", "models/mlp/controller.json",
-              "models/mlp/controller.safetensors"):
+    for f in ("report.md", "metrics.json", "config.yaml"):
         assert (quick_run / f).is_file(), f
+    for f in ("controller.json", "controller.safetensors", "config.yaml"):
+        assert (_model(quick_run) / f).is_file(), f
     report = (quick_run / "report.md").read_text()
     for heading in ("Experiment 2", "Style F1 per effect", "Image-side probe", "Experiment 3",
                     "Controller results", "Calibration", "Cross-modal agreement", "Example transfers"):
@@ -32,9 +38,10 @@ def test_quick_run_writes_everything(quick_run):
     metrics = json.loads((quick_run / "metrics.json").read_text())
     assert set(metrics["results"]["diagnostics_audio"]["style_f1"]) == {
         "lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "playback_rate"}
-    cal = json.loads((quick_run / "models/mlp/controller.json").read_text())["calibration"]
+    cal = json.loads((_model(quick_run) / "controller.json").read_text())["calibration"]
     assert cal["temperature"] > 0 and cal["s_c"] > 0
-    assert list((quick_run / "examples").glob("*.png")) and list((quick_run / "examples").glob("*_A2.wav"))
+    examples = quick_run / metrics["examples"]
+    assert list(examples.glob("*.png")) and list(examples.glob("*_A2.wav"))
 
 
 def test_rerun_reuses_finished_stages(quick_run, tmp_path):
@@ -68,7 +75,7 @@ def media(tmp_path_factory, quick_run):
 def test_transfer_file(media, quick_run, tmp_path):
     out = tmp_path / "a2.wav"
     res = run_cli("transfer", "--image", str(media / "a.png"), "--image-effect", "motion_blur:0.8",
-                  "--audio", str(media / "clip.wav"), "--model", str(quick_run / "models" / "mlp"), "-o", str(out))
+                  "--audio", str(media / "clip.wav"), "--model", str(_model(quick_run)), "-o", str(out))
     assert res.returncode == 0, res.stderr
     side = json.loads(out.with_suffix(".json").read_text())
     assert len(side["style"]["top"]) == 5 and side["style"]["delta_norm"] > 0
@@ -84,7 +91,7 @@ def test_transfer_file(media, quick_run, tmp_path):
 def test_transfer_folder_of_images(media, quick_run, tmp_path):
     out = tmp_path / "many"
     res = run_cli("transfer", "--image", str(media / "imgs"), "--image-effect", "sepia_tone", "--audio",
-                  str(media / "clip.wav"), "--model", str(quick_run / "models" / "mlp"), "-o", str(out), "--no-summary")
+                  str(media / "clip.wav"), "--model", str(_model(quick_run)), "-o", str(out), "--no-summary")
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in out.glob("*.wav")) == ["i0__clip.wav", "i1__clip.wav", "i2__clip.wav"]
 
@@ -92,7 +99,7 @@ def test_transfer_folder_of_images(media, quick_run, tmp_path):
 def test_unchanged_image_leaves_audio_almost_untouched(media, quick_run, tmp_path):
     out = tmp_path / "same.wav"
     res = run_cli("transfer", "--image", str(media / "a.png"), "--edited", str(media / "a.png"), "--audio",
-                  str(media / "clip.wav"), "--model", str(quick_run / "models" / "mlp"), "-o", str(out))
+                  str(media / "clip.wav"), "--model", str(_model(quick_run)), "-o", str(out))
     assert res.returncode == 0, res.stderr
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["style"]["delta_norm"] == 0
@@ -112,7 +119,7 @@ def test_unchanged_image_leaves_audio_almost_untouched(media, quick_run, tmp_pat
 def test_transfer_bad_input(media, quick_run, tmp_path, args, needle):
     full = [a if not a.endswith((".png", ".wav")) else str(media / a) for a in args]
     out = tmp_path / "o.wav"
-    res = run_cli("transfer", *full, "--model", str(quick_run / "models" / "mlp"), "-o", str(out))
+    res = run_cli("transfer", *full, "--model", str(_model(quick_run)), "-o", str(out))
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert needle in res.stderr
     assert not out.exists()
@@ -120,7 +127,7 @@ def test_transfer_bad_input(media, quick_run, tmp_path, args, needle):
 
 def test_model_for_other_encoders_is_refused(media, quick_run, tmp_path):
     model = tmp_path / "model"
-    shutil.copytree(quick_run / "models" / "mlp", model)
+    shutil.copytree(_model(quick_run), model)
     meta = json.loads((model / "controller.json").read_text())
     meta["encoders"]["audio"]["fingerprint"] = "clap/HTSAT-base/sha256:0000"
     (model / "controller.json").write_text(json.dumps(meta))

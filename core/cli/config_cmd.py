@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -14,11 +14,13 @@ config_app = typer.Typer(help="Inspect configuration.", no_args_is_help=True)
 def show(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file."),
     as_json: bool = typer.Option(False, "--json"),
+    sets: List[str] = typer.Option([], "--set", help="KEY=VALUE or KEY+=VALUE, as for `run`."),
 ) -> None:
-    """Print the effective config (defaults are the notes' Appendix C values)."""
-    from ..config import dump_config, load_config
+    """Print the effective config (defaults are the notes' Appendix C values), e.g. to see
+    the keys `run --set` takes: `config show --set effects.audio+=phaser`."""
+    from ..config import dump_config, load_config_with
 
-    cfg = load_config(config)
+    cfg = load_config_with(config, sets)
     if as_json:
         typer.echo(cfg.model_dump_json(indent=2))
     else:

@@ -19,29 +19,38 @@ def _check_output(out: Path, suffixes: tuple[str, ...], what: str) -> None:
 
 def apply_image(
     image: Path = typer.Argument(..., help="Input image (anything Pillow reads)."),
-    effect: str = typer.Option(..., "--effect", "-e", help="Image effect name, see `list-plugins --kind image_effect`."),
-    intensity: float = typer.Option(0.5, "--intensity", "-i", help="0 = unchanged, 1 = strongest."),
+    effect: str = typer.Option(..., "--effect", "-e", help="NAME[:param=value,...], e.g. motion_blur:angle=90; "
+                               "see `plugin-info NAME` for an effect's parameters."),
+    intensity: Optional[float] = typer.Option(None, "--intensity", "-i",
+                                              help="0 = unchanged, 1 = strongest (default 0.5, or the spec's)."),
     seed: int = typer.Option(0, "--seed", help="Seed for random effects (noise, spread)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output image (.png, .jpg, ...)."),
 ) -> None:
-    """Apply one image effect at an intensity in [0, 1]."""
+    """Apply one image effect at an intensity in [0, 1], with any parameters it declares."""
     from ..atomic import output_set
+    from ..effects import parse_image_effect_spec
     from ..media import IMAGE_EXTENSIONS, load_image, save_image
-    from ..plugins import get
 
     _check_output(output, IMAGE_EXTENSIONS, "image")
-    fx = get("image_effect", effect)()
-    fx.param("intensity").validate(intensity, fx.name)
+    cls, values = parse_image_effect_spec(effect)
+    if intensity is not None and "intensity" in values and values["intensity"] != intensity:
+        raise DeltaV2AError(f"--intensity {intensity:g} and {effect!r} disagree: give the intensity once")
+    amount = values.pop("intensity", intensity if intensity is not None else 0.5)
+    fx = cls()
+    fx.param("intensity").validate(amount, fx.name)
     with output_set([output], inputs=[image]):
-        result = fx.apply(load_image(image), intensity, seed=seed)
+        result = fx.apply(load_image(image), amount, seed=seed, **values)
         save_image(result, output)
-    typer.echo(f"wrote {output} ({effect} at {intensity:g})")
+    extra = "".join(f", {k}={v:g}" for k, v in values.items())
+    typer.echo(f"wrote {output} ({cls.name} at {amount:g}{extra})")
 
 
 def apply_audio(
     audio: Path = typer.Argument(..., help="Input audio: wav, flac, ogg or mp3; mono or stereo; any rate."),
     effect: List[str] = typer.Option(..., "--effect", "-e", help="NAME[:param=value,...], repeatable, e.g. reverb:wet_level=0.5"),
-    order: Optional[str] = typer.Option(None, "--order", help="Comma-separated chain order (default: the notes' order)."),
+    order: Optional[str] = typer.Option(None, "--order", help="Comma-separated chain order (default: the order of "
+                                        "the --effect flags; effects outside Pedalboard, e.g. playback_rate, "
+                                        "render after the rest)."),
     tail: str = typer.Option("keep", "--tail", help="keep: let reverb/delay ring out; cut: keep the input length."),
     max_tail: float = typer.Option(5.0, "--max-tail", help="Longest tail kept, seconds."),
     sample_rate: Optional[int] = typer.Option(None, "--sample-rate", help="Resample the input first (default: keep its rate)."),
@@ -61,7 +70,8 @@ def apply_audio(
     if tail not in ("keep", "cut"):
         raise DeltaV2AError(f"--tail must be 'keep' or 'cut', got '{tail}'")
     settings = [parse_effect_spec(s) for s in effect]
-    chain = AudioChain(settings, order=order.split(",") if order else None, tail=tail,
+    chain_order = order.split(",") if order else list(dict.fromkeys(s.effect for s in settings))
+    chain = AudioChain(settings, order=chain_order, tail=tail,
                        max_tail_seconds=max_tail)
     with output_set([output] + ([info] if info is not None else []), inputs=[audio]):
         x, sr = load_audio(audio, sample_rate=sample_rate)

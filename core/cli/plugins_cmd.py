@@ -21,33 +21,87 @@ def _kind_option(kind: Optional[str]) -> Optional[str]:
     return k
 
 
+def _params(rec) -> list[dict]:
+    """An effect's typed parameters (range, scale, bypass, default); none for other kinds."""
+    describe = getattr(rec.obj, "describe", None)
+    if rec.kind in ("image_effect", "audio_effect") and callable(describe):
+        try:
+            return list(describe().get("params") or [])
+        except Exception:  # a listing must not break on one plugin
+            return []
+    return []
+
+
+def _options(rec) -> list[dict]:
+    """What a user can set for an encoder or controller, and the config key that sets it."""
+    obj = rec.obj
+    if rec.kind == "encoder":
+        key = f"encoders.{getattr(obj, 'modality', 'image')}.options"
+        return [{"name": o, "set": f"{key}.{o}"} for o in getattr(obj, "OPTIONS", ())]
+    if rec.kind == "controller":
+        from ..config import ControllerConfig
+
+        section = ControllerConfig.model_fields.get(rec.name)
+        if section is not None and isinstance(section.annotation, type):
+            return [{"name": fname, "default": f.get_default(call_default_factory=True),
+                     "doc": f.description or "", "set": f"controller.{rec.name}.{fname}"}
+                    for fname, f in section.annotation.model_fields.items()]
+        return [{"name": k, "doc": v} for k, v in dict(getattr(obj, "options", {}) or {}).items()]
+    return []
+
+
+def details(rec) -> dict:
+    """Everything `plugin-info` shows: describe() plus terms/templates or options by kind."""
+    describe = getattr(rec.obj, "describe", None)
+    info = describe() if callable(describe) else {"name": rec.name, "summary": rec.summary, "params": []}
+    info.setdefault("params", [])
+    info.update({"kind": rec.kind, "distribution": rec.distribution, "version": rec.version})
+    if rec.kind == "vocabulary":
+        from ..vocab import Vocabulary
+
+        vocab = rec.obj if isinstance(rec.obj, Vocabulary) else rec.obj.load()
+        info.update({"summary": vocab.summary, "doc": vocab.description.strip(), "terms": list(vocab.terms),
+                     "templates": vocab.templates.model_dump(), "fingerprint": vocab.fingerprint()})
+    elif rec.kind in ("encoder", "controller"):
+        info["options"] = _options(rec)
+    return info
+
+
 def list_plugins(
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output (with parameters and options)."),
     kind: Optional[str] = typer.Option(None, "--kind", help="Only this kind: " + ", ".join(KINDS)),
+    wide: bool = typer.Option(False, "--wide", help="Use the terminal's full width instead of at most 80 columns."),
 ) -> None:
     """List installed plugins grouped by kind, and any plugin that failed to load."""
     reg = get_registry()
     k = _kind_option(kind)
     records = reg.all(k)
     if as_json:
-        out = {"plugins": [r.as_dict() for r in records],
+        out = {"plugins": [{**r.as_dict(), "params": _params(r), "options": _options(r)} for r in records],
                "errors": [f.as_dict() for f in reg.failures]}
         typer.echo(json_text(out))
         return
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=None if wide else min(Console().width, 80))
     for kind_name, (_hook, label) in KINDS.items():
         rows = [r for r in records if r.kind == kind_name]
         if not rows:
             continue
         plural = label[:-1] + "ies" if label.endswith("y") else label + "s"
         table = Table(title=plural, title_justify="left", show_edge=False, pad_edge=False)
-        for col in ("name", "kind", "distribution", "version", "summary"):
-            table.add_column(col, overflow="fold")
-        for r in rows:
-            table.add_row(r.name, r.kind, r.distribution, r.version, r.summary)
+        cols = ("name", "distribution", "version")
+        cells = [(r.name, r.distribution, r.version) for r in rows]
+        widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+        for c, w in zip(cols, widths):
+            table.add_column(c, no_wrap=True, min_width=w)
+        # three separators of 3 characters between four columns; the summary gets the rest
+        room = max(20, console.width - sum(widths) - 9 - 1)
+        table.add_column("summary (more: plugin-info NAME)", no_wrap=True, max_width=room)
+        for row, r in zip(cells, rows):
+            summary = r.summary
+            table.add_row(*row, summary if len(summary) <= room else summary[:room - 1] + "…")
         console.print(table)
         console.print()
     if reg.failures:
@@ -61,11 +115,12 @@ def plugin_info(
     kind: Optional[str] = typer.Option(None, "--kind", help="Disambiguate when a name is used by several kinds."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Show one plugin: where it comes from and its parameters (range, scale, bypass, default)."""
+    """Show one plugin: parameters of effects, terms and templates of vocabularies, options of
+    encoders and controllers (with the `--set` key for each)."""
+    import inspect
+
     rec = get_registry().find(name, _kind_option(kind))
-    describe = getattr(rec.obj, "describe", None)
-    info = describe() if callable(describe) else {"name": rec.name, "summary": rec.summary, "params": []}
-    info.update({"kind": rec.kind, "distribution": rec.distribution, "version": rec.version})
+    info = details(rec)
     if as_json:
         typer.echo(json_text(info))
         return
@@ -74,8 +129,10 @@ def plugin_info(
 
     console = Console()
     console.print(f"[bold]{rec.name}[/] ({rec.kind}) from {rec.distribution} {rec.version}")
+    if info.get("summary") and rec.kind == "vocabulary":
+        console.print(info["summary"], markup=False)
     if info.get("doc"):
-        console.print(info["doc"], markup=False)
+        console.print(inspect.cleandoc(info["doc"]), markup=False)
     params = info.get("params") or []
     if params:
         table = Table(show_edge=False)
@@ -85,8 +142,53 @@ def plugin_info(
             table.add_row(p["name"], f"[{p['minimum']:g}, {p['maximum']:g}]", p["scale"],
                           f"{p['bypass']:g}", f"{p['default']:g}", p.get("unit", ""), p.get("doc", ""))
         console.print(table)
+    if info.get("terms"):
+        console.print(f"terms ({len(info['terms'])}): " + ", ".join(info["terms"]), markup=False)
+        for modality, templates in info["templates"].items():
+            console.print(f"{modality} templates: " + " | ".join(templates), markup=False)
+    if info.get("options"):
+        keys = {o["set"].rsplit(".", 1)[0] for o in info["options"] if o.get("set")}
+        if keys:
+            console.print(f"options (set with --set {next(iter(keys))}.NAME=VALUE):", markup=False)
+        if not any("default" in o or o.get("doc") for o in info["options"]):  # names only (described above)
+            console.print("  " + ", ".join(o["name"] for o in info["options"]), markup=False)
+            return
+        table = Table(show_edge=False)
+        for col in ("option", "default", "meaning"):
+            table.add_column(col, overflow="fold")
+        for o in info["options"]:
+            table.add_row(o["name"], json.dumps(o["default"]) if "default" in o else "", o.get("doc", ""))
+        console.print(table)
+    elif rec.kind in ("encoder", "controller"):
+        console.print("options: none")
+
+
+plugin_app = typer.Typer(help="Write new plugins.", no_args_is_help=True)
+
+
+@plugin_app.command("new")
+def plugin_new(
+    name: str = typer.Argument(..., help="The plugin's registered name, e.g. tremolo."),
+    kind: str = typer.Option(..., "--kind", help="audio_effect, image_effect, vocabulary, encoder or controller."),
+    into: Optional[str] = typer.Option(None, "--output", "-o", help="New folder (default: ./deltav2a-NAME)."),
+) -> None:
+    """Write a ready package skeleton (pyproject, the plugin, its own test) for one plugin.
+
+    `pip install -e FOLDER` and the plugin appears in `list-plugins`; `python -m pytest
+    FOLDER/tests` runs its test. docs/plugins.md explains each part.
+    """
+    from pathlib import Path
+
+    from ..scaffold import names_for, scaffold
+
+    out = Path(into) if into else Path(names_for(name)["dist"])
+    files = scaffold(name, kind, out)
+    for f in files:
+        typer.echo(f"wrote {f}")
+    typer.echo(f"next: pip install -e {out} && deltav2a plugin-info {name} && python -m pytest {out / 'tests'}")
 
 
 def register(app: typer.Typer) -> None:
     app.command("list-plugins")(list_plugins)
     app.command("plugin-info")(plugin_info)
+    app.add_typer(plugin_app, name="plugin")

@@ -25,7 +25,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, ClassVar
 
-from deltav2a.effects import ImageEffect
+from deltav2a.effects import INTENSITY, ImageEffect
+from deltav2a.params import Param
 
 if TYPE_CHECKING:  # pragma: no cover
     from wand.image import Image as WandImage
@@ -96,22 +97,28 @@ class AdaptiveBlur(ImageEffect):
 class MotionBlur(ImageEffect):
     """Horizontal motion blur, as from a camera panning left to right during the exposure.
 
-    The angle is fixed at 0 degrees (horizontal) so that intensity alone sets the strength
-    and the delta's direction is the same for every image. ImageMagick smears along one
-    side of each pixel, so edges trail to the left. Mapping, with S the shorter side:
+    The angle defaults to 0 degrees (horizontal), which the pipeline always uses, so that
+    intensity alone sets the strength and the delta's direction is the same for every
+    image; `apply-image --effect motion_blur:angle=90` turns the streaks. ImageMagick
+    smears along one side of each pixel, so edges trail to the left. Mapping, with S the
+    shorter side:
 
         sigma  = 0.03 * S * intensity           (11.5 px at intensity 1 on a 512x384 image)
         radius = 3 * sigma                      (trail length in pixels)
-        angle  = 0 degrees
+        angle  = the `angle` parameter (0 degrees unless given)
     """
 
     name: ClassVar[str] = "motion_blur"
     SIGMA_FRACTION: ClassVar[float] = 0.03
-    ANGLE: ClassVar[float] = 0.0
+    params: ClassVar[tuple[Param, ...]] = (
+        INTENSITY,
+        Param("angle", 0.0, 360.0, default=0.0, bypass=0.0, unit="degrees",
+              doc="direction of the streaks: 0 horizontal, 90 vertical"),
+    )
 
-    def render(self, img: "WandImage", intensity: float) -> None:
+    def render(self, img: "WandImage", intensity: float, angle: float = 0.0) -> None:
         sigma = self.SIGMA_FRACTION * short_side(img) * intensity
-        img.motion_blur(radius=3.0 * sigma, sigma=sigma, angle=self.ANGLE)
+        img.motion_blur(radius=3.0 * sigma, sigma=sigma, angle=angle)
 
 
 class AdaptiveSharpen(ImageEffect):
