@@ -254,7 +254,7 @@ def test_text_scores_are_cosines_of_the_encoders_own_vectors(tmp_path, monkeypat
     cos = float(a @ t / np.linalg.norm(a) / np.linalg.norm(t))
     assert r.text_similarities["CORE"] == pytest.approx(cos, abs=1e-5)
     assert r.scores.text.argmax() == Role.CORE and r.role == Role.CORE
-    assert list((tmp_path / "cache" / "term_embeddings").glob("perceptual-audio-drum-roles-drums-*.npy"))
+    assert list((tmp_path / "cache" / "term_embeddings").glob("audio-*.npy"))  # cached (name: a hash)
     fused = 0.9 * r.scores.rule["CORE"] + 0.1 * r.scores.text["CORE"]
     assert r.scores.fused["CORE"] == pytest.approx(fused, abs=1e-6)
 
@@ -381,7 +381,7 @@ def test_random_weight_clap_through_the_real_loading_path(tmp_path, monkeypatch)
         sims = np.array(list(r.text_similarities.values())) / 0.07
         p = np.exp(sims - sims.max())
         assert r.scores.text.as_list() == pytest.approx(list(p / p.sum()), abs=1e-6)
-        assert list((tmp_path / "cache" / "term_embeddings").glob("clap-drum-roles-drums-*.npy"))
+        assert list((tmp_path / "cache" / "term_embeddings").glob("audio-*.npy"))  # cached (name: a hash)
 
         d = tmp_path / "hits"
         d.mkdir()

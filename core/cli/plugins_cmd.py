@@ -157,7 +157,8 @@ def plugin_info(
         for col in ("option", "default", "meaning"):
             table.add_column(col, overflow="fold")
         for o in info["options"]:
-            table.add_row(o["name"], json.dumps(o["default"]) if "default" in o else "", o.get("doc", ""))
+            table.add_row(o["name"], json_text(o["default"], indent=None) if "default" in o else "",
+                          o.get("doc", ""))
         console.print(table)
     elif rec.kind in ("encoder", "controller"):
         console.print("options: none")
