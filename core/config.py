@@ -95,6 +95,9 @@ class ControllerConfig(_Section):
     mlp: MLPConfig = MLPConfig()
     ar: ARConfig = ARConfig()
     audio_condition_dropout: float = Field(0.0, ge=0, le=1, description="zero E(A) with this probability in training")
+    strength_input: bool = Field(
+        True, description="feed the edit strength (database: chain_strength; inference: the image "
+        "StrengthMap) to the controller beside the label, so parameters scale with the edit (issue 9)")
 
 
 class LossConfig(_Section):
@@ -130,6 +133,9 @@ class ThresholdConfig(_Section):
     grid_max: float = Field(0.95, gt=0, lt=1)
     grid_points: int = Field(37, ge=2)
     passes: int = Field(2, ge=1)
+    objective: Literal["f1", "gated_rmse"] = Field(
+        "f1", description="f1: macro F1 of the rendered (capped) effect set, ties by gated RMSE; "
+        "gated_rmse: the notes' procedure (blind to false alarms; reproduces their table)")
 
 
 class InferenceConfig(_Section):
@@ -138,6 +144,11 @@ class InferenceConfig(_Section):
     s_c: float = Field(0.206, gt=0)
     activity_threshold_override: float | None = Field(None, ge=0, le=1)
     top_k: int = Field(5, ge=1)
+    max_active: int | None = Field(
+        None, ge=0, description="most effects rendered per transfer, the clearest by activity / "
+        "threshold; null = database.max_active, 0 = no cap (the notes)")
+    strength_fit_images: int = Field(24, ge=1, description="calibration images used to fit the image StrengthMap "
+                                     "(x every image effect x 10 intensities)")
     scale_by_confidence: bool = Field(
         True, description="move predicted parameters toward bypass by the norm confidence c, so an "
         "image that barely changed leaves the audio almost untouched (not in the notes)")
@@ -193,6 +204,13 @@ class Config(_Section):
     inference: InferenceConfig = InferenceConfig()
     data: DataConfig = DataConfig()
     experiment: ExperimentConfig = ExperimentConfig()
+
+
+def effective_max_active(cfg: "Config") -> int | None:
+    """inference.max_active, defaulting to the database's; None = no cap."""
+    m = cfg.inference.max_active
+    m = cfg.database.max_active if m is None else m
+    return int(m) or None
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

@@ -199,6 +199,8 @@ class ClipWorker:
             orders.append(list(names))
         before = np.repeat(e_a[None, :], N, axis=0)
         style, norms = style_labels(before, after, self.V, db.temperature)
+        from ..strength import chain_strength
+
         columns = {
             "clip_index": np.full(N, task.index, dtype=np.int32),
             "clip_id": [task.clip_id] * N,
@@ -211,6 +213,7 @@ class ClipWorker:
             "n_active": active.sum(axis=1).astype(np.int8),
             "delta_norm": norms.astype(np.float32),
             "below_min_norm": below,
+            "strength": chain_strength(active, params, self.layout, db.param_min_intensity),
             "style": style,
             "embedding": before,
             "embedding_after": after,
@@ -350,6 +353,7 @@ def plan_database(cfg: "Config", splits_path: str | os.PathLike, *,
         "splits": {"content_sha256": splits.content_hash(), "limit_clips": limit_clips,
                    "clips_sha256": clips_hash(clips), "n_clips": len(clips)},
         "pedalboard": getattr(pedalboard, "__version__", "unknown"),
+        "strength": "chain_strength/1",  # the per-record audio strength column (core/strength.py)
     }
     dims = {"style": vocab.size, "embedding": int(encoder.dim), "effects": layout.n_effects,
             "params": layout.n_params}
@@ -451,7 +455,7 @@ def _concat(results: Sequence[ClipResult]) -> dict[str, Any]:
     parts = [r.columns for r in results if r.columns is not None]
     out: dict[str, Any] = {}
     keys = ["clip_index", "clip_id", "track_id", "split", "augmentation", "seed", "attempt",
-            "attempts", "n_active", "delta_norm", "below_min_norm", "style", "embedding",
+            "attempts", "n_active", "delta_norm", "below_min_norm", "strength", "style", "embedding",
             "embedding_after", "active", "params", "params_raw", "chain_order"]
     for k in keys:
         vals = [p[k] for p in parts]
