@@ -67,3 +67,45 @@ def top_terms(label: "np.ndarray", terms: Sequence[str], k: int = 5) -> list[tup
 
     idx = np.argsort(-np.asarray(label), kind="stable")[:k]
     return [(terms[i], float(label[i])) for i in idx]
+
+
+@dataclass(frozen=True)
+class StyleLabel:
+    """One modality's reading of an edit: direction (label) + size (strength).
+
+    Carrying the four numbers together keeps "which way" and "how much" from being passed
+    around (and recomputed) separately; the search scores candidates against exactly this.
+    """
+
+    label: "np.ndarray"          # (K,) calibrated probabilities over vocabulary terms
+    terms: tuple[str, ...]
+    delta_norm: float            # ||E(x') - E(x)|| in the encoder space
+    confidence: float            # calibrated sigmoid in [0, 1]: "did anything change"
+    strength: float              # in [0, 1]: how big the edit is (StrengthMap of delta_norm)
+
+    def __post_init__(self) -> None:
+        import numpy as np
+
+        from .errors import DeltaV2AError
+
+        label = np.asarray(self.label, dtype=np.float64).reshape(-1)
+        if label.shape[0] != len(self.terms):
+            raise DeltaV2AError(f"style label has {label.shape[0]} values for {len(self.terms)} terms")
+        if not np.isfinite(label).all():
+            raise DeltaV2AError("style label contains NaN or infinity")
+        for name in ("delta_norm", "confidence", "strength"):
+            v = float(getattr(self, name))
+            if v != v or v in (float("inf"), float("-inf")):
+                raise DeltaV2AError(f"style label {name} is not a finite number: {v}")
+        if not 0.0 <= float(self.strength) <= 1.0:
+            raise DeltaV2AError(f"style strength must lie in [0, 1], got {float(self.strength)}")
+        object.__setattr__(self, "label", label)
+        object.__setattr__(self, "terms", tuple(self.terms))
+
+    def top(self, k: int) -> list[tuple[str, float]]:
+        return top_terms(self.label, self.terms, k)
+
+    def as_dict(self) -> dict:
+        return {"label": {t: float(p) for t, p in zip(self.terms, self.label)},
+                "delta_norm": float(self.delta_norm), "confidence": float(self.confidence),
+                "strength": float(self.strength)}
