@@ -58,6 +58,7 @@ N_ARMS = 3            # subsets optimised by CMA-ES at first
 ROUNDS_PER_HALVING = 2
 SIGMA0 = 0.25         # CMA-ES initial step in normalised units (zero-shot) ...
 SIGMA0_REFINE = 0.15  # ... and around a trained controller's proposal
+EFFECT_COST = 0.02    # score cost per effect beyond the first: a near-bypass extra effect must earn its place
 EXCERPT_HOP_SECONDS = 0.1
 MIN_EXCERPT_SECONDS = 0.25
 
@@ -252,7 +253,8 @@ class _Evaluator:
         return c
 
     def rescore(self, c: _Candidate) -> float:
-        c.total = self.scorer.combine(c.label_match, c.norm, self.target, self.strength_fn).total
+        c.total = (self.scorer.combine(c.label_match, c.norm, self.target, self.strength_fn).total
+                   - EFFECT_COST * max(0, len(c.subset) - 1))
         if self.best is None or c.total > self.best.total:
             self.best = c
         return c.total
