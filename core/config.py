@@ -138,6 +138,15 @@ class ThresholdConfig(_Section):
         "gated_rmse: the notes' procedure (blind to false alarms; reproduces their table)")
 
 
+class SearchConfig(_Section):
+    """Inference-time search (`search` controller, `--refine`): budget and scoring."""
+
+    budget_evals: int | None = Field(80, ge=1, description="candidate renders (None: seconds only)")
+    budget_seconds: float | None = Field(None, gt=0, description="wall-clock limit (None: evaluations only)")
+    excerpt_seconds: float = Field(3.0, ge=0.25, description="candidates are rendered on the loudest window this long")
+    strength_weight: float = Field(0.5, ge=0, description="weight of |audio strength - image strength| in the score")
+
+
 class InferenceConfig(_Section):
     temperature: float = Field(0.015, gt=0, description="T* of the calibrated image-side label")
     tau_c: float = 0.343
@@ -152,6 +161,7 @@ class InferenceConfig(_Section):
     scale_by_confidence: bool = Field(
         True, description="move predicted parameters toward bypass by the norm confidence c, so an "
         "image that barely changed leaves the audio almost untouched (not in the notes)")
+    search: SearchConfig = SearchConfig()
 
 
 class SplitConfig(_Section):

@@ -37,6 +37,8 @@ class Controller:
 
     name: ClassVar[str] = ""
     kind: ClassVar[str] = "controller"
+    #: False for controllers that need no training (the `search` controller)
+    trainable: ClassVar[bool] = True
 
     @classmethod
     def summary(cls) -> str:

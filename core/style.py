@@ -44,11 +44,31 @@ class StyleLabel:
     edit the effects make). Built by `read_edit`; the controllers' input.
     """
 
-    label: "np.ndarray"
+    label: "np.ndarray"          # (K,) calibrated probabilities over vocabulary terms
     terms: tuple[str, ...]
-    delta_norm: float
-    confidence: float
-    strength: float
+    delta_norm: float            # ||E(x') - E(x)|| in the encoder space
+    confidence: float            # calibrated sigmoid in [0, 1]: "did anything change"
+    strength: float              # in [0, 1]: how big the edit is (StrengthMap of delta_norm)
+
+    def __post_init__(self) -> None:
+        import math
+
+        import numpy as np
+
+        from .errors import DeltaV2AError
+
+        label = np.asarray(self.label, dtype=np.float64).reshape(-1)
+        if label.shape[0] != len(self.terms):
+            raise DeltaV2AError(f"style label has {label.shape[0]} values for {len(self.terms)} terms")
+        if not np.isfinite(label).all():
+            raise DeltaV2AError("style label contains NaN or infinity")
+        for name in ("delta_norm", "confidence", "strength"):
+            if not math.isfinite(float(getattr(self, name))):
+                raise DeltaV2AError(f"style label {name} is not a finite number")
+        if not 0.0 <= float(self.strength) <= 1.0:
+            raise DeltaV2AError(f"style strength must lie in [0, 1], got {float(self.strength)}")
+        object.__setattr__(self, "label", label)
+        object.__setattr__(self, "terms", tuple(self.terms))
 
     @property
     def unchanged(self) -> bool:
@@ -137,3 +157,4 @@ def top_terms(label: "np.ndarray", terms: Sequence[str], k: int = 5) -> list[tup
 
     idx = np.argsort(-np.asarray(label), kind="stable")[:k]
     return [(terms[i], float(label[i])) for i in idx]
+
