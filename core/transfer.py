@@ -92,7 +92,12 @@ class TransferResult:
 class TransferModel:
     """A loaded model directory, ready to turn image edits into audio edits."""
 
-    def __init__(self, model_dir: str | Path | None = None, config: "Config | None" = None) -> None:
+    def __init__(self, model_dir: str | Path | None = None, config: "Config | None" = None, *,
+                 controller: str | None = None, refine: bool = False, budget_evals: Any = "config",
+                 budget_seconds: Any = "config") -> None:
+        """`controller` None = the model's trained controller; "search" = zero-shot CMA-ES search
+        (the model then only supplies the calibration and the strength maps). `refine` starts the
+        search from the trained controller's plan. Budgets default to `inference.search`."""
         from .config import effective_max_active, load_config
         from .encoding import load_encoder, term_embeddings
         from .layout import ParamLayout
@@ -131,8 +136,36 @@ class TransferModel:
             raise DeltaV2AError(f"model {self.model_dir} takes an edit strength but has no image strength map: "
                                 "run `deltav2a calibrate` on it")
         self.max_active = effective_max_active(self.cfg)
+        self.search_mode = self._search_mode(controller, refine, budget_evals, budget_seconds)
         self.min_active = int(self.cfg.database.min_active) if self.max_active else 0
         self.V_img = term_embeddings(self.image_encoder, self.vocab, "image")
+
+    def _search_mode(self, controller: str | None, refine: bool, budget_evals: Any, budget_seconds: Any
+                     ) -> dict | None:
+        """None (trained controller only) or the search settings, checked now: a bad budget or an
+        unknown controller is a one-line error before any work is done."""
+        from .plugins import get
+        from .search import check_budget
+
+        trained = self.controller.metadata.controller
+        if controller is not None and controller != trained:
+            spec = get("controller", controller)
+            if getattr(spec, "trainable", True):
+                raise DeltaV2AError(f"model {self.model_dir} holds a trained '{trained}' controller, not "
+                                    f"'{controller}': pass a model trained with it (--model), or --controller search")
+        zero_shot = controller is not None and controller != trained
+        if zero_shot and refine:
+            raise DeltaV2AError(f"--refine starts from a trained controller's plan; '{controller}' has none")
+        if not (zero_shot or refine):
+            return None
+        sc = self.cfg.inference.search
+        evals = sc.budget_evals if budget_evals == "config" else budget_evals
+        seconds = sc.budget_seconds if budget_seconds == "config" else budget_seconds
+        evals, seconds = check_budget(evals, seconds)
+        if self.max_active is None:
+            raise DeltaV2AError("the search needs a cap on the effects (inference.max_active >= 1)")
+        return {"controller": controller if zero_shot else "search", "init": not zero_shot,
+                "budget_evals": evals, "budget_seconds": seconds}
 
     # ------------------------------------------------------------------ pieces
 
@@ -161,12 +194,33 @@ class TransferModel:
         x = resample(audio, sample_rate, sr)[:, : int(self.cfg.audio.max_duration * sr)]
         return self.audio_encoder.encode_audio([x], sr)
 
-    def plan(self, label: "StyleLabel", audio_emb: "np.ndarray") -> "EffectPlan":
-        """The trained controller's answer for one image reading: at most `max_active` effects."""
-        from .plan import EffectPlan, plan_from_prediction
+    def plan(self, label: "StyleLabel", audio_emb: "np.ndarray", audio: "np.ndarray | None" = None,
+             sample_rate: int | None = None) -> "EffectPlan":
+        """Label -> parameters: the trained controller's answer for one image reading (at most
+        `max_active` effects), or the search's (zero-shot, or refining the trained answer; the
+        search needs the clip itself)."""
+        from .plan import EffectPlan
 
         if label.unchanged:
             return EffectPlan.identity()
+        mode = self.search_mode
+        if mode is None:
+            return self.controller_plan(label, audio_emb)
+        if audio is None or sample_rate is None:
+            raise DeltaV2AError("the search renders candidates: it needs the clip, not only its embedding")
+        from .plugins import get
+
+        init = self.controller_plan(label, audio_emb) if mode["init"] else None
+        spec = get("controller", "search")
+        return spec.propose(label, audio, sample_rate, cfg=self.cfg, audio_encoder=self.audio_encoder,
+                            vocab=self.vocab, layout=self.layout, max_active=self.max_active, init=init,
+                            audio_strength=self.audio_strength, budget_evals=mode["budget_evals"],
+                            budget_seconds=mode["budget_seconds"])
+
+    def controller_plan(self, label: "StyleLabel", audio_emb: "np.ndarray") -> "EffectPlan":
+        """The trained controller's plan (no search)."""
+        from .plan import plan_from_prediction
+
         pred = self.controller.predict(label.label[None, :], audio_emb.reshape(1, -1),
                                        label.strength if self.controller.strength_input else None)
         scale = float(label.confidence) if self.cfg.inference.scale_by_confidence else 1.0
@@ -203,7 +257,7 @@ class TransferModel:
             plan = EffectPlan.identity()
         else:
             emb = self.audio_embedding(audio, sample_rate) if audio_emb is None else audio_emb
-            plan = self.plan(label, emb)
+            plan = self.plan(label, emb, audio, sample_rate)
         out, chain_info = self.render(audio, sample_rate, plan)
         return TransferResult(out, sample_rate, self.sidecar(label, plan, chain_info, sample_rate), label, plan)
 

@@ -81,6 +81,14 @@ def transfer(
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model directory (default: the shipped model)."),
     summary: bool = typer.Option(True, "--summary/--no-summary", help="Also write a PNG summary per output."),
     seed: int = typer.Option(0, "--seed", help="Seed for random image effects."),
+    controller: Optional[str] = typer.Option(
+        None, "--controller", help="'search': zero-shot CMA-ES search, no trained controller used "
+        "(default: the model's own controller)."),
+    refine: bool = typer.Option(False, "--refine", help="Refine the trained controller's plan with the search."),
+    budget: Optional[str] = typer.Option(
+        None, "--budget", help="Search budget in candidate renders (default: inference.search.budget_evals)."),
+    budget_seconds: Optional[str] = typer.Option(
+        None, "--budget-seconds", help="Search budget in seconds (default: inference.search.budget_seconds)."),
 ) -> None:
     """Change the music in the direction the image changed: writes A', a JSON sidecar and a PNG.
 
@@ -95,7 +103,11 @@ def transfer(
     clips = _files(audio, AUDIO_EXTENSIONS)
     if edited is not None and edited.is_dir() != image.is_dir():
         raise DeltaV2AError("--image and --edited must both be files or both be folders")
-    tm = TransferModel(model)
+    if (budget is not None or budget_seconds is not None) and controller is None and not refine:
+        raise DeltaV2AError("--budget / --budget-seconds apply to the search: add --controller search or --refine")
+    tm = TransferModel(model, controller=controller, refine=refine,
+                       budget_evals="config" if budget is None else budget,
+                       budget_seconds="config" if budget_seconds is None else budget_seconds)
     edits: list[tuple[str, float]] = []
     if image_effect:
         from ..plugins import get

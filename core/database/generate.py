@@ -552,8 +552,68 @@ def build_database(cfg: "Config", splits_path: str | os.PathLike, out_dir: str |
         return _build_locked(plan, out, workers, overwrite, progress, on_shard)
 
 
+#: identity entries that only change the style labels, which are recomputed from the stored
+#: embeddings E(A), E(A') without rendering or encoding anything again
+RELABEL_ONLY = {"vocabulary", "database.temperature"}
+
+
+def _relabel(out: Path, plan: Plan) -> bool:
+    """A complete database that differs from `plan` only in vocabulary / label temperature gets
+    its style column recomputed in place (exactly what a fresh build would write: the labels
+    are a function of the stored float32 embeddings), instead of being re-rendered.
+
+    Crash-safe: the description says "building" with the new fingerprint first, and a shard
+    is rewritten atomically with the new fingerprint; a shard left behind by a kill no longer
+    matches and is rebuilt normally by the next run.
+    """
+    import pyarrow as pa
+
+    from ..style import style_labels
+
+    meta_path = out / store.META_FILE
+    if not meta_path.is_file():
+        return False
+    try:
+        old = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if (old.get("format"), old.get("version"), old.get("status")) != (store.FORMAT, store.VERSION, "complete"):
+        return False
+    diff = _identity_diff(old.get("identity", {}), plan.identity)
+    if not diff or not set(diff) <= RELABEL_ONLY or old.get("n_shards") != plan.n_shards:
+        return False
+    dims_old = {k: v for k, v in (old.get("dims") or {}).items() if k != "style"}
+    if dims_old != {k: v for k, v in plan.dims.items() if k != "style"}:
+        return False
+    _write_meta(out, plan, "building")
+    temperature = plan.cfg.database.temperature
+    K = int(plan.dims["style"])
+    for s in range(plan.n_shards):
+        path = out / store.shard_name(s)
+        info = store.read_shard_info(path)
+        if info is None or info.get("fingerprint") != old.get("fingerprint"):
+            continue  # missing or foreign: the normal build below redoes it
+        table = store.read_shard(path)
+        info.pop("_rows", None)
+        if table.num_rows:
+            style, _ = style_labels(store.vectors(table, "embedding"), store.vectors(table, "embedding_after"),
+                                    plan.V, temperature)
+        else:
+            import numpy as np
+
+            style = np.zeros((0, K), np.float32)
+        col = pa.FixedSizeListArray.from_arrays(pa.array(style.reshape(-1)), K)
+        i = table.schema.get_field_index("style")
+        table = table.replace_schema_metadata(None).set_column(i, pa.field("style", col.type), col)
+        info["fingerprint"] = plan.fingerprint
+        store.write_shard(path, table, info)
+    return True
+
+
 def _build_locked(plan: Plan, out: Path, workers: int | None, overwrite: bool, progress: bool,
                   on_shard: Callable[[int], None] | None) -> BuildSummary:
+    if overwrite and _relabel(out, plan):
+        overwrite = False  # the relabelled shards are exactly what a rebuild would write
     _prepare_dir(out, plan, overwrite)
     for p in out.iterdir():  # temporaries of a build that was killed
         if p.name.startswith(store.TEMP_PREFIX):
