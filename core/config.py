@@ -90,10 +90,21 @@ class ARConfig(_Section):
     param_loss_weight: float = 50.0
 
 
+class KNNConfig(_Section):
+    """k-nearest-neighbour baseline: distances mix the label, strength and E(A) terms."""
+
+    k: int = Field(8, ge=1, le=512, description="neighbours that vote and average")
+    style_weight: float = Field(1.0, ge=0, description="weight of the Hellinger distance of labels")
+    audio_weight: float = Field(0.25, ge=0, description="weight of the standardised E(A) distance")
+    strength_weight: float = Field(1.0, ge=0, description="weight of |strength difference| (when known)")
+    max_records: int = Field(100_000, ge=1, description="records kept (seeded sample beyond this)")
+
+
 class ControllerConfig(_Section):
     kind: str = "mlp"
     mlp: MLPConfig = MLPConfig()
     ar: ARConfig = ARConfig()
+    knn: KNNConfig = KNNConfig()
     audio_condition_dropout: float = Field(0.0, ge=0, le=1, description="zero E(A) with this probability in training")
     strength_input: bool = Field(
         True, description="feed the edit strength (database: chain_strength; inference: the image "

@@ -12,6 +12,10 @@ architecture they hold:
 * ``module.predict_batch(style, audio)`` -> ``(activity, params)``: (N, E) activity
   probabilities in [0, 1] and (N, P) normalised parameters in [0, 1], in eval mode.
 
+A controller class with ``fits_data = True`` (knn) builds a module with
+``fit(data, seed)`` instead of ``compute_loss``: "training" stores the records as buffers,
+which are saved through the same safetensors path.
+
 `predict()` wraps `predict_batch` for numpy arrays of any length.
 """
 
@@ -39,6 +43,9 @@ class Controller:
     kind: ClassVar[str] = "controller"
     #: False for controllers that need no training (the `search` controller)
     trainable: ClassVar[bool] = True
+    # True: the built module has `fit(data, seed)` that stores the training records (knn);
+    # the trainer calls it once instead of running gradient epochs
+    fits_data: ClassVar[bool] = False
 
     @classmethod
     def summary(cls) -> str:

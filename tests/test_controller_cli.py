@@ -84,3 +84,27 @@ def test_mismatched_database_is_refused(dbs, tmp_path):
     res = run_cli("evaluate", "--model", str(tmp_path / "nothing"), "--test-db", str(dbs["test"]),
                   "--train-db", str(dbs["train"]), "-o", str(tmp_path / "e"))
     assert res.returncode == 2 and "no trained controller" in res.stderr
+
+
+def test_knn_controller_fits_evaluates_and_transfers(dbs, tmp_path):
+    from deltav2a.examples import landscape_image
+
+    model = dbs["root"] / "model_knn"
+    res = run_cli("train", "--db", str(dbs["train"]), "--val-db", str(dbs["val"]), "--controller", "knn",
+                  "-o", str(model))
+    assert res.returncode == 0, res.stderr
+    meta = json.loads((model / "controller.json").read_text())
+    assert meta["controller"] == "knn" and meta["training"]["epochs"] == 1
+    res = run_cli("evaluate", "--model", str(model), "--test-db", str(dbs["test"]), "--train-db", str(dbs["train"]),
+                  "-o", str(tmp_path / "eval"))
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["controller"] == "knn" and 0 < metrics["tuned"]["active_param_rmse_gated"] < 1
+    img = tmp_path / "i.png"
+    landscape_image(160, 120, seed=1).save(img)
+    clip = next((dbs["root"] / "audio").glob("*.wav"))
+    res = run_cli("transfer", "--image", str(img), "--image-effect", "motion_blur:0.8", "--audio", str(clip),
+                  "-m", str(model), "-o", str(tmp_path / "out.wav"), "--no-summary")
+    assert res.returncode == 0, res.stderr
+    side = json.loads((tmp_path / "out.json").read_text())
+    assert side["controller"]["name"] == "knn" and (tmp_path / "out.wav").stat().st_size > 1000

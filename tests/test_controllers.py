@@ -101,7 +101,7 @@ def test_controllers_register_cheaply():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0] == "['ar', 'mlp']"
+    assert lines[0] == "['ar', 'knn', 'mlp']"
     assert lines[1] == "[]"
     assert "gated" in lines[2]
 
