@@ -106,6 +106,9 @@ class ControllerConfig(_Section):
     ar: ARConfig = ARConfig()
     knn: KNNConfig = KNNConfig()
     audio_condition_dropout: float = Field(0.0, ge=0, le=1, description="zero E(A) with this probability in training")
+    strength_input: bool = Field(
+        True, description="feed the edit strength (database: chain_strength; inference: the image "
+        "StrengthMap) to the controller beside the label, so parameters scale with the edit (issue 9)")
 
 
 class LossConfig(_Section):
@@ -141,6 +144,18 @@ class ThresholdConfig(_Section):
     grid_max: float = Field(0.95, gt=0, lt=1)
     grid_points: int = Field(37, ge=2)
     passes: int = Field(2, ge=1)
+    objective: Literal["f1", "gated_rmse"] = Field(
+        "f1", description="f1: macro F1 of the rendered (capped) effect set, ties by gated RMSE; "
+        "gated_rmse: the notes' procedure (blind to false alarms; reproduces their table)")
+
+
+class SearchConfig(_Section):
+    """Inference-time search (`search` controller, `--refine`): budget and scoring."""
+
+    budget_evals: int | None = Field(80, ge=1, description="candidate renders (None: seconds only)")
+    budget_seconds: float | None = Field(None, gt=0, description="wall-clock limit (None: evaluations only)")
+    excerpt_seconds: float = Field(3.0, ge=0.25, description="candidates are rendered on the loudest window this long")
+    strength_weight: float = Field(0.5, ge=0, description="weight of |audio strength - image strength| in the score")
 
 
 class InferenceConfig(_Section):
@@ -149,9 +164,15 @@ class InferenceConfig(_Section):
     s_c: float = Field(0.206, gt=0)
     activity_threshold_override: float | None = Field(None, ge=0, le=1)
     top_k: int = Field(5, ge=1)
+    max_active: int | None = Field(
+        None, ge=0, description="most effects rendered per transfer, the clearest by activity / "
+        "threshold; null = database.max_active, 0 = no cap (the notes)")
+    strength_fit_images: int = Field(24, ge=1, description="calibration images used to fit the image StrengthMap "
+                                     "(x every image effect x 10 intensities)")
     scale_by_confidence: bool = Field(
         True, description="move predicted parameters toward bypass by the norm confidence c, so an "
         "image that barely changed leaves the audio almost untouched (not in the notes)")
+    search: SearchConfig = SearchConfig()
 
 
 class SplitConfig(_Section):
@@ -204,6 +225,13 @@ class Config(_Section):
     inference: InferenceConfig = InferenceConfig()
     data: DataConfig = DataConfig()
     experiment: ExperimentConfig = ExperimentConfig()
+
+
+def effective_max_active(cfg: "Config") -> int | None:
+    """inference.max_active, defaulting to the database's; None = no cap."""
+    m = cfg.inference.max_active
+    m = cfg.database.max_active if m is None else m
+    return int(m) or None
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

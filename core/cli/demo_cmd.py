@@ -41,14 +41,11 @@ def demo(
     from ..transfer import DEFAULT_MODEL, TransferModel
 
     if (DEFAULT_MODEL / "controller.json").is_file():
-        from ..plots import transfer_summary
-
         tm = TransferModel(DEFAULT_MODEL)
         before = load_image(paths["image"])
         res = tm.transfer(before, edited, x, sr)
-        out = save_audio(res.audio, sr, output / "transfer.wav")
-        write_json(output / "transfer.json", res.sidecar)
-        transfer_summary(before, edited, res.sidecar, x, res.audio, sr, output / "transfer.png")
+        out = output / "transfer.wav"
+        res.save(out, before=before, after=edited, original=x)
         summary.update({"transfer_audio": str(out), "transfer_sidecar": str(output / "transfer.json"),
                         "transfer_summary": str(output / "transfer.png")})
     else:

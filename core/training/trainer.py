@@ -115,7 +115,7 @@ def _jsonable(obj: Any) -> Any:
 
 def _data_digest(data: ControllerData) -> str:
     h = hashlib.blake2b(digest_size=12)
-    for arr in (data.style, data.audio, data.active, data.params):
+    for arr in (data.style_input, data.audio, data.active, data.params):
         h.update(str(arr.shape).encode())
         h.update(np.ascontiguousarray(arr).tobytes())
     return h.hexdigest()
@@ -214,7 +214,7 @@ def _evaluate(module: torch.nn.Module, data: ControllerData, tensors: tuple, lay
 
 def _val_metrics(module: torch.nn.Module, data: ControllerData, layout: ParamLayout) -> dict[str, float]:
     out: dict[str, float] = {}
-    pred = predict(module, data.style, data.audio)
+    pred = predict(module, data.style_input, data.audio)
     out["val_active_param_rmse_gated"] = active_param_rmse_gated(
         pred.activity, pred.params, data.active, data.params, layout, 0.5)
     out["val_active_param_rmse"] = active_param_rmse_gated(
@@ -227,7 +227,7 @@ def _val_metrics(module: torch.nn.Module, data: ControllerData, layout: ParamLay
 
 def _as_tensors(data: ControllerData) -> tuple[torch.Tensor, ...]:
     # torch.tensor copies: arrays read from Parquet are read-only views
-    return (torch.tensor(data.style), torch.tensor(data.audio),
+    return (torch.tensor(data.style_input), torch.tensor(data.audio),
             torch.tensor(data.active), torch.tensor(data.params))
 
 

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from deltav2a.controller import Controller
 from deltav2a.hookspecs import hookimpl
 
+from .search import SearchController
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -84,4 +86,5 @@ class KNNController(Controller):
 def register_controllers(register):
     register(MLPController)
     register(ARController)
+    register(SearchController)
     register(KNNController)

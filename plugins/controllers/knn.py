@@ -150,6 +150,9 @@ class KNNNet(nn.Module):
 
     def predict_batch(self, style: torch.Tensor, audio: torch.Tensor,
                       strength: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if strength is None and self.n_records and style.shape[1] == self.style.shape[1] + 1:
+            # a strength-input model gets label + strength as one input (controller.with_strength)
+            style, strength = style[:, :-1], style[:, -1]
         if style.shape[0] == 0:
             return (style.new_zeros((0, self.layout.n_effects)),
                     style.new_zeros((0, self.layout.n_params)))
