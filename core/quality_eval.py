@@ -22,16 +22,18 @@ All labels used by the metric are read in one space, the first model's (its imag
 calibration and audio encoder), so controllers trained with other calibrations are compared
 on the same ruler; each controller still gets its own model's input.
 
-Controllers are rendered through `TransferModel.transfer`, the path users run; one the
-installed code cannot run (`search`, `NAME+refine` before those exist, a controller with no
-model given) is listed under `unavailable` with the reason, never approximated.
+Controllers are rendered through `TransferModel.transfer`, the path users run (`search` and
+`NAME+refine` through TransferModel's `controller="search"` / `refine=True` modes, with
+`--budget-evals` candidate renders per transfer); one the installed code cannot run (a mode
+it lacks, a controller with no model given) is listed under `unavailable` with the reason,
+never approximated.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -107,55 +109,58 @@ def logmel_distance(a: "np.ndarray", b: "np.ndarray", sr: int, mel_a: "np.ndarra
 
 @dataclass
 class Method:
-    """One thing that turns an image edit into A': a controller of a model, or a baseline."""
+    """One thing that turns an image edit into A': a loaded model in one inference mode."""
 
     name: str
-    model: "TransferModel | None" = None
-    options: dict = field(default_factory=dict)   # extra transfer() keywords (search, refine)
+    model: "TransferModel"
 
 
-def _transfer_keywords(tm: "TransferModel") -> set[str]:
+def _modes_supported() -> set[str]:
+    """Which of TransferModel's inference modes this code has (`controller=`, `refine=`)."""
     import inspect
 
-    return set(inspect.signature(tm.transfer).parameters)
+    from .transfer import TransferModel
+
+    return set(inspect.signature(TransferModel.__init__).parameters)
 
 
-def resolve_methods(models: Sequence["TransferModel"], wanted: Sequence[str]
+def resolve_methods(models: Sequence["TransferModel"], wanted: Sequence[str], budget_evals: int | None = None
                     ) -> tuple[list[Method], dict[str, str]]:
     """Requested names -> runnable methods, and {name: why not} for the rest.
 
-    `NAME` is the model whose controller is NAME; `search` is zero-shot search on the first
-    model's encoders; `NAME+refine` refines NAME's plan. The last two need the transfer path
-    to accept them (`controller=` / `refine=` keywords), which this code checks instead of
-    assuming.
+    `NAME` is the model whose controller is NAME; `search` is the zero-shot search with the
+    first model's calibration and strength maps; `NAME+refine` refines NAME's plan. The last
+    two load the model again in that mode; whatever the installed code refuses (no search
+    plugin, no refine option, a bad budget) is reported, not approximated.
     """
-    from .plugins import get
+    from .transfer import TransferModel
 
     by_name: dict[str, "TransferModel"] = {}
     for tm in models:
         by_name.setdefault(tm.controller.metadata.controller, tm)
+    supported = _modes_supported()
+    budget = {} if budget_evals is None else {"budget_evals": int(budget_evals)}
     methods, unavailable = [], {}
     for name in wanted:
         base, _, suffix = name.partition("+")
         if suffix and suffix != "refine":
             raise DeltaV2AError(f"unknown controller variant '{name}' (use NAME or NAME+refine)")
-        if name == "search":
+        if name == "search" or suffix:
+            key = "controller" if name == "search" else "refine"
+            if key not in supported:
+                unavailable[name] = f"this TransferModel has no '{key}' mode"
+                continue
+            if suffix and base not in by_name:
+                unavailable[name] = f"no model with a '{base}' controller was given (--model)"
+                continue
+            source = models[0] if name == "search" else by_name[base]
+            mode = {"controller": "search"} if name == "search" else {"refine": True}
             try:
-                get("controller", "search")
-            except DeltaV2AError:
-                unavailable[name] = "no 'search' controller plugin is installed"
-                continue
-            if "controller" not in _transfer_keywords(models[0]):
-                unavailable[name] = "TransferModel.transfer cannot dispatch to another controller"
-                continue
-            methods.append(Method(name, models[0], {"controller": "search"}))
+                methods.append(Method(name, TransferModel(source.model_dir, **mode, **budget)))
+            except DeltaV2AError as exc:
+                unavailable[name] = str(exc)
         elif base not in by_name:
             unavailable[name] = f"no model with a '{base}' controller was given (--model)"
-        elif suffix:
-            if "refine" not in _transfer_keywords(by_name[base]):
-                unavailable[name] = "TransferModel.transfer has no refine option"
-                continue
-            methods.append(Method(name, by_name[base], {"refine": True}))
         else:
             methods.append(Method(name, by_name[base]))
     return methods, unavailable
@@ -163,7 +168,7 @@ def resolve_methods(models: Sequence["TransferModel"], wanted: Sequence[str]
 
 def _render(method: Method, before, after, x, sr, emb) -> tuple["np.ndarray", int]:
     """A' and the number of effects rendered, through the users' transfer path."""
-    res = method.model.transfer(before, after, x, sr, audio_emb=emb, **method.options)
+    res = method.model.transfer(before, after, x, sr, audio_emb=emb)
     return res.audio, len(res.sidecar.get("effects", []))
 
 
@@ -180,7 +185,7 @@ def _centred_cos(img: "np.ndarray", aud: "np.ndarray") -> float:
 
 def run_quality(models: Sequence["TransferModel"], photos: Sequence[Path], clips: Sequence[Path],
                 controllers: Sequence[str], intensities: Sequence[float] = DEFAULT_INTENSITIES,
-                seed: int = 0, progress: bool = False) -> dict:
+                seed: int = 0, progress: bool = False, budget_evals: int | None = None) -> dict:
     """Render the grid and score every method; returns the JSON-ready result (no NaN)."""
     import numpy as np
     from tqdm import tqdm
@@ -196,11 +201,12 @@ def run_quality(models: Sequence["TransferModel"], photos: Sequence[Path], clips
         raise DeltaV2AError("give at least one model")
     if len(photos) < 2:
         raise DeltaV2AError("need at least 2 photos (the fixed chain is chosen on the other half)")
-    for tm in models:
-        tm.cfg.effects.tail = "cut"  # A and A' of equal length, for every method alike
     ref = models[0]
     cfg = ref.cfg
-    methods, unavailable = resolve_methods(models, controllers)
+    methods, unavailable = resolve_methods(models, controllers, budget_evals)
+    loaded = list({id(tm): tm for tm in [ref, *(m.model for m in methods)]}.values())
+    for tm in loaded:
+        tm.cfg.effects.tail = "cut"  # A and A' of equal length, for every method alike
     rng = np.random.default_rng(seed)
     V_aud = term_embeddings(ref.audio_encoder, ref.vocab, "audio")
     terms = list(ref.vocab.terms)
@@ -210,7 +216,7 @@ def run_quality(models: Sequence["TransferModel"], photos: Sequence[Path], clips
         # decoded once at the model's rate (no resampling per transfer), at most max_duration
         x, sr = load_audio(f, sample_rate=cfg.audio.sample_rate)
         x = x[:, :max_len]
-        clip_data.append((x, sr, {id(tm): tm.audio_embedding(x, sr) for tm in models}))
+        clip_data.append((x, sr, {id(tm): tm.audio_embedding(x, sr) for tm in loaded}))
         mels.append(log_mel(x, sr))
 
     def audio_label(k: int, y) -> "np.ndarray":
@@ -238,10 +244,11 @@ def run_quality(models: Sequence["TransferModel"], photos: Sequence[Path], clips
         for e, (fx_name, fx) in enumerate(image_fx):
             for t in intensities:
                 after = fx.apply(before, float(t), seed=seed + p)
-                labels, norms, conf = ref.image_labels([before], [after])
-                img = labels[0]
+                reading = ref.read_edit([before], [after])[0]
+                img = reading.label
                 image_rows.append({"photo": p, "effect": fx_name, "intensity": float(t), "label": img,
-                                   "delta_norm": float(norms[0]), "confidence": float(conf[0])})
+                                   "delta_norm": float(reading.delta_norm), "confidence": float(reading.confidence),
+                                   "strength": float(reading.strength)})
                 for k, (x, sr, embs) in enumerate(clip_data):
                     key = {"photo": p, "effect": fx_name, "intensity": float(t), "clip": k}
                     for m in methods:
@@ -264,6 +271,7 @@ def run_quality(models: Sequence["TransferModel"], photos: Sequence[Path], clips
                   "intensities": list(intensities), "transfers_per_method": len(image_rows) * len(clips)},
         "photos": [str(p) for p in photos], "clips": [str(c) for c in clips],
         "models": {m.name: str(m.model.model_dir) for m in methods},
+        "search_budget_evals": budget_evals,
         "reference_model": str(ref.model_dir), "seed": seed,
         "best_fixed_chain": {"intensity": FIXED_INTENSITY, "chosen_per_photo_half": chosen},
         "methods": summary, "unavailable": unavailable,
@@ -357,14 +365,16 @@ def _distance_curve(rows: list[dict], method: str, intensities: Sequence[float])
 
 
 def _image_strength(image_rows: list[dict], intensities: Sequence[float]) -> dict:
-    """How the image side itself responds to intensity: mean ||delta|| and confidence."""
+    """How the image side itself responds to intensity: mean ||delta||, confidence, strength."""
     import numpy as np
 
     return {"intensities": list(intensities),
             "delta_norm": [float(np.mean([r["delta_norm"] for r in image_rows if r["intensity"] == t]))
                            for t in intensities],
             "confidence": [float(np.mean([r["confidence"] for r in image_rows if r["intensity"] == t]))
-                           for t in intensities]}
+                           for t in intensities],
+            "strength": [float(np.mean([r["strength"] for r in image_rows if r["intensity"] == t]))
+                         for t in intensities]}
 
 
 def _finite(obj: Any) -> Any:

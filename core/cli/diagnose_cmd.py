@@ -101,6 +101,8 @@ def quality(
     all_photos: bool = typer.Option(False, "--all-photos", help="Sample from all photos, not only the half "
                                     "`run` did not calibrate on."),
     intensities: str = typer.Option("0.1,0.3,0.5,0.7,0.9", "--intensities", help="Image edit intensities."),
+    budget_evals: Optional[int] = typer.Option(None, "--budget-evals", min=1, help="Search budget per transfer "
+                                               "for search / NAME+refine (default: the model's config)."),
     seed: int = typer.Option(0, "--seed"),
     output: Path = typer.Option(Path("outputs/diagnostics"), "--output", "-o"),
 ) -> None:
@@ -121,7 +123,7 @@ def quality(
     wanted = [c.strip() for c in controllers.split(",") if c.strip()] if controllers else \
         list(dict.fromkeys(tm.controller.metadata.controller for tm in models))
     res = run_quality(models, seeded_sample(photo_files, photos, seed), seeded_sample(clip_files, clips, seed),
-                      wanted, levels, seed, progress=True)
+                      wanted, levels, seed, progress=True, budget_evals=budget_evals)
     res["clip_source"] = f"split '{split}' of {splits}" if splits else str(audio)
     _write(output, "quality", res)
     write_text(output / "quality.md", quality_markdown(res))
