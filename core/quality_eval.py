@@ -69,6 +69,25 @@ def seeded_sample(files: Sequence[Path], n: int | None, seed: int) -> list[Path]
     return sorted(random.Random(seed).sample(files, n))
 
 
+def one_clip_per_track(clips: Sequence[Any], n: int, seed: int) -> list[Any]:
+    """Up to `n` split clips, one per track (tracks in seeded order) before any track gets a
+    second: clips of one track sound alike, so this spreads the sample over the music."""
+    rng = random.Random(seed)
+    by_track: dict[str, list] = {}
+    for c in sorted(clips, key=lambda c: c.file):
+        by_track.setdefault(c.track_id, []).append(c)
+    for v in by_track.values():
+        rng.shuffle(v)
+    tracks = sorted(by_track)
+    rng.shuffle(tracks)
+    out: list = []
+    while len(out) < n and any(by_track[t] for t in tracks):
+        for t in tracks:
+            if by_track[t] and len(out) < n:
+                out.append(by_track[t].pop())
+    return sorted(out, key=lambda c: c.file)
+
+
 def parse_intensities(text: str) -> tuple[float, ...]:
     try:
         vals = tuple(sorted({round(float(v), 6) for v in text.split(",") if v.strip()}))

@@ -120,3 +120,15 @@ def test_command_refuses_bad_input(media, tmp_path):
                   "-o", str(tmp_path / "q"))
     assert res.returncode == 2 and "--audio" in res.stderr
     assert not (tmp_path / "q").exists()
+
+
+def test_clips_spread_over_tracks_first():
+    from deltav2a.quality_eval import one_clip_per_track
+    from deltav2a.splits import SplitClip
+
+    clips = [SplitClip(f"{t}__{i}.ogg", t, "test") for t in ("a", "b", "c") for i in range(4)]
+    three = one_clip_per_track(clips, 3, seed=0)
+    assert sorted(c.track_id for c in three) == ["a", "b", "c"]
+    five = one_clip_per_track(clips, 5, seed=0)
+    assert len(five) == len({c.file for c in five}) == 5
+    assert one_clip_per_track(clips, 5, seed=0) == five and len(one_clip_per_track(clips, 99, 0)) == 12

@@ -97,7 +97,8 @@ def quality(
     controllers: Optional[str] = typer.Option(None, "--controllers", help="Comma list: controller names of the "
                                               "models, search, NAME+refine (default: the models' controllers)."),
     photos: int = typer.Option(6, "--photos", min=2, help="Seeded sample of photos."),
-    clips: int = typer.Option(5, "--clips", min=1, help="Seeded sample of clips."),
+    clips: int = typer.Option(5, "--clips", min=1, help="Seeded sample of clips (from --splits: at most one "
+                              "per track until every track has one)."),
     all_photos: bool = typer.Option(False, "--all-photos", help="Sample from all photos, not only the half "
                                     "`run` did not calibrate on."),
     intensities: str = typer.Option("0.1,0.3,0.5,0.7,0.9", "--intensities", help="Image edit intensities."),
@@ -115,14 +116,14 @@ def quality(
     from ..transfer import TransferModel
 
     levels = parse_intensities(intensities)
-    clip_files = _clip_files(audio, splits, split, AUDIO_EXTENSIONS)
+    clip_files = _clip_files(audio, splits, split, AUDIO_EXTENSIONS, clips, seed)
     photo_files = list_media(images, IMAGE_EXTENSIONS, None, seed)
     if not all_photos:
         photo_files = heldout_photos(photo_files, seed)
     models = [TransferModel(m) for m in model]
     wanted = [c.strip() for c in controllers.split(",") if c.strip()] if controllers else \
         list(dict.fromkeys(tm.controller.metadata.controller for tm in models))
-    res = run_quality(models, seeded_sample(photo_files, photos, seed), seeded_sample(clip_files, clips, seed),
+    res = run_quality(models, seeded_sample(photo_files, photos, seed), clip_files,
                       wanted, levels, seed, progress=True, budget_evals=budget_evals)
     res["clip_source"] = f"split '{split}' of {splits}" if splits else str(audio)
     _write(output, "quality", res)
@@ -132,18 +133,21 @@ def quality(
     typer.echo(f"wrote {output / 'quality.json'}, quality.md, quality.png")
 
 
-def _clip_files(audio: Optional[Path], splits: Optional[Path], split: str, extensions) -> list:
+def _clip_files(audio: Optional[Path], splits: Optional[Path], split: str, extensions, limit: int,
+                seed: int) -> list:
+    """A seeded sample of `limit` clips; from a split file, spread over its tracks first."""
     from ..errors import DeltaV2AError
+    from ..quality_eval import one_clip_per_track, seeded_sample
     from ..sensitivity import list_media
 
     if splits is None:
         if audio is None:
             raise DeltaV2AError("give --audio (a folder of clips) or --splits")
-        return list_media(audio, extensions, None, 0)
+        return seeded_sample(list_media(audio, extensions, None, 0), limit, seed)
     from ..splits import load_splits
 
     sp = load_splits(splits, audio)
-    files = [sp.path_of(c) for c in sp.clips_in(split)]
+    files = [sp.path_of(c) for c in one_clip_per_track(sp.clips_in(split), limit, seed)]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise DeltaV2AError(f"{len(missing)} clip(s) of split '{split}' are missing, e.g. {missing[0]}")
