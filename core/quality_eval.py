@@ -397,16 +397,10 @@ def _image_strength(image_rows: list[dict], intensities: Sequence[float]) -> dic
 
 
 def _finite(obj: Any) -> Any:
-    """Strict JSON: non-finite floats become null (json.dumps(allow_nan=False) then passes)."""
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        return _finite(obj.item())
-    return obj
+    """Strict JSON: non-finite floats become null, numpy scalars plain numbers."""
+    from .analysis.discover import _clean
+
+    return _clean(obj)
 
 
 # ---------------------------------------------------------------------------- reports
