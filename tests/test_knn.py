@@ -81,15 +81,23 @@ def test_k1_returns_the_stored_record(layout):
 
 
 def test_strength_picks_the_matching_record(layout):
-    """Same label and E(A), different strength: the query's strength decides the neighbour."""
+    """Same label and E(A), different strength: the query's strength decides the neighbour.
+
+    A strength-input model reads label + strength as one (K + 1) input (`with_strength`)."""
+    from deltav2a.controller import with_strength
+
     j = _param_index(layout, "lowpass")
     data = _records(layout, [([1.0, 0.0], ["lowpass"], {j: 0.1}), ([1.0, 0.0], ["lowpass"], {j: 0.9})])
     data.strength = np.asarray([0.2, 0.9], np.float32)
-    net = _knn(layout, style_dim=2, audio_dim=4, k=1)
+    net = _knn(layout, style_dim=3, audio_dim=4, k=1)
     assert net.fit(data)["strength"] is True
-    q = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
-    _, params = net.predict_batch(q, torch.zeros(2, 4), torch.tensor([0.85, 0.25]))
-    assert params[0, j] == pytest.approx(0.9) and params[1, j] == pytest.approx(0.1)
+    q = np.asarray([[1.0, 0.0], [1.0, 0.0]], np.float32)
+    pred = predict(net, with_strength(q, np.asarray([0.85, 0.25])), np.zeros((2, 4), np.float32))
+    assert pred.params[0, j] == pytest.approx(0.9) and pred.params[1, j] == pytest.approx(0.1)
+    without = _knn(layout, style_dim=3, audio_dim=4, k=2, strength_weight=0.0)
+    without.fit(data)  # strength ignored: both records tie, the mean of the two
+    pred = predict(without, with_strength(q, np.asarray([0.85, 0.25])), np.zeros((2, 4), np.float32))
+    assert pred.params[0, j] == pytest.approx(0.5)
 
 
 def test_beats_the_mean_baseline_on_held_out_records(layout):
