@@ -141,6 +141,9 @@ def test_time_budget_is_respected(world):
     # one candidate may start just before the deadline; the reference encode is extra
     assert enc.calls >= 2
     assert elapsed < 0.6 + 1.5
+    tiny = CountingEncoder(world["enc"])
+    plan = _search(world, scorer=_scorer(world, tiny), budget_evals=None, budget_seconds=1e-9)
+    assert tiny.calls == 2 and len(plan.steps) == 1  # reference + the one render always allowed
 
 
 # ----------------------------------------------------------------------------- behaviour
