@@ -35,6 +35,8 @@ import platform  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from bench_perceptual import _pin_one_core  # noqa: E402  (benchmarks/ is the script's folder)
+
 HERE = Path(__file__).resolve().parent
 IMAGE_EFFECTS = ["adaptive_blur", "add_noise", "adaptive_sharpen", "sepia_tone"]
 INTENSITIES = [0.3, 0.9]
@@ -43,14 +45,6 @@ CLIPS = ["hyperrogue__hr3_caves__1.ogg", "librosa__kevin_macleod_p_i_tchaikovsky
 IMAGES = ["budgie__blue_periwinkle.jpg", "ubuntu__sand.jpg"]
 BUDGETS = [24, 40, 60, 120]
 TARGET_SECONDS = 3.0
-
-
-def _pin_one_core() -> None:
-    if hasattr(os, "sched_setaffinity"):
-        try:
-            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-        except OSError:
-            pass
 
 
 def _pick(folder: Path, wanted: list[str], n: int, pattern: str) -> list[Path]:

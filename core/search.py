@@ -66,31 +66,26 @@ MIN_EXCERPT_SECONDS = 0.25
 # ----------------------------------------------------------------------------- validation
 
 
+def _positive(value: Any, what: str, whole: bool) -> float:
+    """A finite number > 0 (whole when `whole`), or a one-line error naming `what`."""
+    kind = "a whole number" if whole else "a number"
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise DeltaV2AError(f"{what} must be {kind}, got {value!r}") from None
+    if not math.isfinite(number) or (whole and number != int(number)):
+        raise DeltaV2AError(f"{what} must be {kind}, got {value!r}")
+    if number <= 0:
+        raise DeltaV2AError(f"{what} must be positive (at least 1 evaluation or some seconds), got {value!r}")
+    return number
+
+
 def check_budget(budget_evals: Any = None, budget_seconds: Any = None) -> tuple[int | None, float | None]:
-    """Validate a search budget; a one-line error for 0, negatives, NaN or text."""
-    evals = seconds = None
-    if budget_evals is not None:
-        if isinstance(budget_evals, bool):
-            raise DeltaV2AError(f"search budget (evaluations) must be a whole number, got {budget_evals!r}")
-        try:
-            as_float = float(budget_evals)
-        except (TypeError, ValueError):
-            raise DeltaV2AError(
-                f"search budget (evaluations) must be a whole number, got {budget_evals!r}") from None
-        if not math.isfinite(as_float) or as_float != int(as_float):
-            raise DeltaV2AError(f"search budget (evaluations) must be a whole number, got {budget_evals!r}")
-        evals = int(as_float)
-        if evals <= 0:
-            raise DeltaV2AError(f"search budget (evaluations) must be at least 1, got {evals}")
-    if budget_seconds is not None:
-        if isinstance(budget_seconds, bool):
-            raise DeltaV2AError(f"search budget (seconds) must be a number, got {budget_seconds!r}")
-        try:
-            seconds = float(budget_seconds)
-        except (TypeError, ValueError):
-            raise DeltaV2AError(f"search budget (seconds) must be a number, got {budget_seconds!r}") from None
-        if not math.isfinite(seconds) or seconds <= 0:
-            raise DeltaV2AError(f"search budget (seconds) must be a positive finite number, got {budget_seconds!r}")
+    """Validate a search budget; a one-line error for 0, negatives, NaN, infinity or text."""
+    evals = None if budget_evals is None else int(_positive(budget_evals, "search budget (evaluations)", True))
+    seconds = None if budget_seconds is None else _positive(budget_seconds, "search budget (seconds)", False)
     if evals is None and seconds is None:
         raise DeltaV2AError("the search needs a budget: evaluations, seconds or both")
     return evals, seconds
