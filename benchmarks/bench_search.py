@@ -118,6 +118,15 @@ def main() -> None:
         run.cpu = time.process_time() - c0
         return plan, time.perf_counter() - t0
 
+    def clip_label_match(x, sr, target, plan):
+        """What `diagnose agreement` measures: the label of the whole clip's (A, A'), full render."""
+        from deltav2a.search import centred_cosine
+        from deltav2a.style import style_labels
+
+        y = AudioChain(plan.settings(), order=cfg.effects.chain_order, tail="cut").render(x, sr).audio
+        e0, e1 = tm.audio_encoder.encode_audio([x], sr), tm.audio_encoder.encode_audio([y], sr)
+        return centred_cosine(style_labels(e0, e1, V_aud, T)[0][0], target.label)
+
     def score_plan(x, sr, target, plan):
         s, e = loudest_window(x, sr, sc.excerpt_seconds)
         ex = x[:, s:e]
@@ -151,13 +160,18 @@ def main() -> None:
                         plan, secs = run(x, sr, target, b)
                         row[f"search_{b}"] = {"effects": plan.effects, "seconds": secs, "cpu_seconds": run.cpu,
                                               "score": plan.trajectory[-1], "iterations": len(plan.trajectory),
-                                              "full": score_plan(x, sr, target, plan).__dict__,
+                                              "excerpt": score_plan(x, sr, target, plan).__dict__,
                                               "settings": plan.settings()}
                     plan, secs = run(x, sr, target, sc.budget_evals, init=mlp)
                     row["refine"] = {"effects": plan.effects, "seconds": secs, "cpu_seconds": run.cpu, "score": plan.trajectory[-1],
-                                     "full": score_plan(x, sr, target, plan).__dict__}
+                                     "excerpt": score_plan(x, sr, target, plan).__dict__}
                     t1 = time.perf_counter()
                     AudioChain(plan.settings(), order=cfg.effects.chain_order, tail=cfg.effects.tail).render(x, sr)
+                    row["refine"]["clip_label_match"] = clip_label_match(x, sr, target, plan)
+                    row["mlp"]["clip_label_match"] = clip_label_match(x, sr, target, mlp)
+                    row[f"search_{sc.budget_evals}"]["clip_label_match"] = clip_label_match(
+                        x, sr, target, EffectPlan(tuple(EffectStep(k, v) for k, v in
+                                                        row[f"search_{sc.budget_evals}"]["settings"].items()), "search"))
                     row["full_render_seconds"] = time.perf_counter() - t1
                     rows.append(row)
                     print(f"clip {ci} {name} {inten}: mlp {row['mlp']['score']['total']:.3f} "
@@ -172,18 +186,21 @@ def main() -> None:
 
     summary = {"mlp_score_mean": float(np.mean([r["mlp"]["score"]["total"] for r in rows])),
                "mlp_label_match_mean": float(np.mean([r["mlp"]["score"]["label_match"] for r in rows])),
-               "mlp_effects_mean": float(np.mean([len(r["mlp"]["effects"]) for r in rows]))}
+               "mlp_effects_mean": float(np.mean([len(r["mlp"]["effects"]) for r in rows])),
+               # whole-clip agreement (centred cosine, full render) at the default budget
+               "clip_label_match_mean": {k: float(np.mean([r[k]["clip_label_match"] for r in rows]))
+                                         for k in ("mlp", f"search_{sc.budget_evals}", "refine")}}
     for b in BUDGETS:
         k = f"search_{b}"
         summary[k] = {"score_mean": float(np.mean([r[k]["score"] for r in rows])),
-                      "label_match_mean": float(np.mean([r[k]["full"]["label_match"] for r in rows])),
-                      "strength_gap_mean": float(np.mean([abs(r[k]["full"]["audio_strength"] - r["intensity"])
+                      "label_match_mean": float(np.mean([r[k]["excerpt"]["label_match"] for r in rows])),
+                      "strength_gap_mean": float(np.mean([abs(r[k]["excerpt"]["audio_strength"] - r["intensity"])
                                                           for r in rows])),
                       "effects_mean": float(np.mean([len(r[k]["effects"]) for r in rows])),
                       "seconds": agg(k, "seconds"), "cpu_seconds": agg(k, "cpu_seconds")}
     summary["refine"] = {"budget": sc.budget_evals,
                          "score_mean": float(np.mean([r["refine"]["score"] for r in rows])),
-                         "label_match_mean": float(np.mean([r["refine"]["full"]["label_match"] for r in rows])),
+                         "label_match_mean": float(np.mean([r["refine"]["excerpt"]["label_match"] for r in rows])),
                          "effects_mean": float(np.mean([len(r["refine"]["effects"]) for r in rows])),
                          "seconds": agg("refine", "seconds"), "cpu_seconds": agg("refine", "cpu_seconds")}
     default = ({"wall": summary[f"search_{sc.budget_evals}"]["seconds"],

@@ -23,10 +23,11 @@ Search (all evaluations count against the budget):
    whose intensity is known, also fit one for this clip.
 3. **Effect choice.** Subsets of up to `max_active` effects are grown by a beam over the best
    single effects (each grown subset rendered once at its members' best intensities); the
-   best few subsets (plus the initial plan's, when refining) become arms.
+   best few subsets seen (the initial plan's among the candidates) become arms.
 4. **CMA-ES** (package `cma`) over each arm's normalised parameters, one generation per arm
    per iteration; after every two iterations the worst arm is dropped (successive halving),
-   until one is left. A refining search starts its arm's mean at the initial plan.
+   until one is left. When the initial plan's subset is an arm, its CMA mean starts at the
+   initial plan (smaller step).
 
 The returned `EffectPlan` holds the best candidate seen, and `trajectory` the best score after
 the first pass and after each iteration (non-decreasing by construction). With an
@@ -339,9 +340,9 @@ def search_plan(audio: "np.ndarray", sample_rate: int, target: "StyleLabel", *,
     _settle_strength(ev)
     arms: list[tuple[tuple[int, ...], "np.ndarray"]] = []
     try:
-        arms = _choose_arms(ev, layout, max_active, start_subset, start_u)
+        arms = _choose_arms(ev, layout, max_active)
     except _BudgetSpent:
-        arms = _rank_subsets(ev, start_subset)[:N_ARMS]
+        arms = _rank_subsets(ev)[:N_ARMS]
     if ev.best is not None:
         trajectory.append(ev.best.total)
     try:
@@ -374,20 +375,22 @@ def _settle_strength(ev: _Evaluator) -> None:
         ev.rescore(c)
 
 
-def _rank_subsets(ev: _Evaluator, keep: tuple[int, ...] | None) -> list:
-    """Distinct subsets seen so far, best first, each with its best parameters."""
+def _rank_subsets(ev: _Evaluator) -> list:
+    """Distinct subsets seen so far, best first, each with its best parameters.
+
+    An initial plan's subset competes like any other (it is in the history with the initial
+    parameters): forcing it into the arms cost refinement more than it gained on the benchmark
+    whenever the trained controller's choice was poor.
+    """
     best: dict[tuple[int, ...], _Candidate] = {}
     for c in ev.history:
         if c.subset not in best or c.total > best[c.subset].total:
             best[c.subset] = c
     ranked = sorted(best.values(), key=lambda c: -c.total)
-    out = [(c.subset, c.u) for c in ranked]
-    if keep is not None and keep in best:
-        out = [(keep, best[keep].u)] + [a for a in out if a[0] != keep]
-    return out
+    return [(c.subset, c.u) for c in ranked]
 
 
-def _choose_arms(ev: _Evaluator, layout: "ParamLayout", max_active: int, start_subset, start_u) -> list:
+def _choose_arms(ev: _Evaluator, layout: "ParamLayout", max_active: int) -> list:
     """Beam over subsets grown from the best single effects; the best few become arms."""
     import numpy as np
 
@@ -418,7 +421,7 @@ def _choose_arms(ev: _Evaluator, layout: "ParamLayout", max_active: int, start_s
         level = sorted(grown, key=lambda s: -scored[s])[:BEAM_WIDTH]
         if not level:
             break
-    return _rank_subsets(ev, start_subset)[:N_ARMS]
+    return _rank_subsets(ev)[:N_ARMS]
 
 
 def _cma_rounds(ev: _Evaluator, layout: "ParamLayout", arms: list, seed: int,
