@@ -134,7 +134,9 @@ class TrainingConfig(_Section):
     weight_decay: float = Field(1e-3, ge=0)
     val_fraction: float = Field(0.2, gt=0, lt=1)
     balanced_sampler: bool = True
-    selection_metric: str = "val_active_param_rmse_gated"
+    selection_metric: str = Field(
+        "val_active_param_rmse", description="best epoch by the active-parameter RMSE (ungated; issue 9, "
+        "decision 9.5); the notes' val_active_param_rmse_gated gates at 0.5, not at the tuned thresholds")
     threads: int = Field(1, ge=1, description="torch CPU threads (1 is fastest for these small nets)")
     loss: LossConfig = LossConfig()
 

@@ -321,7 +321,7 @@ def test_ar_trains_and_is_scored_with_the_same_metrics(layout, dataset):
     assert hist[-1]["train_loss"] < 0.8 * hist[0]["train_loss"]
     assert hist[-1]["val_act_loss"] < 0.8 * hist[0]["val_act_loss"]
     assert hist[-1]["val_macro_f1"] > hist[0]["val_macro_f1"] + 0.2
-    assert res.best_value < hist[0]["val_active_param_rmse_gated"]
+    assert res.best_value < hist[0]["val_active_param_rmse"]
     pred = predict(res.module, val.style, val.audio)
     report = evaluate(pred.activity, pred.params, val.active, val.params, layout, 0.5)
     assert report["active_param_rmse_gated"] == pytest.approx(res.best_value, rel=1e-6)
@@ -395,7 +395,7 @@ def test_resume_continues_bit_identically(layout, tmp_path):
     assert sorted(p.name for p in (tmp_path / "part").iterdir()) == names
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["best_epoch"] == full.best_epoch and len(metrics["epochs"]) == 4
-    assert metrics["selection_metric"] == "val_active_param_rmse_gated"
+    assert metrics["selection_metric"] == "val_active_param_rmse"
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
