@@ -211,6 +211,8 @@ class ExperimentConfig(_Section):
     epochs: dict[str, int] = Field({}, description="per-controller override of training.epochs")
     agreement_pairs: int = Field(40, ge=2)
     example_transfers: int = Field(3, ge=0)
+    vocab_audit_items: int = Field(6, ge=0, description="held-out photos and test clips for the "
+                                   "vocabulary audit in the report (0: no audit)")
 
 
 class Config(_Section):
