@@ -140,16 +140,12 @@ def write_report(run_dir: Path, cfg: "Config", summary: dict) -> Path:
                       [f"best fixed chain ({ag['best_fixed_chain']['effect']})",
                        ag["best_fixed_chain"]["mean_cosine"], ag["best_fixed_chain"]["top1_agreement"]]]),
                   "", f"{ag['pairs_scored']} pairs scored; the fixed chain was chosen on "
-<<<<<<< HEAD
                   f"{ag['pairs_for_choosing_fixed_chain']} others. Effects rendered per transfer: "
                   f"{_f(ag.get('mean_effects_rendered'), 2)} (training database: "
                   f"{_f(ag.get('database_mean_active'), 2)} active per record).", ""]
-=======
-                  f"{ag['pairs_for_choosing_fixed_chain']} others.", ""]
     va = R.get("vocab_audit")
     if va:
         lines += vocab_audit_lines(va)
->>>>>>> vocab
     exs = R.get("examples") or []
     if exs:
         lines += ["## Example transfers", "", _table(["example", "image effect", "top terms", "audio effects"],
