@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the shipped default model (core/models/default) from ../shared/data:
-# perceptual encoders, v3, MLP controller (and the AR one for the report), tuned thresholds,
+# perceptual encoders, v3, the k-NN controller (best on held-out transfer quality; MLP and AR are
+# trained beside it for the report), tuned thresholds, strength maps,
 # calibration. Deterministic for the config's seed on CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +9,7 @@ bash scripts/setup.sh
 .venv/bin/deltav2a run configs/default.yaml -o runs/default "$@"
 mkdir -p core/models/default
 for f in controller.safetensors controller.json config.yaml; do
-  cp "runs/default/models/mlp/$f" "core/models/default/$f"
+  cp "runs/default/models/knn/$f" "core/models/default/$f"
 done
 cp runs/default/report.md core/models/default/REPORT.md
 echo "updated core/models/default from runs/default"
