@@ -56,7 +56,9 @@ def top1_mass(dz: "np.ndarray", norms: "np.ndarray", V: "np.ndarray", T: float, 
     s = np.exp(logits)
     s /= s.sum(axis=1, keepdims=True)
     K = V.shape[0]
-    c = 1.0 / (1.0 + np.exp(-(norms - tau_c) / s_c))
+    from .style import confidence
+
+    c = confidence(norms, tau_c, s_c)
     s = c[:, None] * s + (1 - c[:, None]) / K
     moved = norms > 1e-12
     s[~moved] = 1.0 / K

@@ -12,6 +12,10 @@ architecture they hold:
 * ``module.predict_batch(style, audio)`` -> ``(activity, params)``: (N, E) activity
   probabilities in [0, 1] and (N, P) normalised parameters in [0, 1], in eval mode.
 
+A controller class with ``fits_data = True`` (knn) builds a module with
+``fit(data, seed)`` instead of ``compute_loss``: "training" stores the records as buffers,
+which are saved through the same safetensors path.
+
 `predict()` wraps `predict_batch` for numpy arrays of any length.
 """
 
@@ -37,6 +41,11 @@ class Controller:
 
     name: ClassVar[str] = ""
     kind: ClassVar[str] = "controller"
+    #: False for controllers that need no training (the `search` controller)
+    trainable: ClassVar[bool] = True
+    # True: the built module has `fit(data, seed)` that stores the training records (knn);
+    # the trainer calls it once instead of running gradient epochs
+    fits_data: ClassVar[bool] = False
 
     @classmethod
     def summary(cls) -> str:
@@ -82,6 +91,22 @@ class Prediction:
         """Record `index` as {effect: {param: raw}} for the active effects, chain order."""
         act = self.active(thresholds, layout)[index]
         return layout.to_raw(self.params[index], act)
+
+
+def with_strength(style: "np.ndarray", strength: "np.ndarray | float | None") -> "np.ndarray":
+    """The controller's style input: (N, K) labels, plus a strength column when given.
+
+    A controller trained with `controller.strength_input` has style_dim K + 1; the extra
+    input is the edit strength in [0, 1] (records: `strength.chain_strength`; images: the
+    model's image StrengthMap), so predicted parameters can scale with the edit.
+    """
+    import numpy as np
+
+    style = np.atleast_2d(np.asarray(style, dtype=np.float32))
+    if strength is None:
+        return style
+    s = np.broadcast_to(np.asarray(strength, dtype=np.float32).reshape(-1, 1), (style.shape[0], 1))
+    return np.ascontiguousarray(np.concatenate([style, s], axis=1))
 
 
 def threshold_vector(thresholds: Any, layout: "ParamLayout") -> "np.ndarray":

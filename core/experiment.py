@@ -353,9 +353,7 @@ def example_transfers(model_dir: Path, images: list[Path], clips: list[Path], ou
     """A few transfers from held-out media: audio, sidecar and PNG summary each."""
     import numpy as np
 
-    from .atomic import write_json
     from .media import load_audio, load_image, save_audio
-    from .plots import transfer_summary
     from .plugins import get
     from .transfer import TransferModel
 
@@ -376,13 +374,11 @@ def example_transfers(model_dir: Path, images: list[Path], clips: list[Path], ou
         res = tm.transfer(before, after, x, sr)
         stem = f"example{t + 1}_{effect}"
         save_audio(x, sr, out / f"{stem}_A.wav")
-        save_audio(res.audio, sr, out / f"{stem}_A2.wav")
         before.save(out / f"{stem}_I.png")
         after.save(out / f"{stem}_I2.png")
-        res.sidecar.update({"image": str(img_path), "audio": str(clip_path), "image_effect": effect,
-                            "intensity": 0.8})
-        write_json(out / f"{stem}.json", res.sidecar)
-        transfer_summary(before, after, res.sidecar, x, res.audio, sr, out / f"{stem}.png")
+        res.save(out / f"{stem}_A2.wav", before=before, after=after, original=x,
+                 extra={"image": str(img_path), "audio": str(clip_path), "image_effect": effect,
+                        "intensity": 0.8})
         made.append({"name": stem, "image_effect": effect,
                      "top_terms": [t2["term"] for t2 in res.sidecar["style"]["top"][:3]],
                      "effects": [e["effect"] for e in res.sidecar["effects"]]})

@@ -78,7 +78,9 @@ def transfer_summary(before: "PILImage", after: "PILImage", sidecar: dict, audio
     ax.barh(terms, [label[t] for t in terms], color="tab:blue")
     ax.axvline(1 / len(label), color="k", ls="--", lw=0.8)
     st = sidecar["style"]
-    ax.set_title(f"style label  ||d||={st['delta_norm']:.3f}  H={st['entropy_bits']:.2f} bits", fontsize=9)
+    strength = f"  s={st['strength']:.2f}" if st.get("strength") is not None else ""
+    ax.set_title(f"style label  ||d||={st['delta_norm']:.3f}{strength}  H={st['entropy_bits']:.2f} bits",
+                 fontsize=9)
     ax.tick_params(labelsize=7)
     _spectrogram(fig.add_subplot(gs[1, 0]), audio, sr, "A")
     _spectrogram(fig.add_subplot(gs[1, 1]), processed, sr, "A'")

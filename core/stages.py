@@ -67,7 +67,7 @@ def split_by_clip(db: "Database", fraction: float, seed: int):
 
 
 def save_model(model_dir: Path, cfg: "Config", module: Any, controller: str, layout, thresholds: dict,
-               training: dict, calibration: dict | None = None) -> None:
+               training: dict, calibration: dict | None = None, strength_input: bool = False) -> None:
     from .atomic import write_text
     from .config import dump_config
     from .weights import ControllerMetadata, save_controller
@@ -79,7 +79,7 @@ def save_model(model_dir: Path, cfg: "Config", module: Any, controller: str, lay
         style_dim=int(module.style_dim), audio_dim=int(module.audio_dim),
         vocabulary=vocabulary_identity(cfg), encoders=encoder_identities(cfg),
         thresholds={e: float(t) for e, t in thresholds.items()}, calibration=calibration, training=training,
-        plugins=required_plugins(cfg, controller))
+        plugins=required_plugins(cfg, controller), strength_input=bool(strength_input))
     save_controller(model_dir / "controller", module, meta)
 
 
@@ -134,28 +134,49 @@ def train_stage(cfg: "Config", db_dir: Path, out_dir: Path, val_db_dir: Path | N
         train, val = db.data, load_db(cfg, val_db_dir).data
     else:
         train, val = split_by_clip(db, cfg.training.val_fraction, cfg.seed)
+    if not cfg.controller.strength_input:
+        train, val = train.without_strength(), val.without_strength()
     res = train_controller(name, train, val, layout, cfg.controller, cfg.training,
                            out_dir=out_dir / "training", seed=cfg.seed, resume=resume, overwrite=replace,
                            progress=progress)
     summary = res.summary()
-    save_model(out_dir, cfg, res.module, res.controller, layout, {e: 0.5 for e in layout.effects}, summary)
+    # what the sidecar and the report put beside the number of effects rendered
+    summary["database_mean_active"] = float(db.data.active.sum(axis=1).mean()) if len(db) else None
+    save_model(out_dir, cfg, res.module, res.controller, layout, {e: 0.5 for e in layout.effects}, summary,
+               strength_input=cfg.controller.strength_input)
     return summary
 
 
 def thresholds_stage(model_dir: Path, val_db_dir: Path) -> dict:
-    """Per-effect thresholds on val (grid, coordinate descent), stored with the model."""
+    """Per-effect thresholds on val (grid, coordinate descent), stored with the model.
+
+    Tuned for the set inference renders: capped at `inference.max_active`, at least
+    `database.min_active` (see `plan.select_active`).
+    """
+    from .config import effective_max_active
     from .evaluation import tune_thresholds
     from .weights import read_metadata
 
     cfg, loaded = load_model(model_dir)
     _torch_threads(cfg)
     val = load_db(cfg, val_db_dir).data
-    pred = loaded.predict(val.style, val.audio)
-    result = tune_thresholds(pred.activity, pred.params, val.active, val.params, loaded.layout, cfg.thresholds)
+    pred = loaded.predict_data(val)
+    result = tune_thresholds(pred.activity, pred.params, val.active, val.params, loaded.layout, cfg.thresholds,
+                             max_active=effective_max_active(cfg), min_active=min_active_for(cfg))
     meta = read_metadata(model_dir / "controller")
     save_model(model_dir, cfg, loaded.module, meta.controller, loaded.layout, result.thresholds,
-               meta.training, meta.calibration)
-    return result.as_dict()
+               meta.training, meta.calibration, meta.strength_input)
+    out = result.as_dict()
+    out.update({"objective_name": cfg.thresholds.objective, "max_active": effective_max_active(cfg)})
+    return out
+
+
+def min_active_for(cfg: "Config") -> int:
+    """At least this many effects for a changed image: the database's floor, unless the notes'
+    procedure (no cap) is asked for, which renders exactly what passes the thresholds."""
+    from .config import effective_max_active
+
+    return int(cfg.database.min_active) if effective_max_active(cfg) else 0
 
 
 def evaluate_stage(model_dir: Path, test_db_dir: Path, train_db_dir: Path) -> dict:
@@ -168,15 +189,22 @@ def evaluate_stage(model_dir: Path, test_db_dir: Path, train_db_dir: Path) -> di
     train = load_db(cfg, train_db_dir).data
     if len(test) == 0:
         raise DeltaV2AError(f"test database {test_db_dir} has no records")
-    pred = loaded.predict(test.style, test.audio)
-    tuned = evaluate(pred.activity, pred.params, test.active, test.params, loaded.layout, loaded.thresholds)
-    at_half = evaluate(pred.activity, pred.params, test.active, test.params, loaded.layout, 0.5)
+    from .config import effective_max_active
+
+    pred = loaded.predict_data(test)
+    cap, floor = effective_max_active(cfg), min_active_for(cfg)
+    tuned = evaluate(pred.activity, pred.params, test.active, test.params, loaded.layout, loaded.thresholds,
+                     cap, floor)
+    at_half = evaluate(pred.activity, pred.params, test.active, test.params, loaded.layout, 0.5, cap, floor)
+    uncapped = evaluate(pred.activity, pred.params, test.active, test.params, loaded.layout, loaded.thresholds)
     base_value = float(mean_baseline_rmse(train.active, train.params, test.active, test.params, loaded.layout))
     strict = float(mean_baseline_rmse(train.active, train.params, test.active, test.params, loaded.layout,
                                       over="active"))
     out = {"controller": loaded.metadata.controller, "records": len(test),
            "mean_baseline_active_param_rmse": base_value,
            "tuned": tuned, "threshold_0.5": at_half,
+           "tuned_uncapped": {k: uncapped[k] for k in ("active_param_rmse_gated", "macro_f1", "micro_f1",
+                                                       "mean_active_effects_predicted")},
            "active_mean_baseline_active_param_rmse": strict,
            "reduction_vs_baseline": 1.0 - tuned["active_param_rmse_gated"] / base_value if base_value else None,
            "reduction_vs_active_mean_baseline":
@@ -235,7 +263,12 @@ def image_pairs(cfg: "Config", files: list[Path], seed: int, progress: bool = Fa
 
 def calibrate_stage(model_dir: Path, image_files: list[Path], train_db_dir: Path, seed: int = 0,
                     progress: bool = False) -> dict:
-    """Appendix D: fit (T, tau_c, s_c) on image pairs to the DB's mean top-1 mass; store it."""
+    """Appendix D: fit (T, tau_c, s_c) on image pairs to the DB's mean top-1 mass; store it.
+
+    Also fits the two StrengthMaps (core/strength.py) and stores them in the calibration:
+    image side on the first `inference.strength_fit_images` images x every image effect x
+    intensities 0.1..1.0; audio side on the training records' (||d||, chain strength).
+    """
     from .calibration import calibrate
     from .encoding import load_encoder, term_embeddings
     from .vocab import load_vocabulary
@@ -245,12 +278,40 @@ def calibrate_stage(model_dir: Path, image_files: list[Path], train_db_dir: Path
     db = load_db(cfg, train_db_dir)
     target = float(db.data.style.max(axis=1).mean())
     b, a, _ = image_pairs(cfg, image_files, seed, progress)
-    V = term_embeddings(load_encoder(cfg.encoders.image, "image"), load_vocabulary(cfg.vocabulary), "image")
+    encoder = load_encoder(cfg.encoders.image, "image")
+    V = term_embeddings(encoder, load_vocabulary(cfg.vocabulary), "image")
     result = calibrate(b, a, V, target)
+    record = result.as_dict()
+    record["strength"] = strength_maps(cfg, encoder, image_files, db, seed)
     meta = read_metadata(model_dir / "controller")
     save_model(model_dir, cfg, loaded.module, meta.controller, loaded.layout, meta.thresholds, meta.training,
-               result.as_dict())
-    return result.as_dict(with_grid=True)
+               record, meta.strength_input)
+    return {**result.as_dict(with_grid=True), "strength": record["strength"]}
+
+
+def strength_maps(cfg: "Config", encoder: Any, image_files: list[Path], db: "Database", seed: int) -> dict:
+    """{"image": StrengthMap dict, "audio": ..., "image_fit" / "audio_fit": how well each recovers
+    the known sizes}."""
+    import numpy as np
+
+    from .media import load_image
+    from .plugins import get
+    from .strength import StrengthMap, fit_image_strength, fit_report
+
+    images = []
+    for f in image_files[: cfg.inference.strength_fit_images]:
+        try:
+            images.append(load_image(f))
+        except DeltaV2AError as exc:
+            print(f"deltav2a: warning: skipping {exc}")
+    effects = [get("image_effect", n)() for n in cfg.effects.image]
+    image_map, image_fit = fit_image_strength(encoder, images, effects, seed)
+    moved = np.asarray(db.delta_norm, float) > 0
+    if db.data.strength is None or moved.sum() < 2:
+        raise DeltaV2AError(f"database {db.path} has too few records to fit the audio strength map")
+    audio_map = StrengthMap.fit(np.asarray(db.delta_norm)[moved], db.data.strength[moved])
+    return {"image": image_map.as_dict(), "audio": audio_map.as_dict(), "image_fit": image_fit,
+            "audio_fit": fit_report(audio_map, np.asarray(db.delta_norm)[moved], db.data.strength[moved])}
 
 
 # ---------------------------------------------------------------- diagnostics
@@ -333,15 +394,15 @@ def agreement_stage(model_dir: Path, image_files: list[Path], clip_files: list[P
         i, j, k = int(rng.integers(len(images))), int(rng.integers(len(fx))), int(rng.integers(len(clips)))
         before = images[i]
         after = fx[j].apply(before, float(rng.uniform(cfg.database.param_min_intensity, 1.0)), seed=seed + t)
-        labels, _, conf = tm.image_labels([before], [after])
+        label = tm.read_edit([before], [after])[0]
         x, sr = clips[k]
-        plan = tm.plan(labels[0], clip_emb[k], float(conf[0]))
-        y, _ = tm.render(x, sr, plan["settings"])
+        plan = tm.plan(label, clip_emb[k])
+        y, _ = tm.render(x, sr, plan)
         aug = sampler.sample(rng)
         y_rand = sampler.chain(aug, cfg.effects.tail, cfg.effects.max_tail_seconds).render(x, sr).audio
-        rows.append({"image": labels[0], "transfer": audio_label(k, y), "random": audio_label(k, y_rand),
+        rows.append({"image": label.label, "transfer": audio_label(k, y), "random": audio_label(k, y_rand),
                      "fixed": {n: audio_label(k, ch.render(x, sr).audio) for n, ch in fixed.items()},
-                     "n_active": len(plan["active"])})
+                     "n_active": len(plan.steps)})
     half = n_pairs // 2
     pick, score = rows[:half], rows[half:]
     if not score:
@@ -358,4 +419,5 @@ def agreement_stage(model_dir: Path, image_files: list[Path], clip_files: list[P
             "random_chain": agreement(img, stack(score, "random")),
             "best_fixed_chain": {"effect": best_fixed, "intensity": 0.6,
                                  **agreement(img, stack(score, "fixed", best_fixed))},
-            "mean_effects_rendered": float(np.mean([r["n_active"] for r in score]))}
+            "mean_effects_rendered": float(np.mean([r["n_active"] for r in score])),
+            "database_mean_active": (tm.controller.metadata.training or {}).get("database_mean_active")}

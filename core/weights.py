@@ -52,6 +52,7 @@ class ControllerMetadata:
     calibration: dict | None = None       # e.g. {"temperature": ..., "tau_c": ..., "s_c": ...}
     training: dict = field(default_factory=dict)  # summary: epochs, best epoch, metrics, seed
     plugins: list = field(default_factory=list)   # [{"kind", "name", "distribution", "version"}] it needs
+    strength_input: bool = False          # style input = label + strength (style_dim = K + 1)
 
     def as_dict(self) -> dict:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
@@ -212,10 +213,27 @@ class LoadedController:
     def thresholds(self) -> dict[str, float]:
         return dict(self.metadata.thresholds)
 
-    def predict(self, style: "np.ndarray", audio: "np.ndarray") -> "Prediction":
-        from .controller import predict
+    @property
+    def strength_input(self) -> bool:
+        return bool(self.metadata.strength_input)
 
+    def predict(self, style: "np.ndarray", audio: "np.ndarray", strength: "np.ndarray | float | None" = None
+                ) -> "Prediction":
+        """Labels (N, K), E(A) (N, D) and, for a strength-input controller, strength (N,) or a scalar."""
+        from .controller import predict, with_strength
+
+        if self.strength_input:
+            if strength is None:
+                raise DeltaV2AError("this controller takes an edit strength beside the label; none was given")
+            style = with_strength(style, strength)
         return predict(self.module, style, audio)
+
+    def predict_data(self, data: Any) -> "Prediction":
+        """Predict for `ControllerData` records (their strength is used when the controller takes it)."""
+        if self.strength_input and data.strength is None:
+            raise DeltaV2AError("this controller takes an edit strength, but the records carry none "
+                                "(a database built before strength existed? it is computed on load)")
+        return self.predict(data.style, data.audio, data.strength)
 
 
 def load_controller(path: str | Path, *, vocabulary: Mapping[str, Any] | None = None,

@@ -236,6 +236,35 @@ def test_rerun_is_a_no_op_and_other_settings_are_refused(built, tmp_path):
         build_database(Config(), splits, tmp_path / "foreign", augmentations=N_AUG, progress=False)
 
 
+def test_vocabulary_change_relabels_instead_of_rerendering(built, tmp_path):
+    """--overwrite with only another vocabulary recomputes the style column from the stored
+    embeddings: nothing is rendered, and the result equals a fresh build with that vocabulary."""
+    import shutil
+
+    splits, db_dir, summary = built
+    copy = tmp_path / "db"
+    shutil.copytree(db_dir, copy)
+    cfg = Config(vocabulary="v2")
+    relabelled = build_database(cfg, splits, copy, augmentations=N_AUG, workers=1, overwrite=True,
+                                progress=False)
+    assert relabelled.shards_written == 0 and relabelled.renders == 0
+    assert relabelled.records == summary.records
+    fresh = build_database(cfg, splits, tmp_path / "fresh", augmentations=N_AUG, workers=1, progress=False)
+    assert fresh.fingerprint == relabelled.fingerprint
+    assert table_of(copy).equals(table_of(tmp_path / "fresh"))
+    assert not table_of(copy).column("style").equals(table_of(db_dir).column("style"))
+    # another lexicon changes only the encoder's text side: relabelled too, after E(A) is checked
+    lex1 = load_config(overrides={"vocabulary": "v2", "encoders": {
+        "audio": {"name": "perceptual-audio", "options": {"lexicon_version": "1"}}}})
+    again = build_database(lex1, splits, copy, augmentations=N_AUG, workers=1, overwrite=True, progress=False)
+    assert again.shards_written == 0 and again.renders == 0 and again.fingerprint != fresh.fingerprint
+    assert table_of(copy).column("embedding").equals(table_of(db_dir).column("embedding"))
+    # the strength column: the audio-side edit size, in [0, 1], 0 only without active effects
+    t = table_of(copy)
+    strength = t.column("strength").to_numpy()
+    assert strength.min() >= 0 and strength.max() <= 1 and np.ptp(strength) > 0
+
+
 def test_resume_repairs_missing_damaged_and_temporary_shards(built, tmp_path):
     splits, db_dir, _ = built
     cfg = load_config(overrides={"database": {"shard_size": 2 * N_AUG}})  # 2 clips per shard

@@ -14,6 +14,10 @@ def demo(
     audio_effect: list[str] = typer.Option(["lowpass:cutoff_hz=900", "reverb:wet_level=0.45,room_size=0.8"],
                                            "--audio-effect", help="NAME[:param=value,...], repeatable"),
     seed: int = typer.Option(0, "--seed"),
+    refine: bool = typer.Option(False, "--refine/--no-refine",
+                                help="Refine the shipped controller's plan with the search (inference.search budget). "
+                                "Off by default: its higher agreement is measured by the encoder it optimises, and "
+                                "it can pick degenerate chains (README, results)."),
 ) -> None:
     """Generate example media, apply an image effect and an audio chain, then transfer the image
     edit onto the music with the shipped model; everything goes to OUTPUT."""
@@ -41,14 +45,11 @@ def demo(
     from ..transfer import DEFAULT_MODEL, TransferModel
 
     if (DEFAULT_MODEL / "controller.json").is_file():
-        from ..plots import transfer_summary
-
-        tm = TransferModel(DEFAULT_MODEL)
+        tm = TransferModel(DEFAULT_MODEL, refine=refine)
         before = load_image(paths["image"])
         res = tm.transfer(before, edited, x, sr)
-        out = save_audio(res.audio, sr, output / "transfer.wav")
-        write_json(output / "transfer.json", res.sidecar)
-        transfer_summary(before, edited, res.sidecar, x, res.audio, sr, output / "transfer.png")
+        out = output / "transfer.wav"
+        res.save(out, before=before, after=edited, original=x)
         summary.update({"transfer_audio": str(out), "transfer_sidecar": str(output / "transfer.json"),
                         "transfer_summary": str(output / "transfer.png")})
     else:

@@ -1,9 +1,10 @@
-"""`diagnose audio|image|agreement`: Experiment 2, the image-side probe, cross-modal agreement."""
+"""`diagnose audio|image|agreement|quality`: Experiment 2, the image-side probe, cross-modal agreement,
+transfer quality per controller."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -83,7 +84,81 @@ def agreement(
     for key in ("transfer", "random_chain", "best_fixed_chain"):
         r = res[key]
         typer.echo(f"{key:<17} cosine {r['mean_cosine']:+.3f}  top-1 {r['top1_agreement']:.3f}")
+    db_mean = res.get("database_mean_active")
+    typer.echo(f"effects rendered per transfer {res['mean_effects_rendered']:.2f} "
+               f"(training database: {db_mean:.2f} per record)" if db_mean is not None else
+               f"effects rendered per transfer {res['mean_effects_rendered']:.2f}")
     typer.echo(json_text({"best_fixed_chain": res["best_fixed_chain"]["effect"]}, indent=None))
+
+
+@diagnose_app.command("quality")
+def quality(
+    model: List[Path] = typer.Option(..., "--model", "-m", help="Model directory; repeat for more controllers "
+                                     "(the first one's encoders and calibration are the metric's ruler)."),
+    images: Path = typer.Option(..., "--images", help="Photos (a folder)."),
+    audio: Optional[Path] = typer.Option(None, "--audio", help="Clips (a folder); with --splits, the audio root."),
+    splits: Optional[Path] = typer.Option(None, "--splits", help="Split file: use its --split clips only."),
+    split: str = typer.Option("test", "--split", help="Which split's clips, with --splits."),
+    controllers: Optional[str] = typer.Option(None, "--controllers", help="Comma list: controller names of the "
+                                              "models, search, NAME+refine (default: the models' controllers)."),
+    photos: int = typer.Option(6, "--photos", min=2, help="Seeded sample of photos."),
+    clips: int = typer.Option(5, "--clips", min=1, help="Seeded sample of clips (from --splits: at most one "
+                              "per track until every track has one)."),
+    all_photos: bool = typer.Option(False, "--all-photos", help="Sample from all photos, not only the half "
+                                    "`run` did not calibrate on."),
+    intensities: str = typer.Option("0.1,0.3,0.5,0.7,0.9", "--intensities", help="Image edit intensities."),
+    budget_evals: Optional[int] = typer.Option(None, "--budget-evals", min=1, help="Search budget per transfer "
+                                               "for search / NAME+refine (default: the model's config)."),
+    seed: int = typer.Option(0, "--seed"),
+    output: Path = typer.Option(Path("outputs/diagnostics"), "--output", "-o"),
+) -> None:
+    """Per controller: label agreement, top-1, effects per transfer, strength tracking; vs two baselines."""
+    from ..atomic import write_text
+    from ..media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+    from ..quality_eval import (heldout_photos, parse_intensities, quality_markdown, quality_plot, run_quality,
+                                seeded_sample)
+    from ..sensitivity import list_media
+    from ..transfer import TransferModel
+
+    levels = parse_intensities(intensities)
+    clip_files = _clip_files(audio, splits, split, AUDIO_EXTENSIONS, clips, seed)
+    photo_files = list_media(images, IMAGE_EXTENSIONS, None, seed)
+    if not all_photos:
+        photo_files = heldout_photos(photo_files, seed)
+    models = [TransferModel(m) for m in model]
+    wanted = [c.strip() for c in controllers.split(",") if c.strip()] if controllers else \
+        list(dict.fromkeys(tm.controller.metadata.controller for tm in models))
+    res = run_quality(models, seeded_sample(photo_files, photos, seed), clip_files,
+                      wanted, levels, seed, progress=True, budget_evals=budget_evals)
+    res["clip_source"] = f"split '{split}' of {splits}" if splits else str(audio)
+    _write(output, "quality", res)
+    write_text(output / "quality.md", quality_markdown(res))
+    quality_plot(res, output / "quality.png")
+    typer.echo(quality_markdown(res).split("\n\nBest fixed")[0])
+    typer.echo(f"wrote {output / 'quality.json'}, quality.md, quality.png")
+
+
+def _clip_files(audio: Optional[Path], splits: Optional[Path], split: str, extensions, limit: int,
+                seed: int) -> list:
+    """A seeded sample of `limit` clips; from a split file, spread over its tracks first."""
+    from ..errors import DeltaV2AError
+    from ..quality_eval import one_clip_per_track, seeded_sample
+    from ..sensitivity import list_media
+
+    if splits is None:
+        if audio is None:
+            raise DeltaV2AError("give --audio (a folder of clips) or --splits")
+        return seeded_sample(list_media(audio, extensions, None, 0), limit, seed)
+    from ..splits import load_splits
+
+    sp = load_splits(splits, audio)
+    files = [sp.path_of(c) for c in one_clip_per_track(sp.clips_in(split), limit, seed)]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise DeltaV2AError(f"{len(missing)} clip(s) of split '{split}' are missing, e.g. {missing[0]}")
+    if not files:
+        raise DeltaV2AError(f"split '{split}' of {splits} has no clips")
+    return files
 
 
 def register(app: typer.Typer) -> None:

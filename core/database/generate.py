@@ -199,6 +199,8 @@ class ClipWorker:
             orders.append(list(names))
         before = np.repeat(e_a[None, :], N, axis=0)
         style, norms = style_labels(before, after, self.V, db.temperature)
+        from ..strength import chain_strength
+
         columns = {
             "clip_index": np.full(N, task.index, dtype=np.int32),
             "clip_id": [task.clip_id] * N,
@@ -211,6 +213,7 @@ class ClipWorker:
             "n_active": active.sum(axis=1).astype(np.int8),
             "delta_norm": norms.astype(np.float32),
             "below_min_norm": below,
+            "strength": chain_strength(active, params, self.layout, db.param_min_intensity),
             "style": style,
             "embedding": before,
             "embedding_after": after,
@@ -391,6 +394,7 @@ def plan_database(cfg: "Config", splits_path: str | os.PathLike, *,
         "splits": {"content_sha256": splits.content_hash(), "limit_clips": limit_clips,
                    "clips_sha256": clips_hash(clips), "n_clips": len(clips)},
         "pedalboard": getattr(pedalboard, "__version__", "unknown"),
+        "strength": "chain_strength/1",  # the per-record audio strength column (core/strength.py)
     }
     dims = {"style": vocab.size, "embedding": int(encoder.dim), "effects": layout.n_effects,
             "params": layout.n_params}
@@ -492,7 +496,7 @@ def _concat(results: Sequence[ClipResult]) -> dict[str, Any]:
     parts = [r.columns for r in results if r.columns is not None]
     out: dict[str, Any] = {}
     keys = ["clip_index", "clip_id", "track_id", "split", "augmentation", "seed", "attempt",
-            "attempts", "n_active", "delta_norm", "below_min_norm", "style", "embedding",
+            "attempts", "n_active", "delta_norm", "below_min_norm", "strength", "style", "embedding",
             "embedding_after", "active", "params", "params_raw", "chain_order"]
     for k in keys:
         vals = [p[k] for p in parts]
@@ -589,8 +593,91 @@ def build_database(cfg: "Config", splits_path: str | os.PathLike, out_dir: str |
         return _build_locked(plan, out, workers, overwrite, progress, on_shard)
 
 
+#: identity entries that only change the style labels, which are recomputed from the stored
+#: embeddings E(A), E(A') without rendering or encoding anything again. "encoder" is allowed
+#: when only its text side changed (e.g. another perceptual lexicon): same name and dimension,
+#: and re-encoding a stored clip gives its stored E(A) (`_same_media_encoder`)
+RELABEL_ONLY = {"vocabulary", "database.temperature", "encoder"}
+
+
+def _same_media_encoder(old: dict, plan: Plan, table: Any) -> bool:
+    """True when the configured audio encoder still maps the database's first clip to its stored E(A)."""
+    import numpy as np
+
+    from ..encoding import load_encoder
+    from ..pairs import load_clip
+
+    a, b = old.get("identity", {}).get("encoder", {}), plan.identity["encoder"]
+    if a.get("name") != b.get("name") or a.get("dim") != b.get("dim") or table.num_rows == 0:
+        return False
+    i = int(table.column("clip_index")[0].as_py())
+    x = load_clip(Path(plan.paths[i]), plan.cfg)
+    e = np.asarray(load_encoder(plan.cfg.encoders.audio, "audio").encode_audio([x], plan.cfg.audio.sample_rate),
+                   dtype=np.float32)[0]
+    return bool(np.allclose(e, store.vectors(table, "embedding")[0], rtol=1e-5, atol=1e-6))
+
+
+def _relabel(out: Path, plan: Plan) -> bool:
+    """A complete database that differs from `plan` only in vocabulary / label temperature gets
+    its style column recomputed in place (exactly what a fresh build would write: the labels
+    are a function of the stored float32 embeddings), instead of being re-rendered.
+
+    Crash-safe: the description says "building" with the new fingerprint first, and a shard
+    is rewritten atomically with the new fingerprint; a shard left behind by a kill no longer
+    matches and is rebuilt normally by the next run.
+    """
+    import pyarrow as pa
+
+    from ..style import style_labels
+
+    meta_path = out / store.META_FILE
+    if not meta_path.is_file():
+        return False
+    try:
+        old = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if (old.get("format"), old.get("version"), old.get("status")) != (store.FORMAT, store.VERSION, "complete"):
+        return False
+    diff = _identity_diff(old.get("identity", {}), plan.identity)
+    if not diff or not set(diff) <= RELABEL_ONLY or old.get("n_shards") != plan.n_shards:
+        return False
+    dims_old = {k: v for k, v in (old.get("dims") or {}).items() if k != "style"}
+    if dims_old != {k: v for k, v in plan.dims.items() if k != "style"}:
+        return False
+    if "encoder" in diff:
+        first = out / store.shard_name(0)
+        if store.read_shard_info(first) is None or not _same_media_encoder(old, plan, store.read_shard(first)):
+            return False
+    _write_meta(out, plan, "building")
+    temperature = plan.cfg.database.temperature
+    K = int(plan.dims["style"])
+    for s in range(plan.n_shards):
+        path = out / store.shard_name(s)
+        info = store.read_shard_info(path)
+        if info is None or info.get("fingerprint") != old.get("fingerprint"):
+            continue  # missing or foreign: the normal build below redoes it
+        table = store.read_shard(path)
+        info.pop("_rows", None)
+        if table.num_rows:
+            style, _ = style_labels(store.vectors(table, "embedding"), store.vectors(table, "embedding_after"),
+                                    plan.V, temperature)
+        else:
+            import numpy as np
+
+            style = np.zeros((0, K), np.float32)
+        col = pa.FixedSizeListArray.from_arrays(pa.array(style.reshape(-1)), K)
+        i = table.schema.get_field_index("style")
+        table = table.replace_schema_metadata(None).set_column(i, pa.field("style", col.type), col)
+        info["fingerprint"] = plan.fingerprint
+        store.write_shard(path, table, info)
+    return True
+
+
 def _build_locked(plan: Plan, out: Path, workers: int | None, overwrite: bool, progress: bool,
                   on_shard: Callable[[int], None] | None) -> BuildSummary:
+    if overwrite and _relabel(out, plan):
+        overwrite = False  # the relabelled shards are exactly what a rebuild would write
     _prepare_dir(out, plan, overwrite)
     for p in out.iterdir():  # temporaries of a build that was killed
         if p.name.startswith(store.TEMP_PREFIX):

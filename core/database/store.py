@@ -64,6 +64,7 @@ SCALAR_COLUMNS: dict[str, str] = {
     "n_active": "int8",
     "delta_norm": "float32",
     "below_min_norm": "bool",
+    "strength": "float32",   # audio-side edit size in [0, 1] (strength.chain_strength)
 }
 TEXT_COLUMNS = ("clip_id", "track_id", "split")
 
@@ -320,8 +321,18 @@ def load_database(db_dir: str | os.PathLike, *, audio_encoder: "Encoder | Any | 
     if table.num_rows != int(meta["records"]):
         raise DeltaV2AError(f"database {db_dir} holds {table.num_rows} records but "
                             f"{META_FILE} says {meta['records']}: rebuild it")
+    active, params = vectors(table, "active"), vectors(table, "params")
+    if "strength" in table.column_names:
+        strength = table.column("strength").to_numpy().astype(np.float32)
+    else:  # built before the column existed: the same definition, from the stored columns
+        from ..layout import ParamLayout
+        from ..strength import chain_strength
+
+        floor = float(meta.get("identity", {}).get("database", {}).get("param_min_intensity", 0.0))
+        strength = chain_strength(active, params, ParamLayout.from_names(
+            meta["identity"]["layout"]["effects"]), floor)
     data = ControllerData(style=vectors(table, "style"), audio=vectors(table, "embedding"),
-                          active=vectors(table, "active"), params=vectors(table, "params"))
+                          active=active, params=params, strength=strength)
     return Database(
         path=db_dir, meta=meta, data=data,
         clip_id=np.asarray(table.column("clip_id").to_pylist(), dtype=object),

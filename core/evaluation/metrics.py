@@ -39,13 +39,22 @@ def _arrays(layout: "ParamLayout", activity: Any, params_pred: Any, active_true:
     return activity, params_pred, active_true, params_true
 
 
+def predicted_active(activity: Any, thresholds: Any, layout: "ParamLayout", max_active: int | None = None,
+                     min_active: int = 0) -> "np.ndarray":
+    """What would be rendered: `plan.select_active` (threshold, then the clearest max_active)."""
+    from ..plan import select_active
+
+    return select_active(activity, thresholds, layout, max_active, min_active)
+
+
 def _rmse(sq: "np.ndarray", mask: "np.ndarray") -> float:
     count = int(mask.sum())
     return math.sqrt(float((sq * mask).sum()) / count) if count else float("nan")
 
 
 def active_param_rmse_gated(activity: Any, params_pred: Any, active_true: Any, params_true: Any,
-                            layout: "ParamLayout", thresholds: Any = 0.5) -> float:
+                            layout: "ParamLayout", thresholds: Any = 0.5, max_active: int | None = None,
+                            min_active: int = 0) -> float:
     """sqrt(mean over GT-active (record, param) of (gate(pred) - true)^2).
 
     gate(pred)[n, j] = pred[n, j] if activity[n, e(j)] >= threshold[e(j)] else bypass[j].
@@ -53,7 +62,7 @@ def active_param_rmse_gated(activity: Any, params_pred: Any, active_true: Any, p
     """
     activity, params_pred, active_true, params_true = _arrays(
         layout, activity, params_pred, active_true, params_true)
-    pred_active = activity >= threshold_vector(thresholds, layout)[None, :]
+    pred_active = predicted_active(activity, thresholds, layout, max_active, min_active)
     gated = layout.gate(params_pred, pred_active)
     return _rmse((gated - params_true) ** 2, layout.expand(active_true))
 
@@ -70,8 +79,8 @@ def per_param_active_rmse(params_pred: Any, active_true: Any, params_true: Any,
     return {name: _rmse(sq[:, j], mask[:, j]) for j, name in enumerate(layout.param_names)}
 
 
-def activity_f1(activity: Any, active_true: Any, layout: "ParamLayout", thresholds: Any = 0.5
-                ) -> dict[str, Any]:
+def activity_f1(activity: Any, active_true: Any, layout: "ParamLayout", thresholds: Any = 0.5,
+                max_active: int | None = None, min_active: int = 0) -> dict[str, Any]:
     """Per-effect F1, macro F1 (mean over effects) and micro F1 (pooled counts).
 
     An effect that is never active and never predicted has no F1 (NaN) and is left out of
@@ -81,7 +90,7 @@ def activity_f1(activity: Any, active_true: Any, layout: "ParamLayout", threshol
 
     activity = np.asarray(activity, dtype=np.float32)
     truth = np.asarray(active_true, dtype=bool)
-    pred = activity >= threshold_vector(thresholds, layout)[None, :]
+    pred = predicted_active(activity, thresholds, layout, max_active, min_active)
     tp = (pred & truth).sum(axis=0).astype(np.float64)
     fp = (pred & ~truth).sum(axis=0).astype(np.float64)
     fn = (~pred & truth).sum(axis=0).astype(np.float64)
@@ -134,18 +143,22 @@ def mean_baseline_rmse(train_active: Any, train_params: Any, active_true: Any, p
 
 
 def evaluate(activity: Any, params_pred: Any, active_true: Any, params_true: Any,
-             layout: "ParamLayout", thresholds: Any = 0.5) -> dict[str, Any]:
-    """Every metric of the notes' results section, as one JSON-ready dict."""
+             layout: "ParamLayout", thresholds: Any = 0.5, max_active: int | None = None,
+             min_active: int = 0) -> dict[str, Any]:
+    """Every metric of the notes' results section, as one JSON-ready dict.
+
+    `max_active` / `min_active` select the rendered set as inference does (`plan.select_active`).
+    """
     activity, params_pred, active_true, params_true = _arrays(
         layout, activity, params_pred, active_true, params_true)
     thr = threshold_vector(thresholds, layout)
-    pred_active = activity >= thr[None, :]
-    f1 = activity_f1(activity, active_true, layout, thr)
+    pred_active = predicted_active(activity, thr, layout, max_active, min_active)
+    f1 = activity_f1(activity, active_true, layout, thr, max_active, min_active)
     gated = layout.gate(params_pred, pred_active)
     return {
         "records": int(active_true.shape[0]),
         "active_param_rmse_gated": active_param_rmse_gated(
-            activity, params_pred, active_true, params_true, layout, thr),
+            activity, params_pred, active_true, params_true, layout, thr, max_active, min_active),
         "active_param_rmse": _rmse((params_pred - params_true) ** 2, layout.expand(active_true)),
         "macro_f1": f1["macro_f1"],
         "micro_f1": f1["micro_f1"],
@@ -155,6 +168,7 @@ def evaluate(activity: Any, params_pred: Any, active_true: Any, params_true: Any
         "mean_active_effects_predicted": float(pred_active.sum(axis=1).mean()) if len(pred_active) else float("nan"),
         "mean_active_effects_true": float(active_true.sum(axis=1).mean()) if len(active_true) else float("nan"),
         "thresholds": {e: float(t) for e, t in zip(layout.effects, thr)},
+        "max_active": max_active, "min_active": min_active,
     }
 
 

@@ -1,5 +1,13 @@
 """Per-effect activity thresholds tuned on validation (notes, "Activity Threshold Tuning").
 
+Two objectives (`thresholds.objective`, docs/decisions.md 9.2):
+
+* ``f1`` (default): maximise the macro F1 of the effect set that would be rendered (the
+  thresholds, then the `max_active` clearest, as at inference); ties go to the lower gated
+  RMSE. A false alarm costs F1, so thresholds are no longer pushed down until 5-6 of 7
+  effects fire on every transfer.
+* ``gated_rmse``: the notes' procedure, below, which reproduces their table.
+
 Coordinate descent over a uniform grid (default 0.05-0.95, 37 points, 2 passes): each
 effect in turn tries every grid value with the others fixed, and keeps the value with the
 lowest `active_param_rmse_gated`. The current value is always a candidate and wins ties,
@@ -7,9 +15,11 @@ so the objective never increases; among other equally good grid values the one n
 the current threshold wins (the metric cannot see false alarms, so a threshold should move
 only as far as the objective asks). The starting point (0.5) is on the default grid.
 
-The objective separates by effect (an effect's threshold only gates its own parameters and
-the RMSE pools squared errors), so one pass already reaches the best grid point; the second
-pass is kept because the notes run it and it confirms convergence (it changes nothing).
+Without a `max_active` cap the notes' objective separates by effect (an effect's threshold
+only gates its own parameters and the RMSE pools squared errors), so one pass already
+reaches the best grid point and the second confirms it. F1 and the cap couple the effects
+(raising one threshold can let another effect into the top `max_active`), which is what
+the further passes are for.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DeltaV2AError
-from .metrics import active_param_rmse_gated
+from .metrics import active_param_rmse_gated, activity_f1
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -30,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
 @dataclass
 class ThresholdResult:
     thresholds: dict[str, float]
-    objective: float               # active_param_rmse_gated at the tuned thresholds
+    objective: float               # the objective (see thresholds.objective) at the tuned thresholds
     objective_at_start: float      # ... at the starting thresholds (0.5 by default)
     history: list[dict[str, Any]] = field(default_factory=list)  # one entry per (pass, effect)
 
@@ -49,16 +59,25 @@ def threshold_grid(cfg: "ThresholdConfig") -> "np.ndarray":
 
 
 def tune_thresholds(activity: Any, params_pred: Any, active_true: Any, params_true: Any,
-                    layout: "ParamLayout", cfg: "ThresholdConfig", start: float = 0.5
-                    ) -> ThresholdResult:
-    """Coordinate descent on `active_param_rmse_gated` (lower is better)."""
+                    layout: "ParamLayout", cfg: "ThresholdConfig", start: float = 0.5,
+                    max_active: int | None = None, min_active: int = 0) -> ThresholdResult:
+    """Coordinate descent on the configured objective (lower is better)."""
     import numpy as np
 
     grid = threshold_grid(cfg)
     current = np.full(layout.n_effects, float(start), dtype=np.float64)
 
+    def rmse(vec: "np.ndarray") -> float:
+        return active_param_rmse_gated(activity, params_pred, active_true, params_true, layout, vec,
+                                       max_active, min_active)
+
     def objective(vec: "np.ndarray") -> float:
-        return active_param_rmse_gated(activity, params_pred, active_true, params_true, layout, vec)
+        if cfg.objective == "gated_rmse":
+            return rmse(vec)
+        f1 = activity_f1(activity, active_true, layout, vec, max_active, min_active)["macro_f1"]
+        r = rmse(vec)
+        # 1 - F1 first; the RMSE (< 1) scaled far below one F1 step only breaks ties
+        return (1.0 - f1) + 1e-4 * (r if np.isfinite(r) else 1.0) if np.isfinite(f1) else float("nan")
 
     best = objective(current)
     if np.isnan(best):

@@ -30,9 +30,18 @@ class ControllerData:
     audio: "np.ndarray"   # (N, D) float32
     active: "np.ndarray"  # (N, E) bool
     params: "np.ndarray"  # (N, P) float32
+    strength: "np.ndarray | None" = None  # (N,) float32 in [0, 1]: the controller's strength input
 
     def __post_init__(self) -> None:
         import numpy as np
+
+        if self.strength is not None:
+            self.strength = np.ascontiguousarray(self.strength, dtype=np.float32).reshape(-1)
+            if self.strength.shape[0] != np.asarray(self.style).shape[0]:
+                raise DeltaV2AError("controller data: strength must have one value per record")
+            if not np.isfinite(self.strength).all() or (self.strength.size and (
+                    self.strength.min() < 0 or self.strength.max() > 1)):
+                raise DeltaV2AError("controller data: strength must lie in [0, 1]")
 
         self.style = np.ascontiguousarray(self.style, dtype=np.float32)
         self.audio = np.ascontiguousarray(self.audio, dtype=np.float32)
@@ -56,8 +65,15 @@ class ControllerData:
         return int(self.style.shape[0])
 
     @property
+    def style_input(self) -> "np.ndarray":
+        """What the controller's style branch reads: the label, plus the strength column when set."""
+        from ..controller import with_strength
+
+        return with_strength(self.style, self.strength)
+
+    @property
     def style_dim(self) -> int:
-        return int(self.style.shape[1])
+        return int(self.style.shape[1]) + (0 if self.strength is None else 1)
 
     @property
     def audio_dim(self) -> int:
@@ -77,7 +93,11 @@ class ControllerData:
         import numpy as np
 
         idx = np.asarray(index)
-        return ControllerData(self.style[idx], self.audio[idx], self.active[idx], self.params[idx])
+        return ControllerData(self.style[idx], self.audio[idx], self.active[idx], self.params[idx],
+                              None if self.strength is None else self.strength[idx])
+
+    def without_strength(self) -> "ControllerData":
+        return ControllerData(self.style, self.audio, self.active, self.params, None)
 
     def split(self, val_fraction: float, seed: int) -> tuple["ControllerData", "ControllerData"]:
         """Random record-level split (the real pipeline splits by source clip instead)."""
@@ -93,7 +113,7 @@ class ControllerData:
     def synthetic(cls, layout: "ParamLayout", n: int, style_dim: int = 24, audio_dim: int = 32,
                   seed: int = 0, min_active: int = 1, max_active: int = 2,
                   min_intensity: float = 0.35, noise: float = 0.3,
-                  temperature: float = 1.0) -> "ControllerData":
+                  temperature: float = 1.0, with_strength: bool = False) -> "ControllerData":
         """A learnable toy version of the inverse-mapping database (tests, smoke runs).
 
         Like the notes' DB: 1-2 active effects per record, active parameters at least
@@ -133,7 +153,13 @@ class ControllerData:
         style = np.exp(logits)
         style /= style.sum(axis=1, keepdims=True)
         audio = rng.normal(0.0, 1.0, size=(n, audio_dim))
-        return cls(style, audio, active, np.clip(params, 0.0, 1.0))
+        params = np.clip(params, 0.0, 1.0)
+        strength = None
+        if with_strength:
+            from ..strength import chain_strength
+
+            strength = chain_strength(active, params, layout, min_intensity)
+        return cls(style, audio, active, params, strength)
 
 
 __all__ = ["ControllerData"]

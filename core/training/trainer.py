@@ -115,7 +115,7 @@ def _jsonable(obj: Any) -> Any:
 
 def _data_digest(data: ControllerData) -> str:
     h = hashlib.blake2b(digest_size=12)
-    for arr in (data.style, data.audio, data.active, data.params):
+    for arr in (data.style_input, data.audio, data.active, data.params):
         h.update(str(arr.shape).encode())
         h.update(np.ascontiguousarray(arr).tobytes())
     return h.hexdigest()
@@ -208,7 +208,13 @@ def _evaluate(module: torch.nn.Module, data: ControllerData, tensors: tuple, lay
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v * n
     out = {f"val_{k}": v / max(len(data), 1) for k, v in sums.items()}
-    pred = predict(module, data.style, data.audio)
+    out.update(_val_metrics(module, data, layout))
+    return out
+
+
+def _val_metrics(module: torch.nn.Module, data: ControllerData, layout: ParamLayout) -> dict[str, float]:
+    out: dict[str, float] = {}
+    pred = predict(module, data.style_input, data.audio)
     out["val_active_param_rmse_gated"] = active_param_rmse_gated(
         pred.activity, pred.params, data.active, data.params, layout, 0.5)
     out["val_active_param_rmse"] = active_param_rmse_gated(
@@ -221,7 +227,7 @@ def _evaluate(module: torch.nn.Module, data: ControllerData, tensors: tuple, lay
 
 def _as_tensors(data: ControllerData) -> tuple[torch.Tensor, ...]:
     # torch.tensor copies: arrays read from Parquet are read-only views
-    return (torch.tensor(data.style), torch.tensor(data.audio),
+    return (torch.tensor(data.style_input), torch.tensor(data.audio),
             torch.tensor(data.active), torch.tensor(data.params))
 
 
@@ -269,6 +275,8 @@ def train_controller(controller: str | type[Controller], train: ControllerData,
         _remove_run_files(out)
         checkpoint = None
 
+    if getattr(spec, "fits_data", False):
+        return _fit_without_training(spec, train, val, layout, ccfg, metric, seed, out)
     train_t = _as_tensors(train)
     val_t = _as_tensors(val)
     with torch.random.fork_rng(devices=[]):
@@ -334,6 +342,29 @@ def train_controller(controller: str | type[Controller], train: ControllerData,
         plot_curves(history, out / CURVES_PNG, best_epoch, metric)
     return TrainResult(module, name, history, int(best_epoch or 0), float(best_value), metric,
                        int(seed), out, epochs_run, count_parameters(module))
+
+
+def _fit_without_training(spec: type[Controller], train: ControllerData, val: ControllerData,
+                          layout: ParamLayout, ccfg: ControllerConfig, metric: str, seed: int,
+                          out: Path | None) -> TrainResult:
+    """Controllers that store data instead of learning weights (knn): one "epoch" = fit.
+
+    The result looks like a one-epoch training run (validation metrics, metrics.json), so
+    `train`, `run`, thresholds and evaluation treat it like any other controller.
+    """
+    t0 = time.perf_counter()
+    module = spec.build(train.style_dim, train.audio_dim, layout, ccfg)
+    info = module.fit(train, seed=seed)
+    record: dict[str, Any] = {"epoch": 1, "lr": 0.0, **{f"fit_{k}": v for k, v in info.items()}}
+    record.update(_val_metrics(module, val, layout))
+    record["seconds"] = time.perf_counter() - t0
+    value = float(record.get(metric, float("nan")))
+    module.eval()
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_metrics(out, spec.name, [record], 1, value, metric)
+    return TrainResult(module, spec.name, [record], 1, value, metric, int(seed), out, 1,
+                       count_parameters(module))
 
 
 def _improves(value: float, best: float, metric: str) -> bool:

@@ -1,7 +1,7 @@
 """Built-in controllers (registered through the deltav2a entry points).
 
 The registered classes are light: torch and the network modules (`mlp.py`, `ar.py`) are
-imported only when `build()` is called, so listing plugins stays fast.
+imported only when `build()` is called (`knn.py` too), so listing plugins stays fast.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 from deltav2a.controller import Controller
 from deltav2a.hookspecs import hookimpl
+
+from .search import SearchController
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -59,7 +61,30 @@ class ARController(Controller):
         return ARNet(style_dim, audio_dim, layout, cfg.ar)
 
 
+class KNNController(Controller):
+    """k-nearest-neighbour baseline over the training database (no gradient training).
+
+    Fitting stores the database's labels, E(A), activity, parameters (and strength, when the
+    database has it); a query takes its k nearest records by a weighted Hellinger distance of
+    labels + standardised E(A) distance (+ strength difference). Activity is the neighbours'
+    vote, each parameter the mean over the neighbours where its effect is active. Options:
+    `controller.knn.k`, `style_weight`, `audio_weight`, `strength_weight`, `max_records`.
+    """
+
+    name = "knn"
+    fits_data = True
+
+    @classmethod
+    def build(cls, style_dim: int, audio_dim: int, layout: "ParamLayout",
+              cfg: "ControllerConfig") -> "torch.nn.Module":
+        from .knn import KNNNet
+
+        return KNNNet(style_dim, audio_dim, layout, cfg.knn)
+
+
 @hookimpl
 def register_controllers(register):
     register(MLPController)
     register(ARController)
+    register(SearchController)
+    register(KNNController)

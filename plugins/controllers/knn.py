@@ -1,0 +1,166 @@
+"""k-nearest-neighbour controller: the baseline every learned controller has to beat.
+
+"Training" stores the training database's records as buffers; a query looks up its k
+nearest records and answers with
+
+* activity  = the fraction of the k neighbours in which each effect is active (a vote);
+* params    = per parameter, the mean over the neighbours whose effect is active
+              (bypass when none of them has it active).
+
+Distance (squared), each term on a comparable 0..1-ish scale:
+
+    d^2 = style_weight    * H(s, s_i)^2            Hellinger distance of the two labels
+        + audio_weight    * |z(a) - z(a_i)|^2 / D  E(A) standardised per dimension (train stats)
+        + strength_weight * (q - q_i)^2            only when both the query and the records
+                                                   carry a strength in [0, 1]
+
+Labels are probability vectors, so the Hellinger distance (Euclidean on sqrt(p), / sqrt 2)
+is the natural metric: it is bounded by 1 and does not let one large term dominate the way
+a plain Euclidean distance of probabilities does near a peaked label.
+
+The stored record count is only known after fitting, so loading resizes the buffers to the
+saved tensors' shapes (`_load_from_state_dict`) instead of requiring them up front: the
+saved file goes through the same safetensors path as every other controller.
+
+This module imports torch at the top; `KNNController` (the package's __init__) only imports
+it from `build()`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from deltav2a.errors import DeltaV2AError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from deltav2a.config import KNNConfig
+    from deltav2a.layout import ParamLayout
+    from deltav2a.training import ControllerData
+
+QUERY_CHUNK = 512  # queries per distance block: 512 x 100k records x 4 B = 200 MB at the cap
+
+_BUFFERS = ("style", "audio", "active", "params", "strength", "audio_mean", "audio_std")
+
+
+class KNNNet(nn.Module):
+    def __init__(self, style_dim: int, audio_dim: int, layout: "ParamLayout", cfg: "KNNConfig"):
+        super().__init__()
+        self.layout = layout
+        self.style_dim = int(style_dim)
+        self.audio_dim = int(audio_dim)
+        self.k = int(cfg.k)
+        self.style_weight = float(cfg.style_weight)
+        self.audio_weight = float(cfg.audio_weight)
+        self.strength_weight = float(cfg.strength_weight)
+        self.max_records = int(cfg.max_records)
+        E, P = layout.n_effects, layout.n_params
+        self.register_buffer("style", torch.zeros(0, self.style_dim))
+        self.register_buffer("audio", torch.zeros(0, self.audio_dim))
+        self.register_buffer("active", torch.zeros(0, E))
+        self.register_buffer("params", torch.zeros(0, P))
+        # per-record strength; an empty tensor when the database has none
+        self.register_buffer("strength", torch.zeros(0))
+        self.register_buffer("audio_mean", torch.zeros(self.audio_dim))
+        self.register_buffer("audio_std", torch.ones(self.audio_dim))
+        self.register_buffer("param_effect", torch.as_tensor(layout.param_effect, dtype=torch.long),
+                             persistent=False)
+        self.register_buffer("bypass", torch.as_tensor(layout.bypass, dtype=torch.float32),
+                             persistent=False)
+
+    @property
+    def n_records(self) -> int:
+        return int(self.style.shape[0])
+
+    # -- "training" ----------------------------------------------------------------------------
+
+    def fit(self, data: "ControllerData", seed: int = 0) -> dict[str, Any]:
+        """Store the records (a seeded sample of `max_records` when there are more)."""
+        import numpy as np
+
+        data.check_layout(self.layout)
+        if (data.style_dim, data.audio_dim) != (self.style_dim, self.audio_dim):
+            raise DeltaV2AError(f"knn: records are ({data.style_dim}, {data.audio_dim})-dimensional, "
+                                f"the controller was built for ({self.style_dim}, {self.audio_dim})")
+        n = len(data)
+        if n == 0:
+            raise DeltaV2AError("knn: no training records to store")
+        idx = np.arange(n)
+        if n > self.max_records:
+            idx = np.sort(np.random.default_rng(seed).choice(n, self.max_records, replace=False))
+        strength = getattr(data, "strength", None)
+        audio = torch.tensor(data.audio[idx])
+        self.style = torch.tensor(data.style[idx])
+        self.audio = audio
+        self.active = torch.tensor(data.active[idx], dtype=torch.float32)
+        self.params = torch.tensor(data.params[idx])
+        self.strength = (torch.tensor(np.asarray(strength, dtype=np.float32)[idx])
+                         if strength is not None else torch.zeros(0))
+        self.audio_mean = audio.mean(dim=0)
+        # a constant dimension carries no distance information: scale 1 keeps it at 0, not NaN
+        std = audio.std(dim=0, unbiased=False)
+        self.audio_std = torch.where(std > 1e-8, std, torch.ones_like(std))
+        return {"records": int(len(idx)), "records_available": n,
+                "strength": bool(self.strength.numel())}
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        # the record count is data, not architecture: take the stored shapes
+        for name in _BUFFERS:
+            key = prefix + name
+            if key in state_dict:
+                self._buffers[name] = torch.empty_like(state_dict[key], dtype=torch.float32)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    # -- inference -----------------------------------------------------------------------------
+
+    def _features(self, style: torch.Tensor, audio: torch.Tensor,
+                  strength: torch.Tensor | None) -> torch.Tensor:
+        """Concatenated, weighted features whose Euclidean distance is d above."""
+        parts = [style.clamp(min=0).sqrt() * (self.style_weight / 2.0) ** 0.5]
+        if self.audio_weight > 0:
+            z = (audio - self.audio_mean) / self.audio_std
+            parts.append(z * (self.audio_weight / self.audio_dim) ** 0.5)
+        if strength is not None:
+            parts.append(strength.reshape(-1, 1) * self.strength_weight ** 0.5)
+        return torch.cat(parts, dim=1)
+
+    def neighbours(self, style: torch.Tensor, audio: torch.Tensor,
+                   strength: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, k) indices of the nearest stored records and their distances."""
+        if self.n_records == 0:
+            raise DeltaV2AError("knn controller holds no records: fit it on a database first")
+        use_strength = (strength is not None and self.strength.numel() == self.n_records
+                        and self.strength_weight > 0)
+        bank = self._features(self.style, self.audio, self.strength if use_strength else None)
+        k = min(self.k, self.n_records)
+        idx, dist = [], []
+        for i in range(0, style.shape[0], QUERY_CHUNK):
+            sl = slice(i, i + QUERY_CHUNK)
+            q = self._features(style[sl], audio[sl], strength[sl] if use_strength else None)
+            d = torch.cdist(q, bank)
+            # ties broken by record order, so results do not depend on the chunking
+            vals, ids = torch.topk(d, k, dim=1, largest=False, sorted=True)
+            idx.append(ids)
+            dist.append(vals)
+        return torch.cat(idx), torch.cat(dist)
+
+    def predict_batch(self, style: torch.Tensor, audio: torch.Tensor,
+                      strength: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if strength is None and self.n_records and style.shape[1] == self.style.shape[1] + 1:
+            # a strength-input model gets label + strength as one input (controller.with_strength)
+            style, strength = style[:, :-1], style[:, -1]
+        if style.shape[0] == 0:
+            return (style.new_zeros((0, self.layout.n_effects)),
+                    style.new_zeros((0, self.layout.n_params)))
+        idx, _ = self.neighbours(style, audio, strength)
+        act = self.active[idx]                       # (N, k, E)
+        activity = act.mean(dim=1)
+        owner = act[:, :, self.param_effect]         # (N, k, P): is each param's effect active
+        total = (owner * self.params[idx]).sum(dim=1)
+        count = owner.sum(dim=1)
+        params = torch.where(count > 0, total / count.clamp(min=1), self.bypass[None, :])
+        return activity, params

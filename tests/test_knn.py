@@ -1,0 +1,150 @@
+"""The knn baseline controller: votes, active-only means, strength, saved records, training path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deltav2a.config import ControllerConfig, KNNConfig, TrainingConfig
+from deltav2a.controller import get_controller, predict
+from deltav2a.errors import DeltaV2AError
+from deltav2a.evaluation.metrics import active_param_rmse_gated, activity_f1, mean_baseline_rmse
+from deltav2a.layout import ParamLayout
+from deltav2a.training import ControllerData
+from deltav2a.training.trainer import train_controller
+from deltav2a.weights import ControllerMetadata, load_controller, save_controller
+
+torch.set_num_threads(1)
+
+EFFECTS = ["lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "playback_rate"]
+
+
+@pytest.fixture
+def layout() -> ParamLayout:
+    return ParamLayout.from_names(EFFECTS)
+
+
+def _knn(layout, style_dim=24, audio_dim=16, **opts):
+    cfg = ControllerConfig(knn=KNNConfig(**opts))
+    return get_controller("knn").build(style_dim, audio_dim, layout, cfg)
+
+
+def _records(layout, rows):
+    """rows: (style (K,), active effect names, {param index: value}) -> ControllerData."""
+    K = len(rows[0][0])
+    style = np.asarray([r[0] for r in rows], np.float32)
+    active = np.zeros((len(rows), layout.n_effects), bool)
+    params = np.tile(layout.bypass_array().astype(np.float32), (len(rows), 1))
+    for i, (_, names, values) in enumerate(rows):
+        for n in names:
+            active[i, layout.effects.index(n)] = True
+        for j, v in values.items():
+            params[i, j] = v
+    return ControllerData(style.reshape(len(rows), K), np.zeros((len(rows), 4), np.float32), active, params)
+
+
+def _param_index(layout, effect):
+    owner = layout.param_effect_array()
+    return int(np.flatnonzero(owner == layout.effects.index(effect))[0])
+
+
+def test_vote_and_active_only_mean(layout):
+    """3 neighbours: lowpass active in 2 of 3 -> activity 2/3, its param = mean of those 2."""
+    j = _param_index(layout, "lowpass")
+    near = [1.0, 0.0, 0.0]
+    data = _records(layout, [
+        (near, ["lowpass"], {j: 0.2}),
+        (near, ["lowpass", "reverb"], {j: 0.4}),
+        (near, ["reverb"], {}),
+        ([0.0, 0.0, 1.0], ["delay"], {}),            # far away: never a neighbour
+    ])
+    net = _knn(layout, style_dim=3, audio_dim=4, k=3, audio_weight=0.0)
+    net.fit(data)
+    pred = predict(net, np.asarray([near], np.float32), np.zeros((1, 4), np.float32))
+    act = dict(zip(layout.effects, pred.activity[0]))
+    assert act["lowpass"] == pytest.approx(2 / 3) and act["reverb"] == pytest.approx(2 / 3)
+    assert act["delay"] == 0.0
+    assert pred.params[0, j] == pytest.approx(0.3)       # not (0.2 + 0.4 + bypass) / 3
+    d = _param_index(layout, "delay")
+    assert pred.params[0, d] == pytest.approx(layout.bypass_array()[d])  # nobody active: bypass
+
+
+def test_k1_returns_the_stored_record(layout):
+    data = ControllerData.synthetic(layout, 200, audio_dim=16, seed=3)
+    net = _knn(layout, k=1)
+    net.fit(data)
+    pred = predict(net, data.style, data.audio)
+    assert np.array_equal(pred.activity.astype(bool), data.active)
+    gated = layout.gate(pred.params, data.active)
+    assert np.allclose(gated, layout.gate(data.params, data.active))
+
+
+def test_strength_picks_the_matching_record(layout):
+    """Same label and E(A), different strength: the query's strength decides the neighbour.
+
+    A strength-input model reads label + strength as one (K + 1) input (`with_strength`)."""
+    from deltav2a.controller import with_strength
+
+    j = _param_index(layout, "lowpass")
+    data = _records(layout, [([1.0, 0.0], ["lowpass"], {j: 0.1}), ([1.0, 0.0], ["lowpass"], {j: 0.9})])
+    data.strength = np.asarray([0.2, 0.9], np.float32)
+    net = _knn(layout, style_dim=3, audio_dim=4, k=1)
+    assert net.fit(data)["strength"] is True
+    q = np.asarray([[1.0, 0.0], [1.0, 0.0]], np.float32)
+    pred = predict(net, with_strength(q, np.asarray([0.85, 0.25])), np.zeros((2, 4), np.float32))
+    assert pred.params[0, j] == pytest.approx(0.9) and pred.params[1, j] == pytest.approx(0.1)
+    without = _knn(layout, style_dim=3, audio_dim=4, k=2, strength_weight=0.0)
+    without.fit(data)  # strength ignored: both records tie, the mean of the two
+    pred = predict(without, with_strength(q, np.asarray([0.85, 0.25])), np.zeros((2, 4), np.float32))
+    assert pred.params[0, j] == pytest.approx(0.5)
+
+
+def test_beats_the_mean_baseline_on_held_out_records(layout):
+    """On the learnable toy problem the neighbour mean must do better than a constant."""
+    data = ControllerData.synthetic(layout, 3000, audio_dim=16, seed=0, noise=0.1)
+    train, test = data.split(0.2, seed=0)
+    net = _knn(layout, k=8)
+    net.fit(train)
+    pred = predict(net, test.style, test.audio)
+    rmse = active_param_rmse_gated(pred.activity, pred.params, test.active, test.params, layout, 0.5)
+    base = mean_baseline_rmse(train.active, train.params, test.active, test.params, layout)
+    f1 = activity_f1(pred.activity, test.active, layout, 0.5)["macro_f1"]
+    assert rmse < 0.8 * base, (rmse, base)
+    assert f1 > 0.5
+
+
+def test_saved_records_round_trip(layout, tmp_path):
+    data = ControllerData.synthetic(layout, 300, audio_dim=16, seed=2)
+    net = _knn(layout, k=5, max_records=120)
+    info = net.fit(data, seed=4)
+    assert info == {"records": 120, "records_available": 300, "strength": False}
+    meta = ControllerMetadata(
+        controller="knn", config=ControllerConfig(knn=KNNConfig(k=5, max_records=120)).model_dump(mode="json"),
+        layout=layout.describe(), style_dim=24, audio_dim=16,
+        vocabulary={"name": "v3", "fingerprint": "v"}, encoders={"audio": {"name": "a", "fingerprint": "a"}},
+        thresholds={e: 0.5 for e in layout.effects})
+    save_controller(tmp_path / "ctl", net, meta)
+    loaded = load_controller(tmp_path / "ctl", layout=layout)
+    assert loaded.module.n_records == 120
+    a, b = predict(net, data.style, data.audio), loaded.predict(data.style, data.audio)
+    assert np.array_equal(a.activity, b.activity) and np.array_equal(a.params, b.params)
+
+
+def test_unfitted_and_mismatched_inputs_are_refused(layout):
+    net = _knn(layout)
+    with pytest.raises(DeltaV2AError, match="holds no records"):
+        predict(net, np.full((1, 24), 1 / 24, np.float32), np.zeros((1, 16), np.float32))
+    with pytest.raises(DeltaV2AError, match="built for"):
+        net.fit(ControllerData.synthetic(layout, 10, audio_dim=8, seed=0))
+
+
+def test_trainer_fits_instead_of_training(layout, tmp_path):
+    data = ControllerData.synthetic(layout, 400, audio_dim=16, seed=5)
+    train, val = data.split(0.25, seed=0)
+    res = train_controller("knn", train, val, layout, ControllerConfig(knn=KNNConfig(k=4)),
+                           TrainingConfig(epochs=50), out_dir=tmp_path / "t", seed=0, progress=False)
+    assert res.best_epoch == 1 and len(res.history) == 1 and res.parameters == 0
+    assert res.module.n_records == len(train)
+    assert 0 < res.best_value < 1
+    assert (tmp_path / "t" / "metrics.json").is_file()
