@@ -152,7 +152,7 @@ class ThresholdConfig(_Section):
 class SearchConfig(_Section):
     """Inference-time search (`search` controller, `--refine`): budget and scoring."""
 
-    budget_evals: int | None = Field(80, ge=1, description="candidate renders (None: seconds only)")
+    budget_evals: int | None = Field(60, ge=1, description="candidate renders (None: seconds only)")
     budget_seconds: float | None = Field(None, gt=0, description="wall-clock limit (None: evaluations only)")
     excerpt_seconds: float = Field(3.0, ge=0.25, description="candidates are rendered on the loudest window this long")
     strength_weight: float = Field(0.5, ge=0, description="weight of |audio strength - image strength| in the score")

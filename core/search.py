@@ -23,10 +23,11 @@ Search (all evaluations count against the budget):
    whose intensity is known, also fit one for this clip.
 3. **Effect choice.** Subsets of up to `max_active` effects are grown by a beam over the best
    single effects (each grown subset rendered once at its members' best intensities); the
-   best few subsets (plus the initial plan's, when refining) become arms.
+   best few subsets seen (the initial plan's among the candidates) become arms.
 4. **CMA-ES** (package `cma`) over each arm's normalised parameters, one generation per arm
    per iteration; after every two iterations the worst arm is dropped (successive halving),
-   until one is left. A refining search starts its arm's mean at the initial plan.
+   until one is left. When the initial plan's subset is an arm, its CMA mean starts at the
+   initial plan (smaller step).
 
 The returned `EffectPlan` holds the best candidate seen, and `trajectory` the best score after
 the first pass and after each iteration (non-decreasing by construction). With an
@@ -66,31 +67,26 @@ MIN_EXCERPT_SECONDS = 0.25
 # ----------------------------------------------------------------------------- validation
 
 
+def _positive(value: Any, what: str, whole: bool) -> float:
+    """A finite number > 0 (whole when `whole`), or a one-line error naming `what`."""
+    kind = "a whole number" if whole else "a number"
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise DeltaV2AError(f"{what} must be {kind}, got {value!r}") from None
+    if not math.isfinite(number) or (whole and number != int(number)):
+        raise DeltaV2AError(f"{what} must be {kind}, got {value!r}")
+    if number <= 0:
+        raise DeltaV2AError(f"{what} must be positive (at least 1 evaluation or some seconds), got {value!r}")
+    return number
+
+
 def check_budget(budget_evals: Any = None, budget_seconds: Any = None) -> tuple[int | None, float | None]:
-    """Validate a search budget; a one-line error for 0, negatives, NaN or text."""
-    evals = seconds = None
-    if budget_evals is not None:
-        if isinstance(budget_evals, bool):
-            raise DeltaV2AError(f"search budget (evaluations) must be a whole number, got {budget_evals!r}")
-        try:
-            as_float = float(budget_evals)
-        except (TypeError, ValueError):
-            raise DeltaV2AError(
-                f"search budget (evaluations) must be a whole number, got {budget_evals!r}") from None
-        if not math.isfinite(as_float) or as_float != int(as_float):
-            raise DeltaV2AError(f"search budget (evaluations) must be a whole number, got {budget_evals!r}")
-        evals = int(as_float)
-        if evals <= 0:
-            raise DeltaV2AError(f"search budget (evaluations) must be at least 1, got {evals}")
-    if budget_seconds is not None:
-        if isinstance(budget_seconds, bool):
-            raise DeltaV2AError(f"search budget (seconds) must be a number, got {budget_seconds!r}")
-        try:
-            seconds = float(budget_seconds)
-        except (TypeError, ValueError):
-            raise DeltaV2AError(f"search budget (seconds) must be a number, got {budget_seconds!r}") from None
-        if not math.isfinite(seconds) or seconds <= 0:
-            raise DeltaV2AError(f"search budget (seconds) must be a positive finite number, got {budget_seconds!r}")
+    """Validate a search budget; a one-line error for 0, negatives, NaN, infinity or text."""
+    evals = None if budget_evals is None else int(_positive(budget_evals, "search budget (evaluations)", True))
+    seconds = None if budget_seconds is None else _positive(budget_seconds, "search budget (seconds)", False)
     if evals is None and seconds is None:
         raise DeltaV2AError("the search needs a budget: evaluations, seconds or both")
     return evals, seconds
@@ -229,6 +225,8 @@ class _Evaluator:
         self.best: _Candidate | None = None
 
     def spent(self) -> bool:
+        if self.count == 0:
+            return False  # a time budget shorter than one render still yields a plan
         if self.budget_evals is not None and self.count >= self.budget_evals:
             return True
         return self.deadline is not None and time.perf_counter() >= self.deadline
@@ -342,9 +340,9 @@ def search_plan(audio: "np.ndarray", sample_rate: int, target: "StyleLabel", *,
     _settle_strength(ev)
     arms: list[tuple[tuple[int, ...], "np.ndarray"]] = []
     try:
-        arms = _choose_arms(ev, layout, max_active, start_subset, start_u)
+        arms = _choose_arms(ev, layout, max_active)
     except _BudgetSpent:
-        arms = _rank_subsets(ev, start_subset)[:N_ARMS]
+        arms = _rank_subsets(ev)[:N_ARMS]
     if ev.best is not None:
         trajectory.append(ev.best.total)
     try:
@@ -354,8 +352,7 @@ def search_plan(audio: "np.ndarray", sample_rate: int, target: "StyleLabel", *,
             trajectory.append(ev.best.total)
 
     best = ev.best
-    if best is None:  # not even one render fitted the budget
-        raise DeltaV2AError("the search budget ran out before the first candidate was scored")
+    assert best is not None  # spent() always allows the first render
     active = [i in best.subset for i in range(layout.n_effects)]
     settings = layout.to_raw(best.u, active)
     steps = tuple(EffectStep(name, dict(p)) for name, p in settings.items())
@@ -378,20 +375,22 @@ def _settle_strength(ev: _Evaluator) -> None:
         ev.rescore(c)
 
 
-def _rank_subsets(ev: _Evaluator, keep: tuple[int, ...] | None) -> list:
-    """Distinct subsets seen so far, best first, each with its best parameters."""
+def _rank_subsets(ev: _Evaluator) -> list:
+    """Distinct subsets seen so far, best first, each with its best parameters.
+
+    An initial plan's subset competes like any other (it is in the history with the initial
+    parameters): forcing it into the arms cost refinement more than it gained on the benchmark
+    whenever the trained controller's choice was poor.
+    """
     best: dict[tuple[int, ...], _Candidate] = {}
     for c in ev.history:
         if c.subset not in best or c.total > best[c.subset].total:
             best[c.subset] = c
     ranked = sorted(best.values(), key=lambda c: -c.total)
-    out = [(c.subset, c.u) for c in ranked]
-    if keep is not None and keep in best:
-        out = [(keep, best[keep].u)] + [a for a in out if a[0] != keep]
-    return out
+    return [(c.subset, c.u) for c in ranked]
 
 
-def _choose_arms(ev: _Evaluator, layout: "ParamLayout", max_active: int, start_subset, start_u) -> list:
+def _choose_arms(ev: _Evaluator, layout: "ParamLayout", max_active: int) -> list:
     """Beam over subsets grown from the best single effects; the best few become arms."""
     import numpy as np
 
@@ -422,7 +421,7 @@ def _choose_arms(ev: _Evaluator, layout: "ParamLayout", max_active: int, start_s
         level = sorted(grown, key=lambda s: -scored[s])[:BEAM_WIDTH]
         if not level:
             break
-    return _rank_subsets(ev, start_subset)[:N_ARMS]
+    return _rank_subsets(ev)[:N_ARMS]
 
 
 def _cma_rounds(ev: _Evaluator, layout: "ParamLayout", arms: list, seed: int,

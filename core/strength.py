@@ -79,8 +79,10 @@ class StrengthMap:
         y = np.asarray(intensities, dtype=np.float64).ravel()
         if x.shape != y.shape or x.size < 2:
             raise DeltaV2AError("strength map fit needs at least two (norm, intensity) pairs")
-        keep = np.isfinite(x) & np.isfinite(y)
-        x, y = np.maximum(x[keep], 0.0), np.clip(y[keep], 0.0, 1.0)  # a norm is never negative
+        # a pair that did not move says nothing about size (an unchanged pair has strength 0
+        # by definition); a norm is never negative
+        keep = np.isfinite(x) & np.isfinite(y) & (x > 1e-12)
+        x, y = x[keep], np.clip(y[keep], 0.0, 1.0)
         if x.size < 2 or np.ptp(x) <= 0:
             raise DeltaV2AError("strength map fit needs delta norms that differ")
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(x, y)

@@ -132,9 +132,9 @@ class TransferModel:
         # a model calibrated before strength existed: strength = confidence (documented in 9.3)
         self.image_strength = StrengthMap.from_dict(maps["image"]) if "image" in maps else None
         self.audio_strength = StrengthMap.from_dict(maps["audio"]) if "audio" in maps else None
-        if self.controller.strength_input and self.image_strength is None:
-            raise DeltaV2AError(f"model {self.model_dir} takes an edit strength but has no image strength map: "
-                                "run `deltav2a calibrate` on it")
+        # without a fitted map (not calibrated yet, or older than strength) strength = confidence
+        self.strength_source = "image strength map" if self.image_strength is not None else \
+            "confidence (no image strength map: run `deltav2a calibrate` on the model)"
         self.max_active = effective_max_active(self.cfg)
         self.search_mode = self._search_mode(controller, refine, budget_evals, budget_seconds)
         self.min_active = int(self.cfg.database.min_active) if self.max_active else 0
@@ -264,7 +264,8 @@ class TransferModel:
     def sidecar(self, label: "StyleLabel", plan: "EffectPlan", chain_info: dict, sample_rate: int) -> dict:
         """What a transfer did, as strict JSON (the PNG summary and `transfer` read it)."""
         style = label.as_dict(self.cfg.inference.top_k)
-        style.update({"temperature": self.temperature, "tau_c": self.tau_c, "s_c": self.s_c})
+        style.update({"temperature": self.temperature, "tau_c": self.tau_c, "s_c": self.s_c,
+                      "strength_from": self.strength_source})
         training = self.controller.metadata.training or {}
         return {
             "model": str(self.model_dir),

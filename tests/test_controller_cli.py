@@ -108,3 +108,109 @@ def test_knn_controller_fits_evaluates_and_transfers(dbs, tmp_path):
     assert res.returncode == 0, res.stderr
     side = json.loads((tmp_path / "out.json").read_text())
     assert side["controller"]["name"] == "knn" and (tmp_path / "out.wav").stat().st_size > 1000
+
+
+# ---------------------------------------------------------------- issue 9: the typed, sparse, strength-aware transfer
+
+
+@pytest.fixture(scope="module")
+def calibrated(dbs):
+    """A small MLP with a strength input, F1 thresholds and both strength maps, via the CLI."""
+    from deltav2a.examples import landscape_image
+
+    root = dbs["root"]
+    images = root / "images"
+    images.mkdir(exist_ok=True)
+    for s in range(2):
+        landscape_image(128, 96, seed=s).save(images / f"img{s}.png")
+    model = root / "model_q"
+    for args in (("train", "--db", str(dbs["train"]), "--val-db", str(dbs["val"]), "--epochs", "3", "-o", str(model)),
+                 ("tune-thresholds", "--model", str(model), "--val-db", str(dbs["val"])),
+                 ("calibrate", "--model", str(model), "--images", str(images), "--db", str(dbs["train"]))):
+        res = run_cli(*args)
+        assert res.returncode == 0, res.stderr
+    clips = root / "clips"
+    clips.mkdir(exist_ok=True)
+    for p in sorted((root / "audio").glob("*.wav"))[:2]:
+        (clips / p.name).write_bytes(p.read_bytes())
+    return {"model": model, "images": images, "clips": clips}
+
+
+def test_model_carries_strength_input_and_maps(calibrated):
+    from deltav2a.strength import StrengthMap
+
+    meta = json.loads((calibrated["model"] / "controller.json").read_text())
+    assert meta["strength_input"] is True and meta["style_dim"] == 24 + 1
+    maps = meta["calibration"]["strength"]
+    image_map = StrengthMap.from_dict(maps["image"])
+    assert image_map(0.0) == 0.0 and image_map(1e9) > 0.5
+    assert maps["image_fit"]["pairs"] == 2 * 7 * 10 and maps["image_fit"]["spearman"] > 0.3
+    assert meta["training"]["database_mean_active"] == pytest.approx(1.5, abs=0.5)
+
+
+def test_unchanged_pair_returns_the_clip_bit_identical(calibrated, tmp_path):
+    from deltav2a.media import load_audio
+
+    img = calibrated["images"] / "img0.png"
+    clip = next(calibrated["clips"].glob("*.wav"))
+    out = tmp_path / "same.wav"
+    res = run_cli("transfer", "--image", str(img), "--edited", str(img), "--audio", str(clip),
+                  "-m", str(calibrated["model"]), "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["unchanged"] is True and side["n_effects"] == 0 and side["effects"] == []
+    assert side["controller"]["source"] == "identity" and side["style"]["strength"] == 0.0
+    x, _ = load_audio(clip)
+    y, _ = load_audio(out)
+    assert y.shape == x.shape and (y == x).all()
+
+
+def test_grid_of_folders_with_index_and_at_most_two_effects(calibrated, tmp_path):
+    out = tmp_path / "grid"
+    res = run_cli("transfer", "--image", str(calibrated["images"]), "--audio", str(calibrated["clips"]),
+                  "--image-effect", "motion_blur:0.3,0.9", "--image-effect", "add_noise:0.9",
+                  "-m", str(calibrated["model"]), "-o", str(out), "--no-summary")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads((out / "index.json").read_text())["transfers"]
+    assert len(rows) == 2 * 3 * 2 == len(list(out.glob("*.wav")))
+    assert {r["edit"] for r in rows} == {"motion_blur-0.3", "motion_blur-0.9", "add_noise-0.9"}
+    md = (out / "index.md").read_text()
+    assert md.count("\n| img") == len(rows)
+    for r in rows:
+        side = json.loads(Path(r["output"]).with_suffix(".json").read_text())
+        assert 1 <= side["n_effects"] <= 2 == side["controller"]["max_active"]
+        assert 0 <= side["style"]["strength"] <= 1
+    weak = [r["strength"] for r in rows if r["edit"] == "motion_blur-0.3"]
+    strong = [r["strength"] for r in rows if r["edit"] == "motion_blur-0.9"]
+    assert min(strong) > max(weak)  # the stronger blur reads as the stronger edit on every image
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--controller", "search", "--budget", "0"], "at least 1"),
+    (["--controller", "search", "--budget", "-3"], "at least 1"),
+    (["--refine", "--budget", "many"], "whole number"),
+    (["--controller", "search", "--budget-seconds", "0"], "positive"),
+    (["--budget", "10"], "apply to the search"),
+    (["--controller", "ar"], "not 'ar'"),
+])
+def test_bad_search_budgets_are_one_line_errors(calibrated, tmp_path, flags, needle):
+    out = tmp_path / "o.wav"
+    res = run_cli("transfer", "--image", str(calibrated["images"] / "img0.png"), "--image-effect", "sepia_tone:0.6",
+                  "--audio", str(next(calibrated["clips"].glob("*.wav"))), "-m", str(calibrated["model"]),
+                  "-o", str(out), *flags)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert needle in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+@pytest.mark.parametrize("flags,source", [(["--controller", "search"], "search"), (["--refine"], "mlp+refine")])
+def test_search_and_refine_record_their_trajectory(calibrated, tmp_path, flags, source):
+    out = tmp_path / "s.wav"
+    res = run_cli("transfer", "--image", str(calibrated["images"] / "img1.png"), "--image-effect", "motion_blur:0.8",
+                  "--audio", str(next(calibrated["clips"].glob("*.wav"))), "-m", str(calibrated["model"]),
+                  "-o", str(out), "--no-summary", "--budget", "16", *flags)
+    assert res.returncode == 0, res.stderr
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["controller"]["source"] == source and 1 <= side["n_effects"] <= 2
+    traj = side["controller"]["trajectory"]
+    assert traj and all(b >= a for a, b in zip(traj, traj[1:]))

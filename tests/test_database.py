@@ -253,6 +253,12 @@ def test_vocabulary_change_relabels_instead_of_rerendering(built, tmp_path):
     assert fresh.fingerprint == relabelled.fingerprint
     assert table_of(copy).equals(table_of(tmp_path / "fresh"))
     assert not table_of(copy).column("style").equals(table_of(db_dir).column("style"))
+    # another lexicon changes only the encoder's text side: relabelled too, after E(A) is checked
+    lex1 = load_config(overrides={"vocabulary": "v2", "encoders": {
+        "audio": {"name": "perceptual-audio", "options": {"lexicon_version": "1"}}}})
+    again = build_database(lex1, splits, copy, augmentations=N_AUG, workers=1, overwrite=True, progress=False)
+    assert again.shards_written == 0 and again.renders == 0 and again.fingerprint != fresh.fingerprint
+    assert table_of(copy).column("embedding").equals(table_of(db_dir).column("embedding"))
     # the strength column: the audio-side edit size, in [0, 1], 0 only without active effects
     t = table_of(copy)
     strength = t.column("strength").to_numpy()

@@ -214,7 +214,8 @@ IMAGE_EXPECT = {
     "solarize": ({"clipped"}, 1, {"pristine"}),
 }
 AUDIO_EXPECT = {
-    "lowpass": ({"muffled", "muddy", "deep"}, 1, {"piercing", "thin"}),
+    # lexicon v2: a mild low-pass first reads "flat" (band-limited), then "muffled"
+    "lowpass": ({"muffled", "muddy", "deep"}, 2, {"piercing", "thin"}),
     "highpass": ({"thin", "piercing"}, 1, {"deep", "muffled"}),
     "distortion": ({"clipped", "dense", "agitated"}, 1, {"pristine"}),
     "bitcrush": ({"granular"}, 1, {"polished"}),
@@ -252,7 +253,7 @@ def test_blur_and_lowpass_meet_in_text_space(ienc, aenc, photos, music):
     ri_n, _ = _labels(ienc, ienc.encode_images([img]),
                       ienc.encode_images([_image_effect("add_noise", img)]), v3)
     ra_n, _ = _labels(aenc, aenc.encode_audio([x], SR), aenc.encode_audio([_audio_effect("bitcrush", x)], SR), v3)
-    assert {"muffled", "fluid", "muddy"} & set(ri[:2]) and ra[0] == "muffled"
+    assert {"muffled", "fluid", "muddy"} & set(ri[:2]) and "muffled" in ra[:2]
     assert ri_n[0] == ra_n[0] == "granular"
 
 
@@ -305,12 +306,50 @@ def test_every_vocabulary_term_is_grounded_in_both_modalities(ienc, aenc, vocab_
             assert np.allclose(vecs, own[None, :], atol=1e-6), (enc.name, term)
 
 
+#: v3 axes whose poles lexicon v2 grounds separately: the negation of one pole is an "undo"
+#: no edit performs (removing echoes, removing a room), so the other pole gets its own,
+#: reachable meaning (docs/perceptual_encoders.md, "Lexicon version 2")
+REGROUNDED_AXES = {("layered", "flat"), ("dense", "hollow"), ("crisp", "muddy"), ("deep", "thin")}
+
+
 def test_antonyms_are_opposite(ienc, aenc):
     for enc in (ienc, aenc):
         for ph in _vocab("v3").phases:
             for ax in ph.axes:
                 p, a = enc.encode_text([ax.pole, ax.antipole])
+                if (ax.pole, ax.antipole) in REGROUNDED_AXES:
+                    assert np.dot(p, a) < 0, (enc.name, ax.pole, ax.antipole, np.dot(p, a))
+                else:
+                    assert np.dot(p, a) == pytest.approx(-1.0, abs=1e-6), (ax.pole, ax.antipole)
+    old_i, old_a = PerceptualImageEncoder(lexicon_version="1"), PerceptualAudioEncoder(lexicon_version="1")
+    for enc in (old_i, old_a):  # lexicon v1 keeps every v3 axis an exact antonym pair
+        for ph in _vocab("v3").phases:
+            for ax in ph.axes:
+                p, a = enc.encode_text([ax.pole, ax.antipole])
                 assert np.dot(p, a) == pytest.approx(-1.0, abs=1e-6), (ax.pole, ax.antipole)
+
+
+def test_lexicon_versions_stay_loadable():
+    """Every shipped lexicon loads under its own version; v1 keeps the fingerprint the shipped
+    model was trained with, the default (newest) differs; bad choices are one-line errors."""
+    import json
+
+    for version, path in lx.LEXICON_FILES.items():
+        assert str(yaml.safe_load(path.read_text())["lexicon_version"]) == version
+        for cls in (PerceptualImageEncoder, PerceptualAudioEncoder):
+            assert cls(lexicon_version=version).lexicon.version == version
+    assert lx.LEXICON_FILES[lx.DEFAULT_LEXICON_VERSION] == lx.LEXICON_FILE
+    assert lx.DEFAULT_LEXICON_VERSION == max(lx.LEXICON_FILES, key=int)
+    meta = json.loads((ROOT / "core" / "models" / "default" / "controller.json").read_text())
+    trained = {m: meta["encoders"][m]["fingerprint"] for m in ("image", "audio")}
+    assert PerceptualImageEncoder(lexicon_version="1").fingerprint() == trained["image"]
+    assert PerceptualAudioEncoder(lexicon_version="1").fingerprint() == trained["audio"]
+    assert PerceptualAudioEncoder().fingerprint() != trained["audio"]
+    assert PerceptualImageEncoder().fingerprint() != trained["image"]
+    with pytest.raises(DeltaV2AError, match="no shipped lexicon version '7'"):
+        PerceptualAudioEncoder(lexicon_version="7")
+    with pytest.raises(DeltaV2AError, match="not both"):
+        PerceptualAudioEncoder(lexicon_version="1", lexicon=str(lx.LEXICON_FILE))
 
 
 def test_free_text_known_neutral_unknown(ienc, aenc):

@@ -84,10 +84,10 @@ def _search(w, scorer=None, **kw):
 
 
 @pytest.mark.parametrize("evals, seconds, needle", [
-    (0, None, "at least 1"), (-5, None, "at least 1"), ("abc", None, "whole number"),
+    (0, None, "positive"), (-5, None, "positive"), ("abc", None, "whole number"),
     (2.5, None, "whole number"), (True, None, "whole number"), (float("nan"), None, "whole number"),
-    (None, 0, "positive"), (None, -1.0, "positive"), (None, "soon", "number"),
-    (None, float("inf"), "positive"), (None, None, "needs a budget"),
+    (None, 0, "positive"), (None, -1.0, "positive"), (None, "soon", "a number"),
+    (None, float("inf"), "a number"), (None, None, "needs a budget"),
 ])
 def test_bad_budgets_are_one_line_errors(evals, seconds, needle):
     from deltav2a.search import check_budget
@@ -108,7 +108,7 @@ def test_good_budgets_pass():
 
 def test_search_plan_rejects_bad_budget_before_rendering(world):
     enc = CountingEncoder(world["enc"])
-    with pytest.raises(DeltaV2AError, match="at least 1"):
+    with pytest.raises(DeltaV2AError, match="positive"):
         _search(world, scorer=_scorer(world, enc), budget_evals=0)
     with pytest.raises(DeltaV2AError, match="positive"):
         _search(world, scorer=_scorer(world, enc), budget_evals=None, budget_seconds=-2)
@@ -141,6 +141,9 @@ def test_time_budget_is_respected(world):
     # one candidate may start just before the deadline; the reference encode is extra
     assert enc.calls >= 2
     assert elapsed < 0.6 + 1.5
+    tiny = CountingEncoder(world["enc"])
+    plan = _search(world, scorer=_scorer(world, tiny), budget_evals=None, budget_seconds=1e-9)
+    assert tiny.calls == 2 and len(plan.steps) == 1  # reference + the one render always allowed
 
 
 # ----------------------------------------------------------------------------- behaviour

@@ -14,6 +14,8 @@ def demo(
     audio_effect: list[str] = typer.Option(["lowpass:cutoff_hz=900", "reverb:wet_level=0.45,room_size=0.8"],
                                            "--audio-effect", help="NAME[:param=value,...], repeatable"),
     seed: int = typer.Option(0, "--seed"),
+    refine: bool = typer.Option(False, "--refine/--no-refine",
+                                help="Refine the shipped controller's plan with the search (inference.search budget)."),
 ) -> None:
     """Generate example media, apply an image effect and an audio chain, then transfer the image
     edit onto the music with the shipped model; everything goes to OUTPUT."""
@@ -41,7 +43,7 @@ def demo(
     from ..transfer import DEFAULT_MODEL, TransferModel
 
     if (DEFAULT_MODEL / "controller.json").is_file():
-        tm = TransferModel(DEFAULT_MODEL)
+        tm = TransferModel(DEFAULT_MODEL, refine=refine)
         before = load_image(paths["image"])
         res = tm.transfer(before, edited, x, sr)
         out = output / "transfer.wav"

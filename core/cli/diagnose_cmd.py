@@ -83,6 +83,10 @@ def agreement(
     for key in ("transfer", "random_chain", "best_fixed_chain"):
         r = res[key]
         typer.echo(f"{key:<17} cosine {r['mean_cosine']:+.3f}  top-1 {r['top1_agreement']:.3f}")
+    db_mean = res.get("database_mean_active")
+    typer.echo(f"effects rendered per transfer {res['mean_effects_rendered']:.2f} "
+               f"(training database: {db_mean:.2f} per record)" if db_mean is not None else
+               f"effects rendered per transfer {res['mean_effects_rendered']:.2f}")
     typer.echo(json.dumps({"best_fixed_chain": res["best_fixed_chain"]["effect"]}))
 
 

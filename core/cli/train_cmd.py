@@ -42,7 +42,8 @@ def tune_thresholds(
     res = thresholds_stage(model, val_db)
     if output:
         write_json(output, res)
-    typer.echo(f"active_param_rmse_gated {res['objective_at_start']:.4f} at 0.5 -> {res['objective']:.4f}")
+    typer.echo(f"{res['objective_name']} objective {res['objective_at_start']:.4f} at 0.5 -> {res['objective']:.4f} "
+               f"(at most {res['max_active'] or 'all'} effects rendered)")
     typer.echo("  " + ", ".join(f"{e} {t:.3f}" for e, t in res["thresholds"].items()))
 
 
@@ -65,7 +66,8 @@ def evaluate(
     t = out["tuned"]
     typer.echo(f"{out['controller']} on {out['records']} records: active_param_rmse_gated {t['active_param_rmse_gated']:.4f} "
                f"(mean baseline {out['mean_baseline_active_param_rmse']:.4f}, "
-               f"{100 * out['reduction_vs_baseline']:.0f}% lower); macro F1 {t['macro_f1']:.3f}, micro F1 {t['micro_f1']:.3f}")
+               f"{100 * out['reduction_vs_baseline']:.0f}% lower); macro F1 {t['macro_f1']:.3f}, micro F1 {t['micro_f1']:.3f}; "
+               f"effects per record {t['mean_active_effects_predicted']:.2f} predicted vs {t['mean_active_effects_true']:.2f} true")
 
 
 def probes(

@@ -553,8 +553,27 @@ def build_database(cfg: "Config", splits_path: str | os.PathLike, out_dir: str |
 
 
 #: identity entries that only change the style labels, which are recomputed from the stored
-#: embeddings E(A), E(A') without rendering or encoding anything again
-RELABEL_ONLY = {"vocabulary", "database.temperature"}
+#: embeddings E(A), E(A') without rendering or encoding anything again. "encoder" is allowed
+#: when only its text side changed (e.g. another perceptual lexicon): same name and dimension,
+#: and re-encoding a stored clip gives its stored E(A) (`_same_media_encoder`)
+RELABEL_ONLY = {"vocabulary", "database.temperature", "encoder"}
+
+
+def _same_media_encoder(old: dict, plan: Plan, table: Any) -> bool:
+    """True when the configured audio encoder still maps the database's first clip to its stored E(A)."""
+    import numpy as np
+
+    from ..encoding import load_encoder
+    from ..pairs import load_clip
+
+    a, b = old.get("identity", {}).get("encoder", {}), plan.identity["encoder"]
+    if a.get("name") != b.get("name") or a.get("dim") != b.get("dim") or table.num_rows == 0:
+        return False
+    i = int(table.column("clip_index")[0].as_py())
+    x = load_clip(Path(plan.paths[i]), plan.cfg)
+    e = np.asarray(load_encoder(plan.cfg.encoders.audio, "audio").encode_audio([x], plan.cfg.audio.sample_rate),
+                   dtype=np.float32)[0]
+    return bool(np.allclose(e, store.vectors(table, "embedding")[0], rtol=1e-5, atol=1e-6))
 
 
 def _relabel(out: Path, plan: Plan) -> bool:
@@ -585,6 +604,10 @@ def _relabel(out: Path, plan: Plan) -> bool:
     dims_old = {k: v for k, v in (old.get("dims") or {}).items() if k != "style"}
     if dims_old != {k: v for k, v in plan.dims.items() if k != "style"}:
         return False
+    if "encoder" in diff:
+        first = out / store.shard_name(0)
+        if store.read_shard_info(first) is None or not _same_media_encoder(old, plan, store.read_shard(first)):
+            return False
     _write_meta(out, plan, "building")
     temperature = plan.cfg.database.temperature
     K = int(plan.dims["style"])

@@ -42,6 +42,10 @@ Modality = Literal["image", "audio"]
 DATA_DIR = Path(__file__).resolve().parent / "data"
 NORMALISATION_FILE = DATA_DIR / "perceptual_normalisation.yaml"
 LEXICON_FILE = DATA_DIR / "perceptual_lexicon.yaml"
+#: every shipped lexicon version, by `lexicon_version`: the newest is the default, older ones
+#: stay loadable (encoder option `lexicon_version`) so models trained with them still run
+LEXICON_FILES = {"1": DATA_DIR / "perceptual_lexicon_v1.yaml", "2": LEXICON_FILE}
+DEFAULT_LEXICON_VERSION = "2"
 
 TRANSFORMS = ("identity", "log", "logit")
 
@@ -439,6 +443,23 @@ def _cached(kind: str, path: Path, modality: str, names: tuple[str, ...], loader
     return _CACHE[key]
 
 
+def _lexicon_path(who: str, options: dict[str, Any]) -> Path:
+    """The lexicon file from the `lexicon` (path) or `lexicon_version` (shipped) option."""
+    version = options.get("lexicon_version")
+    if options.get("lexicon") and version is not None:
+        raise DeltaV2AError(f"encoder '{who}': give the option 'lexicon' (a file) or 'lexicon_version' "
+                            "(a shipped lexicon), not both")
+    if options.get("lexicon"):
+        return Path(options["lexicon"])
+    if version is None:
+        return LEXICON_FILES[DEFAULT_LEXICON_VERSION]
+    key = str(version).strip()
+    if key not in LEXICON_FILES:
+        raise DeltaV2AError(f"encoder '{who}': no shipped lexicon version {version!r} "
+                            f"(shipped: {', '.join(sorted(LEXICON_FILES))})")
+    return LEXICON_FILES[key]
+
+
 class PerceptualBase:
     """What both perceptual encoders share: options, data tables, fingerprint, text side.
 
@@ -446,15 +467,17 @@ class PerceptualBase:
     `ALGORITHM_REVISION` (bumped whenever a raw descriptor is computed differently).
 
     Options: `normalisation` and `lexicon` (paths) replace the shipped data files, for
-    experiments; `device` and `batch_size` are accepted and ignored so configurations
-    written for the neural encoders also work here.
+    experiments; `lexicon_version` picks one of the shipped lexicons (LEXICON_FILES; the
+    newest by default; "1" is the lexicon the first shipped models were trained with);
+    `device` and `batch_size` are accepted and ignored so configurations written for the
+    neural encoders also work here.
     """
 
     name: ClassVar[str]
     modality: ClassVar[str]
     DESCRIPTORS: ClassVar[tuple[str, ...]] = ()
     ALGORITHM_REVISION: ClassVar[int] = 1
-    OPTIONS: ClassVar[tuple[str, ...]] = ("normalisation", "lexicon", "device", "batch_size")
+    OPTIONS: ClassVar[tuple[str, ...]] = ("normalisation", "lexicon", "lexicon_version", "device", "batch_size")
 
     options: dict[str, Any]
 
@@ -464,7 +487,7 @@ class PerceptualBase:
             raise DeltaV2AError(f"encoder '{self.name}' has no option {', '.join(map(repr, unknown))} "
                                 f"(known: {', '.join(self.OPTIONS)})")
         self._norm_path = Path(options.get("normalisation") or NORMALISATION_FILE)
-        self._lex_path = Path(options.get("lexicon") or LEXICON_FILE)
+        self._lex_path = _lexicon_path(self.name, options)
         self._table: NormalisationTable | None = None
         self._lexicon: Lexicon | None = None
         #: per text of the last `encode_text` call: the words the lexicon did not know
