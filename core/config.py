@@ -134,7 +134,9 @@ class TrainingConfig(_Section):
     weight_decay: float = Field(1e-3, ge=0)
     val_fraction: float = Field(0.2, gt=0, lt=1)
     balanced_sampler: bool = True
-    selection_metric: str = "val_active_param_rmse_gated"
+    selection_metric: str = Field(
+        "val_active_param_rmse", description="best epoch by the active-parameter RMSE (ungated; issue 9, "
+        "decision 9.5); the notes' val_active_param_rmse_gated gates at 0.5, not at the tuned thresholds")
     threads: int = Field(1, ge=1, description="torch CPU threads (1 is fastest for these small nets)")
     loss: LossConfig = LossConfig()
 
@@ -209,6 +211,8 @@ class ExperimentConfig(_Section):
     epochs: dict[str, int] = Field({}, description="per-controller override of training.epochs")
     agreement_pairs: int = Field(40, ge=2)
     example_transfers: int = Field(3, ge=0)
+    vocab_audit_items: int = Field(6, ge=0, description="held-out photos and test clips for the "
+                                   "vocabulary audit in the report (0: no audit)")
 
 
 class Config(_Section):

@@ -198,6 +198,13 @@ def run_experiment(cfg: "Config", config_path: Path | None, run_dir: Path, log: 
              [pkey, "db_test"],
              lambda: stages.agreement_stage(models[primary], heldout_images, test_clips(),
                                             cfg.experiment.agreement_pairs, cfg.seed))
+    if cfg.experiment.vocab_audit_items:
+        from .vocab_audit import run_stage
+
+        ex.stage("vocab_audit", {"items": cfg.experiment.vocab_audit_items, **ex.section("encoders", "vocabulary",
+                                                                                         "effects", "database")},
+                 ["splits"], lambda: run_stage(cfg, heldout_images, test_clips(), run_dir / "vocab_audit",
+                                               cfg.experiment.vocab_audit_items, cfg.seed))
     ex.stage("examples", {"n": cfg.experiment.example_transfers}, [pkey],
              lambda: example_transfers(models[primary], heldout_images, test_clips(), run_dir / "examples",
                                        cfg.experiment.example_transfers, cfg.seed))

@@ -29,6 +29,26 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(out)
 
 
+def vocab_audit_lines(va: dict) -> list[str]:
+    """What the vocabulary means to the encoders (`deltav2a vocab audit`, issue 16)."""
+    def cell(top):
+        return ", ".join(f"{t} {m:.2f}" for t, m in top)
+
+    img, aud = list(va["readings"]["image"].items()), list(va["readings"]["audio"].items())
+    rows = [[aud[j][0] if j < len(aud) else "", cell(aud[j][1]) if j < len(aud) else "",
+             img[j][0] if j < len(img) else "", cell(img[j][1]) if j < len(img) else ""]
+            for j in range(max(len(aud), len(img)))]
+    o = va["oracle"]
+    sinks = "; ".join(f"{m}: {', '.join(s)}" for m, s in va["sinks"].items() if s) or "none"
+    return ["## Vocabulary audit (held-out photos × test clips)", "",
+            f"{va['items']['image']} photos, {va['items']['audio']} clips, T = {va['temperature']:g}; full "
+            f"matrices in `{Path(va['dir']).name}/`.", "",
+            _table(["audio effect", "reads as", "image effect", "reads as"], rows), "",
+            f"Sink terms: {sinks}. Image readings no audio edit reaches: "
+            f"{', '.join(va['unreachable_on_audio']) or 'none'}. Oracle single-effect agreement: centred "
+            f"cosine {o['mean_cosine']:.3f}, top-1 {o['top1_agreement']:.3f} ({o['n_pairs']} pairs).", ""]
+
+
 def write_report(run_dir: Path, cfg: "Config", summary: dict) -> Path:
     from .atomic import write_text
     from .config import effective_max_active
@@ -123,6 +143,9 @@ def write_report(run_dir: Path, cfg: "Config", summary: dict) -> Path:
                   f"{ag['pairs_for_choosing_fixed_chain']} others. Effects rendered per transfer: "
                   f"{_f(ag.get('mean_effects_rendered'), 2)} (training database: "
                   f"{_f(ag.get('database_mean_active'), 2)} active per record).", ""]
+    va = R.get("vocab_audit")
+    if va:
+        lines += vocab_audit_lines(va)
     exs = R.get("examples") or []
     if exs:
         lines += ["## Example transfers", "", _table(["example", "image effect", "top terms", "audio effects"],

@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
 #: intensities at which image effects are applied to fit the image-side map
 IMAGE_INTENSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 MAX_KNOTS = 64
+#: share of the norm's rank in a fitted map (see StrengthMap.fit)
+RANK_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,17 @@ class StrengthMap:
         return float(out) if out.ndim == 0 else out
 
     @classmethod
-    def fit(cls, norms: Any, intensities: Any) -> "StrengthMap":
-        """Isotonic regression norm -> intensity (scikit-learn), thinned to <= 64 knots."""
+    def fit(cls, norms: Any, intensities: Any, rank_weight: float = RANK_WEIGHT) -> "StrengthMap":
+        """Isotonic regression norm -> intensity (scikit-learn), blended with the norm's rank.
+
+        strength = (1 - w) * isotonic(norm) + w * (share of fitting pairs with a smaller norm).
+        The isotonic part alone is the least-squares estimate of the intensity, but pooled over
+        effects whose norm scales overlap (a large ||d|| may be a strong blur or a mild sepia)
+        it saturates (at 0.68 on the development photos), so the strong edits of the effects
+        with large norms all got one strength. The rank part keeps the map strictly increasing
+        over the whole range, so within any one effect a stronger edit always reads stronger.
+        Thinned to <= 64 knots.
+        """
         import numpy as np
         from sklearn.isotonic import IsotonicRegression
 
@@ -88,7 +99,12 @@ class StrengthMap:
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(x, y)
         # evaluate the fitted step function on norm quantiles: a small, smooth, monotone map
         qs = np.unique(np.quantile(x, np.linspace(0.0, 1.0, MAX_KNOTS)))
-        ys = np.maximum.accumulate(np.clip(iso.predict(qs), 0.0, 1.0))
+        w = float(rank_weight)
+        if not 0.0 <= w <= 1.0:
+            raise DeltaV2AError(f"rank weight must lie in [0, 1], got {rank_weight}")
+        rank = np.searchsorted(np.sort(x), qs, side="right") / x.size
+        ys = (1.0 - w) * np.clip(iso.predict(qs), 0.0, 1.0) + w * rank
+        ys = np.maximum.accumulate(np.clip(ys, 0.0, 1.0))
         return cls(tuple(float(v) for v in qs), tuple(float(v) for v in ys))
 
     def as_dict(self) -> dict:

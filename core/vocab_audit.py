@@ -262,7 +262,11 @@ def audit_from_embeddings(img: EffectEmbeddings, aud: EffectEmbeddings, V_img: "
                           top_k: int = 2, sink_share: float = 0.3, reach_mass: float = 0.3,
                           min_mass: float = 0.05, n_pairs: int = 30, seed: int = 0,
                           pairs: EffectEmbeddings | None = None) -> dict:
-    """The whole audit from embeddings and term embeddings (see the module docstring)."""
+    """The whole audit from embeddings and term embeddings (see the module docstring).
+
+    `encoders` in the result names the encoders that made the embeddings; a caller that reads
+    them against another lexicon's term embeddings should name those encoders instead.
+    """
     terms = list(terms)
     Li, La = img.labels(V_img, temperature), aud.labels(V_aud, temperature)
     mat = {"image": modality_matrix(Li, img, terms), "audio": modality_matrix(La, aud, terms)}
@@ -457,3 +461,21 @@ def run_audit(cfg: Any, *, vocabulary: str | None = None, image_files: Sequence[
     result["media"] = {"images": [str(p) for p in image_files] if image_files else f"{len(images)} generated",
                        "audio": [str(p) for p in audio_files] if audio_files else f"{len(clips)} generated"}
     return result
+
+
+def run_stage(cfg: Any, image_files: Sequence[Path], clip_files: Sequence[Path], out: Path,
+              items: int, seed: int) -> dict:
+    """The audit as a `run` stage: at most `items` held-out photos and test clips (seeded);
+    writes the full outputs to `out` and returns the summary the run report shows."""
+    import random
+
+    rng = random.Random(seed)
+    imgs = sorted(rng.sample(list(image_files), min(items, len(image_files))))
+    clips = sorted(rng.sample(list(clip_files), min(items, len(clip_files))))
+    r = run_audit(cfg, image_files=imgs, audio_files=clips, seed=seed)
+    write_outputs(r, out)
+    k = r["top_k"]
+    return {"dir": str(out), "items": r["items"], "temperature": r["temperature"],
+            "readings": {m: {e: row["top"][:k] for e, row in r["matrix"][m].items()} for m in ("image", "audio")},
+            "sinks": r["sinks"], "unreachable_on_audio": r["unreachable_on_audio"],
+            "oracle": {key: r["oracle"][key] for key in ("mean_cosine", "top1_agreement", "n_pairs")}}
