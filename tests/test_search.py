@@ -259,6 +259,27 @@ def test_search_controller_plugin(world):
     assert again.settings() == plan.settings()
 
 
+def test_blurred_photo_gets_a_lowpass_and_noise_a_bitcrush(world):
+    """End to end on the default model: a real image edit's label, searched zero-shot."""
+    from deltav2a.examples import landscape_image
+    from deltav2a.plugins import get
+    from deltav2a.style import StyleLabel
+    from deltav2a.transfer import TransferModel
+    from deltav2a_plugins.controllers.search import SearchController
+
+    tm = TransferModel()
+    img = landscape_image()
+    chosen = {}
+    for name in ("adaptive_blur", "add_noise"):
+        after = get("image_effect", name)().apply(img, 0.8, seed=0)
+        labels, norms, conf = tm.image_labels([img], [after])
+        target = StyleLabel(labels[0], tuple(tm.vocab.terms), float(norms[0]), float(conf[0]), 0.8)
+        plan = SearchController.propose_for(tm, target, world["x"], world["sr"], budget_evals=40, seed=0)
+        chosen[name] = plan.effects
+    assert "lowpass" in chosen["adaptive_blur"], chosen
+    assert "bitcrush" in chosen["add_noise"], chosen
+
+
 # ----------------------------------------------------------------------------- types
 
 
