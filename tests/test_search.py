@@ -146,6 +146,13 @@ def test_time_budget_is_respected(world):
     assert tiny.calls == 2 and len(plan.steps) == 1  # reference + the one render always allowed
 
 
+def test_budget_smaller_than_the_first_pass_still_ranks_later_candidates(world):
+    """One render: no strength map can be fitted, the strength term is neutral, a plan comes back."""
+    enc = CountingEncoder(world["enc"])
+    plan = _search(world, scorer=_scorer(world, enc), budget_evals=1)
+    assert enc.calls == 2 and len(plan.steps) == 1 and len(plan.trajectory) >= 1
+
+
 # ----------------------------------------------------------------------------- behaviour
 
 
@@ -235,6 +242,8 @@ def test_bad_arguments(world):
         _search(w, excerpt_seconds=0.01)
     with pytest.raises(DeltaV2AError, match="seed"):
         _search(w, seed=-1)
+    with pytest.raises(DeltaV2AError, match="sample rate"):
+        search_plan(w["x"], 0, w["target"], scorer=_scorer(w), layout=w["layout"], max_active=2)
     short = replace(w["target"], label=w["target"].label[:5], terms=w["target"].terms[:5])
     with pytest.raises(DeltaV2AError, match="vocabulary"):
         search_plan(w["x"], w["sr"], short, scorer=_scorer(w), layout=w["layout"], max_active=2)
