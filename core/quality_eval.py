@@ -422,6 +422,12 @@ def quality_markdown(res: dict) -> str:
              "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for m in METRICS:
         lines.append(f"| {METRIC_TITLES[m]} | " + " | ".join(_fmt(res["methods"][n].get(m), m) for n in names) + " |")
+    ts = [float(t) for t in s["intensities"]]
+    if PAIR[0] in ts and PAIR[1] in ts:  # how much stronger, not only how often
+        i, j = ts.index(PAIR[0]), ts.index(PAIR[1])
+        lines.append("| log-mel distance A->A' at 0.3 / 0.9 (dB) | " + " | ".join(
+            f"{c[i]:.1f} / {c[j]:.1f}" if (c := res["distance_by_intensity"][n])[i] is not None else "–"
+            for n in names) + " |")
     lines.append("| audio encoder's most frequent top-1 term | " + " | ".join(
         (f"{t[0]['term']} ({100 * t[0]['share']:.0f} %)" if (t := res["methods"][n].get("audio_top_terms")) else "–")
         for n in names) + " |")
