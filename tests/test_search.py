@@ -281,8 +281,8 @@ def test_blurred_photo_gets_a_lowpass_and_noise_a_bitcrush(world):
     chosen = {}
     for name in ("adaptive_blur", "add_noise"):
         after = get("image_effect", name)().apply(img, 0.8, seed=0)
-        labels, norms, conf = tm.image_labels([img], [after])
-        target = StyleLabel(labels[0], tuple(tm.vocab.terms), float(norms[0]), float(conf[0]), 0.8)
+        read = tm.read_edit([img], [after])[0]
+        target = StyleLabel(read.label, read.terms, read.delta_norm, read.confidence, 0.8)
         plan = SearchController.propose_for(tm, target, world["x"], world["sr"], budget_evals=40, seed=0)
         chosen[name] = plan.effects
     assert "lowpass" in chosen["adaptive_blur"], chosen
