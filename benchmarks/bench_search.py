@@ -148,11 +148,10 @@ def main() -> None:
             for name in fx:
                 for inten in INTENSITIES:
                     after = get("image_effect", name)().apply(img, inten, seed=0)
-                    labels, dn, conf = tm.image_labels([img], [after])
-                    target = StyleLabel(labels[0], tuple(tm.vocab.terms), float(dn[0]), float(conf[0]), inten)
-                    p = tm.plan(labels[0], emb, float(conf[0]))
-                    mlp = EffectPlan(tuple(EffectStep(k, v) for k, v in p["settings"].items()), "mlp",
-                                     activity=p["activity"])
+                    read = tm.read_edit([img], [after])[0]
+                    # the benchmark's target strength is the known intensity (the search's job)
+                    target = StyleLabel(read.label, read.terms, read.delta_norm, read.confidence, inten)
+                    mlp = tm.controller_plan(read, emb)
                     row = {"clip": ci, "image": ii, "image_effect": name, "intensity": inten,
                            "image_top": target.top(2), "mlp": {"effects": mlp.effects,
                                                                 "score": score_plan(x, sr, target, mlp).__dict__}}

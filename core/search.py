@@ -222,6 +222,8 @@ class _Evaluator:
         self.count = 0
         self.history: list[_Candidate] = []
         self.strength_fn = scorer.audio_strength
+        # candidates are ranked once the strength map is known (given, or fitted after the first pass)
+        self.ready = self.strength_fn is not None
         self.best: _Candidate | None = None
 
     def spent(self) -> bool:
@@ -246,7 +248,7 @@ class _Evaluator:
         label, norm = self.scorer.read(y, self.sr)
         c = _Candidate(tuple(subset), u, centred_cosine(label, self.target.label), norm, intensity)
         self.history.append(c)
-        if self.strength_fn is not None:
+        if self.ready:
             self.rescore(c)
         return c
 
@@ -297,7 +299,7 @@ def search_plan(audio: "np.ndarray", sample_rate: int, target: "StyleLabel", *,
     """CMA-ES (package `cma`) over effect choice (<= max_active) and normalised parameters."""
     import numpy as np
 
-    from .chain import DEFAULT_ORDER
+    from .chain import DEFAULT_ORDER, MIN_SAMPLE_RATE
     from .plan import EffectPlan, EffectStep
 
     budget_evals, budget_seconds = check_budget(budget_evals, budget_seconds)
@@ -314,6 +316,12 @@ def search_plan(audio: "np.ndarray", sample_rate: int, target: "StyleLabel", *,
     if len(target.label) != scorer.V.shape[0]:
         raise DeltaV2AError(f"target label has {len(target.label)} terms, the audio vocabulary "
                             f"{scorer.V.shape[0]}: were they built with the same vocabulary?")
+    try:
+        sr_ok = float(sample_rate) >= MIN_SAMPLE_RATE and math.isfinite(float(sample_rate))
+    except (TypeError, ValueError):
+        sr_ok = False
+    if not sr_ok:
+        raise DeltaV2AError(f"sample rate must be a number >= {MIN_SAMPLE_RATE:g} Hz, got {sample_rate!r}")
     x = np.asarray(audio, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] == 0:
         raise DeltaV2AError(f"audio must be (channels, samples) with samples > 0, got shape {x.shape}")
@@ -371,6 +379,7 @@ def _settle_strength(ev: _Evaluator) -> None:
             ev.strength_fn = StrengthMap.fit([p[0] for p in pts], [p[1] for p in pts])
         except DeltaV2AError:
             ev.strength_fn = None  # too few renders: strength term neutral (gap 0)
+    ev.ready = True
     for c in ev.history:
         ev.rescore(c)
 

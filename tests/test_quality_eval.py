@@ -92,14 +92,15 @@ def test_command_writes_strict_json_markdown_and_png(media, tmp_path):
     out = tmp_path / "q"
     res = run_cli("diagnose", "quality", "--model", MODEL, "--images", str(media / "img"),
                   "--audio", str(media / "aud"), "--all-photos", "--photos", "2", "--clips", "1",
-                  "--intensities", "0.3,0.6,0.9", "--controllers", "mlp,knn,search,mlp+refine", "--budget-evals", "3",
+                  "--intensities", "0.3,0.6,0.9", "--controllers", "knn,mlp,search,knn+refine", "--budget-evals", "3",
                   "-o", str(out))
     assert res.returncode == 0, res.stderr
     data = json.loads((out / "quality.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-strict {c}"))
-    assert list(data["methods"]) == ["mlp", "search", "mlp+refine", "random chain", "best fixed chain"]
-    assert list(data["unavailable"]) == ["knn"] and "'knn' controller" in data["unavailable"]["knn"]
+    # the shipped model is the k-NN one: an 'mlp' it does not hold is reported, not approximated
+    assert list(data["methods"]) == ["knn", "search", "knn+refine", "random chain", "best fixed chain"]
+    assert list(data["unavailable"]) == ["mlp"] and "'mlp' controller" in data["unavailable"]["mlp"]
     assert data["search_budget_evals"] == 3
-    for name in ("mlp", "search", "mlp+refine"):  # the shipped config caps the chain at 2 effects
+    for name in ("knn", "search", "knn+refine"):  # the shipped config caps the chain at 2 effects
         assert 0 < data["methods"][name]["mean_effects"] <= 2
     assert data["sizes"]["transfers_per_method"] == 2 * 7 * 3
     for name, m in data["methods"].items():

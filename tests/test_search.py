@@ -146,6 +146,13 @@ def test_time_budget_is_respected(world):
     assert tiny.calls == 2 and len(plan.steps) == 1  # reference + the one render always allowed
 
 
+def test_budget_smaller_than_the_first_pass_still_ranks_later_candidates(world):
+    """One render: no strength map can be fitted, the strength term is neutral, a plan comes back."""
+    enc = CountingEncoder(world["enc"])
+    plan = _search(world, scorer=_scorer(world, enc), budget_evals=1)
+    assert enc.calls == 2 and len(plan.steps) == 1 and len(plan.trajectory) >= 1
+
+
 # ----------------------------------------------------------------------------- behaviour
 
 
@@ -235,6 +242,8 @@ def test_bad_arguments(world):
         _search(w, excerpt_seconds=0.01)
     with pytest.raises(DeltaV2AError, match="seed"):
         _search(w, seed=-1)
+    with pytest.raises(DeltaV2AError, match="sample rate"):
+        search_plan(w["x"], 0, w["target"], scorer=_scorer(w), layout=w["layout"], max_active=2)
     short = replace(w["target"], label=w["target"].label[:5], terms=w["target"].terms[:5])
     with pytest.raises(DeltaV2AError, match="vocabulary"):
         search_plan(w["x"], w["sr"], short, scorer=_scorer(w), layout=w["layout"], max_active=2)
@@ -257,6 +266,27 @@ def test_search_controller_plugin(world):
     again = cls.propose(w["target"], w["x"], w["sr"], cfg=w["cfg"], audio_encoder=w["enc"], vocab=w["vocab"],
                         layout=w["layout"], budget_evals=30, budget_seconds=None, seed=0)
     assert again.settings() == plan.settings()
+
+
+def test_blurred_photo_gets_a_lowpass_and_noise_a_bitcrush(world):
+    """End to end on the default model: a real image edit's label, searched zero-shot."""
+    from deltav2a.examples import landscape_image
+    from deltav2a.plugins import get
+    from deltav2a.style import StyleLabel
+    from deltav2a.transfer import TransferModel
+    from deltav2a_plugins.controllers.search import SearchController
+
+    tm = TransferModel()
+    img = landscape_image()
+    chosen = {}
+    for name in ("adaptive_blur", "add_noise"):
+        after = get("image_effect", name)().apply(img, 0.8, seed=0)
+        read = tm.read_edit([img], [after])[0]
+        target = StyleLabel(read.label, read.terms, read.delta_norm, read.confidence, 0.8)
+        plan = SearchController.propose_for(tm, target, world["x"], world["sr"], budget_evals=40, seed=0)
+        chosen[name] = plan.effects
+    assert "lowpass" in chosen["adaptive_blur"], chosen
+    assert "bitcrush" in chosen["add_noise"], chosen
 
 
 # ----------------------------------------------------------------------------- types

@@ -69,3 +69,12 @@ class SearchController(Controller):
             budget_seconds=sc.budget_seconds if budget_seconds == "config" else budget_seconds,
             seed=cfg.seed if seed is None else seed, excerpt_seconds=sc.excerpt_seconds,
             chain_order=cfg.effects.chain_order)
+
+    @classmethod
+    def propose_for(cls, model: Any, target: "StyleLabel", audio: "np.ndarray", sample_rate: int,
+                    **kwargs: Any) -> "EffectPlan":
+        """`propose` with the pieces of a loaded `TransferModel` (config, audio encoder,
+        vocabulary, layout and, when it has one, its audio StrengthMap `audio_strength`)."""
+        kwargs.setdefault("audio_strength", getattr(model, "audio_strength", None))
+        return cls.propose(target, audio, sample_rate, cfg=model.cfg, audio_encoder=model.audio_encoder,
+                           vocab=model.vocab, layout=model.layout, **kwargs)
