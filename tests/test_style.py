@@ -96,7 +96,8 @@ def test_style_audio_pair_and_identity(pair_media):
     res = run_cli("style", "--audio", str(pair_media / "a.wav"), "--edited", str(pair_media / "a_lp.wav"), "--json")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
-    assert out["top"][0]["term"] in ("muffled", "muddy", "deep"), out["top"]
+    # lexicon v2: "flat" (narrowed band) also describes a low-pass, so it may lead; muffled stays near the top
+    assert {"muffled", "muddy", "deep"} & {t["term"] for t in out["top"][:3]}, out["top"]
     same = run_cli("style", "--audio", str(pair_media / "a.wav"), "--edited", str(pair_media / "a.wav"), "--json")
     out = json.loads(same.stdout)
     assert out["delta_norm"] == 0 and math.isclose(out["entropy_bits"], math.log2(24), rel_tol=1e-6)
