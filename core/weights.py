@@ -159,9 +159,11 @@ def _safetensors_shapes(path: Path, where: str) -> dict[str, tuple[int, ...]]:
             if k != "__metadata__" and isinstance(v, dict)}
 
 
-def _expected_shapes(build) -> dict[str, tuple[int, ...]] | None:
+def _expected_shapes(build) -> dict[str, tuple[int, ...] | None] | None:
     """Parameter shapes of the module `build()` makes, built on torch's meta device
-    (shapes only, no memory), or None if the controller cannot be built there."""
+    (shapes only, no memory), or None if the controller cannot be built there. Buffers a
+    module lists in `data_buffers` (stored records, e.g. the k-NN controller's) are sized by
+    the data, not the architecture: their shape is None (only their rank is known)."""
     import torch
 
     try:
@@ -171,7 +173,9 @@ def _expected_shapes(build) -> dict[str, tuple[int, ...]] | None:
         raise
     except Exception:  # noqa: BLE001 - a plugin controller that insists on real tensors
         return None
-    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    data = set(getattr(module, "data_buffers", ()))
+    return {k: (None if k.rsplit(".", 1)[-1] in data else tuple(v.shape))
+            for k, v in module.state_dict().items()}
 
 
 def _describe_id(info: Mapping[str, Any] | None) -> str:
@@ -287,12 +291,17 @@ def load_controller(path: str | Path, *, vocabulary: Mapping[str, Any] | None = 
     if expected is not None:
         import math
 
-        n_params = sum(math.prod(s) for s in expected.values())
-        if n_params > MAX_PARAMETERS:
-            raise DeltaV2AError(f"{where}: the stored config describes {n_params:,} parameters "
-                                f"(limit {MAX_PARAMETERS:,})")
         found = _safetensors_shapes(weights, where)
+        n_params = sum(math.prod(s if s is not None else found.get(name, ())) for name, s in expected.items())
+        if n_params > MAX_PARAMETERS:
+            raise DeltaV2AError(f"{where}: the stored config and weights describe {n_params:,} parameters "
+                                f"(limit {MAX_PARAMETERS:,})")
         for name, shape in expected.items():
+            if shape is None:  # sized by the data: present, bounded above
+                if name not in found:
+                    raise DeltaV2AError(f"{where}: weights do not fit the '{meta.controller}' controller "
+                                        f"({name}: file has nothing)")
+                continue
             if found.get(name) != shape:
                 raise DeltaV2AError(
                     f"{where}: weights do not fit the '{meta.controller}' controller "

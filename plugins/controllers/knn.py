@@ -48,6 +48,9 @@ _BUFFERS = ("style", "audio", "active", "params", "strength", "audio_mean", "aud
 
 
 class KNNNet(nn.Module):
+    #: sized by the stored records, not the architecture (the loader checks presence and size)
+    data_buffers = _BUFFERS
+
     def __init__(self, style_dim: int, audio_dim: int, layout: "ParamLayout", cfg: "KNNConfig"):
         super().__init__()
         self.layout = layout
