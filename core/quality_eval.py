@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import DeltaV2AError
+from .style import centred_cosine
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -194,14 +195,6 @@ def _render(method: Method, before, after, x, sr, emb) -> tuple["np.ndarray", in
 # ---------------------------------------------------------------------------- the run
 
 
-def _centred_cos(img: "np.ndarray", aud: "np.ndarray") -> float:
-    import numpy as np
-
-    K = img.shape[-1]
-    a, b = img - 1.0 / K, aud - 1.0 / K
-    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
-
-
 def run_quality(models: Sequence["TransferModel"], photos: Sequence[Path], clips: Sequence[Path],
                 controllers: Sequence[str], intensities: Sequence[float] = DEFAULT_INTENSITIES,
                 seed: int = 0, progress: bool = False, budget_evals: int | None = None) -> dict:
@@ -300,7 +293,7 @@ def run_quality(models: Sequence["TransferModel"], photos: Sequence[Path], clips
 
 
 def _row(key: dict, method: str, img, aud, dist: float, n_fx: int) -> dict:
-    return {**key, "method": method, "cos": _centred_cos(img, aud), "top1": bool(img.argmax() == aud.argmax()),
+    return {**key, "method": method, "cos": centred_cosine(img, aud), "top1": bool(img.argmax() == aud.argmax()),
             "audio_top": int(aud.argmax()), "dist": float(dist), "effects": int(n_fx)}
 
 
@@ -315,7 +308,7 @@ def _fixed_chain_rows(image_rows: list[dict], fixed: dict, n_clips: int) -> tupl
         pick = [r for r in image_rows if r["photo"] not in scored]
 
         def mean_cos(name: str) -> float:
-            return float(np.mean([_centred_cos(r["label"], fixed[name][k]["label"])
+            return float(np.mean([centred_cosine(r["label"], fixed[name][k]["label"])
                                   for r in pick for k in range(n_clips)]))
 
         best = max(fixed, key=mean_cos)

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .errors import DeltaV2AError
+from .style import centred_cosine
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -93,18 +94,6 @@ def check_budget(budget_evals: Any = None, budget_seconds: Any = None) -> tuple[
 
 
 # ----------------------------------------------------------------------------- scoring
-
-
-def centred_cosine(a: "np.ndarray", b: "np.ndarray") -> float:
-    """Cosine of s - 1/K: which terms each label pushes up or down (see diagnostics.agreement)."""
-    import numpy as np
-
-    K = a.shape[-1]
-    x, y = np.asarray(a, np.float64) - 1.0 / K, np.asarray(b, np.float64) - 1.0 / K
-    nx, ny = float(np.linalg.norm(x)), float(np.linalg.norm(y))
-    if nx < 1e-12 or ny < 1e-12:
-        return 0.0  # a uniform label has no direction to agree with
-    return float(x @ y / (nx * ny))
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,20 @@ def style_labels(before: "np.ndarray", after: "np.ndarray", V: "np.ndarray", tem
     return s.astype(np.float32), norm.astype(np.float32)
 
 
+def centred_cosine(a: "np.ndarray", b: "np.ndarray") -> float:
+    """Cosine of s - 1/K: which terms each label pushes up or down (the raw cosine of two
+    probability vectors is ~1 for any two flat labels; see diagnostics.agreement). The one
+    pairwise form used by the search and the quality harness."""
+    import numpy as np
+
+    K = a.shape[-1]
+    x, y = np.asarray(a, np.float64) - 1.0 / K, np.asarray(b, np.float64) - 1.0 / K
+    nx, ny = float(np.linalg.norm(x)), float(np.linalg.norm(y))
+    if nx < 1e-12 or ny < 1e-12:
+        return 0.0  # a uniform label has no direction to agree with
+    return float(x @ y / (nx * ny))
+
+
 def entropy_bits(labels: "np.ndarray") -> "np.ndarray":
     import numpy as np
 
