@@ -233,6 +233,40 @@ def output_set(outputs: "Iterable[str | os.PathLike]",
         yield
 
 
+def input_files(*paths: "str | os.PathLike | None",
+                outputs: "Iterable[str | os.PathLike]" = ()) -> list[Path]:
+    """A command's inputs for `check_outputs`: each file given, and the files directly in each
+    folder given (a model, a database, a folder of photos), so an output named like one of them
+    (`-o MODEL/controller.json`, `-o DB` writing over a shard) is refused. None (an option not
+    given) is skipped. A folder's file that is one of `outputs` is left out: it is what an
+    earlier run of the command wrote there (`calibrate -m M -o M` twice), not something it
+    reads; a media file read from the folder is still protected by `note_input`."""
+    mine = {_identity(Path(o)) for o in outputs}
+    out: list[Path] = []
+    for p in paths:
+        if p is None:
+            continue
+        p = Path(p)
+        if p.is_dir():
+            with contextlib.suppress(OSError):
+                out += [f for f in p.iterdir() if f.is_file() and _identity(f) not in mine]
+        else:
+            out.append(p)
+    return out
+
+
+def claim(outputs: "Iterable[str | os.PathLike | None]", *inputs: "str | os.PathLike | None",
+          fixed_names: bool = True) -> None:
+    """`claim_outputs` for a CLI command: `outputs` (None skipped) against `input_files(*inputs)`.
+
+    `fixed_names`: the outputs are the command's own file names inside an output folder
+    (`-o DIR` -> DIR/metrics.json), so one already lying in an input folder is an earlier
+    run's result (see `input_files`). False for a file path the user chose (`-o x.json`): it
+    must not be any file of the input folders."""
+    outs = [Path(o) for o in outputs if o is not None]
+    claim_outputs(outs, inputs=input_files(*inputs, outputs=outs if fixed_names else ()))
+
+
 _CLAIMED = contextlib.ExitStack()
 
 

@@ -40,6 +40,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .style import StyleLabel
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
+MODEL_FILES = ("config.yaml", "controller.json", "controller.safetensors")
+
+
+def model_files(model_dir: "str | Path | None") -> list[Path]:
+    """The files a command reads from a model directory (inputs for the output guard)."""
+    return [] if model_dir is None else [Path(model_dir) / n for n in MODEL_FILES]
 
 
 def encoder_identity(enc: Any) -> dict:
@@ -124,7 +130,7 @@ class TransferModel:
             vocabulary={"name": self.vocab.name, "fingerprint": self.vocab.fingerprint()},
             encoders={"image": encoder_identity(self.image_encoder),
                       "audio": encoder_identity(self.audio_encoder)},
-            layout=layout)
+            layout=layout, inference_only=True)  # k-NN: no torch in a transfer
         self.layout = self.controller.layout
         cal = dict(self.controller.metadata.calibration or {})
         self.temperature = float(cal.get("temperature", self.cfg.inference.temperature))
