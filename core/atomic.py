@@ -241,7 +241,7 @@ def input_files(*paths: "str | os.PathLike | None",
     given) is skipped. A folder's file that is one of `outputs` is left out: it is what an
     earlier run of the command wrote there (`calibrate -m M -o M` twice), not something it
     reads; a media file read from the folder is still protected by `note_input`."""
-    mine = {_identity(Path(o)) for o in outputs}
+    mine = {Path(o).resolve() for o in outputs}  # by name: a hard link elsewhere stays an input
     out: list[Path] = []
     for p in paths:
         if p is None:
@@ -249,7 +249,7 @@ def input_files(*paths: "str | os.PathLike | None",
         p = Path(p)
         if p.is_dir():
             with contextlib.suppress(OSError):
-                out += [f for f in p.iterdir() if f.is_file() and _identity(f) not in mine]
+                out += [f for f in p.iterdir() if f.is_file() and f.resolve() not in mine]
         else:
             out.append(p)
     return out
