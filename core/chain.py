@@ -507,6 +507,8 @@ class AudioChain:
         if target.suffix.lower() != ".wav":
             raise DeltaV2AError(f"audio output must be .wav, got '{target.suffix or target.name}'")
         out_sr = check_sample_rate(sr, "output sample rate")
+        if self._inside:
+            self._board(sr)  # built (pedalboard imported, plugins made) before the file exists
         with atomic_path(target) as tmp, wav_writer(tmp, target, out_sr, channels) as write:
             out = _HeldTail(write, channels)
             # frames surely inside the body (at the streams' nominal ratio) are written at once
