@@ -66,13 +66,8 @@ class KNNArrays:
         if a["strength"].shape not in ((0,), (n,)):
             raise DeltaV2AError(f"{where}: weights do not fit the 'knn' controller (strength: file has "
                                 f"{list(a['strength'].shape)}, expected [0] or [{n}])")
-        self.layout = layout
-        self.style_dim = int(style_dim)
-        self.audio_dim = int(audio_dim)
-        self.k = int(cfg.k)
-        self.style_weight = float(cfg.style_weight)
-        self.audio_weight = float(cfg.audio_weight)
-        self.strength_weight = float(cfg.strength_weight)
+        self.layout, self.style_dim, self.audio_dim = layout, int(style_dim), int(audio_dim)
+        self.cfg = cfg  # k and the three distance weights, as `KNNNet` reads them
         self.state = a
         self.param_effect = layout.param_effect_array()
         self.bypass = np.asarray(layout.bypass, dtype=np.float32)
@@ -86,12 +81,13 @@ class KNNArrays:
         import numpy as np
 
         f32 = np.float32
-        parts = [np.sqrt(np.maximum(style, f32(0))) * f32((self.style_weight / 2.0) ** 0.5)]
-        if self.audio_weight > 0:
+        w = self.cfg
+        parts = [np.sqrt(np.maximum(style, f32(0))) * f32((float(w.style_weight) / 2.0) ** 0.5)]
+        if w.audio_weight > 0:
             z = (audio - self.state["audio_mean"]) / self.state["audio_std"]
-            parts.append(z * f32((self.audio_weight / self.audio_dim) ** 0.5))
+            parts.append(z * f32((float(w.audio_weight) / self.audio_dim) ** 0.5))
         if strength is not None:
-            parts.append(strength.reshape(-1, 1) * f32(self.strength_weight ** 0.5))
+            parts.append(strength.reshape(-1, 1) * f32(float(w.strength_weight) ** 0.5))
         return np.concatenate(parts, axis=1).astype(np.float32, copy=False)
 
     def neighbours(self, style: "np.ndarray", audio: "np.ndarray",
@@ -103,10 +99,10 @@ class KNNArrays:
             raise DeltaV2AError("knn controller holds no records: fit it on a database first")
         s = self.state
         use_strength = (strength is not None and s["strength"].size == self.n_records
-                        and self.strength_weight > 0)
+                        and self.cfg.strength_weight > 0)
         bank = self._features(s["style"], s["audio"], s["strength"] if use_strength else None).astype(np.float64)
         bank_sq = (bank * bank).sum(axis=1)
-        k = min(self.k, self.n_records)
+        k = min(int(self.cfg.k), self.n_records)
         out = []
         for i in range(0, style.shape[0], QUERY_CHUNK):
             sl = slice(i, i + QUERY_CHUNK)
