@@ -562,12 +562,11 @@ class _HeldTail:
         return rest
 
     def trim(self, body: int, full: int) -> int:
-        """Frames kept under `tail="keep"`: `_trim_silent_tail(y[:, :full], body)`."""
+        """Frames kept under `tail="keep"`: `_trim_silent_tail(y[:, :full], body)` (the held
+        part starts before `body`, see `safe` in `render_to_file`)."""
         import numpy as np
 
         rest = self._rest()
-        if body < self.written:  # the margin keeps the whole tail region in memory
-            raise DeltaV2AError("internal error: a streamed render wrote past the clip's body")
         if full <= body:
             return full
         head = rest[:, :full - self.written]
@@ -579,6 +578,8 @@ class _HeldTail:
         return body + (int(loud[-1]) + 1 if loud.size else 0)
 
     def finish(self, frames: int) -> None:
+        if frames < self.written:  # cannot happen: the margin keeps the whole tail region held
+            raise DeltaV2AError("internal error: a streamed render wrote past the clip's body")
         rest = self._rest()
         self.held = []
         self._write(rest[:, :max(0, frames - self.written)])
