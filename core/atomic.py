@@ -272,5 +272,25 @@ _CLAIMED = contextlib.ExitStack()
 
 def claim_outputs(outputs: "Iterable[str | os.PathLike]",
                   inputs: "Iterable[str | os.PathLike]" = ()) -> None:
-    """`output_set` held until the process exits: for a CLI command, one line at its top."""
-    _CLAIMED.enter_context(output_set(outputs, inputs))
+    """`output_set` held while the running CLI command lasts: for a command, one line at its
+    top. It is released when the command's click context closes (so a second command in the
+    same process, e.g. under a test runner, can claim the same outputs), else at exit."""
+    guard = output_set(outputs, inputs)
+    ctx = _click_context()
+    if ctx is not None:
+        ctx.with_resource(guard)
+    else:
+        _CLAIMED.enter_context(guard)
+
+
+def _click_context():
+    """The current click context of whichever click the CLI runs on (typer >= 0.29 bundles
+    its own copy), or None outside a command. Imports nothing that is not loaded already."""
+    import sys
+
+    for name in ("typer._click.globals", "click.globals"):
+        mod = sys.modules.get(name)
+        ctx = mod.get_current_context(silent=True) if mod is not None else None
+        if ctx is not None:
+            return ctx
+    return None
