@@ -11,7 +11,7 @@ set (or leave-one-pack-out with --groups pack), each file scored by weights fitt
 (rule_scores -> fuse -> apply_guards), for rules, fused, and fused + guards. The in-sample
 numbers of the final fit are printed too, to show the gap.
 
-    .venv/bin/python benchmarks/fit_drum_rules.py ../shared/data/drums [--C 1] [--groups loo|pack] [--output fitted.yaml]
+    .venv/bin/python benchmarks/fit_drum_rules.py ../shared/data/drums [--C 1] [--groups loo|pack] [--terms note|acoustic] [--output fitted.yaml]
 
 prints both tables and, with --output, writes the fitted weights as a drums config. Result
 (2026-12-01, 62 scored hits), macro F1 of fused + guards, held out vs in-sample:
@@ -28,6 +28,8 @@ import csv
 from pathlib import Path
 
 TERMS = ("E", "S", "A_fast", "D", "L", "M", "H", "F", "Z")
+#: with --terms acoustic: the note's plus ours (tonality, registers, ring, centroid)
+ACOUSTIC_TERMS = TERMS + ("T", "T_kick", "T_tom", "R", "C")
 
 
 def main() -> None:
@@ -49,7 +51,10 @@ def main() -> None:
     ap.add_argument("--groups", choices=("loo", "pack"), default="loo",
                     help="held-out unit: one file, or a whole sample pack (file-name prefix before '_')")
     ap.add_argument("--output", type=Path, default=None, help="write the fitted weights as a drums config")
+    ap.add_argument("--terms", choices=("note", "acoustic"), default="note",
+                    help="fit the note's nine terms, or those plus the acoustic ones (docs/drums.md)")
     args = ap.parse_args()
+    terms_used = TERMS if args.terms == "note" else ACOUSTIC_TERMS
     labels_path = args.labels or args.folder / "labels.csv"
     labels = {r["file"]: r["role"] for r in csv.DictReader(labels_path.open())}
     roles = [r.value for r in ROLE_ORDER]
@@ -59,7 +64,7 @@ def main() -> None:
     batch = RoleAssigner(base).assign_many(files)
     res = batch.results
     terms = [rule_terms(s.features, base) for s in res]
-    X = np.array([[t[k] for k in TERMS] for t in terms])
+    X = np.array([[t[k] for k in terms_used] for t in terms])
     y = np.array([labels[Path(s.filepath).name] for s in res])
     print(f"{len(res)} scored, {len(batch.skipped)} skipped: {[s['file'] for s in batch.skipped]}")
 
@@ -69,7 +74,7 @@ def main() -> None:
         weights = {}
         for r in roles:
             i = order.index(r)
-            w = {k: round(float(v), 4) for k, v in zip(TERMS, model.coef_[i])}
+            w = {k: round(float(v), 4) for k, v in zip(terms_used, model.coef_[i])}
             w["one"] = round(float(model.intercept_[i]), 4)
             weights[r] = w
         cfg.rule_scoring.weights = weights
