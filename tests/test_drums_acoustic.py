@@ -16,6 +16,7 @@ from deltav2a.drums.preprocess import prepare
 from deltav2a.drums.rules import rule_scores
 from deltav2a.drums.types import DSPFeatures
 from deltav2a.errors import DeltaV2AError
+from test_drums import hat  # the note's noise-burst hat (20 ms decay, high-passed)
 
 SR = 44100
 
@@ -48,12 +49,6 @@ def snare(seconds: float = 0.3, seed: int = 2) -> np.ndarray:
     noise = np.convolve(rng.standard_normal(len(t)), np.ones(8) / 8, mode="same")
     noise = noise / noise.std() * np.exp(-t / 0.06)
     return (0.5 * body + 0.4 * noise).astype(np.float32)
-
-
-def hat(seconds: float = 0.12, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = np.diff(rng.standard_normal(int(seconds * SR) + 2), n=2)
-    return (x * np.exp(-np.arange(len(x)) / SR / 0.02)).astype(np.float32)
 
 
 def swell(seconds: float = 2.0, seed: int = 1) -> np.ndarray:
