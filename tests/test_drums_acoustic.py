@@ -5,10 +5,15 @@ a snare a noisy burst over a body, a hat noisy metal, a texture a swell that kee
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 
 import numpy as np
 import pytest
+import soundfile as sf
+
+from conftest import run_cli
 
 from deltav2a.drums.config import RoleAssignerConfig
 from deltav2a.drums.features import _register, extract, rule_terms
@@ -150,6 +155,37 @@ def test_features_stay_finite_on_a_hit_that_ends_at_its_peak():
     f = feats(x)
     assert all(math.isfinite(v) for v in f.as_dict().values())
     assert 0.0 <= f.tonality <= 1.0
+
+
+def test_cli_evaluate_with_the_acoustic_preset_writes_the_new_features_and_skips_bad_files(tmp_path):
+    """The installed `drums evaluate --preset acoustic` on one hit of each role plus the bad
+    files a sample folder holds: the five roles are told apart by the rules, the new features
+    are in the CSV and JSON, the bad files are skipped and counted."""
+    d = tmp_path / "hits"
+    d.mkdir()
+    hits = {"tom": (tom(), "FILL"), "kick": (chirp_kick(), "CORE"), "snare": (snare(), "ACCENT"),
+            "hat": (hat(), "MOTION"), "swell": (swell(), "TEXTURE")}
+    for name, (x, _) in hits.items():
+        sf.write(d / f"{name}.wav", x, SR)
+    sf.write(d / "silent.wav", np.zeros(SR, dtype=np.float32), SR)
+    nan = tom()
+    nan[100] = np.nan
+    sf.write(d / "nan.wav", nan, SR, subtype="FLOAT")
+    (d / "readme.wav").write_text("not audio")
+    labels = d / "labels.csv"
+    labels.write_text("file,role\n" + "".join(f"{n}.wav,{r}\n" for n, (_, r) in hits.items()))
+    out = tmp_path / "eval"
+    res = run_cli("drums", "evaluate", str(d), "--labels", str(labels), "-o", str(out), "--preset", "acoustic",
+                  env={"DELTAV2A_CACHE": str(tmp_path / "c")})
+    assert res.returncode == 0, res.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n"] == 5 and len(m["skipped"]) == 3
+    assert m["variants"]["rules"]["accuracy"] == 1.0 and m["variants"]["rules"]["macro_f1"] == 1.0
+    data = json.loads((out / "results.json").read_text())
+    assert data["config"]["rule_scoring"]["weights"]["FILL"]["T_tom"] == 0.35
+    tom_row = next(r for r in csv.DictReader((out / "results.csv").open()) if r["sample_id"] == "tom")
+    assert float(tom_row["body_pitch_hz"]) == pytest.approx(120.0, abs=2.0) and float(tom_row["tonality"]) > 0.9
+    assert float(tom_row["ring_time"]) > 0.3 and float(tom_row["spectral_centroid_hz"]) > 0
 
 
 @pytest.mark.shared_data
