@@ -100,7 +100,8 @@ def evaluate_cmd(
         raise DeltaV2AError(f"not a folder: {folder}")
     from ..atomic import claim
 
-    claim([output / n for n in ("results.json", "results.csv", "pools.json")] + [output / n for n in ("metrics.json", "metrics.md", "confusion.png")],
+    claim([output / n for n in ("results.json", "results.csv", "pools.json", "metrics.json", "metrics.md",
+                                "confusion.png")],
           folder, labels, config)
     truth = read_labels(labels)
     ra = _assigner(config, preset, encoder)
