@@ -66,7 +66,7 @@ def rms(x: np.ndarray) -> float:
 
 def test_default_order_is_the_research_order():
     assert DEFAULT_ORDER == ("lowpass", "bitcrush", "reverb", "highpass", "distortion",
-                             "delay", "playback_rate")
+                             "delay", "stutter", "playback_rate")
 
 
 def test_settings_are_sorted_by_default_order():
@@ -90,6 +90,10 @@ def test_playback_rate_is_always_last():
     assert chain.names == ["delay", "lowpass", "playback_rate"]
     chain = AudioChain(["playback_rate", "reverb"], order=())
     assert chain.names == ["reverb", "playback_rate"]
+    # the stutter gate renders outside Pedalboard too: after the Pedalboard part, before the
+    # speed change (a gate recorded onto the tape speeds up with it)
+    chain = AudioChain(["playback_rate:rate=1.5", "stutter", "delay", "reverb"])
+    assert chain.names == ["reverb", "delay", "stutter", "playback_rate"]
 
 
 def test_bad_orders_are_rejected():
@@ -471,6 +475,7 @@ def test_full_chain_on_a_real_clip(shared_data):
     ["lowpass", "reverb:wet_level=0.5", "delay", "playback_rate:rate=0.8"],
     ["bitcrush", "distortion", "highpass"],
     ["playback_rate:rate=1.7"],
+    ["reverb", "stutter:rate_hz=5.5,duty=0.4", "playback_rate:rate=1.3"],
 ])
 @pytest.mark.parametrize("tail", ["keep", "cut"])
 def test_block_rendering_equals_whole_rendering(monkeypatch, specs, tail):
