@@ -126,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     raw_doc["normalisation_version"] = str(args.version)
     items = (f"{len(image_files)} images and " if fit_images else "") + f"{len(music_files)} music clips"
     fitted = f"{items} of the DeltaV2A development corpus (shared/data), {_dt.date.today().isoformat()}"
-    raw_doc["fitted_on"] = (fitted if not only else
-                            f"{raw_doc.get('fitted_on', '')}; {', '.join(sorted(only))}: {fitted}")
+    base = str(raw_doc.get("fitted_on", "")).split("; ")[0]  # the full fit, before any --only refit
+    raw_doc["fitted_on"] = fitted if not only else f"{base}; {', '.join(sorted(only))}: {fitted}"
     text = HEADER + yaml.safe_dump(raw_doc, sort_keys=False, width=100, allow_unicode=True)
     if args.write:
         target.write_text(text, encoding="utf-8")

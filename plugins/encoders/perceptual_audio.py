@@ -276,11 +276,14 @@ def describe_mono(m: "np.ndarray", width: float,
             # gap depth: how far each 10 ms level dips below the upper quartile of its
             # +-100 ms neighbourhood. A gate cuts gaps into sustained sound (every closed
             # block sits its full depth below the open ones around it); a note's decay dips
-            # little within 100 ms, and reverb and compression fill the gaps
+            # little within 100 ms, and reverb and compression fill the gaps. Blocks count
+            # where their neighbourhood is active (a silent gap inside music is the deepest
+            # gap, not "inactive"); a dip counts at most ENV_RANGE_DB
             h = int(round(GAP_HALF_WINDOW_S * SR / ENV_BLOCK))
             padded = np.concatenate([np.full(h, edb[0]), edb, np.full(h, edb[-1])])
             ref = np.percentile(sliding_window_view(padded, 2 * h + 1), GAP_QUANTILE, axis=1)
-            out["gap_depth"] = float(np.mean(np.maximum(ref - edb, 0.0)[act]))
+            live = ref > edb.max() - ENV_RANGE_DB
+            out["gap_depth"] = float(np.mean(np.clip(ref - edb, 0.0, ENV_RANGE_DB)[live]))
 
     # band-wise onset strength (positive log change in 24 log-spaced bands, 11.6 ms hop),
     # autocorrelated and summed over bands: an echo repeats the same onsets one delay later
