@@ -115,6 +115,7 @@ def main() -> None:
         seven = {k: v for k, v in every.items() if k in NOTES_SEVEN}
         r["media"] = {"images": [p.name for p in photos], "audio": [p.name for p in clips], "half": args.half}
         r["oracle_1000"] = {k: big[k] for k in ("mean_cosine", "top1_agreement", "n_pairs")}
+        r["oracle_limits"] = limits(img, aud, pairs, Vi, Va, T)
         r["oracle_30_without_stutter"] = oracle_without(r, img, aud, Vi, Va, T, "stutter", 30, 0)
         r["oracle_1000_without_stutter"] = oracle_without(r, img, aud, Vi, Va, T, "stutter", 1000, 1)
         for key, rows in (("7", seven), (str(len(every)), every)):
@@ -129,7 +130,8 @@ def main() -> None:
                             "oracle_1000": r["oracle_1000"],
                             "oracle_30_without_stutter": r["oracle_30_without_stutter"],
                             "oracle_1000_without_stutter": r["oracle_1000_without_stutter"],
-                            "oracle_1000_per_image_effect": per_image_effect(big)}
+                            "oracle_1000_per_image_effect": per_image_effect(big),
+                            "oracle_limits": r["oracle_limits"]}
     print(json.dumps(summary, indent=2))
     (args.output / f"{args.half}_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
@@ -143,6 +145,30 @@ def oracle_without(r: dict, img, aud, Vi, Va, T: float, effect: str, n: int, see
     sub = replace(aud, effects=[aud.effects[i] for i in keep], after=aud.after[keep])
     res = va.oracle_agreement(img.labels(Vi, T), sub.labels(Va, T), img, sub, n, seed)
     return {k: res[k] for k in ("mean_cosine", "top1_agreement", "n_pairs")}
+
+
+def limits(img, aud, pairs, Vi, Va, T: float, n: int = 1000, seed: int = 1) -> dict:
+    """What bounds the single-effect oracle (docs/vocab_audit.md): the same 1000 pairs with
+    another label temperature (both sides), with two-effect chains allowed as well, and the
+    image side's own diffuseness (centred cosine of each image label with a pure reading of
+    its top term: what an audio side that produces one word per edit could reach at most)."""
+    out: dict = {}
+    for t in (0.05, 0.2):
+        res = va.oracle_agreement(img.labels(Vi, t), aud.labels(Va, t), img, aud, n, seed)
+        out[f"temperature_{t:g}"] = {k: res[k] for k in ("mean_cosine", "top1_agreement")}
+    both = replace(aud, effects=aud.effects + pairs.effects,
+                   after=np.concatenate([aud.after, pairs.after], axis=0))
+    res = va.oracle_agreement(img.labels(Vi, T), both.labels(Va, T), img, both, n, seed)
+    out["with_two_effect_chains"] = {k: res[k] for k in ("mean_cosine", "top1_agreement")}
+    out["with_two_effect_chains_per_image_effect"] = per_image_effect(res)
+    L = img.labels(Vi, T)                                   # (E, I, N, K)
+    K = L.shape[-1]
+    c = L - 1.0 / K
+    pure = np.eye(K)[L.argmax(axis=-1)] - 1.0 / K
+    cos = (c * pure).sum(-1) / (np.linalg.norm(c, axis=-1) * np.linalg.norm(pure, axis=-1))
+    out["one_word_ceiling"] = round(float(cos.mean()), 4)
+    out["one_word_ceiling_per_image_effect"] = {e: round(float(cos[i].mean()), 4) for i, e in enumerate(img.effects)}
+    return out
 
 
 def per_image_effect(oracle: dict) -> dict:

@@ -133,7 +133,7 @@ def test_set_parsing():
 
     d = apply_assignments({}, ["effects.audio+=phaser", "encoders.image=clip", "encoders.image.options.x=1",
                                "training.epochs=7"])
-    assert d["effects"]["audio"][-1] == "phaser" and len(d["effects"]["audio"]) == 8
+    assert d["effects"]["audio"][-1] == "phaser" and len(d["effects"]["audio"]) == 9
     assert d["encoders"]["image"] == {"name": "clip", "options": {"x": 1}} and d["training"]["epochs"] == 7
     cfg = load_config_with(QUICK, ["controller.kind=ar", "effects.audio+=[lpf]"])
     assert cfg.controller.kind == "ar" and cfg.effects.audio[-1] == "lpf" and cfg.training.epochs == 3
