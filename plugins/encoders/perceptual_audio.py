@@ -1,4 +1,5 @@
-"""`perceptual-audio`: a clip as 23 interpretable, normalised low-level descriptors.
+"""`perceptual-audio`: a clip as 24 interpretable, normalised low-level descriptors (23 with
+lexicons v1/v2, whose normalisation predates `gap_depth`).
 
 No weights and no downloads: numpy/scipy/soxr only, about 35 ms for a 10 s stereo clip on
 one core, so it is the default audio encoder whenever nothing else is configured.
@@ -331,14 +332,14 @@ def _windows(n: int, sample_rate: float) -> list[tuple[int, int]]:
 
 
 class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
-    """Weight-free audio encoder: 23 normalised low-level descriptors (spectrum, dynamics, space).
+    """Weight-free audio encoder: 24 normalised low-level descriptors (spectrum, dynamics, space).
 
     The default audio encoder when none is configured. Each clip becomes a vector of
     interpretable descriptors (spectral centroid, roll-off, bandwidth, flatness, five band
     energies, crest factor, clipping ratio, zero-crossing rate, decay depth, modulation
     depth, echo periodicity, spectral floor, high-band flatness, mid-band flatness as a
     harmonic-distortion cue, spectral flux, spectral persistence, pitch register, stereo
-    width), analysed at a fixed 44.1 kHz and passed through a fixed, versioned
+    width, and with lexicon v3 gap depth: the gaps a gate cuts), analysed at a fixed 44.1 kHz and passed through a fixed, versioned
     normalisation. Text is embedded through a shipped lexicon that grounds every vocabulary
     term in signed descriptor directions. numpy/scipy/soxr only; a few milliseconds per
     second of audio on one core. See docs/perceptual_encoders.md.
