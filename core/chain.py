@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .effects import AudioEffect, BlockStream
 
 DEFAULT_ORDER: tuple[str, ...] = (
-    "lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "playback_rate",
+    "lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "stutter", "playback_rate",
 )
 DEFAULT_MAX_TAIL_SECONDS = 5.0
 TAIL_TRIM_DB = 60.0

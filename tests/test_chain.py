@@ -66,7 +66,7 @@ def rms(x: np.ndarray) -> float:
 
 def test_default_order_is_the_research_order():
     assert DEFAULT_ORDER == ("lowpass", "bitcrush", "reverb", "highpass", "distortion",
-                             "delay", "playback_rate")
+                             "delay", "stutter", "playback_rate")
 
 
 def test_settings_are_sorted_by_default_order():
@@ -90,6 +90,10 @@ def test_playback_rate_is_always_last():
     assert chain.names == ["delay", "lowpass", "playback_rate"]
     chain = AudioChain(["playback_rate", "reverb"], order=())
     assert chain.names == ["reverb", "playback_rate"]
+    # the stutter gate renders outside Pedalboard too: after the Pedalboard part, before the
+    # speed change (a gate recorded onto the tape speeds up with it)
+    chain = AudioChain(["playback_rate:rate=1.5", "stutter", "delay", "reverb"])
+    assert chain.names == ["reverb", "delay", "stutter", "playback_rate"]
 
 
 def test_bad_orders_are_rejected():
@@ -118,7 +122,8 @@ def test_full_chain_matches_pedalboard_then_soxr(audio):
     specs = ["playback_rate:rate=0.8", "delay:delay_seconds=0.1,feedback=0.2,mix=0.3",
              "reverb:room_size=0.3,wet_level=0.2", "lowpass:cutoff_hz=3000",
              "bitcrush:bit_depth=10",
-             "highpass:cutoff_hz=100", "distortion:drive_db=6"]
+             "highpass:cutoff_hz=100", "distortion:drive_db=6",
+             "stutter:rate_hz=6,duty=0.5,depth=0.7,smoothing_ms=4"]
     chain = AudioChain(specs, tail="cut")
     assert chain.names == list(DEFAULT_ORDER)
     board = pedalboard.Pedalboard([
@@ -126,7 +131,14 @@ def test_full_chain_matches_pedalboard_then_soxr(audio):
         pedalboard.Reverb(room_size=0.3, damping=0.5, wet_level=0.2, dry_level=0.4),
         pedalboard.HighpassFilter(100), pedalboard.Distortion(6),
         pedalboard.Delay(0.1, 0.2, 0.3)])
-    expected = resample(board(audio, SR), SR * 0.8, SR)
+    wet = board(audio, SR)
+    # the gate by hand: open for the first half of each 1/6 s cycle, 0.3 closed, 4 ms ramps
+    t = np.arange(wet.shape[1], dtype=np.float64)
+    tau = np.mod(t, SR / 6.0)
+    ramp = 0.004 * SR
+    w = np.clip(np.minimum(tau, 0.5 * SR / 6.0 - tau) / ramp, 0.0, 1.0)
+    gain = (1.0 - 0.7 * (0.5 + 0.5 * np.cos(np.pi * w))).astype(np.float32)
+    expected = resample(wet * gain, SR * 0.8, SR)
     np.testing.assert_array_equal(chain(audio, SR), expected)
 
 
@@ -474,6 +486,7 @@ def test_full_chain_on_a_real_clip(shared_data):
     # 6 s + 1.5 s of tail = 39.6 blocks of 4096: a remainder longer than one block, on which a
     # fresh board used to re-prepare its delay (its echoes vanished from the last block)
     ["bitcrush:bit_depth=6", "delay:delay_seconds=0.7,feedback=0.9,mix=0.9"],
+    ["reverb", "stutter:rate_hz=5.5,duty=0.4", "playback_rate:rate=1.3"],
 ])
 @pytest.mark.parametrize("tail", ["keep", "cut"])
 def test_block_rendering_equals_whole_rendering(monkeypatch, specs, tail):
