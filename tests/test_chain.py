@@ -13,7 +13,7 @@ import numpy as np
 import pedalboard
 import pytest
 
-from deltav2a.chain import (
+from deltav2a.render.chain import (
     DEFAULT_ORDER,
     AudioChain,
     EffectSetting,
@@ -21,12 +21,12 @@ from deltav2a.chain import (
     describe_chain,
     parse_effect_spec,
 )
-from deltav2a.effects import AudioEffect
+from deltav2a.api.effects import AudioEffect
 from deltav2a.errors import DeltaV2AError
-from deltav2a.hookspecs import hookimpl
-from deltav2a.media import resample
-from deltav2a.params import Param
-from deltav2a.plugins import get, load_registry, reset_registry
+from deltav2a.api.hookspecs import hookimpl
+from deltav2a.media.io import resample
+from deltav2a.api.params import Param
+from deltav2a.api.registry import get, load_registry, reset_registry
 
 SR = 44100
 
@@ -455,7 +455,7 @@ def test_nan_from_a_third_party_effect_is_caught(third_party_registry, audio):
 
 @pytest.mark.shared_data
 def test_full_chain_on_a_real_clip(shared_data):
-    from deltav2a.media import load_audio
+    from deltav2a.media.io import load_audio
 
     clip, sr = load_audio(sorted((shared_data / "music").glob("*.ogg"))[0])
     clip = clip[:, : sr * 3]
@@ -476,8 +476,8 @@ def test_full_chain_on_a_real_clip(shared_data):
 def test_block_rendering_equals_whole_rendering(monkeypatch, specs, tail):
     """Long clips render block by block (state carried across blocks, streams for
     playback_rate); the result must be the whole render's, sample for sample."""
-    import deltav2a.chain as chain_mod
-    from deltav2a.examples import groove
+    import deltav2a.render.chain as chain_mod
+    from deltav2a.media.examples import groove
 
     x = groove(6.0, 22050).astype(np.float32)
     chain = AudioChain.from_specs(specs, tail=tail)

@@ -214,7 +214,7 @@ def test_clap_short_stereo_and_resampled_input(clap_enc, clap_files):
     ref = _ref_windows(clap_files["model"],
                        [repeat_pad(quantise_int16(st.mean(axis=0)), 10 * SR)])
     assert np.array_equal(clap_enc.encode_audio([st], SR), ref)  # channel mean, repeat-pad
-    from deltav2a.media import resample
+    from deltav2a.media.io import resample
 
     at44 = _noise(3.0, 11, sr=44100)
     assert np.array_equal(clap_enc.encode_audio([at44], 44100),
@@ -388,7 +388,7 @@ def _images(n: int, seed: int = 0):
 
 
 def _clip_ref(enc, model, images) -> np.ndarray:
-    from deltav2a.media import ensure_rgb
+    from deltav2a.media.io import ensure_rgb
 
     with torch.inference_mode():
         x = torch.stack([enc._preprocess(ensure_rgb(im)) for im in images])
@@ -628,9 +628,9 @@ def test_one_config_switch_runs_the_style_command_with_clip_and_clap(clip_files,
     import soundfile as sf
     import yaml
 
-    from deltav2a.chain import AudioChain
-    from deltav2a.examples import groove, landscape_image
-    from deltav2a.plugins import get
+    from deltav2a.render.chain import AudioChain
+    from deltav2a.media.examples import groove, landscape_image
+    from deltav2a.api.registry import get
 
     cfg = tmp_path / "clip_clap.yaml"
     cfg.write_text(yaml.safe_dump({"encoders": {

@@ -58,7 +58,7 @@ def test_rerun_reuses_finished_stages(quick_run, tmp_path):
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory, quick_run):
-    from deltav2a.examples import groove, landscape_image
+    from deltav2a.media.examples import groove, landscape_image
 
     d = tmp_path_factory.mktemp("tmedia")
     landscape_image(200, 150).save(d / "a.png")

@@ -141,7 +141,7 @@ def test_set_parsing():
 
 def test_notes_numbers_only_beside_their_setup():
     from deltav2a.config import load_config_with
-    from deltav2a.report import normalised_entropy, notes_apply
+    from deltav2a.experiment.report import normalised_entropy, notes_apply
 
     paper = load_config_with(None, ["encoders.image=clip", "encoders.audio=clap"])
     assert notes_apply(paper)

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from deltav2a.config import ControllerConfig, KNNConfig, TrainingConfig
-from deltav2a.controller import get_controller, predict
+from deltav2a.model.controller import get_controller, predict
 from deltav2a.errors import DeltaV2AError
 from deltav2a.evaluation.metrics import active_param_rmse_gated, activity_f1, mean_baseline_rmse
-from deltav2a.layout import ParamLayout
-from deltav2a.training import ControllerData
+from deltav2a.model.layout import ParamLayout
+from deltav2a.model.data import ControllerData
 from deltav2a.training.trainer import train_controller
-from deltav2a.weights import ControllerMetadata, load_controller, save_controller
+from deltav2a.model.weights import ControllerMetadata, load_controller, save_controller
 
 torch.set_num_threads(1)
 
@@ -84,7 +84,7 @@ def test_strength_picks_the_matching_record(layout):
     """Same label and E(A), different strength: the query's strength decides the neighbour.
 
     A strength-input model reads label + strength as one (K + 1) input (`with_strength`)."""
-    from deltav2a.controller import with_strength
+    from deltav2a.model.controller import with_strength
 
     j = _param_index(layout, "lowpass")
     data = _records(layout, [([1.0, 0.0], ["lowpass"], {j: 0.1}), ([1.0, 0.0], ["lowpass"], {j: 0.9})])

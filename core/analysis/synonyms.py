@@ -103,7 +103,7 @@ class SynonymTable:
 
 def load_synonyms(effects: dict[str, Sequence[str]], extra_paths: Iterable[str | Path] = ()) -> SynonymTable:
     """The merged synonym table for the named effects ({"image": [...], "audio": [...]})."""
-    from ..plugins import get, user_dir
+    from ..api.registry import get, user_dir
 
     table = SynonymTable()
     for modality, names in effects.items():

@@ -18,10 +18,10 @@ def calibrate(
 ) -> None:
     """Fit the image-side temperature and norm confidence (T, tau_c, s_c)."""
     from ..atomic import write_json
-    from ..calibration import CalibrationResult, plot_grid
-    from ..media import IMAGE_EXTENSIONS
-    from ..sensitivity import list_media
-    from ..stages import calibrate_stage
+    from ..style.calibration import CalibrationResult, plot_grid
+    from ..media.io import IMAGE_EXTENSIONS
+    from ..analysis.sensitivity import list_media
+    from ..experiment.stages import calibrate_stage
 
     files = list_media(images, IMAGE_EXTENSIONS, limit, seed)
     res = calibrate_stage(model, files, db, seed, progress=True)

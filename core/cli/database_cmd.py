@@ -24,7 +24,7 @@ def splits(
 
     from ..atomic import claim_outputs
     from ..config import load_config
-    from ..splits import make_splits, write_splits
+    from ..database.splits import make_splits, write_splits
 
     claim_outputs([output], inputs=[p for p in (manifest, config) if p is not None])
     cfg = load_config(config)

@@ -28,8 +28,8 @@ def audio(
 ) -> None:
     """Entropy, effective dims, top-1 mass, style F1 per audio effect, consistency separation."""
     from ..config import load_config
-    from ..plots import bars
-    from ..stages import audio_diagnostics
+    from ..media.plots import bars
+    from ..experiment.stages import audio_diagnostics
 
     res = audio_diagnostics(load_config(config), db)
     _write(output, "audio_diagnostics", res)
@@ -51,10 +51,10 @@ def image(
     output: Path = typer.Option(Path("outputs/diagnostics"), "--output", "-o"),
 ) -> None:
     """Which image effect made this label? F1 per effect from calibrated image labels."""
-    from ..media import IMAGE_EXTENSIONS
-    from ..plots import bars
-    from ..sensitivity import list_media
-    from ..stages import image_diagnostics
+    from ..media.io import IMAGE_EXTENSIONS
+    from ..media.plots import bars
+    from ..analysis.sensitivity import list_media
+    from ..experiment.stages import image_diagnostics
 
     res = image_diagnostics(model, list_media(images, IMAGE_EXTENSIONS, limit, seed), seed, progress=True)
     _write(output, "image_diagnostics", res)
@@ -74,9 +74,9 @@ def agreement(
     output: Path = typer.Option(Path("outputs/diagnostics"), "--output", "-o"),
 ) -> None:
     """Image label vs the label the audio encoder reads off (A, A'): transfer vs two baselines."""
-    from ..media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
-    from ..sensitivity import list_media
-    from ..stages import agreement_stage
+    from ..media.io import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+    from ..analysis.sensitivity import list_media
+    from ..experiment.stages import agreement_stage
 
     res = agreement_stage(model, list_media(images, IMAGE_EXTENSIONS, limit, seed),
                           list_media(audio, AUDIO_EXTENSIONS, limit, seed), pairs, seed, progress=True)
@@ -114,11 +114,11 @@ def quality(
 ) -> None:
     """Per controller: label agreement, top-1, effects per transfer, strength tracking; vs two baselines."""
     from ..atomic import write_text
-    from ..media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
-    from ..quality_eval import (heldout_photos, parse_intensities, quality_markdown, quality_plot, run_quality,
+    from ..media.io import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+    from ..experiment.quality import (heldout_photos, parse_intensities, quality_markdown, quality_plot, run_quality,
                                 seeded_sample)
-    from ..sensitivity import list_media
-    from ..transfer import TransferModel
+    from ..analysis.sensitivity import list_media
+    from ..transfer.pipeline import TransferModel
 
     levels = parse_intensities(intensities)
     clip_files = _clip_files(audio, splits, split, AUDIO_EXTENSIONS, clips, seed)
@@ -142,14 +142,14 @@ def _clip_files(audio: Optional[Path], splits: Optional[Path], split: str, exten
                 seed: int) -> list:
     """A seeded sample of `limit` clips; from a split file, spread over its tracks first."""
     from ..errors import DeltaV2AError
-    from ..quality_eval import one_clip_per_track, seeded_sample
-    from ..sensitivity import list_media
+    from ..experiment.quality import one_clip_per_track, seeded_sample
+    from ..analysis.sensitivity import list_media
 
     if splits is None:
         if audio is None:
             raise DeltaV2AError("give --audio (a folder of clips) or --splits")
         return seeded_sample(list_media(audio, extensions, None, 0), limit, seed)
-    from ..splits import load_splits
+    from ..database.splits import load_splits
 
     sp = load_splits(splits, audio)
     files = [sp.path_of(c) for c in one_clip_per_track(sp.clips_in(split), limit, seed)]

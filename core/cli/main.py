@@ -49,7 +49,7 @@ def build_app() -> typer.Typer:
 
 
 def _register_plugin_commands() -> None:
-    from ..plugins import _warn, get_registry
+    from ..api.registry import _warn, get_registry
 
     for plugin, hook in get_registry().extra_hooks:
         try:
@@ -102,7 +102,7 @@ def _plugin_in_traceback(tb) -> str | None:
     import traceback
 
     try:
-        from ..plugins import plugin_for_module
+        from ..api.registry import plugin_for_module
     except Exception:  # pragma: no cover - the registry itself is broken
         return None
     for frame, _ in reversed(list(traceback.walk_tb(tb))):

@@ -35,7 +35,7 @@ def build(
     """Choose cases by the notes' groups, render them, write STUDY/study.json."""
     from tqdm import tqdm
 
-    from ..media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+    from ..media.io import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
     from ..study.build import Selection, build_study
 
     def files(folder: Path, ext: tuple[str, ...], what: str) -> list[Path]:

@@ -20,7 +20,7 @@ def train(
 ) -> None:
     """Train a controller; resumes an interrupted run in OUTPUT by default."""
     from ..config import load_config
-    from ..stages import train_stage
+    from ..experiment.stages import train_stage
 
     cfg = load_config(config, {"training": {"epochs": epochs}} if epochs else None)
     if controller:
@@ -37,7 +37,7 @@ def tune_thresholds(
 ) -> None:
     """Per-effect activity thresholds on validation records, saved with the model."""
     from ..atomic import write_json
-    from ..stages import thresholds_stage
+    from ..experiment.stages import thresholds_stage
 
     res = thresholds_stage(model, val_db)
     if output:
@@ -55,8 +55,8 @@ def evaluate(
 ) -> None:
     """The notes' metrics on held-out records, beside the mean baseline."""
     from ..atomic import write_json
-    from ..plots import per_param_bars
-    from ..stages import evaluate_stage
+    from ..media.plots import per_param_bars
+    from ..experiment.stages import evaluate_stage
 
     out = evaluate_stage(model, test_db, train_db)
     output.mkdir(parents=True, exist_ok=True)
@@ -79,7 +79,7 @@ def probes(
     """Experiment 3: linear probes (audio only, style only, style + audio gated) vs the mean baseline."""
     from ..atomic import write_json
     from ..config import load_config
-    from ..stages import probes_stage
+    from ..experiment.stages import probes_stage
 
     rows = probes_stage(load_config(config), db, test_db)
     if output:

@@ -5,7 +5,7 @@ delay and playback_rate. Registration only imports the effect classes; pedalboar
 and soxr are imported when something is rendered, so `deltav2a list-plugins` stays fast.
 """
 
-from deltav2a.hookspecs import hookimpl
+from deltav2a.api.hookspecs import hookimpl
 
 
 @hookimpl

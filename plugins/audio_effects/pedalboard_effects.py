@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-from deltav2a.effects import MAX_CUTOFF_FRACTION, AudioEffect, PedalboardEffect
-from deltav2a.params import Param
+from deltav2a.api.effects import MAX_CUTOFF_FRACTION, AudioEffect, PedalboardEffect
+from deltav2a.api.params import Param
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -261,7 +261,7 @@ class PlaybackRate(AudioEffect):
     )
 
     def process(self, audio: "np.ndarray", sample_rate: int, **raw: float) -> "np.ndarray":
-        from deltav2a.media import resample
+        from deltav2a.media.io import resample
 
         rate = self.resolve(raw)["rate"]
         if rate == 1.0:
@@ -273,7 +273,7 @@ class PlaybackRate(AudioEffect):
         import numpy as np
         import soxr
 
-        from deltav2a.effects import BlockStream
+        from deltav2a.api.effects import BlockStream
 
         rate = self.resolve(raw)["rate"]
         if rate == 1.0:
