@@ -480,7 +480,7 @@ def test_block_rendering_equals_whole_rendering(monkeypatch, specs, tail):
     from deltav2a.media.examples import groove
 
     x = groove(6.0, 22050).astype(np.float32)
-    chain = AudioChain.from_specs(specs, tail=tail)
+    chain = AudioChain([parse_effect_spec(s) for s in specs], tail=tail)
     whole = chain.render(x, 22050)
     monkeypatch.setattr(chain_mod, "STREAM_MIN_FRAMES", 1000)
     monkeypatch.setattr(chain_mod, "RENDER_BLOCK_FRAMES", 4096)

@@ -148,6 +148,9 @@ class AudioEffect(Effect):
     #: the Pedalboard plugin has no latency, so a long clip may be rendered block by block
     #: with its state carried over (core/render/chain.py); True for `PedalboardEffect`s
     streamable: ClassVar[bool] = False
+    #: finite input always gives finite output (e.g. cutoffs held below Nyquist), so a chain
+    #: of such effects skips its NaN/Inf scan of the rendered audio; leave False unless tested
+    finite_output: ClassVar[bool] = False
 
     def plugin(self, **raw: float) -> Any:
         raise DeltaV2AError(f"audio effect '{self.name}' is not a Pedalboard plugin")

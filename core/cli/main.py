@@ -58,11 +58,6 @@ def _register_plugin_commands() -> None:
             _warn(f"plugin '{plugin}' failed to add commands: {type(exc).__name__}: {exc}")
 
 
-def fail(message: str, code: int = 2) -> None:
-    """Print a one-line error and exit; for checks inside commands."""
-    raise DeltaV2AError(message)
-
-
 def _one_line_warnings() -> None:
     """Library warnings (e.g. a reverb tail that had to be cut) as one line, not source code."""
     import warnings

@@ -41,7 +41,6 @@ MIN_SAMPLE_RATE = 1000.0
 #: memory stays at one output buffer; the result equals a whole render (tests/test_chain.py).
 STREAM_MIN_FRAMES = 1 << 21
 RENDER_BLOCK_FRAMES = 1 << 16
-BUILTIN_EFFECTS_PACKAGE = "deltav2a_plugins.audio_effects."
 
 TailMode = Literal["keep", "cut"]
 SPEC_SYNTAX = "NAME or NAME:PARAM=VALUE[,PARAM=VALUE...]"
@@ -247,12 +246,10 @@ class AudioChain:
         self._inside = tuple(s for s in self.steps if not s.outside_pedalboard)
         self._outside = tuple(s for s in self.steps if s.outside_pedalboard)
         self._boards: dict[float, Any] = {}
-        # The input is always checked. The built-in effects cannot turn finite input into
-        # NaN/Inf (cutoffs are held below Nyquist; see the tests), so only chains with
-        # third-party effects pay for a second full scan of the output.
-        self._check_output = any(
-            not type(s.effect).__module__.startswith(BUILTIN_EFFECTS_PACKAGE)
-            for s in self.steps)
+        # The input is always checked. Effects that declare `finite_output` (the built-ins:
+        # cutoffs are held below Nyquist; see the tests) cannot turn finite input into
+        # NaN/Inf, so only chains with an effect that does not pay for a second full scan.
+        self._check_output = any(not s.effect.finite_output for s in self.steps)
         self._tail_estimate = float(sum(s.effect.tail_seconds(**s.raw) for s in self.steps))
 
     @staticmethod
@@ -268,10 +265,6 @@ class AudioChain:
         for n in names:
             _effect_class(n)  # a typo in an explicit order would otherwise pass silently
         return names
-
-    @classmethod
-    def from_specs(cls, specs: Iterable[str], **kwargs: Any) -> "AudioChain":
-        return cls([parse_effect_spec(s) for s in specs], **kwargs)
 
     # ------------------------------------------------------------------ inspection
 

@@ -58,7 +58,6 @@ class MLPNet(nn.Module):
         for h in cfg.hidden_dims:
             layers += _block(d, int(h), cfg.dropout)
             d = int(h)
-        self.feature_dim = d
         self.backbone = nn.Sequential(*layers)
         self.gate = nn.Linear(d, d)
         with torch.no_grad():
