@@ -65,7 +65,8 @@ def _labels(enc, vocab, before, after):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=HERE.parents[1] / "shared" / "data")
+    ap.add_argument("--data", type=Path,
+                    default=Path(os.environ.get("DELTAV2A_SHARED_DATA", HERE.parents[1] / "shared" / "data")))
     ap.add_argument("--quick", action="store_true", help="fewer items (a smoke run)")
     args = ap.parse_args(argv)
     _pin_one_core()

@@ -57,7 +57,7 @@ def _pick(folder: Path, wanted: list[str], n: int, pattern: str) -> list[Path]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data"))
+    ap.add_argument("--data", default=os.environ.get("DELTAV2A_SHARED_DATA", str(HERE.parent.parent / "shared" / "data")))
     ap.add_argument("--quick", action="store_true", help="one clip, one photo, two image effects")
     args = ap.parse_args()
     _pin_one_core()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as _dt
+import os
 import sys
 from pathlib import Path
 
@@ -53,7 +54,8 @@ def _format(value: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    ap.add_argument("--data", type=Path, default=Path(os.environ.get(
+        "DELTAV2A_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")))
     ap.add_argument("--version", required=True, help="normalisation_version to write")
     ap.add_argument("--write", action="store_true", help="write the data file (default: print only)")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N items per modality")

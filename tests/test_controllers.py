@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from deltav2a.config import ARConfig, ControllerConfig
-from deltav2a.model.controller import Prediction, count_parameters, get_controller, predict
+from deltav2a.model.controller import Prediction, count_parameters, predict
+from deltav2a.api.controllers import get_controller
 from deltav2a.errors import DeltaV2AError
 from deltav2a.model.layout import ParamLayout
 from deltav2a.model.data import ControllerData

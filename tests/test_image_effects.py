@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from conftest import SHARED_DATA
 from deltav2a.api.effects import ImageEffect
 from deltav2a.errors import DeltaV2AError
 from deltav2a.media.io import ensure_rgb
@@ -28,7 +29,7 @@ EFFECTS = ("adaptive_blur", "motion_blur", "adaptive_sharpen", "add_noise", "spr
            "sepia_tone", "solarize")
 RANDOM_EFFECTS = ("add_noise", "spread")
 LEVELS = (0.25, 0.5, 1.0)
-SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
+SHARED_IMAGES = SHARED_DATA / "images"  # conftest: honours DELTAV2A_SHARED_DATA
 TILE_250, TILE_20 = 250, 20
 
 

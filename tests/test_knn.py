@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from deltav2a.config import ControllerConfig, KNNConfig, TrainingConfig
-from deltav2a.model.controller import get_controller, predict
+from deltav2a.api.controllers import get_controller
+from deltav2a.model.controller import predict
 from deltav2a.errors import DeltaV2AError
 from deltav2a.evaluation.metrics import active_param_rmse_gated, activity_f1, mean_baseline_rmse
 from deltav2a.model.layout import ParamLayout

@@ -253,7 +253,7 @@ def test_bad_arguments(world):
 
 
 def test_search_controller_plugin(world):
-    from deltav2a.model.controller import get_controller
+    from deltav2a.api.controllers import get_controller
 
     cls = get_controller("search")
     assert cls.trainable is False and get_controller("mlp").trainable is True

@@ -406,7 +406,7 @@ def test_audio_condition_dropout_hides_the_audio(layout):
     train, val = data.split(0.25, 0)
     tcfg = TrainingConfig(epochs=1, lr=1e-3, batch_size=64, weight_decay=0.0)
     torch.manual_seed(0)
-    from deltav2a.model.controller import get_controller
+    from deltav2a.api.controllers import get_controller
 
     initial = get_controller("mlp").build(24, 8, layout, ControllerConfig()).audio_proj[0].weight
     runs = {p: train_controller("mlp", train, val, layout,

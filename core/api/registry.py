@@ -13,10 +13,13 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from . import hookspecs
 from ..errors import DeltaV2AError, PluginError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .vocabulary import Vocabulary
 
 ENTRY_POINT_GROUP = "deltav2a"
 
@@ -70,6 +73,31 @@ class PluginFailure:
     def as_dict(self) -> dict:
         return {"plugin": self.plugin, "distribution": self.distribution,
                 "version": self.version, "error": self.error}
+
+
+@dataclass
+class VocabularyFile:
+    """A registered vocabulary file, parsed on first use (registering imports no pydantic)."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    def load(self) -> "Vocabulary":
+        from .vocabulary import parse_vocabulary
+
+        vocab = parse_vocabulary(self.path)
+        if vocab.name != self.name:
+            raise DeltaV2AError(f"vocabulary {self.path} is named '{vocab.name}' but its file says '{self.name}'")
+        return vocab
+
+    def summary(self) -> str:
+        try:
+            return self.load().summary
+        except DeltaV2AError as exc:
+            return f"(unreadable: {exc})"
 
 
 @dataclass
@@ -225,8 +253,6 @@ class _Loader:
                    staged: list[PluginRecord]) -> Callable[[Any], None]:
         def register(obj: Any, name: str | None = None) -> None:
             if kind == "vocabulary" and isinstance(obj, (str, os.PathLike)):
-                from .vocabulary import VocabularyFile
-
                 obj = VocabularyFile(Path(obj))
             rname = name or getattr(obj, "name", None)
             if not rname or not isinstance(rname, str):
@@ -252,8 +278,6 @@ class _Loader:
         self.registry.records[key] = rec
 
     def add_user_vocabularies(self) -> None:
-        from .vocabulary import VocabularyFile
-
         folder = user_dir() / "vocabularies"
         if not folder.is_dir():
             return

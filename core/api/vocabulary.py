@@ -1,15 +1,15 @@
 """Style vocabularies: terms, their antonym axes, and per-modality prompt templates.
 
 Vocabularies are data (YAML in `vocabularies/`, a user directory, or a plugin). A
-vocabulary is selected by name everywhere (`style/vocab.py`: `load_vocabulary`);
-`VocabularyFile` defers parsing until the vocabulary is used, so registering one costs nothing.
+vocabulary is selected by name everywhere (`style/vocab.py`: `load_vocabulary`); a
+registered file is a `VocabularyFile` (`api/registry.py`), parsed only when it is used, so
+registering one costs nothing (not even importing pydantic).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -106,26 +106,3 @@ def parse_vocabulary(path: Path) -> Vocabulary:
         return Vocabulary.model_validate(raw)
     except ValidationError as exc:
         raise DeltaV2AError(f"vocabulary {path}: {first_error(exc)}") from None
-
-
-@dataclass
-class VocabularyFile:
-    """A registered vocabulary file, parsed on first use."""
-
-    path: Path
-
-    @property
-    def name(self) -> str:
-        return self.path.stem
-
-    def load(self) -> Vocabulary:
-        vocab = parse_vocabulary(self.path)
-        if vocab.name != self.name:
-            raise DeltaV2AError(f"vocabulary {self.path} is named '{vocab.name}' but its file says '{self.name}'")
-        return vocab
-
-    def summary(self) -> str:
-        try:
-            return self.load().summary
-        except DeltaV2AError as exc:
-            return f"(unreadable: {exc})"

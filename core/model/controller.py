@@ -1,7 +1,7 @@
-"""The controller plugin interface: (style label, audio embedding) -> effects and parameters.
+"""What every built controller module does: (style label, audio embedding) -> effects and parameters.
 
-A controller plugin registers a light class (no torch at import time, so listing plugins
-stays fast) whose `build()` returns a `torch.nn.Module`. Every built module follows the
+A controller plugin registers a light class (`api/controllers.py`: no torch at import time,
+so listing plugins stays fast) whose `build()` returns a `torch.nn.Module`. Every built module follows the
 same small protocol, so the trainer, the evaluation and inference never need to know which
 architecture they hold:
 
@@ -21,52 +21,16 @@ which are saved through the same safetensors path.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from ..api.effects import _first_line
 from ..errors import DeltaV2AError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import torch
 
-    from ..config import ControllerConfig
     from .layout import ParamLayout
-
-
-class Controller:
-    """Base class of registered controllers: a name, a description and a module factory."""
-
-    name: ClassVar[str] = ""
-    kind: ClassVar[str] = "controller"
-    #: False for controllers that need no training (the `search` controller)
-    trainable: ClassVar[bool] = True
-    # True: the built module has `fit(data, seed)` that stores the training records (knn);
-    # the trainer calls it once instead of running gradient epochs
-    fits_data: ClassVar[bool] = False
-
-    @classmethod
-    def summary(cls) -> str:
-        return _first_line(cls.__doc__)
-
-    @classmethod
-    def describe(cls) -> dict:
-        return {"name": cls.name, "kind": cls.kind, "summary": cls.summary(),
-                "doc": inspect.cleandoc(cls.__doc__ or ""), "params": []}
-
-    @classmethod
-    def build(cls, style_dim: int, audio_dim: int, layout: "ParamLayout",
-              cfg: "ControllerConfig") -> "torch.nn.Module":  # pragma: no cover - abstract
-        """A freshly initialised module (seed torch before calling for reproducible weights)."""
-        raise NotImplementedError
-
-
-def get_controller(name: str) -> type[Controller]:
-    from ..api import registry as plugins
-
-    return plugins.get("controller", name)
 
 
 @dataclass

@@ -254,7 +254,7 @@ def load_controller(path: str | Path, *, vocabulary: Mapping[str, Any] | None = 
     from safetensors.torch import load_file
 
     from ..config import ControllerConfig
-    from .controller import get_controller
+    from ..api.controllers import get_controller
     from .layout import ParamLayout
 
     weights, meta_path = _paths(path)

@@ -37,7 +37,8 @@ import torch
 
 from ..atomic import atomic_path, write_json
 from ..config import ControllerConfig, TrainingConfig
-from ..model.controller import Controller, count_parameters, get_controller, predict
+from ..api.controllers import Controller, get_controller
+from ..model.controller import count_parameters, predict
 from ..errors import DeltaV2AError
 from ..evaluation.metrics import active_param_rmse_gated, activity_f1
 from ..model.layout import ParamLayout

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from deltav2a.model.controller import Controller
+from deltav2a.api.controllers import Controller
 from deltav2a.api.hookspecs import hookimpl
 
 from .search import SearchController
