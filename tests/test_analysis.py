@@ -610,6 +610,7 @@ def clip_clap(request):
                                                   "text_model_dir": str(clap["text_dir"]), "device": "cpu"}}}
 
 
+@pytest.mark.slow
 def test_all_steps_run_with_random_clip_and_clap(media, clip_clap, tmp_path):
     from deltav2a.analysis.extract import list_items, load_extract
     from deltav2a.analysis.pipeline import run_all

@@ -450,6 +450,17 @@ def test_nan_from_a_third_party_effect_is_caught(third_party_registry, audio):
         AudioChain(["lowpass", "test_nan"], tail="cut")(audio, SR)
 
 
+def test_output_scan_follows_the_declaration_not_the_package(third_party_registry, monkeypatch, audio):
+    """Built-ins skip the NaN/Inf scan because they declare `finite_output`, which any plugin
+    may do; a third-party effect that declares it is trusted the same way (decision 12.2)."""
+    assert not AudioChain(["lowpass", "reverb", "playback_rate:rate=1.2"], tail="cut")._check_output
+    assert AudioChain(["lowpass", "test_gain"], tail="cut")._check_output
+    monkeypatch.setattr(_NanMaker, "finite_output", True)  # a false declaration is believed
+    chain = AudioChain(["lowpass", "test_nan"], tail="cut")
+    assert not chain._check_output
+    assert np.isnan(chain(audio, SR)).any()
+
+
 # ----------------------------------------------------------------- real music
 
 

@@ -585,6 +585,7 @@ print(json.dumps({"attempts": attempts, "control_attempts": control,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("offline_env", [True, False], ids=["HF_HUB_OFFLINE", "no-offline-env"])
+@pytest.mark.slow
 def test_nothing_opens_a_connection(clap_files, clip_files, tmp_path, offline_env):
     home = tmp_path / "home"
     home.mkdir()
@@ -621,6 +622,7 @@ def test_importing_the_plugins_stays_cheap():
     assert proc.stdout.split("\n")[:2] == ["[]", "clip clap"]
 
 
+@pytest.mark.slow
 def test_one_config_switch_runs_the_style_command_with_clip_and_clap(clip_files, clap_files, tmp_path):
     """The same `style` command, the encoders swapped by config alone (random weights)."""
     import subprocess

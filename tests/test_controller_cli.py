@@ -10,6 +10,8 @@ import soundfile as sf
 
 from conftest import run_cli
 
+pytestmark = pytest.mark.slow  # end to end: databases built, controllers trained by the CLI
+
 
 @pytest.fixture(scope="module")
 def dbs(tmp_path_factory) -> dict[str, Path]:

@@ -96,7 +96,7 @@ def test_layout_fingerprint_and_difference(layout):
 # -- registration ----------------------------------------------------------------------------
 
 def test_controllers_register_cheaply():
-    code = ("import sys\nfrom deltav2a import plugins\nreg = plugins.get_registry()\n"
+    code = ("import sys\nfrom deltav2a.api import registry as plugins\nreg = plugins.get_registry()\n"
             "print(sorted(reg.names('controller')))\n"
             "print([m for m in ('torch', 'numpy') if m in sys.modules])\n"
             "print(plugins.get('controller', 'mlp').summary())")

@@ -289,6 +289,7 @@ def test_resume_repairs_missing_damaged_and_temporary_shards(built, tmp_path):
     assert len(load_database(out)) == 8 * N_AUG
 
 
+@pytest.mark.slow
 def test_kill_9_mid_build_then_resume_loses_and_duplicates_nothing(built, tmp_path):
     splits, db_dir, _ = built
     config = tmp_path / "c.yaml"

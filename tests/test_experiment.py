@@ -12,6 +12,8 @@ import soundfile as sf
 
 from conftest import ROOT, run_cli
 
+pytestmark = pytest.mark.slow  # end to end: a full `run` of configs/quick.yaml
+
 
 def _model(run_dir: Path) -> Path:
     """The primary model of the latest setup (the run folder is a stage cache)."""

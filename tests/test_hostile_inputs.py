@@ -143,6 +143,7 @@ def test_debug_flag_and_env_show_the_traceback(work):
 # ----------------------------------------------------------------------------- 2. never overwrite an input
 
 
+@pytest.mark.slow
 def test_outputs_never_replace_inputs(work):
     before = {p.name: digest(p) for p in work.iterdir()}
     img, clip = work / "cover.png", work / "clip.wav"

@@ -117,6 +117,7 @@ def test_encoder_example_is_blind_to_colour(fx):
     assert float(dc) > 0.1 and float(dg) < 0.5 * float(dc) and differ == "True"
 
 
+@pytest.mark.slow
 def test_plugin_to_set_to_run_to_transfer(fx, media, tmp_path):
     """The tutorial's last section, every kind at once: phaser in the effect set, the moods
     vocabulary, the greyscale encoder and the linear controller, on configs/quick.yaml."""

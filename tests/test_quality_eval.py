@@ -88,6 +88,7 @@ def media(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_command_writes_strict_json_markdown_and_png(media, tmp_path):
     out = tmp_path / "q"
     res = run_cli("diagnose", "quality", "--model", MODEL, "--images", str(media / "img"),

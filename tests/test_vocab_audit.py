@@ -128,6 +128,7 @@ def test_cli_bad_input_is_one_line(tmp_path, args, message):
 
 
 @pytest.mark.filterwarnings("ignore")
+@pytest.mark.slow
 def test_audit_runs_on_random_weight_clip_and_clap(tmp_path, request):
     """Any encoder pair: CLIP and CLAP built with random weights (as in test_clip_clap)."""
     if clip_files is None:

@@ -275,6 +275,7 @@ def _answer_case(page, q1: int, want_edited: bool) -> dict:
     return {"case": case, "edited_side": edited_side, "side": side}
 
 
+@pytest.mark.slow
 def test_study_two_raters_answer_every_case(browser, study_dir, tmp_path):
     man = json.loads((study_dir / "study.json").read_text())
     cases = {c["id"]: c for c in man["cases"]}
