@@ -11,6 +11,9 @@ register through the entry-point group exactly like a third-party package.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -249,3 +252,23 @@ def test_core_keeps_few_top_level_modules():
 @pytest.mark.parametrize("layer", [name for name in LAYERS if name != FOUNDATION])
 def test_every_declared_layer_is_a_package(layer):
     assert (CORE / layer / "__init__.py").is_file(), f"LAYERS names '{layer}' but core/{layer}/ is no package"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list-plugins", "--json"]])
+def test_cli_start_up_imports_only_the_plugin_contract(argv):
+    """`--help` and `list-plugins` load every plugin, so they import the top level, api/ and
+    cli/ of core, and nothing above (the layer that CLI start-up pays for is api/)."""
+    code = textwrap.dedent(f"""
+        import contextlib, io, sys
+        from deltav2a.cli.main import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                main({argv!r})
+            except SystemExit as e:
+                assert e.code == 0, e.code
+        print("\\n".join(sorted(m for m in sys.modules if m.startswith("deltav2a."))))
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    layers = {layer_of(m) for m in res.stdout.split()}
+    assert layers <= {FOUNDATION, "api", "cli"}, sorted(layers)
