@@ -42,7 +42,7 @@ def _boards(records, layout, sr):
     """Hand-built (pedalboard.Pedalboard, [(effect, raw)] outside) per record, in render order."""
     import pedalboard
 
-    from deltav2a import plugins
+    from deltav2a.api import registry as plugins
 
     out = []
     for params, active, order in records:
@@ -65,9 +65,9 @@ def _bare_render(job) -> tuple[float, int]:
     import numpy as np
 
     from deltav2a.config import Config
-    from deltav2a.encoding import load_encoder
-    from deltav2a.layout import ParamLayout
-    from deltav2a.pairs import load_clip
+    from deltav2a.style.encoding import load_encoder
+    from deltav2a.model.layout import ParamLayout
+    from deltav2a.style.pairs import load_clip
 
     paths, records, sr, encode = job
     cfg = Config()
@@ -111,7 +111,7 @@ def main() -> None:
 
     from deltav2a.config import Config
     from deltav2a.database import build_database, load_database
-    from deltav2a.splits import make_splits, write_splits
+    from deltav2a.database.splits import make_splits, write_splits
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=6)

@@ -60,7 +60,7 @@ def make_clip(path: Path, minutes: float, sr: int = 44100) -> None:
     import numpy as np
     import soundfile as sf
 
-    from deltav2a.examples import groove
+    from deltav2a.media.examples import groove
 
     block = groove(8.0, sr, seed=0).T  # (frames, 2)
     total = int(minutes * 60 * sr)
@@ -90,7 +90,7 @@ def main() -> None:
     clip = work / "long.wav"
     if not clip.exists():
         make_clip(clip, args.minutes)
-    from deltav2a.examples import landscape_image
+    from deltav2a.media.examples import landscape_image
 
     landscape_image(640, 480).save(work / "photo.png")
     chain = ["-e", "lowpass:cutoff_hz=3000", "-e", "reverb:wet_level=0.4", "-e", "delay:mix=0.3"]

@@ -53,8 +53,8 @@ def _throughput(fn, items, repeats: int) -> float:
 def _labels(enc, vocab, before, after):
     import numpy as np
 
-    from deltav2a.encoding import term_embeddings
-    from deltav2a.style import style_labels
+    from deltav2a.style.encoding import term_embeddings
+    from deltav2a.style.label import style_labels
 
     V = term_embeddings(enc, vocab, use_cache=False)
     s, norm = style_labels(before, after, V, 0.1)
@@ -65,7 +65,8 @@ def _labels(enc, vocab, before, after):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=HERE.parents[1] / "shared" / "data")
+    ap.add_argument("--data", type=Path,
+                    default=Path(os.environ.get("DELTAV2A_SHARED_DATA", HERE.parents[1] / "shared" / "data")))
     ap.add_argument("--quick", action="store_true", help="fewer items (a smoke run)")
     args = ap.parse_args(argv)
     _pin_one_core()
@@ -73,10 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from PIL import Image
 
-    from deltav2a import plugins
-    from deltav2a.chain import AudioChain, EffectSetting
-    from deltav2a.media import load_audio
-    from deltav2a.vocab import load_vocabulary
+    from deltav2a.api import registry as plugins
+    from deltav2a.render.chain import AudioChain, EffectSetting
+    from deltav2a.media.io import load_audio
+    from deltav2a.style.vocab import load_vocabulary
 
     ienc = plugins.get("encoder", "perceptual-image")()
     aenc = plugins.get("encoder", "perceptual-audio")()

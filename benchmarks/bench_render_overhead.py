@@ -28,8 +28,8 @@ from typing import Callable
 import numpy as np
 import pedalboard
 
-from deltav2a.chain import AudioChain, EffectSetting
-from deltav2a.media import load_audio, resample
+from deltav2a.render.chain import AudioChain, EffectSetting
+from deltav2a.media.io import load_audio, resample
 
 HERE = Path(__file__).resolve().parent
 MUSIC = Path(os.environ.get("DELTAV2A_SHARED_DATA", HERE.parent.parent / "shared" / "data")) / "music"
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                         "render_only": render, "construct_and_render": built})
 
     # The one cost AudioChain cannot skip: check_audio's NaN/Inf scan of the input.
-    from deltav2a.media import check_audio
+    from deltav2a.media.io import check_audio
 
     scan = [timed(lambda: check_audio(x)) for _ in range(args.reps)]
     input_check_ms = statistics.median(scan) * 1e3

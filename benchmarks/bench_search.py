@@ -57,7 +57,7 @@ def _pick(folder: Path, wanted: list[str], n: int, pattern: str) -> list[Path]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data"))
+    ap.add_argument("--data", default=os.environ.get("DELTAV2A_SHARED_DATA", str(HERE.parent.parent / "shared" / "data")))
     ap.add_argument("--quick", action="store_true", help="one clip, one photo, two image effects")
     args = ap.parse_args()
     _pin_one_core()
@@ -70,15 +70,15 @@ def main() -> None:
     cma_import_s = time.perf_counter() - t0
 
     from deltav2a.atomic import write_json
-    from deltav2a.chain import AudioChain
-    from deltav2a.encoding import term_embeddings
-    from deltav2a.media import load_audio, load_image
-    from deltav2a.plan import EffectPlan, EffectStep
-    from deltav2a.plugins import get
-    from deltav2a.search import AudioScorer, loudest_window, search_plan
-    from deltav2a.strength import StrengthMap
-    from deltav2a.style import StyleLabel
-    from deltav2a.transfer import TransferModel
+    from deltav2a.render.chain import AudioChain
+    from deltav2a.style.encoding import term_embeddings
+    from deltav2a.media.io import load_audio, load_image
+    from deltav2a.model.plan import EffectPlan, EffectStep
+    from deltav2a.api.registry import get
+    from deltav2a.model.search import AudioScorer, loudest_window, search_plan
+    from deltav2a.model.strength import StrengthMap
+    from deltav2a.style.label import StyleLabel
+    from deltav2a.transfer.pipeline import TransferModel
 
     data = Path(args.data)
     tm = TransferModel()
@@ -120,8 +120,8 @@ def main() -> None:
 
     def clip_label_match(x, sr, target, plan):
         """What `diagnose agreement` measures: the label of the whole clip's (A, A'), full render."""
-        from deltav2a.search import centred_cosine
-        from deltav2a.style import style_labels
+        from deltav2a.model.search import centred_cosine
+        from deltav2a.style.label import style_labels
 
         y = AudioChain(plan.settings(), order=cfg.effects.chain_order, tail="cut").render(x, sr).audio
         e0, e1 = tm.audio_encoder.encode_audio([x], sr), tm.audio_encoder.encode_audio([y], sr)

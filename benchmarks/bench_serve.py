@@ -64,7 +64,7 @@ def multipart(fields: dict, files: dict) -> tuple[bytes, str]:
 
 
 def main(starts: int = 3, transfers: int = 5) -> None:
-    from deltav2a.examples import groove, landscape_image
+    from deltav2a.media.examples import groove, landscape_image
 
     tmp = Path(tempfile.mkdtemp())
     landscape_image(512, 384, seed=2).save(tmp / "image.png")

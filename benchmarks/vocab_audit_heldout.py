@@ -32,13 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from deltav2a import vocab_audit as va
+from deltav2a.experiment import vocab_audit as va
 from deltav2a.config import load_config
-from deltav2a.encoding import load_encoder, term_embeddings
-from deltav2a.media import load_image
-from deltav2a.pairs import load_clip
-from deltav2a.splits import load_splits, make_splits, write_splits
-from deltav2a.vocab import load_vocabulary
+from deltav2a.style.encoding import load_encoder, term_embeddings
+from deltav2a.media.io import load_image
+from deltav2a.style.pairs import load_clip
+from deltav2a.database.splits import load_splits, make_splits, write_splits
+from deltav2a.style.vocab import load_vocabulary
 
 
 def media(data: Path, half: str, n_images: int, n_clips: int) -> tuple[list[Path], list[Path]]:

@@ -198,7 +198,7 @@ class SplitConfig(_Section):
 class DataConfig(_Section):
     """Where an experiment's media come from; relative paths are relative to the config file.
 
-    A folder left empty (null) is replaced by generated media (core/examples.py), so a config
+    A folder left empty (null) is replaced by generated media (core/media/examples.py), so a config
     runs anywhere, e.g. in CI without the development corpus.
     """
 
@@ -362,57 +362,3 @@ def load_config_with(path: str | Path | None, assignments: list[str] | None = No
         where = " ".join(["config", *([str(path)] if path is not None else []),
                           *(["with --set"] if assignments else [])])
         raise DeltaV2AError(f"{where}: {first_error(exc)}") from None
-
-
-def check_names(cfg: Config) -> None:
-    """Resolve every plugin name the config uses, before a run writes anything.
-
-    All problems are collected and reported in one line, so a misspelt effect and a missing
-    vocabulary are found together instead of one per (expensive) attempt.
-    """
-    from .errors import DeltaV2AError
-    from .plugins import get_registry
-
-    reg = get_registry()
-    problems: list[str] = []
-
-    def need(kind: str, name: str, where: str) -> None:
-        try:
-            reg.record(kind, name)
-        except DeltaV2AError as exc:
-            problems.append(f"{where}: {exc}")
-
-    for n in cfg.effects.image:
-        need("image_effect", n, "effects.image")
-    for n in cfg.effects.audio:
-        need("audio_effect", n, "effects.audio")
-    extra = [n for n in cfg.effects.chain_order if n not in cfg.effects.audio]
-    for n in extra:  # effects not in chain_order render after those it names
-        need("audio_effect", n, "effects.chain_order")
-    for modality in ("image", "audio"):
-        choice = getattr(cfg.encoders, modality)
-        try:
-            cls = reg.get("encoder", choice.name)
-            if getattr(cls, "modality", modality) != modality:
-                problems.append(f"encoders.{modality}: encoder '{choice.name}' encodes {cls.modality}")
-        except DeltaV2AError as exc:
-            problems.append(f"encoders.{modality}: {exc}")
-    for n in dict.fromkeys([*cfg.experiment.controllers, cfg.controller.kind]):
-        need("controller", n, "controllers")
-    try:
-        from .vocab import load_vocabulary
-
-        vocab = load_vocabulary(cfg.vocabulary)
-    except DeltaV2AError as exc:
-        problems.append(f"vocabulary: {exc}")
-        vocab = None
-    if vocab is not None and not problems:  # every term must embed (all unknown words at once)
-        from .encoding import load_encoder, term_embeddings
-
-        for modality in ("image", "audio"):
-            try:
-                term_embeddings(load_encoder(getattr(cfg.encoders, modality), modality), vocab, modality)
-            except DeltaV2AError as exc:
-                problems.append(str(exc))
-    if problems:
-        raise DeltaV2AError("; ".join(problems))

@@ -32,7 +32,7 @@ def _isolated_user_dir(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("DELTAV2A_HOME", str(home))
     monkeypatch.delenv("DELTAV2A_PLUGINS", raising=False)
     monkeypatch.delenv("DELTAV2A_STRICT_PLUGINS", raising=False)
-    from deltav2a import plugins
+    from deltav2a.api import registry as plugins
 
     plugins.reset_registry()
     yield

@@ -1,6 +1,6 @@
 """The pipeline note's analysis: note effects, synonyms, extract, sensitivity, linearity, discover, decoder.
 
-Media are generated (procedural landscapes and grooves from deltav2a.examples); the
+Media are generated (procedural landscapes and grooves from deltav2a.media.examples); the
 acceptance check on ../shared/data runs when it is present. Encoders are the perceptual
 pair, and, in the last test, randomly initialised CLIP and CLAP built by the fixtures of
 tests/test_clip_clap.py.
@@ -31,7 +31,7 @@ FAST_DECODER = {"epochs": 3, "samples_per_clip": 6, "val_render_limit": 3, "batc
 
 def _make_media(root: Path) -> dict[str, Path]:
     """3 image categories x 2 (sub-folders), 3 audio categories x 2 clips (manifest + track ids)."""
-    from deltav2a.examples import groove, landscape_image
+    from deltav2a.media.examples import groove, landscape_image
 
     img_dir, aud_dir = root / "images", root / "audio"
     for c, cat in enumerate(("coast", "forest", "city")):
@@ -85,7 +85,7 @@ def extracted(media, tmp_path_factory):
 
 
 def test_note_effects_are_registered_under_the_notes_names():
-    from deltav2a.plugins import get_registry
+    from deltav2a.api.registry import get_registry
 
     reg = get_registry()
     assert {"blur", "brightness", "saturation", "contrast"} <= set(reg.names("image_effect"))
@@ -95,8 +95,8 @@ def test_note_effects_are_registered_under_the_notes_names():
 
 @pytest.mark.parametrize("name", ["blur", "brightness", "saturation", "contrast"])
 def test_image_note_effects_grow_with_intensity(name):
-    from deltav2a.examples import landscape_image
-    from deltav2a.plugins import get
+    from deltav2a.media.examples import landscape_image
+    from deltav2a.api.registry import get
 
     im = landscape_image(96, 72)
     fx = get("image_effect", name)()
@@ -113,7 +113,7 @@ def _tone(freq: float, seconds: float = 0.5, amp: float = 0.5) -> np.ndarray:
 
 
 def _gain_db(effect: str, params: dict, freq: float) -> float:
-    from deltav2a.chain import AudioChain
+    from deltav2a.render.chain import AudioChain
 
     x = _tone(freq)
     y = AudioChain({effect: params}, tail="cut").render(x, SR).audio
@@ -130,8 +130,8 @@ def test_lpf_is_twice_as_steep_as_the_builtin_lowpass():
 
 
 def test_highshelf_boosts_highs_and_its_bypass_is_exact():
-    from deltav2a.chain import AudioChain
-    from deltav2a.plugins import get
+    from deltav2a.render.chain import AudioChain
+    from deltav2a.api.registry import get
 
     cls = get("audio_effect", "highshelf")
     p = cls.params_at_intensity(0.5)
@@ -143,7 +143,7 @@ def test_highshelf_boosts_highs_and_its_bypass_is_exact():
 
 
 def test_audio_saturation_is_the_normalised_tanh_with_an_exact_bypass():
-    from deltav2a.chain import AudioChain
+    from deltav2a.render.chain import AudioChain
 
     rng = np.random.default_rng(0)
     x = np.clip(rng.normal(0, 0.3, (2, 4000)), -1, 1).astype(np.float32)
@@ -277,7 +277,7 @@ def test_extract_skips_unreadable_files_with_a_record(media, tmp_path):
 
 def test_sensitivity_from_the_extract_matches_the_deltas(extracted):
     from deltav2a.analysis.extract import load_extract
-    from deltav2a.sensitivity import extract_sensitivity
+    from deltav2a.analysis.sensitivity import extract_sensitivity
 
     rows = extract_sensitivity(extracted, 0.01)
     assert len(rows) == 2 * 4 * 3
@@ -360,7 +360,7 @@ def test_linearity_files(extracted, tmp_path):
 
 def test_text_reader_places_neutral_prompts_at_zero_and_reports_unknown_words():
     from deltav2a.analysis.discover import TextReader, base_template, text_anchor
-    from deltav2a.encoding import load_encoder
+    from deltav2a.style.encoding import load_encoder
 
     assert base_template("A {synonym} photo of {category}") == "A photo of {category}"
     enc = load_encoder("perceptual-image", "image")
@@ -418,7 +418,7 @@ def test_discover_refuses_deltas_of_another_encoder(extracted):
 
 def test_mel_distance_and_target_parameters():
     from deltav2a.analysis.decoder import log_mel, mel_distance, split_groups, target_params
-    from deltav2a.layout import ParamLayout
+    from deltav2a.model.layout import ParamLayout
 
     x = _tone(440.0, 1.0)
     a = log_mel(x, SR)
@@ -469,7 +469,7 @@ def test_decoder_step_trains_saves_and_reloads(extracted, tmp_path):
     from deltav2a.analysis.decoder import load_decoder, run_decoder
     from deltav2a.analysis.discover import run_discover
     from deltav2a.analysis.extract import load_extract, read_deltas
-    from deltav2a.encoding import load_encoder
+    from deltav2a.style.encoding import load_encoder
 
     folder = tmp_path / "d"
     shutil.copytree(extracted, folder)
@@ -504,7 +504,7 @@ def test_text_only_decoder_of_the_note(extracted, tmp_path):
     from deltav2a.analysis.decoder import load_decoder, run_decoder
     from deltav2a.analysis.discover import run_discover
     from deltav2a.analysis.extract import load_extract, read_deltas
-    from deltav2a.encoding import load_encoder
+    from deltav2a.style.encoding import load_encoder
 
     folder = tmp_path / "d"
     shutil.copytree(extracted, folder)
@@ -610,6 +610,7 @@ def clip_clap(request):
                                                   "text_model_dir": str(clap["text_dir"]), "device": "cpu"}}}
 
 
+@pytest.mark.slow
 def test_all_steps_run_with_random_clip_and_clap(media, clip_clap, tmp_path):
     from deltav2a.analysis.extract import list_items, load_extract
     from deltav2a.analysis.pipeline import run_all

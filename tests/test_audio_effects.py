@@ -16,8 +16,8 @@ import sys
 import numpy as np
 import pytest
 
-from deltav2a.effects import AudioEffect
-from deltav2a.plugins import get, get_registry
+from deltav2a.api.effects import AudioEffect
+from deltav2a.api.registry import get, get_registry
 
 SR = 44100
 EXPECTED_PARAMS = {
@@ -114,9 +114,9 @@ def test_all_eight_registered_through_entry_points():
 def test_registration_and_chain_import_stay_cheap():
     code = (
         "import sys\n"
-        "from deltav2a.plugins import load_registry\n"
+        "from deltav2a.api.registry import load_registry\n"
         "r = load_registry(only=['audio_effects'])\n"
-        "import deltav2a.chain\n"
+        "import deltav2a.render.chain\n"
         "assert len(r.names('audio_effect')) == 8, r.names('audio_effect')\n"
         "heavy = [m for m in ('numpy', 'pedalboard', 'soxr', 'torch') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
@@ -375,7 +375,7 @@ def test_playback_rate_octave_up_halves_duration_of_music(fixture_audio):
 
 @pytest.mark.shared_data
 def test_effects_on_a_real_clip(shared_data):
-    from deltav2a.media import load_audio
+    from deltav2a.media.io import load_audio
 
     audio, sr = load_audio(sorted((shared_data / "music").glob("*.ogg"))[0])
     audio = audio[:, : sr * 3]

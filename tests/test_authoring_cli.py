@@ -14,7 +14,7 @@ from conftest import run_cli
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
-    from deltav2a.examples import groove, landscape_image
+    from deltav2a.media.examples import groove, landscape_image
 
     d = tmp_path_factory.mktemp("auth")
     landscape_image(160, 120).save(d / "photo.png")

@@ -13,7 +13,7 @@ import numpy as np
 import pedalboard
 import pytest
 
-from deltav2a.chain import (
+from deltav2a.render.chain import (
     DEFAULT_ORDER,
     AudioChain,
     EffectSetting,
@@ -21,12 +21,12 @@ from deltav2a.chain import (
     describe_chain,
     parse_effect_spec,
 )
-from deltav2a.effects import AudioEffect
+from deltav2a.api.effects import AudioEffect
 from deltav2a.errors import DeltaV2AError
-from deltav2a.hookspecs import hookimpl
-from deltav2a.media import resample
-from deltav2a.params import Param
-from deltav2a.plugins import get, load_registry, reset_registry
+from deltav2a.api.hookspecs import hookimpl
+from deltav2a.media.io import resample
+from deltav2a.api.params import Param
+from deltav2a.api.registry import get, load_registry, reset_registry
 
 SR = 44100
 
@@ -462,12 +462,23 @@ def test_nan_from_a_third_party_effect_is_caught(third_party_registry, audio):
         AudioChain(["lowpass", "test_nan"], tail="cut")(audio, SR)
 
 
+def test_output_scan_follows_the_declaration_not_the_package(third_party_registry, monkeypatch, audio):
+    """Built-ins skip the NaN/Inf scan because they declare `finite_output`, which any plugin
+    may do; a third-party effect that declares it is trusted the same way (decision 12.2)."""
+    assert not AudioChain(["lowpass", "reverb", "playback_rate:rate=1.2"], tail="cut")._check_output
+    assert AudioChain(["lowpass", "test_gain"], tail="cut")._check_output
+    monkeypatch.setattr(_NanMaker, "finite_output", True)  # a false declaration is believed
+    chain = AudioChain(["lowpass", "test_nan"], tail="cut")
+    assert not chain._check_output
+    assert np.isnan(chain(audio, SR)).any()
+
+
 # ----------------------------------------------------------------- real music
 
 
 @pytest.mark.shared_data
 def test_full_chain_on_a_real_clip(shared_data):
-    from deltav2a.media import load_audio
+    from deltav2a.media.io import load_audio
 
     clip, sr = load_audio(sorted((shared_data / "music").glob("*.ogg"))[0])
     clip = clip[:, : sr * 3]
@@ -492,11 +503,11 @@ def test_full_chain_on_a_real_clip(shared_data):
 def test_block_rendering_equals_whole_rendering(monkeypatch, specs, tail):
     """Long clips render block by block (state carried across blocks, streams for
     playback_rate); the result must be the whole render's, sample for sample."""
-    import deltav2a.chain as chain_mod
-    from deltav2a.examples import groove
+    import deltav2a.render.chain as chain_mod
+    from deltav2a.media.examples import groove
 
     x = groove(6.0, 22050).astype(np.float32)
-    chain = AudioChain.from_specs(specs, tail=tail)
+    chain = AudioChain([parse_effect_spec(s) for s in specs], tail=tail)
     whole = chain.render(x, 22050)
     monkeypatch.setattr(chain_mod, "STREAM_MIN_FRAMES", 1000)
     monkeypatch.setattr(chain_mod, "RENDER_BLOCK_FRAMES", 4096)
@@ -523,9 +534,9 @@ def test_render_to_file_streams_the_same_samples(monkeypatch, tmp_path, specs, e
     to -60 dB of the whole output's peak, or the truncation warning) and the same record."""
     import soundfile as sf
 
-    import deltav2a.chain as chain_mod
-    from deltav2a.examples import groove
-    from deltav2a.media import WavFrames, save_audio
+    import deltav2a.render.chain as chain_mod
+    from deltav2a.media.examples import groove
+    from deltav2a.media.io import WavFrames, save_audio
 
     sr = 22050
     x = groove(8.0, sr).astype(np.float32)
@@ -555,8 +566,8 @@ def test_render_to_file_streams_the_same_samples(monkeypatch, tmp_path, specs, e
 
 def test_render_to_file_leaves_nothing_when_the_chain_fails(monkeypatch, tmp_path):
     """A failure mid-stream (here: NaN from a third-party effect) removes the partial file."""
-    import deltav2a.chain as chain_mod
-    from deltav2a.examples import groove
+    import deltav2a.render.chain as chain_mod
+    from deltav2a.media.examples import groove
 
     monkeypatch.setattr(chain_mod, "STREAM_MIN_FRAMES", 1000)
     monkeypatch.setattr(chain_mod, "RENDER_BLOCK_FRAMES", 4096)

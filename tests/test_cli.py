@@ -14,7 +14,7 @@ from conftest import run_cli
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory) -> dict[str, Path]:
-    from deltav2a.examples import groove, landscape_image
+    from deltav2a.media.examples import groove, landscape_image
 
     d = tmp_path_factory.mktemp("media")
     landscape_image(200, 150).save(d / "img.png")

@@ -214,7 +214,7 @@ def test_clap_short_stereo_and_resampled_input(clap_enc, clap_files):
     ref = _ref_windows(clap_files["model"],
                        [repeat_pad(quantise_int16(st.mean(axis=0)), 10 * SR)])
     assert np.array_equal(clap_enc.encode_audio([st], SR), ref)  # channel mean, repeat-pad
-    from deltav2a.media import resample
+    from deltav2a.media.io import resample
 
     at44 = _noise(3.0, 11, sr=44100)
     assert np.array_equal(clap_enc.encode_audio([at44], 44100),
@@ -388,7 +388,7 @@ def _images(n: int, seed: int = 0):
 
 
 def _clip_ref(enc, model, images) -> np.ndarray:
-    from deltav2a.media import ensure_rgb
+    from deltav2a.media.io import ensure_rgb
 
     with torch.inference_mode():
         x = torch.stack([enc._preprocess(ensure_rgb(im)) for im in images])
@@ -585,6 +585,7 @@ print(json.dumps({"attempts": attempts, "control_attempts": control,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("offline_env", [True, False], ids=["HF_HUB_OFFLINE", "no-offline-env"])
+@pytest.mark.slow
 def test_nothing_opens_a_connection(clap_files, clip_files, tmp_path, offline_env):
     home = tmp_path / "home"
     home.mkdir()
@@ -621,6 +622,7 @@ def test_importing_the_plugins_stays_cheap():
     assert proc.stdout.split("\n")[:2] == ["[]", "clip clap"]
 
 
+@pytest.mark.slow
 def test_one_config_switch_runs_the_style_command_with_clip_and_clap(clip_files, clap_files, tmp_path):
     """The same `style` command, the encoders swapped by config alone (random weights)."""
     import subprocess
@@ -628,9 +630,9 @@ def test_one_config_switch_runs_the_style_command_with_clip_and_clap(clip_files,
     import soundfile as sf
     import yaml
 
-    from deltav2a.chain import AudioChain
-    from deltav2a.examples import groove, landscape_image
-    from deltav2a.plugins import get
+    from deltav2a.render.chain import AudioChain
+    from deltav2a.media.examples import groove, landscape_image
+    from deltav2a.api.registry import get
 
     cfg = tmp_path / "clip_clap.yaml"
     cfg.write_text(yaml.safe_dump({"encoders": {

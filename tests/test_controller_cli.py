@@ -10,10 +10,12 @@ import soundfile as sf
 
 from conftest import run_cli
 
+pytestmark = pytest.mark.slow  # end to end: databases built, controllers trained by the CLI
+
 
 @pytest.fixture(scope="module")
 def dbs(tmp_path_factory) -> dict[str, Path]:
-    from deltav2a.examples import groove
+    from deltav2a.media.examples import groove
 
     root = tmp_path_factory.mktemp("ctl")
     audio = root / "audio"
@@ -87,7 +89,7 @@ def test_mismatched_database_is_refused(dbs, tmp_path):
 
 
 def test_knn_controller_fits_evaluates_and_transfers(dbs, tmp_path):
-    from deltav2a.examples import landscape_image
+    from deltav2a.media.examples import landscape_image
 
     model = dbs["root"] / "model_knn"
     res = run_cli("train", "--db", str(dbs["train"]), "--val-db", str(dbs["val"]), "--controller", "knn",
@@ -116,7 +118,7 @@ def test_knn_controller_fits_evaluates_and_transfers(dbs, tmp_path):
 @pytest.fixture(scope="module")
 def calibrated(dbs):
     """A small MLP with a strength input, F1 thresholds and both strength maps, via the CLI."""
-    from deltav2a.examples import landscape_image
+    from deltav2a.media.examples import landscape_image
 
     root = dbs["root"]
     images = root / "images"
@@ -137,7 +139,7 @@ def calibrated(dbs):
 
 
 def test_model_carries_strength_input_and_maps(calibrated):
-    from deltav2a.strength import StrengthMap
+    from deltav2a.model.strength import StrengthMap
 
     meta = json.loads((calibrated["model"] / "controller.json").read_text())
     assert meta["strength_input"] is True and meta["style_dim"] == 24 + 1
@@ -149,7 +151,7 @@ def test_model_carries_strength_input_and_maps(calibrated):
 
 
 def test_unchanged_pair_returns_the_clip_bit_identical(calibrated, tmp_path):
-    from deltav2a.media import load_audio
+    from deltav2a.media.io import load_audio
 
     img = calibrated["images"] / "img0.png"
     clip = next(calibrated["clips"].glob("*.wav"))

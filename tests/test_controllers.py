@@ -13,11 +13,12 @@ import pytest
 import torch
 
 from deltav2a.config import ARConfig, ControllerConfig
-from deltav2a.controller import Prediction, count_parameters, get_controller, predict
+from deltav2a.model.controller import Prediction, count_parameters, predict
+from deltav2a.api.controllers import get_controller
 from deltav2a.errors import DeltaV2AError
-from deltav2a.layout import ParamLayout
-from deltav2a.training import ControllerData
-from deltav2a.weights import ControllerMetadata, load_controller, read_metadata, save_controller
+from deltav2a.model.layout import ParamLayout
+from deltav2a.model.data import ControllerData
+from deltav2a.model.weights import ControllerMetadata, load_controller, read_metadata, save_controller
 
 torch.set_num_threads(1)
 
@@ -39,7 +40,7 @@ def _build(name: str, layout: ParamLayout, style_dim: int = 24, audio_dim: int =
 # -- layout ------------------------------------------------------------------------------------
 
 def test_layout_matches_the_registered_effects(layout):
-    from deltav2a import plugins
+    from deltav2a.api import registry as plugins
 
     assert layout.effects == tuple(EFFECTS)
     assert layout.n_params == 12
@@ -95,7 +96,7 @@ def test_layout_fingerprint_and_difference(layout):
 # -- registration ----------------------------------------------------------------------------
 
 def test_controllers_register_cheaply():
-    code = ("import sys\nfrom deltav2a import plugins\nreg = plugins.get_registry()\n"
+    code = ("import sys\nfrom deltav2a.api import registry as plugins\nreg = plugins.get_registry()\n"
             "print(sorted(reg.names('controller')))\n"
             "print([m for m in ('torch', 'numpy') if m in sys.modules])\n"
             "print(plugins.get('controller', 'mlp').summary())")

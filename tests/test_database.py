@@ -17,10 +17,10 @@ from deltav2a.config import Config, DatabaseConfig, load_config
 from deltav2a.database import (AugmentationSampler, DatabaseWarning, allowed_intervals,
                                build_database, load_database, load_database_for, record_rng)
 from deltav2a.database import store
-from deltav2a.encoders import AudioEncoder
+from deltav2a.api.encoders import AudioEncoder
 from deltav2a.errors import DeltaV2AError
-from deltav2a.layout import ParamLayout
-from deltav2a.splits import SplitClip, Splits, make_splits, write_splits
+from deltav2a.model.layout import ParamLayout
+from deltav2a.database.splits import SplitClip, Splits, make_splits, write_splits
 
 SR = 48_000
 N_AUG = 3
@@ -41,8 +41,8 @@ def layout() -> ParamLayout:
 @pytest.fixture(scope="module")
 def audio_dir(tmp_path_factory) -> Path:
     """Eight 2 s grooves, two per track, written once for the module."""
-    from deltav2a.examples import groove
-    from deltav2a.media import save_audio
+    from deltav2a.media.examples import groove
+    from deltav2a.media.io import save_audio
 
     root = tmp_path_factory.mktemp("clips")
     for t in range(4):
@@ -154,9 +154,9 @@ def built(audio_dir, tmp_path_factory):
 
 
 def test_records_are_complete_and_faithful(built, layout):
-    from deltav2a.chain import AudioChain
-    from deltav2a.encoding import load_encoder
-    from deltav2a.pairs import load_clip
+    from deltav2a.render.chain import AudioChain
+    from deltav2a.style.encoding import load_encoder
+    from deltav2a.style.pairs import load_clip
 
     splits, db_dir, summary = built
     assert summary.records == 8 * N_AUG and summary.skipped == []
@@ -195,7 +195,7 @@ def test_records_are_complete_and_faithful(built, layout):
 
 
 def audio_dir_of(splits_path: Path) -> Path:
-    from deltav2a.splits import load_splits
+    from deltav2a.database.splits import load_splits
 
     return load_splits(splits_path).audio_root
 
@@ -297,6 +297,7 @@ def test_resume_repairs_missing_damaged_and_temporary_shards(built, tmp_path):
     assert len(load_database(out)) == 8 * N_AUG
 
 
+@pytest.mark.slow
 def test_kill_9_mid_build_then_resume_loses_and_duplicates_nothing(built, tmp_path):
     splits, db_dir, _ = built
     config = tmp_path / "c.yaml"
@@ -343,7 +344,7 @@ def test_bad_clips_are_skipped_and_counted(audio_dir, tmp_path):
         shutil.copy(audio_dir / name, root / name)
     (root / "empty__1.wav").write_bytes(b"")
     (root / "garbage__1.wav").write_bytes(b"this is not audio at all" * 50)
-    from deltav2a.media import save_audio
+    from deltav2a.media.io import save_audio
 
     save_audio(np.zeros((2, SR), np.float32), SR, root / "silent__1.wav")
     splits = all_train_splits(root, tmp_path / "s.json")

@@ -40,7 +40,7 @@ def test_example_plugin_is_listed(plugin_site):
 
 
 def test_example_plugin_effects_apply_through_the_cli(plugin_site, tmp_path):
-    from deltav2a.examples import groove
+    from deltav2a.media.examples import groove
 
     from PIL import Image
 

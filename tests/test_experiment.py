@@ -12,6 +12,8 @@ import soundfile as sf
 
 from conftest import ROOT, run_cli
 
+pytestmark = pytest.mark.slow  # end to end: a full `run` of configs/quick.yaml
+
 
 def _model(run_dir: Path) -> Path:
     """The primary model of the latest setup (the run folder is a stage cache)."""
@@ -58,7 +60,7 @@ def test_rerun_reuses_finished_stages(quick_run, tmp_path):
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory, quick_run):
-    from deltav2a.examples import groove, landscape_image
+    from deltav2a.media.examples import groove, landscape_image
 
     d = tmp_path_factory.mktemp("tmedia")
     landscape_image(200, 150).save(d / "a.png")

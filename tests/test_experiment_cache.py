@@ -40,6 +40,7 @@ def sequence(tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.mark.slow
 def test_v1_renders_nothing_and_v3_again_recomputes_nothing(sequence):
     first, v1, third = _results(sequence)
     assert first["setup"]["vocabulary"] == "v3" and v1["setup"]["vocabulary"] == "v1"
@@ -61,6 +62,7 @@ def test_v1_renders_nothing_and_v3_again_recomputes_nothing(sequence):
     assert len(list((sequence / "results").iterdir())) == 3
 
 
+@pytest.mark.slow
 def test_compare_shows_three_columns(sequence, tmp_path):
     out = tmp_path / "cmp"
     res = run_cli("compare", str(sequence), "-o", str(out))
@@ -81,6 +83,7 @@ def test_compare_shows_three_columns(sequence, tmp_path):
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_report_and_metrics_record_the_setup(sequence):
     m = _strict_load(sequence / "metrics.json")
     assert m["setup"]["encoders"] == {"image": "perceptual-image", "audio": "perceptual-audio"}
@@ -92,6 +95,7 @@ def test_report_and_metrics_record_the_setup(sequence):
     assert "0.489" not in report and "attempt14): mean baseline" not in report
 
 
+@pytest.mark.slow
 def test_moved_run_folder_stays_valid(sequence, tmp_path):
     moved = tmp_path / "elsewhere" / "copy"
     shutil.copytree(sequence, moved)
@@ -100,6 +104,7 @@ def test_moved_run_folder_stays_valid(sequence, tmp_path):
     assert _results(moved)[-1]["computed_this_call"] == []
 
 
+@pytest.mark.slow
 def test_sweep_reuses_and_writes_comparison(sequence):
     res = run_cli("run", QUICK, "-o", str(sequence), "--sweep", "vocabulary=v3,v1")
     assert res.returncode == 0, res.stderr[-2000:]
@@ -141,7 +146,7 @@ def test_set_parsing():
 
 def test_notes_numbers_only_beside_their_setup():
     from deltav2a.config import load_config_with
-    from deltav2a.report import normalised_entropy, notes_apply
+    from deltav2a.experiment.report import normalised_entropy, notes_apply
 
     seven = "effects.audio=[lowpass,bitcrush,reverb,highpass,distortion,delay,playback_rate]"
     paper = load_config_with(None, ["encoders.image=clip", "encoders.audio=clap", seven])

@@ -85,7 +85,7 @@ def png_header_only(path: Path, width: int, height: int) -> None:
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory) -> Path:
-    from deltav2a.examples import groove, landscape_image
+    from deltav2a.media.examples import groove, landscape_image
 
     d = tmp_path_factory.mktemp("hostile")
     landscape_image(96, 64).save(d / "cover.png")
@@ -143,6 +143,7 @@ def test_debug_flag_and_env_show_the_traceback(work):
 # ----------------------------------------------------------------------------- 2. never overwrite an input
 
 
+@pytest.mark.slow
 def test_outputs_never_replace_inputs(work):
     before = {p.name: digest(p) for p in work.iterdir()}
     img, clip = work / "cover.png", work / "clip.wav"
@@ -433,8 +434,8 @@ def _plugin_site(tmp: Path, module: str, source: str) -> dict:
 
 EFFECT = '''
 import sys
-from deltav2a.effects import AudioEffect
-from deltav2a.hookspecs import hookimpl
+from deltav2a.api.effects import AudioEffect
+from deltav2a.api.hookspecs import hookimpl
 
 class Bad(AudioEffect):
     """A broken test effect."""
@@ -472,7 +473,7 @@ def test_plugin_failures_at_render_name_the_plugin(work):
 
 
 def test_truncated_audio_warns(work):
-    from deltav2a.examples import groove
+    from deltav2a.media.examples import groove
 
     x = groove(6.0, 22050).T
     for ext, fmt, sub in (("ogg", "OGG", "VORBIS"), ("wav", "WAV", "PCM_16")):
@@ -504,8 +505,9 @@ def test_json_is_strict_everywhere(work, tmp_path):
 
 
 def test_term_embedding_cache_names_come_from_fingerprints(tmp_path):
-    from deltav2a.encoding import term_embeddings
-    from deltav2a.vocab import Vocabulary, load_vocabulary
+    from deltav2a.style.encoding import term_embeddings
+    from deltav2a.api.vocabulary import Vocabulary
+    from deltav2a.style.vocab import load_vocabulary
 
     v3 = load_vocabulary("v3")
     with pytest.raises(Exception, match="name"):
@@ -556,7 +558,7 @@ def test_concurrent_writer_fails_clearly_and_stale_temps_are_cleaned(work):
 
 def _interrupt_mid_write(work: Path, sig: int) -> tuple[int, str]:
     """Start a 2-minute render and send `sig` as soon as its hidden temporary appears."""
-    from deltav2a.examples import groove
+    from deltav2a.media.examples import groove
 
     long = work / "long.wav"
     sf.write(long, np.tile(groove(4.0, 44100).T, (30, 1)), 44100)
@@ -592,8 +594,8 @@ def test_ctrl_c_mid_render_is_clean(work):
 def test_kill_9_build_db_stops_its_workers(tmp_path):
     from test_database import all_train_splits
 
-    from deltav2a.examples import groove
-    from deltav2a.media import save_audio
+    from deltav2a.media.examples import groove
+    from deltav2a.media.io import save_audio
 
     clips = tmp_path / "clips"
     clips.mkdir()
@@ -675,7 +677,7 @@ def test_streamed_decode_and_resample_equal_the_one_shot_path(tmp_path):
     """Long clips are decoded and resampled in blocks (bounded memory); same samples."""
     import soxr
 
-    from deltav2a import media
+    from deltav2a.media import io as media
 
     rng = np.random.default_rng(1)
     x = (0.3 * rng.standard_normal((2, 1_234_567))).astype(np.float32)

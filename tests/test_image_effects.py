@@ -19,16 +19,17 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from deltav2a.effects import ImageEffect
+from conftest import SHARED_DATA
+from deltav2a.api.effects import ImageEffect
 from deltav2a.errors import DeltaV2AError
-from deltav2a.media import ensure_rgb
-from deltav2a.plugins import get_registry
+from deltav2a.media.io import ensure_rgb
+from deltav2a.api.registry import get_registry
 
 EFFECTS = ("adaptive_blur", "motion_blur", "adaptive_sharpen", "add_noise", "spread",
            "sepia_tone", "solarize")
 RANDOM_EFFECTS = ("add_noise", "spread")
 LEVELS = (0.25, 0.5, 1.0)
-SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
+SHARED_IMAGES = SHARED_DATA / "images"  # conftest: honours DELTAV2A_SHARED_DATA
 TILE_250, TILE_20 = 250, 20
 
 
@@ -156,7 +157,7 @@ def test_all_seven_registered_through_entry_points():
 
 
 def test_registering_does_not_import_wand():
-    code = ("import sys; from deltav2a.plugins import get_registry; "
+    code = ("import sys; from deltav2a.api.registry import get_registry; "
             "names = get_registry().names('image_effect'); "
             "print(len(names), 'wand' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -372,7 +373,7 @@ def test_random_effects_repeat_in_a_fresh_process(scene, tmp_path):
     code = (
         "import hashlib, json, sys\n"
         "from PIL import Image\n"
-        "from deltav2a.plugins import get_registry\n"
+        "from deltav2a.api.registry import get_registry\n"
         "im = Image.open(sys.argv[1]).convert('RGB')\n"
         "print(json.dumps({n: hashlib.sha256(get_registry().get('image_effect', n)()"
         ".apply(im, 0.7, seed=42).tobytes()).hexdigest() for n in sys.argv[2:]}))\n"
@@ -406,7 +407,7 @@ def test_every_effect_is_visible_on_a_real_photo():
     path = _photo()
     if path is None:
         pytest.skip(f"no dev photos under {SHARED_IMAGES}")
-    from deltav2a.media import load_image
+    from deltav2a.media.io import load_image
 
     photo = load_image(path)
     scale = 512 / max(photo.size)

@@ -7,13 +7,14 @@ import pytest
 import torch
 
 from deltav2a.config import ControllerConfig, KNNConfig, TrainingConfig
-from deltav2a.controller import get_controller, predict
+from deltav2a.api.controllers import get_controller
+from deltav2a.model.controller import predict
 from deltav2a.errors import DeltaV2AError
 from deltav2a.evaluation.metrics import active_param_rmse_gated, activity_f1, mean_baseline_rmse
-from deltav2a.layout import ParamLayout
-from deltav2a.training import ControllerData
+from deltav2a.model.layout import ParamLayout
+from deltav2a.model.data import ControllerData
 from deltav2a.training.trainer import train_controller
-from deltav2a.weights import ControllerMetadata, load_controller, save_controller
+from deltav2a.model.weights import ControllerMetadata, load_controller, save_controller
 
 torch.set_num_threads(1)
 
@@ -84,7 +85,7 @@ def test_strength_picks_the_matching_record(layout):
     """Same label and E(A), different strength: the query's strength decides the neighbour.
 
     A strength-input model reads label + strength as one (K + 1) input (`with_strength`)."""
-    from deltav2a.controller import with_strength
+    from deltav2a.model.controller import with_strength
 
     j = _param_index(layout, "lowpass")
     data = _records(layout, [([1.0, 0.0], ["lowpass"], {j: 0.1}), ([1.0, 0.0], ["lowpass"], {j: 0.9})])
@@ -157,7 +158,7 @@ def test_numpy_inference_gives_the_modules_answers(layout, tmp_path):
     """`load_controller(inference_only=True)` answers with numpy arrays (no torch in a
     transfer): the same neighbours, the same activity and parameters within a float32 ulp of
     the torch module's, on a saved model with strength and on the shipped model."""
-    from deltav2a.transfer import DEFAULT_MODEL
+    from deltav2a.transfer.pipeline import DEFAULT_MODEL
     from deltav2a_plugins.controllers.knn_arrays import KNNArrays
 
     data = ControllerData.synthetic(layout, 500, audio_dim=16, seed=7)
@@ -233,7 +234,7 @@ def test_a_transfer_with_the_knn_model_imports_no_torch(tmp_path):
 
     import soundfile as sf
 
-    from deltav2a.examples import groove, landscape_image
+    from deltav2a.media.examples import groove, landscape_image
 
     landscape_image(96, 64).save(tmp_path / "i.png")
     sf.write(tmp_path / "a.wav", groove(2.0, 22050).T, 22050)
@@ -244,5 +245,5 @@ def test_a_transfer_with_the_knn_model_imports_no_torch(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert (tmp_path / "o.png").is_file()
     imported = {line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
-    assert {"deltav2a.transfer", "deltav2a_plugins.controllers.knn_arrays"} <= imported
+    assert {"deltav2a.transfer.pipeline", "deltav2a_plugins.controllers.knn_arrays"} <= imported
     assert not {m for m in imported if m == "torch" or m.startswith("torch.")}, "torch was imported"

@@ -19,7 +19,7 @@ import yaml
 from PIL import Image
 
 from deltav2a.errors import DeltaV2AError
-from deltav2a.media import resample
+from deltav2a.media.io import resample
 from deltav2a_plugins.encoders import lexicon as lx
 from deltav2a_plugins.encoders.perceptual_audio import PerceptualAudioEncoder
 from deltav2a_plugins.encoders.perceptual_image import PerceptualImageEncoder
@@ -104,7 +104,7 @@ def music() -> list[np.ndarray]:
 
 
 def _vocab(name: str):
-    from deltav2a.vocab import parse_vocabulary
+    from deltav2a.api.vocabulary import parse_vocabulary
 
     return parse_vocabulary(ROOT / "vocabularies" / f"{name}.yaml")
 
@@ -113,7 +113,7 @@ def _vocab(name: str):
 
 
 def test_registered_cheaply_and_described():
-    from deltav2a import plugins
+    from deltav2a.api import registry as plugins
 
     assert plugins.get("encoder", "perceptual-image") is PerceptualImageEncoder
     assert plugins.get("encoder", "perceptual-audio") is PerceptualAudioEncoder
@@ -180,8 +180,8 @@ def test_mono_has_zero_width_and_channels_matter_only_through_width(aenc, music)
 
 
 def _labels(enc, before, after, vocab):
-    from deltav2a.encoding import term_embeddings
-    from deltav2a.style import style_labels
+    from deltav2a.style.encoding import term_embeddings
+    from deltav2a.style.label import style_labels
 
     V = term_embeddings(enc, vocab, use_cache=False)
     s, norm = style_labels(before, after, V, 0.1)
@@ -190,14 +190,14 @@ def _labels(enc, before, after, vocab):
 
 
 def _image_effect(name, img):
-    from deltav2a import plugins
+    from deltav2a.api import registry as plugins
 
     return plugins.get("image_effect", name)().apply(img, 0.5, seed=0)
 
 
 def _audio_effect(name, x, sr=SR):
-    from deltav2a import plugins
-    from deltav2a.chain import AudioChain, EffectSetting
+    from deltav2a.api import registry as plugins
+    from deltav2a.render.chain import AudioChain, EffectSetting
 
     cls = plugins.get("audio_effect", name)
     with warnings.catch_warnings():
@@ -261,9 +261,9 @@ def test_blur_and_lowpass_meet_in_text_space(ienc, aenc, photos, music):
 @pytest.mark.shared_data
 def test_edits_on_real_media(shared_data, ienc, aenc):
     """On real photos and music, the label averaged over items lands on the expected words."""
-    from deltav2a.encoding import term_embeddings
-    from deltav2a.media import load_audio
-    from deltav2a.style import style_labels
+    from deltav2a.style.encoding import term_embeddings
+    from deltav2a.media.io import load_audio
+    from deltav2a.style.label import style_labels
 
     v3 = _vocab("v3")
     images = [Image.open(p).convert("RGB") for p in sorted((shared_data / "images").glob("*.jpg"))[::45][:5]]
@@ -398,7 +398,7 @@ def test_lexicon_v3_adds_gap_depth_and_older_vectors_stay_bit_identical(music, p
 
 def test_gap_depth_rises_with_a_gate_and_falls_with_reverb(music):
     """gap_depth is what the stutter effect moves most; reverb fills the gaps."""
-    from deltav2a.chain import AudioChain
+    from deltav2a.render.chain import AudioChain
 
     enc = PerceptualAudioEncoder()
     i = enc.descriptor_names.index("gap_depth")

@@ -49,7 +49,7 @@ def fx(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory) -> Path:
-    from deltav2a.examples import groove, landscape_image
+    from deltav2a.media.examples import groove, landscape_image
 
     d = tmp_path_factory.mktemp("fx-media")
     landscape_image(160, 120).save(d / "photo.png")
@@ -103,7 +103,7 @@ def test_plugin_info_of_vocabulary_encoder_controller(fx):
 
 
 def test_encoder_example_is_blind_to_colour(fx):
-    code = ("from deltav2a.encoding import load_encoder\nfrom deltav2a.examples import landscape_image\n"
+    code = ("from deltav2a.style.encoding import load_encoder\nfrom deltav2a.media.examples import landscape_image\n"
             "from PIL import Image\nimport numpy as np\n"
             "a = landscape_image(160, 120)\nb = Image.fromarray(np.asarray(a)[..., ::-1].copy())\n"
             "g = load_encoder('perceptual-image-grey', 'image')\nc = load_encoder('perceptual-image', 'image')\n"
@@ -117,6 +117,7 @@ def test_encoder_example_is_blind_to_colour(fx):
     assert float(dc) > 0.1 and float(dg) < 0.5 * float(dc) and differ == "True"
 
 
+@pytest.mark.slow
 def test_plugin_to_set_to_run_to_transfer(fx, media, tmp_path):
     """The tutorial's last section, every kind at once: phaser in the effect set, the moods
     vocabulary, the greyscale encoder and the linear controller, on configs/quick.yaml."""

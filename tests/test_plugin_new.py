@@ -14,6 +14,7 @@ KINDS = ("audio_effect", "image_effect", "vocabulary", "encoder", "controller")
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.slow
 def test_generated_package_installs_and_its_test_passes(kind, tmp_path):
     name = f"my-{kind.replace('_', '-')}"
     pkg = tmp_path / "pkg"

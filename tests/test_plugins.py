@@ -26,8 +26,8 @@ def make_dist(site: Path, dist: str, module: str, source: str, ep_name: str | No
 
 
 GOOD = """
-from deltav2a.hookspecs import hookimpl
-from deltav2a.effects import ImageEffect
+from deltav2a.api.hookspecs import hookimpl
+from deltav2a.api.effects import ImageEffect
 
 class Invert(ImageEffect):
     '''Invert every channel (a test effect).'''
@@ -50,8 +50,8 @@ def register_commands(cli):
 BROKEN_IMPORT = "raise ImportError('this plugin is broken on purpose')\n"
 
 BROKEN_HOOK = """
-from deltav2a.hookspecs import hookimpl
-from deltav2a.effects import ImageEffect
+from deltav2a.api.hookspecs import hookimpl
+from deltav2a.api.effects import ImageEffect
 
 class Half(ImageEffect):
     '''Registered before the hook fails: must not leak into the registry.'''
@@ -64,8 +64,8 @@ def register_image_effects(register):
 """
 
 DUPLICATE = """
-from deltav2a.hookspecs import hookimpl
-from deltav2a.effects import AudioEffect
+from deltav2a.api.hookspecs import hookimpl
+from deltav2a.api.effects import AudioEffect
 
 class Reverb(AudioEffect):
     '''A second effect called reverb.'''
@@ -90,7 +90,7 @@ def listing(site: Path, **env):
 
 
 def test_builtins_register_through_entry_points():
-    from deltav2a.plugins import get_registry
+    from deltav2a.api.registry import get_registry
 
     reg = get_registry()
     assert BUILTIN_AUDIO <= set(reg.names("audio_effect"))
@@ -155,7 +155,7 @@ def test_load_only_named_plugins(site):
 
 
 def test_in_process_registration_and_kind_filter():
-    from deltav2a.plugins import load_registry
+    from deltav2a.api.registry import load_registry
 
     import importlib.util
     import types

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from conftest import run_cli
 from deltav2a.errors import DeltaV2AError
-from deltav2a.quality_eval import _spearman, logmel_distance, parse_intensities, score
+from deltav2a.experiment.quality import _spearman, logmel_distance, parse_intensities, score
 
 TERMS = ["a", "b", "c"]
 MODEL = str(Path(__file__).resolve().parents[1] / "core" / "models" / "default")
@@ -77,7 +77,7 @@ def test_intensities_are_checked():
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
-    from deltav2a.examples import groove, landscape_image
+    from deltav2a.media.examples import groove, landscape_image
 
     root = tmp_path_factory.mktemp("quality")
     (root / "img").mkdir()
@@ -88,6 +88,7 @@ def media(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_command_writes_strict_json_markdown_and_png(media, tmp_path):
     out = tmp_path / "q"
     res = run_cli("diagnose", "quality", "--model", MODEL, "--images", str(media / "img"),
@@ -124,8 +125,8 @@ def test_command_refuses_bad_input(media, tmp_path):
 
 
 def test_clips_spread_over_tracks_first():
-    from deltav2a.quality_eval import one_clip_per_track
-    from deltav2a.splits import SplitClip
+    from deltav2a.experiment.quality import one_clip_per_track
+    from deltav2a.database.splits import SplitClip
 
     clips = [SplitClip(f"{t}__{i}.ogg", t, "test") for t in ("a", "b", "c") for i in range(4)]
     three = one_clip_per_track(clips, 3, seed=0)

@@ -26,8 +26,8 @@ N_AUG = 2
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> Path:
     """Six 1.5 s grooves (three tracks) and one file that is not audio."""
-    from deltav2a.examples import groove
-    from deltav2a.media import save_audio
+    from deltav2a.media.examples import groove
+    from deltav2a.media.io import save_audio
 
     root = tmp_path_factory.mktemp("ray-clips")
     for t in range(3):

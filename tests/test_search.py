@@ -1,4 +1,4 @@
-"""Inference-time search (core/search.py) and the `search` controller plugin.
+"""Inference-time search (core/model/search.py) and the `search` controller plugin.
 
 Runs the real thing: Pedalboard renders scored by the perceptual audio encoder against
 labels read off real renders. A clip of ../shared/data is used when present, a generated
@@ -23,13 +23,13 @@ CLIP = "hyperrogue__hr3_caves__1.ogg"
 @pytest.fixture(scope="module")
 def world():
     """Config, encoder, audio term embeddings, layout, a 10 s clip and a real low-pass target."""
-    from deltav2a.chain import AudioChain, EffectSetting
+    from deltav2a.render.chain import AudioChain, EffectSetting
     from deltav2a.config import load_config
-    from deltav2a.encoding import load_encoder, term_embeddings
-    from deltav2a.layout import ParamLayout
-    from deltav2a.plugins import get
-    from deltav2a.style import StyleLabel, style_labels
-    from deltav2a.vocab import load_vocabulary
+    from deltav2a.style.encoding import load_encoder, term_embeddings
+    from deltav2a.model.layout import ParamLayout
+    from deltav2a.api.registry import get
+    from deltav2a.style.label import StyleLabel, style_labels
+    from deltav2a.style.vocab import load_vocabulary
 
     cfg = load_config(None)
     enc = load_encoder(cfg.encoders.audio, "audio")
@@ -38,11 +38,11 @@ def world():
     layout = ParamLayout.from_names(cfg.effects.audio)
     data = shared_data_path()
     if data is not None and (data / "music" / CLIP).is_file():
-        from deltav2a.media import load_audio
+        from deltav2a.media.io import load_audio
 
         x, sr = load_audio(data / "music" / CLIP)
     else:
-        from deltav2a.examples import groove
+        from deltav2a.media.examples import groove
 
         sr = 44_100
         x = groove(10.0, sr)
@@ -67,13 +67,13 @@ class CountingEncoder:
 
 
 def _scorer(w, encoder=None, strength=None):
-    from deltav2a.search import AudioScorer
+    from deltav2a.model.search import AudioScorer
 
     return AudioScorer(encoder or w["enc"], w["V"], w["cfg"].database.temperature, strength)
 
 
 def _search(w, scorer=None, **kw):
-    from deltav2a.search import search_plan
+    from deltav2a.model.search import search_plan
 
     kw.setdefault("budget_evals", 40)
     return search_plan(w["x"], w["sr"], w["target"], scorer=scorer or _scorer(w), layout=w["layout"],
@@ -90,7 +90,7 @@ def _search(w, scorer=None, **kw):
     (None, float("inf"), "a number"), (None, None, "needs a budget"),
 ])
 def test_bad_budgets_are_one_line_errors(evals, seconds, needle):
-    from deltav2a.search import check_budget
+    from deltav2a.model.search import check_budget
 
     with pytest.raises(DeltaV2AError) as exc:
         check_budget(evals, seconds)
@@ -99,7 +99,7 @@ def test_bad_budgets_are_one_line_errors(evals, seconds, needle):
 
 
 def test_good_budgets_pass():
-    from deltav2a.search import check_budget
+    from deltav2a.model.search import check_budget
 
     assert check_budget(80, None) == (80, None)
     assert check_budget("12", 2) == (12, 2.0)
@@ -175,11 +175,11 @@ def test_trajectory_is_non_decreasing_and_recorded(world):
 
 def test_lowpass_target_finds_lowpass_and_beats_initial_plan(world):
     """Refining a wrong initial plan (distortion) toward a real low-pass label finds low-pass."""
-    from deltav2a.chain import AudioChain
-    from deltav2a.plan import EffectPlan, EffectStep
-    from deltav2a.plugins import get
-    from deltav2a.search import loudest_window
-    from deltav2a.strength import StrengthMap
+    from deltav2a.render.chain import AudioChain
+    from deltav2a.model.plan import EffectPlan, EffectStep
+    from deltav2a.api.registry import get
+    from deltav2a.model.search import loudest_window
+    from deltav2a.model.strength import StrengthMap
 
     strength = StrengthMap((0.0, 1.5), (0.0, 1.0))
     scorer = _scorer(world, strength=strength)
@@ -205,10 +205,10 @@ def test_lowpass_target_finds_lowpass_and_beats_initial_plan(world):
 
 
 def test_init_plan_is_cut_to_max_active_by_activity(world):
-    from deltav2a.layout import ParamLayout
-    from deltav2a.plan import EffectPlan, EffectStep
-    from deltav2a.plugins import get
-    from deltav2a.search import _init_candidate
+    from deltav2a.model.layout import ParamLayout
+    from deltav2a.model.plan import EffectPlan, EffectStep
+    from deltav2a.api.registry import get
+    from deltav2a.model.search import _init_candidate
 
     names = ["lowpass", "reverb", "delay", "distortion"]
     steps = tuple(EffectStep(n, get("audio_effect", n).params_at_intensity(0.5)) for n in names)
@@ -221,7 +221,7 @@ def test_init_plan_is_cut_to_max_active_by_activity(world):
 
 
 def test_excerpt_is_the_loudest_window():
-    from deltav2a.search import loudest_window
+    from deltav2a.model.search import loudest_window
 
     sr = 1000
     x = np.zeros((2, 10 * sr), dtype=np.float32)
@@ -232,7 +232,7 @@ def test_excerpt_is_the_loudest_window():
 
 
 def test_bad_arguments(world):
-    from deltav2a.search import search_plan
+    from deltav2a.model.search import search_plan
 
     w = world
     for bad in (0, 9, True):
@@ -253,7 +253,7 @@ def test_bad_arguments(world):
 
 
 def test_search_controller_plugin(world):
-    from deltav2a.controller import get_controller
+    from deltav2a.api.controllers import get_controller
 
     cls = get_controller("search")
     assert cls.trainable is False and get_controller("mlp").trainable is True
@@ -270,10 +270,10 @@ def test_search_controller_plugin(world):
 
 def test_blurred_photo_gets_a_lowpass_and_noise_a_bitcrush(world):
     """End to end on the default model: a real image edit's label, searched zero-shot."""
-    from deltav2a.examples import landscape_image
-    from deltav2a.plugins import get
-    from deltav2a.style import StyleLabel
-    from deltav2a.transfer import TransferModel
+    from deltav2a.media.examples import landscape_image
+    from deltav2a.api.registry import get
+    from deltav2a.style.label import StyleLabel
+    from deltav2a.transfer.pipeline import TransferModel
     from deltav2a_plugins.controllers.search import SearchController
 
     tm = TransferModel()
@@ -293,7 +293,7 @@ def test_blurred_photo_gets_a_lowpass_and_noise_a_bitcrush(world):
 
 
 def test_strength_map_fit_is_monotone_and_round_trips():
-    from deltav2a.strength import StrengthMap
+    from deltav2a.model.strength import StrengthMap
 
     rng = np.random.default_rng(0)
     t = rng.uniform(0, 1, 200)
@@ -309,7 +309,7 @@ def test_strength_map_fit_is_monotone_and_round_trips():
 
 
 def test_style_label_rejects_bad_values(world):
-    from deltav2a.style import StyleLabel
+    from deltav2a.style.label import StyleLabel
 
     t = world["target"]
     with pytest.raises(DeltaV2AError, match="strength"):

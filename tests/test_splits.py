@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from deltav2a.errors import DeltaV2AError
-from deltav2a.splits import (SplitWarning, assign_tracks, infer_track_id, load_splits,
+from deltav2a.database.splits import (SplitWarning, assign_tracks, infer_track_id, load_splits,
                              make_splits, write_splits)
 
 RATIOS = {"train": 0.8, "val": 0.1, "test": 0.1}

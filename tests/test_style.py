@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from deltav2a.style import Calibration, entropy_bits, style_labels, top_terms
+from deltav2a.style.label import Calibration, entropy_bits, style_labels, top_terms
 
 
 def test_label_follows_the_formula():
@@ -65,9 +65,9 @@ def test_shape_mismatch_is_an_error():
 def pair_media(tmp_path_factory):
     import soundfile as sf
 
-    from deltav2a.chain import AudioChain
-    from deltav2a.examples import groove, landscape_image
-    from deltav2a.plugins import get
+    from deltav2a.render.chain import AudioChain
+    from deltav2a.media.examples import groove, landscape_image
+    from deltav2a.api.registry import get
 
     d = tmp_path_factory.mktemp("pairs")
     img = landscape_image(256, 192)
@@ -125,7 +125,7 @@ def test_vocab_embed_is_cached(tmp_path):
 def test_sensitivity_command(tmp_path):
     import soundfile as sf
 
-    from deltav2a.examples import groove, landscape_image
+    from deltav2a.media.examples import groove, landscape_image
 
     imgs, auds = tmp_path / "imgs", tmp_path / "auds"
     imgs.mkdir()

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from deltav2a.config import ARConfig, ControllerConfig, LossConfig, ThresholdConfig, TrainingConfig
-from deltav2a.controller import predict
+from deltav2a.model.controller import predict
 from deltav2a.errors import DeltaV2AError
 from deltav2a.evaluation import (PROBE_ROWS, active_param_rmse_gated, activity_f1, evaluate,
                                  format_probe_table, linear_probe_table, mean_baseline_params,
                                  mean_baseline_rmse, tune_thresholds)
-from deltav2a.layout import ParamLayout
-from deltav2a.training import ControllerData
+from deltav2a.model.layout import ParamLayout
+from deltav2a.model.data import ControllerData
 from deltav2a.training.losses import (activity_loss, asl_elementwise, controller_loss, huber,
                                       mismatch_multiplier, param_loss, smoothed_cross_entropy)
 from deltav2a.training.sampler import balanced_indices, record_weights
@@ -228,7 +228,7 @@ def test_f1_thresholds_pay_for_false_alarms(tiny_layout):
 
 
 def test_max_active_keeps_the_clearest_effects(tiny_layout):
-    from deltav2a.plan import select_active
+    from deltav2a.model.plan import select_active
 
     act = np.array([[0.9, 0.6], [0.2, 0.1], [0.45, 0.2]])
     thr = {"lowpass": 0.3, "delay": 0.5}
@@ -284,7 +284,7 @@ def test_threshold_tuning_never_worsens_validation(trained_mlp, layout, dataset)
 def test_f1_threshold_tuning_with_a_cap(trained_mlp, layout, dataset):
     """The default objective on a real (small) model: F1 of the capped set never worsens, and
     no record gets more than max_active effects."""
-    from deltav2a.plan import select_active
+    from deltav2a.model.plan import select_active
 
     _, val = dataset
     pred = predict(trained_mlp.module, val.style, val.audio)
@@ -406,7 +406,7 @@ def test_audio_condition_dropout_hides_the_audio(layout):
     train, val = data.split(0.25, 0)
     tcfg = TrainingConfig(epochs=1, lr=1e-3, batch_size=64, weight_decay=0.0)
     torch.manual_seed(0)
-    from deltav2a.controller import get_controller
+    from deltav2a.api.controllers import get_controller
 
     initial = get_controller("mlp").build(24, 8, layout, ControllerConfig()).audio_proj[0].weight
     runs = {p: train_controller("mlp", train, val, layout,

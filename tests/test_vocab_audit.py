@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from deltav2a import vocab_audit as va
+from deltav2a.experiment import vocab_audit as va
 
 try:  # the random-weight CLIP/CLAP fixtures, where torch and open_clip are installed
     from test_clip_clap import clap_files, clip_files  # noqa: F401
@@ -79,7 +79,7 @@ def test_min_mass_keeps_tails_out_of_the_readings():
 
 
 def test_two_way_effects_get_a_down_row():
-    from deltav2a.plugins import get
+    from deltav2a.api.registry import get
 
     rows = va.audio_effect_rows(["lowpass", "reverb", "playback_rate"])
     assert rows == ["lowpass", "reverb", "playback_rate", "playback_rate:down"]
@@ -130,6 +130,7 @@ def test_cli_bad_input_is_one_line(tmp_path, args, message):
 
 
 @pytest.mark.filterwarnings("ignore")
+@pytest.mark.slow
 def test_audit_runs_on_random_weight_clip_and_clap(tmp_path, request):
     """Any encoder pair: CLIP and CLAP built with random weights (as in test_clip_clap)."""
     if clip_files is None:

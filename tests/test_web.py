@@ -100,7 +100,7 @@ def media(tmp_path_factory):
     import numpy as np
     import soundfile as sf
 
-    from deltav2a.examples import groove, landscape_image
+    from deltav2a.media.examples import groove, landscape_image
 
     d = tmp_path_factory.mktemp("web-media")
     landscape_image(seed=3).save(d / "photo.png")
@@ -240,7 +240,7 @@ def study_dir(tmp_path_factory):
     """A small study built by the real command from generated media and the shipped model."""
     import soundfile as sf
 
-    from deltav2a.examples import groove, landscape_image, sample_photo
+    from deltav2a.media.examples import groove, landscape_image, sample_photo
 
     d = tmp_path_factory.mktemp("study")
     (d / "images").mkdir()
@@ -275,6 +275,7 @@ def _answer_case(page, q1: int, want_edited: bool) -> dict:
     return {"case": case, "edited_side": edited_side, "side": side}
 
 
+@pytest.mark.slow
 def test_study_two_raters_answer_every_case(browser, study_dir, tmp_path):
     man = json.loads((study_dir / "study.json").read_text())
     cases = {c["id"]: c for c in man["cases"]}
@@ -378,7 +379,7 @@ def test_study_two_raters_answer_every_case(browser, study_dir, tmp_path):
 
 
 def test_a_model_that_cannot_load_is_reported_on_the_page(browser, tmp_path):
-    from deltav2a.transfer import DEFAULT_MODEL
+    from deltav2a.transfer.pipeline import DEFAULT_MODEL
 
     model = tmp_path / "model"
     shutil.copytree(DEFAULT_MODEL, model)

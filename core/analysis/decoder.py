@@ -52,8 +52,8 @@ from ..fileio import sha256_file
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from ..encoders import Encoder
-    from ..layout import ParamLayout
+    from ..api.encoders import Encoder
+    from ..model.layout import ParamLayout
     from .extract import DeltaSet
     from .settings import AnalysisConfig, DecoderSettings
 
@@ -159,7 +159,7 @@ def condition_bank(reader: Any, synonyms: dict[str, list[str]], templates: Seque
 def target_params(layout: "ParamLayout", effect: str, strength: float, rng: np.random.Generator,
                   jitter: float) -> np.ndarray:
     """Normalised parameters: `effect` at `strength` along its intensity curve (+ jitter), rest at bypass."""
-    from ..plugins import get
+    from ..api.registry import get
 
     out = layout.bypass_array().astype(np.float64)
     fixed = set(getattr(get("audio_effect", effect), "intensity_fixed", ()))
@@ -317,7 +317,7 @@ def train(data: DecoderData, n_params: int, s: "DecoderSettings", seed: int,
 
 
 def render_setting(layout: "ParamLayout", params: np.ndarray, clip: np.ndarray, sr: int) -> np.ndarray:
-    from ..chain import AudioChain
+    from ..render.chain import AudioChain
 
     chain = AudioChain(layout.to_raw(np.clip(params, 0.0, 1.0)), order=list(layout.effects), tail="cut")
     return chain.render(clip, sr).audio
@@ -363,7 +363,7 @@ def save_decoder(folder: Path, model: "torch.nn.Module", meta: dict) -> Path:
     from safetensors.torch import save_file
 
     from ..atomic import atomic_path, write_json
-    from ..weights import state_tensors
+    from ..model.weights import state_tensors
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -404,7 +404,7 @@ def load_decoder(folder: str | Path, audio_encoder: "Encoder | None" = None) -> 
     """Rebuild a saved decoder; refuses another audio encoder or changed effect parameters."""
     from safetensors.torch import load_file
 
-    from ..layout import ParamLayout
+    from ..model.layout import ParamLayout
     from .settings import DecoderSettings
 
     folder = Path(folder)
@@ -439,9 +439,9 @@ def run_decoder(folder: Path, cfg: "AnalysisConfig", out: Path | None = None,
                 log: Callable[[str], None] | None = None) -> dict:
     """Train and validate the decoder from an extract + discover folder."""
     from ..atomic import write_json
-    from ..encoding import load_encoder
-    from ..layout import ParamLayout
-    from ..pairs import load_clip
+    from ..style.encoding import load_encoder
+    from ..model.layout import ParamLayout
+    from ..style.pairs import load_clip
     from .discover import TextReader
     from .extract import read_deltas, read_manifest
     from .synonyms import load_synonyms

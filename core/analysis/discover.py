@@ -44,7 +44,7 @@ from ..errors import DeltaV2AError
 from .linearity import unit_rows
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..encoders import Encoder
+    from ..api.encoders import Encoder
     from .extract import DeltaSet
     from .settings import AnalysisConfig
     from .synonyms import SynonymTable
@@ -270,7 +270,7 @@ def _jsonable(res: dict) -> dict:
 def run_discover(deltas: dict[str, "DeltaSet"], cfg: "AnalysisConfig", out: Path) -> dict:
     """Write discovery_matrix.npy, discovery_labels.json, discovery_heatmap.png, discovery_results.json."""
     from ..atomic import atomic_path, write_json
-    from ..encoding import load_encoder
+    from ..style.encoding import load_encoder
     from .synonyms import load_synonyms
 
     discovery_inputs_check(deltas)

@@ -69,7 +69,7 @@ class Item:
 
 
 def _extensions(modality: str) -> tuple[str, ...]:
-    from ..media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+    from ..media.io import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 
     return IMAGE_EXTENSIONS if modality == "image" else AUDIO_EXTENSIONS
 
@@ -375,7 +375,7 @@ def read_manifest(folder: Path) -> dict:
 
 
 def _load_images(block: Sequence[Item]) -> tuple[list, list[Item], list[dict]]:
-    from ..media import load_image
+    from ..media.io import load_image
 
     ok, images, skipped = [], [], []
     for it in block:
@@ -388,7 +388,7 @@ def _load_images(block: Sequence[Item]) -> tuple[list, list[Item], list[dict]]:
 
 
 def _load_clips(block: Sequence[Item], core_cfg) -> tuple[list, list[Item], list[dict]]:
-    from ..pairs import load_clip
+    from ..style.pairs import load_clip
 
     ok, clips, skipped = [], [], []
     for it in block:
@@ -447,7 +447,7 @@ def _block_table(modality: Modality, block: Sequence[Item], cfg: "AnalysisConfig
 
 def _renderers(modality: Modality, cfg: "AnalysisConfig") -> dict:
     """effect -> label -> callable(media, item) giving the edited media."""
-    from ..plugins import get
+    from ..api.registry import get
 
     out: dict[str, dict] = {}
     if modality == "image":
@@ -456,7 +456,7 @@ def _renderers(modality: Modality, cfg: "AnalysisConfig") -> dict:
             out[name] = {label: (lambda im, it, fx=fx, x=x: fx.apply(im, x, seed=item_seed(cfg.seed, it.id)))
                          for label, x in cfg.intensities.items()}
     else:
-        from ..chain import AudioChain, EffectSetting
+        from ..render.chain import AudioChain, EffectSetting
 
         sr = cfg.audio.sample_rate
         for name in cfg.effects.audio:
@@ -473,7 +473,7 @@ class BlockWorker:
     built once per worker, then each block gives exactly the table the local loop gives."""
 
     def __init__(self, modality: Modality, cfg: dict) -> None:
-        from ..encoding import load_encoder
+        from ..style.encoding import load_encoder
         from .settings import AnalysisConfig
 
         self.modality = modality
@@ -495,7 +495,7 @@ def extract_modality(modality: Modality, items: Sequence[Item], out: Path, cfg: 
 
     Blocks are independent: with `executor.kind: ray` the missing ones run on `workers` Ray
     workers (0 = one per cluster CPU) and are written as they finish."""
-    from ..encoding import load_encoder
+    from ..style.encoding import load_encoder
 
     log = log or (lambda s: None)
     out = Path(out)
@@ -607,7 +607,7 @@ def run_extract(out: Path, cfg: "AnalysisConfig", images: Sequence[Item] = (), a
                 progress: Callable[[int], None] | None = None,
                 log: Callable[[str], None] | None = None, workers: int = 0) -> dict:
     """Both modalities; `sources` (folder info from `list_items`) is recorded in the manifest."""
-    from ..plugins import get
+    from ..api.registry import get
 
     if not images and not audio:
         raise DeltaV2AError("nothing to extract: give images and/or audio")

@@ -42,7 +42,7 @@ def _f(x) -> str:
 
 def sensitivity_step(folder: Path, cfg: "AnalysisConfig", report: Report) -> list[dict]:
     from ..atomic import write_json
-    from ..sensitivity import extract_sensitivity, plot_sensitivity
+    from .sensitivity import extract_sensitivity, plot_sensitivity
 
     th = cfg.thresholds.min_distance
     rows = extract_sensitivity(folder, th)

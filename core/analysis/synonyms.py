@@ -4,7 +4,8 @@ Synonyms are data, not code, and belong to the effect they describe. Sources, me
 this order (later sources extend earlier ones, or replace them with `replace: true`):
 
 1. the effect class's own `synonyms` class attribute (any plugin can ship them);
-2. the shipped table `deltav2a_plugins/note_effects/synonyms.yaml` (the built-in effects);
+2. the tables plugins ship as `synonyms.yaml` beside an effect's module, found through the
+   registry (the built-in effects' table: `plugins/note_effects/synonyms.yaml`);
 3. every `*.yaml` in `$DELTAV2A_HOME/synonyms/` (a user's additions), in name order;
 4. the files or folders named in the analysis config (`discover.synonym_paths`).
 
@@ -31,11 +32,28 @@ MODALITIES = ("image", "audio")
 KIND = {"image": "image_effect", "audio": "audio_effect"}
 
 
-def shipped_file() -> Path:
-    """The synonym table shipped with the built-in plugins."""
-    import deltav2a_plugins.note_effects as pkg
+def shipped_files() -> list[Path]:
+    """Synonym tables shipped by plugin packages, found through the registry.
 
-    return Path(pkg.__file__).resolve().parent / "synonyms.yaml"
+    A plugin ships a table as `synonyms.yaml` beside the module of an effect it registers
+    (the built-in effects' table sits beside the note effects); core names no plugin
+    package, so a third-party package ships its words the same way. Registry order.
+    """
+    import sys
+
+    from ..api.registry import get_registry
+
+    found: list[Path] = []
+    for rec in get_registry().all():
+        if rec.kind not in KIND.values():
+            continue
+        module = sys.modules.get(getattr(rec.obj, "__module__", "") or "")
+        where = getattr(module, "__file__", None)
+        if where:
+            path = Path(where).resolve().parent / "synonyms.yaml"
+            if path not in found and path.is_file():
+                found.append(path)
+    return found
 
 
 def _read(path: Path) -> tuple[dict[str, dict[str, list[str]]], bool]:
@@ -103,7 +121,7 @@ class SynonymTable:
 
 def load_synonyms(effects: dict[str, Sequence[str]], extra_paths: Iterable[str | Path] = ()) -> SynonymTable:
     """The merged synonym table for the named effects ({"image": [...], "audio": [...]})."""
-    from ..plugins import get, user_dir
+    from ..api.registry import get, user_dir
 
     table = SynonymTable()
     for modality, names in effects.items():
@@ -112,7 +130,7 @@ def load_synonyms(effects: dict[str, Sequence[str]], extra_paths: Iterable[str |
             own = getattr(cls, "synonyms", None)
             if own:
                 table._add(modality, name, list(own), f"{cls.__module__}.{cls.__name__}.synonyms", False)
-    files = [shipped_file()]
+    files = shipped_files()
     home = user_dir() / "synonyms"
     if home.is_dir():
         files += _files([home])

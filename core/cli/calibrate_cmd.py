@@ -18,12 +18,12 @@ def calibrate(
 ) -> None:
     """Fit the image-side temperature and norm confidence (T, tau_c, s_c)."""
     from ..atomic import claim, write_json
-    from ..calibration import CalibrationResult, plot_grid
-    from ..media import IMAGE_EXTENSIONS
-    from ..sensitivity import list_media
-    from ..stages import calibrate_stage
+    from ..style.calibration import CalibrationResult, plot_grid
+    from ..media.io import IMAGE_EXTENSIONS
+    from ..analysis.sensitivity import list_media
+    from ..experiment.stages import calibrate_stage
 
-    from ..transfer import model_files
+    from ..transfer.pipeline import model_files
 
     claim([output / "calibration.json", output / "calibration_grid.png"] if output else [],
           *model_files(model), images, db)

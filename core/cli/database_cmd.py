@@ -24,7 +24,7 @@ def splits(
 
     from ..atomic import claim
     from ..config import load_config
-    from ..splits import make_splits, write_splits
+    from ..database.splits import make_splits, write_splits
 
     claim([output], audio_dir, manifest, config, fixed_names=False)
     cfg = load_config(config)

@@ -22,10 +22,10 @@ def demo(
     """Generate example media, apply an image effect and an audio chain, then transfer the image
     edit onto the music with the shipped model; everything goes to OUTPUT."""
     from ..atomic import write_json
-    from ..chain import AudioChain, parse_effect_spec
-    from ..examples import write_examples
-    from ..media import load_audio, load_image, save_audio, save_image
-    from ..plugins import get
+    from ..render.chain import AudioChain, parse_effect_spec
+    from ..media.examples import write_examples
+    from ..media.io import load_audio, load_image, save_audio, save_image
+    from ..api.registry import get
 
     from ..atomic import claim
 
@@ -48,7 +48,7 @@ def demo(
         "audio": str(paths["audio"]), "processed_audio": str(processed_path),
         "audio_chain": result.describe(),
     }
-    from ..transfer import DEFAULT_MODEL, TransferModel
+    from ..transfer.pipeline import DEFAULT_MODEL, TransferModel
 
     if (DEFAULT_MODEL / "controller.json").is_file():
         tm = TransferModel(DEFAULT_MODEL, refine=refine)

@@ -29,8 +29,8 @@ def audio(
     """Entropy, effective dims, top-1 mass, style F1 per audio effect, consistency separation."""
     from ..atomic import claim
     from ..config import load_config
-    from ..plots import bars
-    from ..stages import audio_diagnostics
+    from ..media.plots import bars
+    from ..experiment.stages import audio_diagnostics
 
     claim([output / "audio_diagnostics.json", output / "audio_style_f1.png"], db, config)
     res = audio_diagnostics(load_config(config), db)
@@ -54,11 +54,11 @@ def image(
 ) -> None:
     """Which image effect made this label? F1 per effect from calibrated image labels."""
     from ..atomic import claim
-    from ..transfer import model_files
-    from ..media import IMAGE_EXTENSIONS
-    from ..plots import bars
-    from ..sensitivity import list_media
-    from ..stages import image_diagnostics
+    from ..transfer.pipeline import model_files
+    from ..media.io import IMAGE_EXTENSIONS
+    from ..media.plots import bars
+    from ..analysis.sensitivity import list_media
+    from ..experiment.stages import image_diagnostics
 
     claim([output / "image_diagnostics.json", output / "image_probe_f1.png"], *model_files(model), images)
     res = image_diagnostics(model, list_media(images, IMAGE_EXTENSIONS, limit, seed), seed, progress=True)
@@ -80,10 +80,10 @@ def agreement(
 ) -> None:
     """Image label vs the label the audio encoder reads off (A, A'): transfer vs two baselines."""
     from ..atomic import claim
-    from ..transfer import model_files
-    from ..media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
-    from ..sensitivity import list_media
-    from ..stages import agreement_stage
+    from ..transfer.pipeline import model_files
+    from ..media.io import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+    from ..analysis.sensitivity import list_media
+    from ..experiment.stages import agreement_stage
 
     claim([output / "agreement.json"], *model_files(model), images, audio)
     res = agreement_stage(model, list_media(images, IMAGE_EXTENSIONS, limit, seed),
@@ -122,12 +122,12 @@ def quality(
 ) -> None:
     """Per controller: label agreement, top-1, effects per transfer, strength tracking; vs two baselines."""
     from ..atomic import claim, write_text
-    from ..transfer import model_files
-    from ..media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
-    from ..quality_eval import (heldout_photos, parse_intensities, quality_markdown, quality_plot, run_quality,
+    from ..transfer.pipeline import model_files
+    from ..media.io import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+    from ..experiment.quality import (heldout_photos, parse_intensities, quality_markdown, quality_plot, run_quality,
                                 seeded_sample)
-    from ..sensitivity import list_media
-    from ..transfer import TransferModel
+    from ..analysis.sensitivity import list_media
+    from ..transfer.pipeline import TransferModel
 
     claim([output / n for n in ("quality.json", "quality.md", "quality.png")],
           *[f for m in model for f in model_files(m)], images, audio, splits)
@@ -153,14 +153,14 @@ def _clip_files(audio: Optional[Path], splits: Optional[Path], split: str, exten
                 seed: int) -> list:
     """A seeded sample of `limit` clips; from a split file, spread over its tracks first."""
     from ..errors import DeltaV2AError
-    from ..quality_eval import one_clip_per_track, seeded_sample
-    from ..sensitivity import list_media
+    from ..experiment.quality import one_clip_per_track, seeded_sample
+    from ..analysis.sensitivity import list_media
 
     if splits is None:
         if audio is None:
             raise DeltaV2AError("give --audio (a folder of clips) or --splits")
         return seeded_sample(list_media(audio, extensions, None, 0), limit, seed)
-    from ..splits import load_splits
+    from ..database.splits import load_splits
 
     sp = load_splits(splits, audio)
     files = [sp.path_of(c) for c in one_clip_per_track(sp.clips_in(split), limit, seed)]

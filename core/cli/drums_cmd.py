@@ -19,7 +19,7 @@ _ENCODER = typer.Option(None, "--encoder", help="Text-side audio encoder by name
 
 def _files(inputs: list[Path]) -> tuple[list[Path], bool]:
     """Audio files of the inputs (folders are listed, sorted); True when a folder was given."""
-    from ..media import AUDIO_EXTENSIONS
+    from ..media.io import AUDIO_EXTENSIONS
 
     files: list[Path] = []
     folder = False

@@ -28,8 +28,8 @@ def apply_image(
 ) -> None:
     """Apply one image effect at an intensity in [0, 1], with any parameters it declares."""
     from ..atomic import output_set
-    from ..effects import parse_image_effect_spec
-    from ..media import IMAGE_EXTENSIONS, load_image, save_image
+    from ..api.effects import parse_image_effect_spec
+    from ..media.io import IMAGE_EXTENSIONS, load_image, save_image
 
     _check_output(output, IMAGE_EXTENSIONS, "image")
     cls, values = parse_image_effect_spec(effect)
@@ -59,8 +59,8 @@ def apply_audio(
 ) -> None:
     """Render a chain of audio effects onto a clip."""
     from ..atomic import output_set
-    from ..chain import AudioChain, parse_effect_spec
-    from ..media import check_sample_rate, load_audio
+    from ..render.chain import AudioChain, parse_effect_spec
+    from ..media.io import check_sample_rate, load_audio
 
     _check_output(output, (".wav",), "audio")
     if info is not None:

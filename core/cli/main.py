@@ -49,18 +49,13 @@ def build_app() -> typer.Typer:
 
 
 def _register_plugin_commands() -> None:
-    from ..plugins import _warn, get_registry
+    from ..api.registry import _warn, get_registry
 
     for plugin, hook in get_registry().extra_hooks:
         try:
             hook(cli=app)
         except (Exception, SystemExit) as exc:  # one broken plugin must not take the CLI down
             _warn(f"plugin '{plugin}' failed to add commands: {type(exc).__name__}: {exc}")
-
-
-def fail(message: str, code: int = 2) -> None:
-    """Print a one-line error and exit; for checks inside commands."""
-    raise DeltaV2AError(message)
 
 
 def _one_line_warnings() -> None:
@@ -102,7 +97,7 @@ def _plugin_in_traceback(tb) -> str | None:
     import traceback
 
     try:
-        from ..plugins import plugin_for_module
+        from ..api.registry import plugin_for_module
     except Exception:  # pragma: no cover - the registry itself is broken
         return None
     for frame, _ in reversed(list(traceback.walk_tb(tb))):

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from ..atomic import json_text
-from ..plugins import KINDS, get_registry
+from ..api.registry import KINDS, get_registry
 
 
 def _kind_option(kind: Optional[str]) -> Optional[str]:
@@ -57,7 +57,7 @@ def details(rec) -> dict:
     info.setdefault("params", [])
     info.update({"kind": rec.kind, "distribution": rec.distribution, "version": rec.version})
     if rec.kind == "vocabulary":
-        from ..vocab import Vocabulary
+        from ..api.vocabulary import Vocabulary
 
         vocab = rec.obj if isinstance(rec.obj, Vocabulary) else rec.obj.load()
         info.update({"summary": vocab.summary, "doc": vocab.description.strip(), "terms": list(vocab.terms),

@@ -33,9 +33,10 @@ def run(
     The run directory caches every stage by what it depends on: rerunning with a setting
     switched back reuses the earlier outputs, and each setup keeps its own results/SETUP/.
     """
-    from ..config import check_names, load_config_with, parse_assignment
+    from ..experiment.run import check_names
+    from ..config import load_config_with, parse_assignment
     from ..errors import DeltaV2AError
-    from ..experiment import run_experiment
+    from ..experiment.run import run_experiment
 
     run_dir = output or Path("runs") / config.stem
     sets = with_controller_kind(list(sets))
@@ -59,7 +60,7 @@ def run(
         typer.echo(f"report: {Path(summary['result_dir']) / 'report.md'}")
         typer.echo(f"model:  {run_dir / summary['model']}")
     if sweep_key is not None:
-        from ..compare import write_comparison
+        from ..experiment.compare import write_comparison
 
         paths = write_comparison(results, run_dir, stem=f"sweep-{sweep_key}")
         typer.echo(f"comparison: {paths['md']}")
@@ -72,7 +73,7 @@ def compare(
 ) -> None:
     """Key metrics of several setups side by side, each column stating its setup."""
     from ..atomic import claim
-    from ..compare import write_comparison
+    from ..experiment.compare import write_comparison
 
     claim([output / n for n in ("compare.md", "compare.csv", "compare.png")], *inputs)
     paths = write_comparison(list(inputs), output)

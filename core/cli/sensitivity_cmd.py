@@ -36,8 +36,8 @@ def sensitivity(
     """Mean/std/min/max of ||E(x') - E(x)|| per encoder x effect x intensity, with a verdict."""
     from ..atomic import claim, write_json
     from ..config import load_config
-    from ..media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
-    from ..sensitivity import (audio_sensitivity, extract_sensitivity, image_sensitivity, list_media,
+    from ..media.io import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+    from ..analysis.sensitivity import (audio_sensitivity, extract_sensitivity, image_sensitivity, list_media,
                                plot_sensitivity)
 
     claim([output / "sensitivity_results.json", output / "sensitivity.png"], images, audio, config, from_extract)

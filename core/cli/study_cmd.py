@@ -36,9 +36,9 @@ def build(
     from tqdm import tqdm
 
     from ..atomic import claim
-    from ..media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+    from ..media.io import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
     from ..study.build import Selection, build_study
-    from ..transfer import DEFAULT_MODEL, model_files
+    from ..transfer.pipeline import DEFAULT_MODEL, model_files
 
     claim([output / "study.json"], images, audio, *model_files(model or DEFAULT_MODEL))
 

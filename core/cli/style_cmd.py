@@ -26,10 +26,10 @@ def style(
     import math
 
     from ..config import load_config
-    from ..encoding import load_encoder, term_embeddings
-    from ..pairs import embed_pair
-    from ..style import Calibration, entropy_bits, style_labels, top_terms
-    from ..vocab import load_vocabulary
+    from ..style.encoding import load_encoder, term_embeddings
+    from ..style.pairs import embed_pair
+    from ..style.label import Calibration, entropy_bits, style_labels, top_terms
+    from ..style.vocab import load_vocabulary
 
     if (image is None) == (audio is None):
         raise DeltaV2AError("give exactly one of --image or --audio, plus --edited")
@@ -78,8 +78,8 @@ def vocab_embed(
 
     from ..atomic import atomic_path
     from ..config import load_config
-    from ..encoding import load_encoder, term_embeddings
-    from ..vocab import load_vocabulary
+    from ..style.encoding import load_encoder, term_embeddings
+    from ..style.vocab import load_vocabulary
 
     if modality not in ("image", "audio", "both"):
         raise DeltaV2AError(f"--modality must be image, audio or both, got '{modality}'")

@@ -21,7 +21,7 @@ def train(
     """Train a controller; resumes an interrupted run in OUTPUT by default."""
     from ..atomic import claim
     from ..config import load_config
-    from ..stages import train_stage
+    from ..experiment.stages import train_stage
 
     claim([output / n for n in ("config.yaml", "controller.json", "controller.safetensors")], db, val_db, config)
     cfg = load_config(config, {"training": {"epochs": epochs}} if epochs else None)
@@ -39,8 +39,8 @@ def tune_thresholds(
 ) -> None:
     """Per-effect activity thresholds on validation records, saved with the model."""
     from ..atomic import claim, write_json
-    from ..stages import thresholds_stage
-    from ..transfer import model_files
+    from ..experiment.stages import thresholds_stage
+    from ..transfer.pipeline import model_files
 
     # the model's own files are updated in place (its purpose); -o must not be one of them
     claim([output], *model_files(model), val_db, fixed_names=False)
@@ -60,9 +60,9 @@ def evaluate(
 ) -> None:
     """The notes' metrics on held-out records, beside the mean baseline."""
     from ..atomic import claim, write_json
-    from ..plots import per_param_bars
-    from ..stages import evaluate_stage
-    from ..transfer import model_files
+    from ..media.plots import per_param_bars
+    from ..experiment.stages import evaluate_stage
+    from ..transfer.pipeline import model_files
 
     claim([output / "metrics.json", output / "per_param_rmse.png"], *model_files(model), test_db, train_db)
     out = evaluate_stage(model, test_db, train_db)
@@ -86,7 +86,7 @@ def probes(
     """Experiment 3: linear probes (audio only, style only, style + audio gated) vs the mean baseline."""
     from ..atomic import claim, write_json
     from ..config import load_config
-    from ..stages import probes_stage
+    from ..experiment.stages import probes_stage
 
     claim([output], db, test_db, config, fixed_names=False)
     rows = probes_stage(load_config(config), db, test_db)

@@ -94,8 +94,8 @@ def transfer(
 
     Folders for --image and --audio (and several --image-effect values) make a grid: every
     image x edit x clip, with index.md / index.json to listen through."""
-    from ..media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, load_audio, load_image
-    from ..transfer import TransferModel
+    from ..media.io import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, load_audio, load_image
+    from ..transfer.pipeline import TransferModel
 
     if (edited is None) == (not image_effect):
         raise DeltaV2AError("give exactly one of --edited or --image-effect")
@@ -110,7 +110,7 @@ def transfer(
                        budget_seconds="config" if budget_seconds is None else budget_seconds)
     edits: list[tuple[str, float]] = []
     if image_effect:
-        from ..plugins import get
+        from ..api.registry import get
 
         configured = list(tm.cfg.effects.image)
         for spec in image_effect:
@@ -134,7 +134,7 @@ def transfer(
     for img_path, edit, clip_path in tqdm(plan, desc="transfer", unit="pair", disable=len(plan) < 2):
         before = load_image(img_path)
         if edit is not None:
-            from ..plugins import get
+            from ..api.registry import get
 
             after = get("image_effect", edit[0])().apply(before, edit[1], seed=seed)
         else:
@@ -199,7 +199,7 @@ def _claim(plan, output: Path, many: bool, summary: bool, several_edits: bool, i
     ins = list(images) + list(clips)
     if edited is not None:
         ins += [edited / i.name for i in images] if edited.is_dir() else [edited]
-    from ..transfer import DEFAULT_MODEL
+    from ..transfer.pipeline import DEFAULT_MODEL
 
     model_dir = model if model is not None else DEFAULT_MODEL  # `-o DIR/controller.wav` -> .json
     if model_dir.is_dir():

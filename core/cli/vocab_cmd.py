@@ -16,7 +16,7 @@ vocab_app = typer.Typer(help="Style vocabularies.", no_args_is_help=True)
 @vocab_app.command("list")
 def list_vocabularies() -> None:
     """Vocabularies available by name (built-in, plugins, user directory)."""
-    from ..plugins import get_registry
+    from ..api.registry import get_registry
 
     for rec in get_registry().all("vocabulary"):
         typer.echo(f"{rec.name}\t{rec.distribution}\t{rec.summary}")
@@ -28,7 +28,7 @@ def show(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Terms, axes and prompt templates of a vocabulary."""
-    from ..vocab import load_vocabulary
+    from ..style.vocab import load_vocabulary
 
     v = load_vocabulary(name)
     if as_json:
@@ -68,9 +68,9 @@ def audit(
     """What a vocabulary means to the configured encoders: effect x term matrices per modality,
     term reach, sink terms and the single-effect oracle agreement."""
     from ..config import load_config
-    from ..media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
-    from ..sensitivity import list_media
-    from ..vocab_audit import run_audit, write_outputs
+    from ..media.io import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+    from ..analysis.sensitivity import list_media
+    from ..experiment.vocab_audit import run_audit, write_outputs
     from .sensitivity_cmd import _floats
 
     if temperature is not None and not temperature > 0:

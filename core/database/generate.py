@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from ..config import Config
-    from ..splits import SplitClip
+    from .splits import SplitClip
 
 SILENT_PEAK = 1e-6  # -120 dBFS: below this a clip has nothing for an effect to change
 
@@ -120,8 +120,8 @@ class ClipWorker:
         import numpy as np
 
         from ..config import Config
-        from ..encoding import load_encoder
-        from ..layout import ParamLayout
+        from ..style.encoding import load_encoder
+        from ..model.layout import ParamLayout
         from .sampling import AugmentationSampler
 
         self.spec = spec
@@ -140,8 +140,8 @@ class ClipWorker:
     def _run(self, task: ClipTask) -> ClipResult:
         import numpy as np
 
-        from ..pairs import load_clip
-        from ..style import style_labels
+        from ..style.pairs import load_clip
+        from ..style.label import style_labels
         from .sampling import record_rng
 
         cfg, db = self.cfg, self.cfg.database
@@ -199,7 +199,7 @@ class ClipWorker:
             orders.append(list(names))
         before = np.repeat(e_a[None, :], N, axis=0)
         style, norms = style_labels(before, after, self.V, db.temperature)
-        from ..strength import chain_strength
+        from ..model.strength import chain_strength
 
         columns = {
             "clip_index": np.full(N, task.index, dtype=np.int32),
@@ -329,10 +329,10 @@ def plan_database(cfg: "Config", splits_path: str | os.PathLike, *,
     """Check the inputs and fix everything that determines the records."""
     import numpy as np
 
-    from ..encoding import load_encoder, term_embeddings
-    from ..layout import ParamLayout
-    from ..splits import clips_hash, load_splits, missing_files
-    from ..vocab import load_vocabulary
+    from ..style.encoding import load_encoder, term_embeddings
+    from ..model.layout import ParamLayout
+    from .splits import clips_hash, load_splits, missing_files
+    from ..style.vocab import load_vocabulary
 
     splits = load_splits(Path(splits_path), Path(audio_root) if audio_root else None)
     clips = splits.clips_in(split)
@@ -364,7 +364,7 @@ def plan_database(cfg: "Config", splits_path: str | os.PathLike, *,
     vocab = load_vocabulary(cfg.vocabulary)
     layout = ParamLayout.from_names(cfg.effects.audio)
     for name in cfg.effects.chain_order:  # a typo in the order must not pass silently
-        from .. import plugins
+        from ..api import registry as plugins
 
         plugins.get("audio_effect", name)
     V = np.asarray(term_embeddings(encoder, vocab, "audio"), dtype=np.float32)
@@ -394,7 +394,7 @@ def plan_database(cfg: "Config", splits_path: str | os.PathLike, *,
         "splits": {"content_sha256": splits.content_hash(), "limit_clips": limit_clips,
                    "clips_sha256": clips_hash(clips), "n_clips": len(clips)},
         "pedalboard": getattr(pedalboard, "__version__", "unknown"),
-        "strength": "chain_strength/1",  # the per-record audio strength column (core/strength.py)
+        "strength": "chain_strength/1",  # the per-record audio strength column (core/model/strength.py)
     }
     dims = {"style": vocab.size, "embedding": int(encoder.dim), "effects": layout.n_effects,
             "params": layout.n_params}
@@ -604,8 +604,8 @@ def _same_media_encoder(old: dict, plan: Plan, table: Any) -> bool:
     """True when the configured audio encoder still maps the database's first clip to its stored E(A)."""
     import numpy as np
 
-    from ..encoding import load_encoder
-    from ..pairs import load_clip
+    from ..style.encoding import load_encoder
+    from ..style.pairs import load_clip
 
     a, b = old.get("identity", {}).get("encoder", {}), plan.identity["encoder"]
     if a.get("name") != b.get("name") or a.get("dim") != b.get("dim") or table.num_rows == 0:
@@ -628,7 +628,7 @@ def _relabel(out: Path, plan: Plan) -> bool:
     """
     import pyarrow as pa
 
-    from ..style import style_labels
+    from ..style.label import style_labels
 
     meta_path = out / store.META_FILE
     if not meta_path.is_file():

@@ -29,9 +29,9 @@ def relabel_database(src: str | os.PathLike, out: str | os.PathLike, cfg: "Confi
     import pyarrow as pa
 
     from ..atomic import write_json
-    from ..encoding import load_encoder, term_embeddings
-    from ..style import style_labels
-    from ..vocab import load_vocabulary
+    from ..style.encoding import load_encoder, term_embeddings
+    from ..style.label import style_labels
+    from ..style.vocab import load_vocabulary
 
     src, out = Path(src), Path(out)
     meta = store.read_meta(src)

@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from ..config import DatabaseConfig
-    from ..layout import ParamLayout
+    from ..model.layout import ParamLayout
 
 END_TOLERANCE = 1e-9  # u_b closer than this to 0 or 1 counts as an end bypass
 
@@ -113,7 +113,7 @@ class AugmentationSampler:
 
     def __init__(self, layout: "ParamLayout", db: "DatabaseConfig",
                  chain_order: Sequence[str]) -> None:
-        from .. import plugins
+        from ..api import registry as plugins
 
         self.layout = layout
         self.db = db
@@ -162,7 +162,7 @@ class AugmentationSampler:
 
     def chain(self, aug: Augmentation, tail: str, max_tail_seconds: float):
         """The `AudioChain` that renders `aug`, in `aug.order`."""
-        from ..chain import AudioChain
+        from ..render.chain import AudioChain
 
         settings = self.layout.to_raw(aug.params, aug.active)
         return AudioChain(settings, order=aug.order, tail=tail,  # type: ignore[arg-type]

@@ -32,10 +32,10 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
     from ..config import Config
-    from ..encoders import Encoder
-    from ..layout import ParamLayout
-    from ..training import ControllerData
-    from ..vocab import Vocabulary
+    from ..api.encoders import Encoder
+    from ..model.layout import ParamLayout
+    from ..model.data import ControllerData
+    from ..api.vocabulary import Vocabulary
 
 FORMAT = "deltav2a-db"
 VERSION = 1
@@ -242,8 +242,8 @@ class Database:
 
 
 def _encoder_identity(encoder: "Encoder | Any") -> tuple[str, str]:
-    from ..encoders import Encoder
-    from ..encoding import load_encoder
+    from ..api.encoders import Encoder
+    from ..style.encoding import load_encoder
 
     if not isinstance(encoder, Encoder):
         encoder = load_encoder(encoder, "audio")
@@ -267,7 +267,7 @@ def check_compatible(meta: Mapping[str, Any], db_dir: Path, *,
                 "with `deltav2a build-db` under this config, or use the encoder it was built with")
     if vocabulary is not None:
         if isinstance(vocabulary, str):
-            from ..vocab import load_vocabulary
+            from ..style.vocab import load_vocabulary
 
             vocabulary = load_vocabulary(vocabulary)
         built = ident["vocabulary"]
@@ -293,7 +293,7 @@ def load_database(db_dir: str | os.PathLike, *, audio_encoder: "Encoder | Any | 
     import numpy as np
     import pyarrow as pa
 
-    from ..training import ControllerData
+    from ..model.data import ControllerData
 
     db_dir = Path(db_dir)
     meta = read_meta(db_dir)
@@ -325,8 +325,8 @@ def load_database(db_dir: str | os.PathLike, *, audio_encoder: "Encoder | Any | 
     if "strength" in table.column_names:
         strength = table.column("strength").to_numpy().astype(np.float32)
     else:  # built before the column existed: the same definition, from the stored columns
-        from ..layout import ParamLayout
-        from ..strength import chain_strength
+        from ..model.layout import ParamLayout
+        from ..model.strength import chain_strength
 
         floor = float(meta.get("identity", {}).get("database", {}).get("param_min_intensity", 0.0))
         strength = chain_strength(active, params, ParamLayout.from_names(
@@ -348,7 +348,7 @@ def load_database(db_dir: str | os.PathLike, *, audio_encoder: "Encoder | Any | 
 
 def load_database_for(cfg: "Config", db_dir: str | os.PathLike) -> Database:
     """`load_database` checked against a config's audio encoder, vocabulary and effects."""
-    from ..layout import ParamLayout
+    from ..model.layout import ParamLayout
 
     return load_database(db_dir, audio_encoder=cfg.encoders.audio, vocabulary=cfg.vocabulary,
                          layout=ParamLayout.from_names(cfg.effects.audio))

@@ -43,7 +43,7 @@ def prepare(y: "np.ndarray", sr: float, cfg: "RoleAssignerConfig", what: str = "
     import librosa
     import numpy as np
 
-    from ..media import check_audio, resample
+    from ..media.io import check_audio, resample
 
     try:
         sr_f = float(sr)
@@ -74,7 +74,7 @@ def prepare(y: "np.ndarray", sr: float, cfg: "RoleAssignerConfig", what: str = "
 
 
 def load_hit(path: str | os.PathLike, cfg: "RoleAssignerConfig") -> Hit:
-    from ..media import load_audio
+    from ..media.io import load_audio
 
     # leading silence is trimmed and the hit cropped to max_duration_sec: a minute is plenty
     audio, sr = load_audio(path, max_seconds=cfg.audio.max_duration_sec + cfg.audio.max_leading_silence_sec)

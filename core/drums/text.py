@@ -20,7 +20,7 @@ from .types import ROLE_ORDER, ScoreVector
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from ..vocab import Vocabulary
+    from ..api.vocabulary import Vocabulary
     from .config import RoleAssignerConfig
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -45,7 +45,7 @@ class RolePrompts(BaseModel):
         return v
 
     def as_vocabulary(self) -> "Vocabulary":
-        from ..vocab import Templates, Vocabulary
+        from ..api.vocabulary import Templates, Vocabulary
 
         terms = [self.roles[r.value] for r in ROLE_ORDER]
         if len(set(terms)) != len(terms):
@@ -78,7 +78,7 @@ class TextScorer:
     """Role similarities of a hit through one audio encoder's audio and text sides."""
 
     def __init__(self, cfg: "RoleAssignerConfig") -> None:
-        from ..encoding import load_encoder
+        from ..style.encoding import load_encoder
 
         self.cfg = cfg.text
         self.prompts = load_prompts(self.cfg.prompts)
@@ -89,7 +89,7 @@ class TextScorer:
     def role_embeddings(self) -> "np.ndarray":
         """(5, D) unit rows in role order; cached on disk by encoder + prompt fingerprints."""
         if self._R is None:
-            from ..encoding import term_embeddings
+            from ..style.encoding import term_embeddings
 
             self._R = term_embeddings(self.encoder, self.prompts.as_vocabulary(), "audio",
                                       use_cache=self.cfg.cache_text_embeddings)

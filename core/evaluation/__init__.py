@@ -1,6 +1,6 @@
 """Controller evaluation: the notes' metrics, per-effect threshold tuning, linear probes.
 
-Everything here works on numpy arrays (predictions from `deltav2a.controller.predict`
+Everything here works on numpy arrays (predictions from `deltav2a.model.controller.predict`
 and ground truth from the database), so both controllers, the probes and the baselines are
 scored by the same code.
 """

@@ -13,13 +13,13 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..controller import threshold_vector
+from ..model.controller import threshold_vector
 from ..errors import DeltaV2AError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from ..layout import ParamLayout
+    from ..model.layout import ParamLayout
 
 
 def _arrays(layout: "ParamLayout", activity: Any, params_pred: Any, active_true: Any,
@@ -42,7 +42,7 @@ def _arrays(layout: "ParamLayout", activity: Any, params_pred: Any, active_true:
 def predicted_active(activity: Any, thresholds: Any, layout: "ParamLayout", max_active: int | None = None,
                      min_active: int = 0) -> "np.ndarray":
     """What would be rendered: `plan.select_active` (threshold, then the clearest max_active)."""
-    from ..plan import select_active
+    from ..model.plan import select_active
 
     return select_active(activity, thresholds, layout, max_active, min_active)
 

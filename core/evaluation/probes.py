@@ -34,8 +34,8 @@ from .metrics import mean_baseline_params
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from ..layout import ParamLayout
-    from ..training import ControllerData
+    from ..model.layout import ParamLayout
+    from ..model.data import ControllerData
 
 PROBE_ROWS = ("Mean baseline", "Mean baseline (active records)", "Audio embedding only", "Style label only",
               "Style + Audio (gated)")

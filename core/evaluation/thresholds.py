@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from ..config import ThresholdConfig
-    from ..layout import ParamLayout
+    from ..model.layout import ParamLayout
 
 
 @dataclass

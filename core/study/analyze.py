@@ -130,7 +130,7 @@ def table(res: dict) -> str:
 
 
 def plot(res: dict, path: Path) -> Path:
-    from ..plots import _plt, save_figure
+    from ..media.plots import _plt, save_figure
 
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))

@@ -85,9 +85,9 @@ def build_study(model_dir: Path | None, images: list[Path], clips: list[Path], o
     import numpy as np
 
     from ..atomic import write_json
-    from ..media import load_audio, load_image, save_audio, save_image
-    from ..plugins import get
-    from ..web.adapter import image_effect_names, load_model, run_transfer
+    from ..media.io import load_audio, load_image, save_audio, save_image
+    from ..api.registry import get
+    from ..transfer.view import image_effect_names, load_model, run_transfer
 
     if (output / MANIFEST).exists():
         raise DeltaV2AError(f"{output} already holds a study ({MANIFEST}); choose a new folder")

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import LossConfig
-    from ..layout import ParamLayout
+    from ..model.layout import ParamLayout
 
 Reduction = Literal["mean", "sum_effects"]
 

@@ -58,14 +58,3 @@ def balanced_indices(active: "np.ndarray", generator: "torch.Generator",
     w = torch.as_tensor(record_weights(active), dtype=torch.float64)
     n = int(w.shape[0] if num_samples is None else num_samples)
     return torch.multinomial(w, n, replacement=True, generator=generator)
-
-
-def weighted_sampler(active: "np.ndarray", generator: "torch.Generator",
-                     num_samples: int | None = None) -> "torch.utils.data.WeightedRandomSampler":
-    """The same distribution as a `torch.utils.data` sampler, for DataLoader users."""
-    import torch
-
-    w = torch.as_tensor(record_weights(active), dtype=torch.float64)
-    return torch.utils.data.WeightedRandomSampler(
-        w, int(w.shape[0] if num_samples is None else num_samples), replacement=True,
-        generator=generator)

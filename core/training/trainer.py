@@ -3,7 +3,7 @@
 AdamW (lr 1e-4, weight decay 1e-3), a cosine decay of the learning rate to 1e-6 over the
 epochs, batch 256, balanced sampling, the best epoch chosen by
 `val_active_param_rmse_gated` at activity threshold 0.5. Works for any registered
-controller through the common module protocol (see `deltav2a.controller`).
+controller through the common module protocol (see `deltav2a.model.controller`).
 
 Reproducibility and resuming are one design: every epoch reseeds its randomness (sampler
 order, audio-condition dropout, nn.Dropout) from `SeedSequence([seed, epoch])`, so epoch k
@@ -37,12 +37,13 @@ import torch
 
 from ..atomic import atomic_path, write_json
 from ..config import ControllerConfig, TrainingConfig
-from ..controller import Controller, count_parameters, get_controller, predict
+from ..api.controllers import Controller, get_controller
+from ..model.controller import count_parameters, predict
 from ..errors import DeltaV2AError
 from ..evaluation.metrics import active_param_rmse_gated, activity_f1
-from ..layout import ParamLayout
-from ..weights import state_tensors
-from . import ControllerData
+from ..model.layout import ParamLayout
+from ..model.weights import state_tensors
+from ..model.data import ControllerData
 from .sampler import balanced_indices
 
 CHECKPOINT_JSON = "checkpoint.json"

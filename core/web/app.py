@@ -108,7 +108,7 @@ class ModelHolder:
 
     def _load(self) -> None:
         try:
-            from .adapter import load_model
+            from ..transfer.view import load_model
 
             t0 = time.perf_counter()
             self.model = load_model(self.model_dir)
@@ -139,8 +139,8 @@ class ModelHolder:
 
 def _write_examples(folder: Path) -> dict[str, dict]:
     """Generated examples (nothing downloaded): two images and a 10 s groove."""
-    from ..examples import groove, landscape_image, sample_photo
-    from ..media import save_audio, save_image
+    from ..media.examples import groove, landscape_image, sample_photo
+    from ..media.io import save_audio, save_image
 
     out: dict[str, dict] = {}
     images = {"landscape": ("Generated landscape", landscape_image(seed=0)), "photo": ("Sample photo", sample_photo())}
@@ -157,7 +157,7 @@ def _write_examples(folder: Path) -> dict[str, dict]:
 def _warm_up(model, examples: dict, folder: Path) -> None:
     """One small transfer and spectrogram at start-up, so the first visitor does not pay for
     lazy imports and first-call set-up (several seconds on a busy machine)."""
-    from .adapter import run_transfer
+    from ..transfer.view import run_transfer
 
     img = next((e["image"] for e in examples.values() if e["kind"] == "image"), None)
     x, sr = examples["groove"]["audio"]
@@ -257,10 +257,10 @@ def create_app(model_dir: Path | None = None, study: Path | None = None, work_di
 
     @app.get("/api/info")
     def info():
-        from ..plugins import get_registry
+        from ..api.registry import get_registry
 
         model = holder.get()
-        from .adapter import image_effect_names
+        from ..transfer.view import image_effect_names
 
         trained = image_effect_names(model)
         others = [n for n in get_registry().names("image_effect") if n not in trained]
@@ -284,9 +284,9 @@ def create_app(model_dir: Path | None = None, study: Path | None = None, work_di
     def transfer(image: UploadFile | None = File(None), image_example: str = Form(""),
                  edited: UploadFile | None = File(None), effect: str = Form(""), intensity: str = Form("0.5"),
                  audio: UploadFile | None = File(None), audio_example: str = Form("")):
-        from ..media import save_audio, save_image
-        from ..plugins import get
-        from .adapter import run_transfer
+        from ..media.io import save_audio, save_image
+        from ..api.registry import get
+        from ..transfer.view import run_transfer
         from .uploads import read_audio, read_image
 
         t0 = time.perf_counter()

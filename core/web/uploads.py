@@ -24,7 +24,7 @@ def read_image(data: bytes, what: str, max_pixels: int = MAX_IMAGE_PIXELS) -> "P
     """Pillow identifies the format from the bytes; the size is checked before decoding."""
     from PIL import Image, UnidentifiedImageError
 
-    from ..media import ensure_rgb
+    from ..media.io import ensure_rgb
 
     if not data:
         raise DeltaV2AError(f"{what}: the file is empty")
@@ -53,7 +53,7 @@ def read_audio(data: bytes, what: str, max_seconds: float = MAX_AUDIO_SECONDS) -
     the header before any sample is decoded, so a huge header cannot allocate much."""
     import soundfile as sf
 
-    from ..media import check_audio
+    from ..media.io import check_audio
 
     if not data:
         raise DeltaV2AError(f"{what}: the file is empty")

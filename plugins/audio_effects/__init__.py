@@ -6,7 +6,7 @@ sound (issue 16, decision 16.10). Registration only imports the effect classes; 
 and soxr are imported when something is rendered, so `deltav2a list-plugins` stays fast.
 """
 
-from deltav2a.hookspecs import hookimpl
+from deltav2a.api.hookspecs import hookimpl
 
 
 @hookimpl

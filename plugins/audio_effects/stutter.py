@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from deltav2a.effects import AudioEffect, BlockStream
-from deltav2a.params import Param
+from deltav2a.api.effects import AudioEffect, BlockStream
+from deltav2a.api.params import Param
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from deltav2a.controller import Controller
-from deltav2a.hookspecs import hookimpl
+from deltav2a.api.controllers import Controller
+from deltav2a.api.hookspecs import hookimpl
 
 from .search import SearchController
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from deltav2a.config import ControllerConfig
-    from deltav2a.layout import ParamLayout
+    from deltav2a.model.layout import ParamLayout
 
 
 class MLPController(Controller):

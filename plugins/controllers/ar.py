@@ -32,7 +32,7 @@ from deltav2a.training.losses import huber, smoothed_cross_entropy
 
 if TYPE_CHECKING:  # pragma: no cover
     from deltav2a.config import ARConfig, LossConfig
-    from deltav2a.layout import ParamLayout
+    from deltav2a.model.layout import ParamLayout
 
 
 class ARNet(nn.Module):

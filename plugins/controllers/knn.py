@@ -39,8 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from deltav2a.config import KNNConfig
-    from deltav2a.layout import ParamLayout
-    from deltav2a.training import ControllerData
+    from deltav2a.model.layout import ParamLayout
+    from deltav2a.model.data import ControllerData
 
 QUERY_CHUNK = 512  # queries per distance block: 512 x 100k records x 4 B = 200 MB at the cap
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from deltav2a.config import KNNConfig
-    from deltav2a.layout import ParamLayout
+    from deltav2a.model.layout import ParamLayout
 
 #: the persistent buffers of `knn.KNNNet` (its `data_buffers`), i.e. the file's tensors
 STATE = ("style", "audio", "active", "params", "strength", "audio_mean", "audio_std")

@@ -26,7 +26,7 @@ from deltav2a.training.losses import controller_loss
 
 if TYPE_CHECKING:  # pragma: no cover
     from deltav2a.config import LossConfig, MLPConfig
-    from deltav2a.layout import ParamLayout
+    from deltav2a.model.layout import ParamLayout
 
 
 def _block(d_in: int, d_out: int, dropout: float) -> list[nn.Module]:
@@ -58,7 +58,6 @@ class MLPNet(nn.Module):
         for h in cfg.hidden_dims:
             layers += _block(d, int(h), cfg.dropout)
             d = int(h)
-        self.feature_dim = d
         self.backbone = nn.Sequential(*layers)
         self.gate = nn.Linear(d, d)
         with torch.no_grad():

@@ -1,7 +1,7 @@
 """The `search` controller: no network, no training; it searches the chain per transfer.
 
 Registered beside mlp/ar so it is listed, chosen and described the same way, but it has no
-module to build: `propose()` runs `deltav2a.search.search_plan` (CMA-ES over the effect
+module to build: `propose()` runs `deltav2a.model.search.search_plan` (CMA-ES over the effect
 choice and the normalised parameters, scored by the audio-side label of (A, A') against the
 image label). Given a trained controller's plan as `init`, it refines that plan instead.
 
@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from deltav2a.controller import Controller
+from deltav2a.api.controllers import Controller
 from deltav2a.errors import DeltaV2AError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from deltav2a.config import Config
-    from deltav2a.layout import ParamLayout
-    from deltav2a.plan import EffectPlan
-    from deltav2a.style import StyleLabel
+    from deltav2a.model.layout import ParamLayout
+    from deltav2a.model.plan import EffectPlan
+    from deltav2a.style.label import StyleLabel
 
 
 class SearchController(Controller):
@@ -54,8 +54,8 @@ class SearchController(Controller):
         `audio_strength` is the audio-side StrengthMap of the model (from the database); without
         one the search fits a map for this clip from its first pass.
         """
-        from deltav2a.encoding import term_embeddings
-        from deltav2a.search import AudioScorer, search_plan
+        from deltav2a.style.encoding import term_embeddings
+        from deltav2a.model.search import AudioScorer, search_plan
 
         sc = cfg.inference.search
         scorer = AudioScorer(audio_encoder, term_embeddings(audio_encoder, vocab, "audio"),

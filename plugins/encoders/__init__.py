@@ -5,7 +5,7 @@ for the neural encoders) inside its methods, so listing plugins stays fast. To a
 encoder, import its class inside the hook and add one `register(...)` line.
 """
 
-from deltav2a.hookspecs import hookimpl
+from deltav2a.api.hookspecs import hookimpl
 
 
 @hookimpl

@@ -36,7 +36,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
-from deltav2a.encoders import AudioEncoder
+from deltav2a.api.encoders import AudioEncoder
 from deltav2a.errors import DeltaV2AError
 
 from .clip import (
@@ -466,7 +466,7 @@ class ClapAudioEncoder(AudioEncoder):
         """
         import numpy as np
 
-        from deltav2a.media import check_audio, resample
+        from deltav2a.media.io import check_audio, resample
 
         if not self._clip_samples:
             self.load()

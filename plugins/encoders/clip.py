@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
-from deltav2a.encoders import ImageEncoder
+from deltav2a.api.encoders import ImageEncoder
 from deltav2a.errors import DeltaV2AError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -497,7 +497,7 @@ class ClipImageEncoder(ImageEncoder):
         import torch
         from PIL import Image
 
-        from deltav2a.media import ensure_rgb
+        from deltav2a.media.io import ensure_rgb
 
         imgs = list(images)
         for i, im in enumerate(imgs):

@@ -8,7 +8,7 @@ like the vocabularies, and both enter the encoder fingerprint, so a model traine
 one version refuses to run against another.
 
 The normalisation constants are fixed: they were derived once from the development corpus
-by `benchmarks/fit_perceptual_normalisation.py` and are never refit at runtime, because a
+by `scripts/fit_perceptual_normalisation.py` and are never refit at runtime, because a
 vector must mean the same thing on every machine and for every input set.
 
 The text side maps free text to a direction in descriptor space: it sums the (unit)

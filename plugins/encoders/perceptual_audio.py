@@ -15,7 +15,7 @@ otherwise empty bins) and the high-band flatness; a speed change moves the pitch
 and centroid and shortens the spectral persistence. Each descriptor is documented in
 docs/perceptual_encoders.md and glossed in data/perceptual_normalisation.yaml.
 
-Sample rate: every clip is analysed at 44.1 kHz (soxr via `deltav2a.media.resample`;
+Sample rate: every clip is analysed at 44.1 kHz (soxr via `deltav2a.media.io.resample`;
 44.1 kHz input is used as is), so the vector does not depend on the file's rate. The
 spectral and temporal descriptors use the mono downmix; stereo width uses the original
 channels (a mono clip has width 0).
@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, ClassVar, Sequence
 
-from deltav2a.encoders import AudioEncoder
+from deltav2a.api.encoders import AudioEncoder
 from deltav2a.errors import DeltaV2AError
 
 from .lexicon import PerceptualBase
@@ -359,7 +359,7 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
     def _check(clip: "np.ndarray", index: int, sample_rate: float) -> "np.ndarray":
         import numpy as np
 
-        from deltav2a.media import check_audio
+        from deltav2a.media.io import check_audio
 
         x = check_audio(np.asarray(clip), f"perceptual-audio: clip {index}")
         if x.shape[0] > 16 and x.shape[1] <= 16:
@@ -385,7 +385,7 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
     def _raw_windows(self, clip: "np.ndarray", sr: float) -> list["np.ndarray"]:
         import numpy as np
 
-        from deltav2a.media import resample
+        from deltav2a.media.io import resample
 
         rows = []
         for a, b in _windows(clip.shape[1], sr):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, Sequence
 
-from deltav2a.encoders import ImageEncoder
+from deltav2a.api.encoders import ImageEncoder
 from deltav2a.errors import DeltaV2AError
 
 from .lexicon import PerceptualBase
@@ -54,7 +54,7 @@ def _prepare(image: "PILImage") -> "np.ndarray":
     import numpy as np
     from PIL import Image
 
-    from deltav2a.media import ensure_rgb
+    from deltav2a.media.io import ensure_rgb
 
     if not isinstance(image, Image.Image):
         raise DeltaV2AError(f"perceptual-image: expected a Pillow image, got {type(image).__name__}")

@@ -4,7 +4,7 @@ Importing this package stays cheap: the effect module only imports Wand inside m
 and it is imported here only when the hook runs.
 """
 
-from deltav2a.hookspecs import hookimpl
+from deltav2a.api.hookspecs import hookimpl
 
 
 @hookimpl

@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, ClassVar
 
-from deltav2a.effects import INTENSITY, ImageEffect
-from deltav2a.params import Param
+from deltav2a.api.effects import INTENSITY, ImageEffect
+from deltav2a.api.params import Param
 
 if TYPE_CHECKING:  # pragma: no cover
     from wand.image import Image as WandImage

@@ -6,7 +6,7 @@ this file holds the text-anchor synonyms of the built-in effects (the classes he
 their own).
 """
 
-from deltav2a.hookspecs import hookimpl
+from deltav2a.api.hookspecs import hookimpl
 
 
 @hookimpl

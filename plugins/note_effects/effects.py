@@ -23,8 +23,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-from deltav2a.effects import AudioEffect, ImageEffect, PedalboardEffect
-from deltav2a.params import Param
+from deltav2a.api.effects import AudioEffect, ImageEffect, PedalboardEffect
+from deltav2a.api.params import Param
 
 if TYPE_CHECKING:  # pragma: no cover
     from wand.image import Image as WandImage

@@ -1,6 +1,6 @@
 """Registers the vocabulary files shipped in `vocabularies/`."""
 
-from deltav2a.hookspecs import hookimpl
+from deltav2a.api.hookspecs import hookimpl
 
 
 @hookimpl

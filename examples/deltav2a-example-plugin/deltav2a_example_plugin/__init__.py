@@ -4,9 +4,9 @@ Keep this module cheap to import: DeltaV2A imports every plugin when it lists th
 Wand and pedalboard are imported only inside the methods that use them.
 """
 
-from deltav2a.effects import AudioEffect, ImageEffect
-from deltav2a.hookspecs import hookimpl
-from deltav2a.params import Param
+from deltav2a.api.effects import AudioEffect, ImageEffect
+from deltav2a.api.hookspecs import hookimpl
+from deltav2a.api.params import Param
 
 
 class Pixelate(ImageEffect):

@@ -1,0 +1,88 @@
+"""Typed effect parameters and the normalised [0, 1] space the controllers work in.
+
+A parameter knows its raw range, whether it is perceived on a linear or log scale, the raw
+value at which it leaves the sound or picture untouched (bypass) and a sensible default.
+The controller predicts positions in [0, 1] along that scale; `normalise`/`denormalise`
+are the only bridge between the two spaces, so the database, the losses and rendering
+agree by construction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..errors import DeltaV2AError
+
+Scale = Literal["linear", "log"]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    minimum: float
+    maximum: float
+    default: float
+    bypass: float
+    scale: Scale = "linear"
+    unit: str = ""
+    doc: str = ""
+    integer: bool = field(default=False)
+
+    def __post_init__(self) -> None:
+        if not self.minimum < self.maximum:
+            raise ValueError(f"{self.name}: minimum must be below maximum")
+        if self.scale == "log" and self.minimum <= 0:
+            raise ValueError(f"{self.name}: a log-scale parameter needs a positive minimum")
+        for label, value in (("default", self.default), ("bypass", self.bypass)):
+            if not self.minimum <= value <= self.maximum:
+                raise ValueError(f"{self.name}: {label} {value} is outside its range")
+
+    def normalise(self, raw: float) -> float:
+        """Raw value -> position in [0, 1] along the parameter's scale."""
+        raw = min(max(float(raw), self.minimum), self.maximum)
+        if self.scale == "log":
+            lo, hi = math.log(self.minimum), math.log(self.maximum)
+            return (math.log(raw) - lo) / (hi - lo)
+        return (raw - self.minimum) / (self.maximum - self.minimum)
+
+    def denormalise(self, u: float) -> float:
+        """Position in [0, 1] -> raw value; values outside [0, 1] are clamped."""
+        u = min(max(float(u), 0.0), 1.0)
+        if self.scale == "log":
+            lo, hi = math.log(self.minimum), math.log(self.maximum)
+            return math.exp(lo + u * (hi - lo))
+        return self.minimum + u * (self.maximum - self.minimum)
+
+    @property
+    def bypass_normalised(self) -> float:
+        return self.normalise(self.bypass)
+
+    def validate(self, value: float, owner: str = "") -> float:
+        """Check a user-supplied raw value; raise a one-line error when it is unusable."""
+        where = f"{owner}.{self.name}" if owner else self.name
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise DeltaV2AError(f"{where}: {value!r} is not a number") from None
+        if math.isnan(value) or math.isinf(value):
+            raise DeltaV2AError(f"{where}: {value} is not a finite number")
+        if not self.minimum <= value <= self.maximum:
+            raise DeltaV2AError(
+                f"{where}={value:g} is out of range [{self.minimum:g}, {self.maximum:g}]"
+                + (f" {self.unit}" if self.unit else "")
+            )
+        return value
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "scale": self.scale,
+            "bypass": self.bypass,
+            "default": self.default,
+            "unit": self.unit,
+            "doc": self.doc,
+        }

@@ -1,0 +1,176 @@
+"""How big an edit is: a monotone map ||E(x') - E(x)|| -> strength in [0, 1].
+
+The calibrated confidence c = sigmoid((||d|| - tau_c) / s_c) answers "did anything change";
+on the shipped encoders it reaches 1 by image intensity ~0.2, so it cannot tell a gentle
+edit from a strong one. Strength is a second reading of the same norm, fitted to be
+proportional to the edit's *known* size:
+
+* image side: the configured image effects at known intensities (0.1 .. 1.0) over reference
+  photos, isotonic regression ||d|| -> intensity (`fit_image_strength`, stored with the
+  model's calibration);
+* audio side: the database records, whose known size is `chain_strength` (how far the
+  chain's active parameters are from bypass, rescaled so the sampling floor is 0), stored
+  per record in the database and fitted the same way against the records' ||d||.
+
+Both sides therefore speak the same unit (0 = no change, 1 = the largest edit the effects
+make), which is what lets the controller take the image strength as its strength input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+from ..errors import DeltaV2AError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from .layout import ParamLayout
+
+#: intensities at which image effects are applied to fit the image-side map
+IMAGE_INTENSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+MAX_KNOTS = 64
+#: share of the norm's rank in a fitted map (see StrengthMap.fit)
+RANK_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class StrengthMap:
+    """Monotone map ||delta|| -> strength in [0, 1] for one encoder (and modality).
+
+    A piecewise-linear interpolation through knots (np.interp): below the first knot the
+    map falls linearly to strength 0 at norm 0 (an unchanged pair has strength 0), above
+    the last it stays at the last knot's strength.
+    """
+
+    knots_norm: tuple[float, ...]
+    knots_strength: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        import numpy as np
+
+        n, s = np.asarray(self.knots_norm, float), np.asarray(self.knots_strength, float)
+        if n.ndim != 1 or n.shape != s.shape or n.size < 1:
+            raise DeltaV2AError("strength map needs matching, non-empty knot lists")
+        if not (np.isfinite(n).all() and np.isfinite(s).all()):
+            raise DeltaV2AError("strength map knots must be finite")
+        if np.any(np.diff(n) < 0) or np.any(np.diff(s) < 0) or n[0] < 0:
+            raise DeltaV2AError("strength map knots must be non-negative and non-decreasing")
+        if s.min() < 0 or s.max() > 1:
+            raise DeltaV2AError("strength map strengths must lie in [0, 1]")
+
+    def __call__(self, norm: Any) -> Any:
+        import numpy as np
+
+        x = np.asarray(norm, dtype=np.float64)
+        xs = np.concatenate([[0.0], np.asarray(self.knots_norm, float)])
+        ys = np.concatenate([[0.0], np.asarray(self.knots_strength, float)])
+        if xs[1] <= 0.0:  # a knot at norm 0 already says what 0 maps to
+            xs, ys = xs[1:], ys[1:]
+        out = np.clip(np.interp(np.maximum(x, 0.0), xs, ys), 0.0, 1.0)
+        return float(out) if out.ndim == 0 else out
+
+    @classmethod
+    def fit(cls, norms: Any, intensities: Any, rank_weight: float = RANK_WEIGHT) -> "StrengthMap":
+        """Isotonic regression norm -> intensity (scikit-learn), blended with the norm's rank.
+
+        strength = (1 - w) * isotonic(norm) + w * (share of fitting pairs with a smaller norm).
+        The isotonic part alone is the least-squares estimate of the intensity, but pooled over
+        effects whose norm scales overlap (a large ||d|| may be a strong blur or a mild sepia)
+        it saturates (at 0.68 on the development photos), so the strong edits of the effects
+        with large norms all got one strength. The rank part keeps the map strictly increasing
+        over the whole range, so within any one effect a stronger edit always reads stronger.
+        Thinned to <= 64 knots.
+        """
+        import numpy as np
+        from sklearn.isotonic import IsotonicRegression
+
+        x = np.asarray(norms, dtype=np.float64).ravel()
+        y = np.asarray(intensities, dtype=np.float64).ravel()
+        if x.shape != y.shape or x.size < 2:
+            raise DeltaV2AError("strength map fit needs at least two (norm, intensity) pairs")
+        # a pair that did not move says nothing about size (an unchanged pair has strength 0
+        # by definition); a norm is never negative
+        keep = np.isfinite(x) & np.isfinite(y) & (x > 1e-12)
+        x, y = x[keep], np.clip(y[keep], 0.0, 1.0)
+        if x.size < 2 or np.ptp(x) <= 0:
+            raise DeltaV2AError("strength map fit needs delta norms that differ")
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(x, y)
+        # evaluate the fitted step function on norm quantiles: a small, smooth, monotone map
+        qs = np.unique(np.quantile(x, np.linspace(0.0, 1.0, MAX_KNOTS)))
+        w = float(rank_weight)
+        if not 0.0 <= w <= 1.0:
+            raise DeltaV2AError(f"rank weight must lie in [0, 1], got {rank_weight}")
+        rank = np.searchsorted(np.sort(x), qs, side="right") / x.size
+        ys = (1.0 - w) * np.clip(iso.predict(qs), 0.0, 1.0) + w * rank
+        ys = np.maximum.accumulate(np.clip(ys, 0.0, 1.0))
+        return cls(tuple(float(v) for v in qs), tuple(float(v) for v in ys))
+
+    def as_dict(self) -> dict:
+        return {"knots_norm": list(self.knots_norm), "knots_strength": list(self.knots_strength)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "StrengthMap":
+        if not isinstance(d, dict) or "knots_norm" not in d or "knots_strength" not in d:
+            raise DeltaV2AError("strength map must be a mapping with knots_norm and knots_strength")
+        try:
+            return cls(tuple(float(v) for v in d["knots_norm"]), tuple(float(v) for v in d["knots_strength"]))
+        except (TypeError, ValueError):
+            raise DeltaV2AError("strength map knots must be lists of numbers") from None
+
+
+def chain_strength(active: Any, params: Any, layout: "ParamLayout", floor: float = 0.0) -> "np.ndarray":
+    """(N,) audio-side edit size of database records, in [0, 1].
+
+    Per active parameter: |u - u_bypass| / (the largest distance possible from bypass);
+    averaged over the record's active parameters, then rescaled so the sampling floor
+    (`database.param_min_intensity`, the least any active parameter moves) is 0 and the
+    range's end is 1. A record with no active effect has strength 0.
+    """
+    import numpy as np
+
+    active = np.asarray(active, dtype=bool)
+    params = np.asarray(params, dtype=np.float64)
+    bypass = layout.bypass_array().astype(np.float64)
+    owner = layout.param_effect_array()
+    reach = np.maximum(bypass, 1.0 - bypass)
+    dist = np.abs(params - bypass[None, :]) / np.maximum(reach, 1e-9)[None, :]
+    mask = active[:, owner]
+    count = mask.sum(axis=1)
+    mean = np.where(count > 0, (dist * mask).sum(axis=1) / np.maximum(count, 1), 0.0)
+    floor = float(floor)
+    if not 0.0 <= floor < 1.0:
+        raise DeltaV2AError(f"strength floor must lie in [0, 1), got {floor}")
+    s = np.clip((mean - floor) / (1.0 - floor), 0.0, 1.0)
+    return np.where(count > 0, s, 0.0).astype(np.float32)
+
+
+def fit_image_strength(encoder: Any, images: Sequence[Any], effects: Sequence[Any], seed: int = 0,
+                       intensities: Sequence[float] = IMAGE_INTENSITIES) -> tuple[StrengthMap, dict]:
+    """The image-side map from every image x effect x intensity (PIL images, effect objects)."""
+    import numpy as np
+
+    norms, ints = [], []
+    for i, img in enumerate(images):
+        e0 = np.asarray(encoder.encode_images([img])[0], dtype=np.float64)
+        edited = [fx.apply(img, float(t), seed=seed + i) for fx in effects for t in intensities]
+        e1 = np.asarray(encoder.encode_images(edited), dtype=np.float64)
+        norms.extend(np.linalg.norm(e1 - e0[None, :], axis=1))
+        ints.extend([float(t) for _ in effects for t in intensities])
+    if not norms:
+        raise DeltaV2AError("no images to fit the image strength map on")
+    smap = StrengthMap.fit(norms, ints)
+    return smap, fit_report(smap, norms, ints)
+
+
+def fit_report(smap: StrengthMap, norms: Any, intensities: Any) -> dict:
+    """How well the map recovers the known sizes (Spearman rank correlation, MAE)."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    x, y = np.asarray(norms, float), np.asarray(intensities, float)
+    pred = np.asarray(smap(x), float)
+    rho = spearmanr(pred, y).statistic if np.ptp(pred) > 0 and np.ptp(y) > 0 else float("nan")
+    return {"pairs": int(x.size), "spearman": None if not np.isfinite(rho) else float(rho),
+            "mae": float(np.abs(pred - y).mean())}

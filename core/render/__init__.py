@@ -1,0 +1,2 @@
+"""Rendering an audio effect chain: effect settings -> Pedalboard (or outside-Pedalboard)
+processing -> A'."""
