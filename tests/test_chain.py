@@ -511,7 +511,7 @@ def test_block_rendering_equals_whole_rendering(monkeypatch, specs, tail):
     whole = chain.render(x, 22050)
     monkeypatch.setattr(chain_mod, "STREAM_MIN_FRAMES", 1000)
     monkeypatch.setattr(chain_mod, "RENDER_BLOCK_FRAMES", 4096)
-    chain = AudioChain.from_specs(specs, tail=tail)  # a fresh board, as every transfer has
+    chain = AudioChain([parse_effect_spec(s) for s in specs], tail=tail)  # a fresh board, as every transfer has
     assert chain._streams(22050.0, 2) is not None
     blocks = chain.render(x, 22050)
     assert blocks.audio.shape == whole.audio.shape and blocks.audio.flags.c_contiguous
@@ -546,7 +546,7 @@ def test_render_to_file_streams_the_same_samples(monkeypatch, tmp_path, specs, e
         x[:, -sr:] *= np.linspace(1.0, 0.0, sr, dtype=np.float32)
     monkeypatch.setattr(chain_mod, "STREAM_MIN_FRAMES", 1000)
     monkeypatch.setattr(chain_mod, "RENDER_BLOCK_FRAMES", 4096)
-    chain = AudioChain.from_specs(specs, tail=tail, max_tail_seconds=1.5)
+    chain = AudioChain([parse_effect_spec(s) for s in specs], tail=tail, max_tail_seconds=1.5)
     with warnings.catch_warnings(record=True) as w_mem:
         warnings.simplefilter("always")
         mem = chain.render(x, sr)
@@ -571,7 +571,7 @@ def test_render_to_file_leaves_nothing_when_the_chain_fails(monkeypatch, tmp_pat
 
     monkeypatch.setattr(chain_mod, "STREAM_MIN_FRAMES", 1000)
     monkeypatch.setattr(chain_mod, "RENDER_BLOCK_FRAMES", 4096)
-    chain = AudioChain.from_specs(["lowpass"], tail="cut")
+    chain = AudioChain([parse_effect_spec("lowpass")], tail="cut")
     chain._check_output = True
     x = groove(4.0, 22050).astype(np.float32)
     board = chain._board(22050.0)
