@@ -11,11 +11,16 @@ candidate setting recomputes rules -> fusion -> guards with that setting, and re
   grid's first = most note-like point) on the OTHER groups only, used to predict that group;
   the pooled predictions give one accuracy / macro F1 over all files.
 
+With `--share S` (for `acoustic`, whose weights are (1 - S) * note + S * signature, S = 0.5)
+the signature is recovered from the preset and the share joins the grid (SHARES), so the
+held-out numbers also cover choosing how much say the acoustic signature gets.
+
 Groups: `pack` = the sample pack, the file-name prefix before the first "_" (ambi, bd, drum,
 elec, misc, perc, sn, vinyl), so no pack's sound design is seen when it is scored; or `loo`
 = one file per group. The grid is small and fixed here (no per-file choice).
 
     .venv/bin/python benchmarks/cv_drums.py ../shared/data/drums [--preset tuned] [--groups pack|loo]
+    .venv/bin/python benchmarks/cv_drums.py ../shared/data/drums --preset acoustic --share 0.5
 """
 
 from __future__ import annotations
@@ -29,6 +34,20 @@ GRID = {
     "rule_scoring.temperature": [1.0, 0.3, 0.1, 0.05, 0.03],
     "fusion.alpha": [0.9, 0.7, 0.5],
 }
+#: candidate shares of the acoustic signature in the rule weights (with --share)
+SHARES = [0.5, 0.3, 0.7]
+
+
+def mixed_weights(note: dict, preset: dict, share: float, new_share: float) -> dict:
+    """Weights (1 - new_share) * note + new_share * signature, where the preset's weights are
+    (1 - share) * note + share * signature (so signature = (preset - (1 - share) * note) / share)."""
+    out = {}
+    for role in note:
+        terms = set(note[role]) | set(preset[role])
+        sig = {t: (preset[role].get(t, 0.0) - (1 - share) * note[role].get(t, 0.0)) / share for t in terms}
+        w = {t: (1 - new_share) * note[role].get(t, 0.0) + new_share * sig[t] for t in terms}
+        out[role] = {t: v for t, v in w.items() if abs(v) > 1e-12}
+    return out
 
 
 def main() -> None:
@@ -48,6 +67,8 @@ def main() -> None:
     ap.add_argument("--groups", choices=("pack", "loo"), default="pack")
     ap.add_argument("--fix", action="append", default=[], metavar="KEY",
                     help="keep this grid key at the preset's value (repeatable)")
+    ap.add_argument("--share", type=float, default=None,
+                    help="the preset's weights are (1 - S) note + S signature: re-choose S from SHARES too")
     args = ap.parse_args()
     labels = read_labels(args.labels or args.folder / "labels.csv")
     roles = [r.value for r in ROLE_ORDER]
@@ -67,16 +88,23 @@ def main() -> None:
         a, b = key.split(".")
         return getattr(getattr(cfg, a), b)
 
-    keys = [k for k in GRID if k not in args.fix]
-    points = [dict(zip(keys, v)) for v in itertools.product(*(GRID[k] for k in keys))]
+    grid = dict(GRID)
+    if args.share is not None:
+        grid["share"] = sorted(SHARES, key=lambda v: v != args.share)
+    keys = [k for k in grid if k not in args.fix]
+    points = [dict(zip(keys, v)) for v in itertools.product(*(grid[k] for k in keys))]
     # the preset's own values first, so ties keep what ships
-    here = {k: get(base, k) for k in keys}
+    here = {k: (args.share if k == "share" else get(base, k)) for k in keys}
     points.sort(key=lambda p: p != here)
+    note_w = RoleAssignerConfig.preset("note").rule_scoring.weights
 
     preds: dict[int, dict[str, list[str]]] = {}
     for i, pt in enumerate(points):
         cfg = base.model_copy(deep=True)
         for k, v in pt.items():
+            if k == "share":
+                cfg.rule_scoring.weights = mixed_weights(note_w, base.rule_scoring.weights, args.share, v)
+                continue
             a, b = k.split(".")
             setattr(getattr(cfg, a), b, v)
         out = {"rules": [], "text": [], "fused": [], "fused+guards": []}

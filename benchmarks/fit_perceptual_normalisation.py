@@ -21,6 +21,12 @@ models trained with the old numbers refuse the new ones):
 
     .venv/bin/python benchmarks/fit_perceptual_normalisation.py --data ../shared/data --version 1 --write
 
+Normalisation version 2 (issue 16) is version 1 plus the audio descriptor `gap_depth`; only
+that descriptor was fitted, every other constant was kept as it was:
+
+    .venv/bin/python benchmarks/fit_perceptual_normalisation.py --data ../shared/data --version 2 \
+        --file plugins/encoders/data/perceptual_normalisation_v2.yaml --only gap_depth --write
+
 Corpus: every image of DATA/images and every clip of DATA/music (their manifests list the
 sources and licences). Clips are read at their own rate; the encoder resamples internally.
 """
@@ -57,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--version", required=True, help="normalisation_version to write")
     ap.add_argument("--write", action="store_true", help="write the data file (default: print only)")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N items per modality")
+    ap.add_argument("--file", type=Path, default=None,
+                    help="normalisation file to refit (default: the version-1 file)")
+    ap.add_argument("--only", default="", help="comma-separated descriptors to fit; the others "
+                    "keep their constants (default: all)")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -68,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     from deltav2a_plugins.encoders.perceptual_audio import PerceptualAudioEncoder
     from deltav2a_plugins.encoders.perceptual_image import PerceptualImageEncoder
 
-    raw_doc = yaml.safe_load(NORMALISATION_FILE.read_text(encoding="utf-8"))
+    target = args.file or NORMALISATION_FILE
+    only = {n.strip() for n in args.only.split(",") if n.strip()}
+    raw_doc = yaml.safe_load(target.read_text(encoding="utf-8"))
 
     def rows(folder: str) -> list[str]:
         with open(args.data / folder / "manifest.csv", newline="", encoding="utf-8") as fh:
@@ -77,12 +89,13 @@ def main(argv: list[str] | None = None) -> int:
 
     image_files = rows("images")
     music_files = rows("music")
-    img_enc = PerceptualImageEncoder()
-    aud_enc = PerceptualAudioEncoder()
+    img_enc = PerceptualImageEncoder(normalisation=str(target))
+    aud_enc = PerceptualAudioEncoder(normalisation=str(target))
 
-    print(f"images: {len(image_files)}", file=sys.stderr)
-    img_raw = np.stack([img_enc.raw_descriptors([Image.open(args.data / "images" / f).convert("RGB")])[0]
-                        for f in image_files])
+    fit_images = not only or bool(only & set(img_enc.descriptor_names))
+    print(f"images: {len(image_files) if fit_images else 0}", file=sys.stderr)
+    img_raw = (np.stack([img_enc.raw_descriptors([Image.open(args.data / "images" / f).convert("RGB")])[0]
+                         for f in image_files]) if fit_images else None)
     print(f"music clips: {len(music_files)}", file=sys.stderr)
     aud_raw = []
     for f in music_files:
@@ -91,10 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     aud_raw = np.stack(aud_raw)
 
     for modality, enc, raw in (("image", img_enc, img_raw), ("audio", aud_enc, aud_raw)):
-        table = load_normalisation(NORMALISATION_FILE, modality, enc.DESCRIPTORS)
+        if raw is None:
+            continue
+        table = load_normalisation(target, modality, enc.descriptor_names)
         t = table.transformed(raw)
         entries = raw_doc[modality]["descriptors"]
         for j, entry in enumerate(entries):
+            if only and entry["name"] not in only:
+                continue
             col = t[:, j][~np.isnan(t[:, j])]
             if col.size < 10:
                 raise SystemExit(f"{entry['name']}: only {col.size} defined values, cannot fit")
@@ -107,12 +124,14 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
 
     raw_doc["normalisation_version"] = str(args.version)
-    raw_doc["fitted_on"] = (f"{len(image_files)} images and {len(music_files)} music clips of the "
-                            f"DeltaV2A development corpus (shared/data), {_dt.date.today().isoformat()}")
+    items = (f"{len(image_files)} images and " if fit_images else "") + f"{len(music_files)} music clips"
+    fitted = f"{items} of the DeltaV2A development corpus (shared/data), {_dt.date.today().isoformat()}"
+    base = str(raw_doc.get("fitted_on", "")).split("; ")[0]  # the full fit, before any --only refit
+    raw_doc["fitted_on"] = fitted if not only else f"{base}; {', '.join(sorted(only))}: {fitted}"
     text = HEADER + yaml.safe_dump(raw_doc, sort_keys=False, width=100, allow_unicode=True)
     if args.write:
-        NORMALISATION_FILE.write_text(text, encoding="utf-8")
-        print(f"wrote {NORMALISATION_FILE}", file=sys.stderr)
+        target.write_text(text, encoding="utf-8")
+        print(f"wrote {target}", file=sys.stderr)
     else:
         print(text)
     return 0

@@ -233,10 +233,64 @@ def output_set(outputs: "Iterable[str | os.PathLike]",
         yield
 
 
+def input_files(*paths: "str | os.PathLike | None",
+                outputs: "Iterable[str | os.PathLike]" = ()) -> list[Path]:
+    """A command's inputs for `check_outputs`: each file given, and the files directly in each
+    folder given (a model, a database, a folder of photos), so an output named like one of them
+    (`-o MODEL/controller.json`, `-o DB` writing over a shard) is refused. None (an option not
+    given) is skipped. A folder's file that is one of `outputs` is left out: it is what an
+    earlier run of the command wrote there (`calibrate -m M -o M` twice), not something it
+    reads; a media file read from the folder is still protected by `note_input`."""
+    mine = {Path(o).resolve() for o in outputs}  # by name: a hard link elsewhere stays an input
+    out: list[Path] = []
+    for p in paths:
+        if p is None:
+            continue
+        p = Path(p)
+        if p.is_dir():
+            with contextlib.suppress(OSError):
+                out += [f for f in p.iterdir() if f.is_file() and f.resolve() not in mine]
+        else:
+            out.append(p)
+    return out
+
+
+def claim(outputs: "Iterable[str | os.PathLike | None]", *inputs: "str | os.PathLike | None",
+          fixed_names: bool = True) -> None:
+    """`claim_outputs` for a CLI command: `outputs` (None skipped) against `input_files(*inputs)`.
+
+    `fixed_names`: the outputs are the command's own file names inside an output folder
+    (`-o DIR` -> DIR/metrics.json), so one already lying in an input folder is an earlier
+    run's result (see `input_files`). False for a file path the user chose (`-o x.json`): it
+    must not be any file of the input folders."""
+    outs = [Path(o) for o in outputs if o is not None]
+    claim_outputs(outs, inputs=input_files(*inputs, outputs=outs if fixed_names else ()))
+
+
 _CLAIMED = contextlib.ExitStack()
 
 
 def claim_outputs(outputs: "Iterable[str | os.PathLike]",
                   inputs: "Iterable[str | os.PathLike]" = ()) -> None:
-    """`output_set` held until the process exits: for a CLI command, one line at its top."""
-    _CLAIMED.enter_context(output_set(outputs, inputs))
+    """`output_set` held while the running CLI command lasts: for a command, one line at its
+    top. It is released when the command's click context closes (so a second command in the
+    same process, e.g. under a test runner, can claim the same outputs), else at exit."""
+    guard = output_set(outputs, inputs)
+    ctx = _click_context()
+    if ctx is not None:
+        ctx.with_resource(guard)
+    else:
+        _CLAIMED.enter_context(guard)
+
+
+def _click_context():
+    """The current click context of whichever click the CLI runs on (typer >= 0.29 bundles
+    its own copy), or None outside a command. Imports nothing that is not loaded already."""
+    import sys
+
+    for name in ("typer._click.globals", "click.globals"):
+        mod = sys.modules.get(name)
+        ctx = mod.get_current_context(silent=True) if mod is not None else None
+        if ctx is not None:
+            return ctx
+    return None

@@ -19,17 +19,19 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Sequence
 
 from .errors import DeltaV2AError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
     import numpy as np
 
     from .effects import AudioEffect, BlockStream
 
 DEFAULT_ORDER: tuple[str, ...] = (
-    "lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "playback_rate",
+    "lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "stutter", "playback_rate",
 )
 DEFAULT_MAX_TAIL_SECONDS = 5.0
 TAIL_TRIM_DB = 60.0
@@ -328,8 +330,8 @@ class AudioChain:
             streams.append(st)
         return streams
 
-    def _render_blocks(self, x: "np.ndarray", total: int, sr: float,
-                       streams: "list[BlockStream]") -> "np.ndarray":
+    def _blocks(self, x: "np.ndarray", total: int, sr: float,
+                streams: "list[BlockStream]") -> "Iterator[np.ndarray]":
         """The whole chain over x followed by zeros up to `total` frames, block by block.
 
         The board is reset before the first block and carries its state (filter memory,
@@ -343,14 +345,15 @@ class AudioChain:
         if board is not None:
             board.reset()
         channels, n = x.shape
-        ratio = math.prod(st.ratio for st in streams)
-        y = np.empty((channels, int(math.ceil(total * ratio)) + 4096), dtype=np.float32)
-        pos = 0
         start = 0
         while start < total:
-            # the last block absorbs a short remainder: Pedalboard guesses the channel axis
-            # from the shape, so a block must stay much longer than it is wide
-            stop = total if total - start < 2 * RENDER_BLOCK_FRAMES else start + RENDER_BLOCK_FRAMES
+            # a short remainder is shared by the last two blocks: Pedalboard guesses the channel
+            # axis from the shape, so a block must stay much longer than it is wide; and no
+            # block may be longer than the first, or a fresh board re-prepares its plugins and
+            # drops their state (a delay's echoes) in the middle of the clip
+            left = total - start
+            stop = start + (left if left <= RENDER_BLOCK_FRAMES else
+                            (left + 1) // 2 if left < 2 * RENDER_BLOCK_FRAMES else RENDER_BLOCK_FRAMES)
             block = np.zeros((channels, stop - start), dtype=np.float32)
             if start < n:
                 block[:, :min(stop, n) - start] = x[:, start:min(stop, n)]
@@ -358,24 +361,34 @@ class AudioChain:
                 block = board(block, sr, reset=False)
             for st in streams:
                 block = st.process(block, stop >= total)
+            yield np.asarray(block, dtype=np.float32)
+            start = stop
+        if board is not None:
+            board.reset()
+
+    def _render_blocks(self, x: "np.ndarray", total: int, sr: float,
+                       streams: "list[BlockStream]") -> "np.ndarray":
+        """`_blocks` gathered into one preallocated output buffer."""
+        import numpy as np
+
+        channels = x.shape[0]
+        ratio = math.prod(st.ratio for st in streams)
+        y = np.empty((channels, int(math.ceil(total * ratio)) + 4096), dtype=np.float32)
+        pos = 0
+        for block in self._blocks(x, total, sr, streams):
             if pos + block.shape[1] > y.shape[1]:  # a stream produced more than its ratio said
                 grown = np.empty((channels, 2 * (pos + block.shape[1])), dtype=np.float32)
                 grown[:, :pos] = y[:, :pos]
                 y = grown
             y[:, pos:pos + block.shape[1]] = block
             pos += block.shape[1]
-            start = stop
-        if board is not None:
-            board.reset()
         return y[:, :pos]
 
     def __call__(self, audio: "np.ndarray", sample_rate: float) -> "np.ndarray":
         return self.render(audio, sample_rate).audio
 
-    def render(self, audio: "np.ndarray", sample_rate: float) -> RenderResult:
-        """float32 (channels, samples) in, float32 (channels, samples) out, same sample rate."""
-        import numpy as np
-
+    def _prepare(self, audio: "np.ndarray", sample_rate: float) -> tuple[float, "np.ndarray", int, int]:
+        """Checked rate and input, the tail padding the policy asks for, and the frames to render."""
         from .media import check_audio
 
         sr = _check_sample_rate(sample_rate)
@@ -385,7 +398,6 @@ class AudioChain:
             raise DeltaV2AError(
                 f"audio to render has {channels} channels: expected (channels, samples), "
                 f"got shape {x.shape} (transposed?)")
-
         estimate = self._tail_estimate
         pad = 0
         if self.tail == "keep" and estimate > 0.0:
@@ -393,16 +405,57 @@ class AudioChain:
             # and anything still audible at the end of the padding is reported below.
             padded = min(estimate * TAIL_PAD_FACTOR + TAIL_PAD_SECONDS, self.max_tail_seconds)
             pad = int(math.ceil(padded * sr))
-        tail_pad = pad
         # Pedalboard guesses the channel axis from the shape and refuses square arrays,
         # so very short clips get silent padding that is removed again below.
-        pad = max(pad, channels + 1 - n)
-        total = n + pad
+        return sr, x, pad, n + max(pad, channels + 1 - n)
+
+    def _lengths(self, rendered: int, n: int, tail_pad: int, total: int) -> tuple[float, int, int]:
+        """(ratio, body, full): the input's length in output frames, and how far the tail
+        padding reaches (what `tail="keep"` may keep)."""
+        ratio = rendered / total  # playback_rate and friends change the length
+        body = max(1, min(rendered, int(round(n * ratio))))
+        full = max(body, min(rendered, int(round((n + tail_pad) * ratio))))
+        return ratio, body, full
+
+    def _result(self, audio: Any, frames: int, sr: float, n: int, body: int, full: int, tail_pad: int,
+                ratio: float) -> RenderResult:
+        """The render's record: what was kept of the tail, with a warning when it was cut."""
+        estimate = self._tail_estimate
+        if self.tail == "cut":
+            dropped, truncated = estimate * ratio, estimate > 0.0
+        else:
+            truncated = tail_pad > 0 and frames == full and full > body
+            kept = (frames - body) / sr
+            dropped = max(0.0, estimate * ratio - kept) if truncated else 0.0
+            if truncated:
+                warnings.warn(
+                    f"{self!r}: the tail is still above -{TAIL_TRIM_DB:g} dB after "
+                    f"{kept:.2f} s of padding (max_tail_seconds={self.max_tail_seconds:g}, "
+                    f"estimated tail {estimate * ratio:.2f} s); the rest was cut",
+                    TailTruncatedWarning, stacklevel=3)
+        return RenderResult(
+            audio=audio,
+            sample_rate=int(sr) if float(sr).is_integer() else sr,
+            tail=self.tail,
+            input_seconds=n / sr,
+            tail_estimate_seconds=estimate * ratio,
+            tail_kept_seconds=(frames - body) / sr,
+            tail_dropped_seconds=dropped,
+            tail_truncated=truncated,
+            chain=self,
+        )
+
+    def render(self, audio: "np.ndarray", sample_rate: float) -> RenderResult:
+        """float32 (channels, samples) in, float32 (channels, samples) out, same sample rate."""
+        import numpy as np
+
+        sr, x, tail_pad, total = self._prepare(audio, sample_rate)
+        channels, n = x.shape
         streams = self._streams(sr, channels) if total >= STREAM_MIN_FRAMES else None
         if streams is not None:
             y = self._render_blocks(x, total, sr, streams)
         else:
-            if pad > 0:
+            if total > n:
                 x_in = np.zeros((channels, total), dtype=np.float32)
                 x_in[:, :n] = x
             else:
@@ -417,39 +470,119 @@ class AudioChain:
                                 f"for {channels}-channel input")
         if self._check_output and not np.isfinite(y).all():
             raise DeltaV2AError(f"audio chain {self!r} produced NaN or Inf samples")
-
-        ratio = y.shape[1] / total  # playback_rate and friends change the length
-        body = max(1, min(y.shape[1], int(round(n * ratio))))
+        ratio, body, full = self._lengths(y.shape[1], n, tail_pad, total)
         if self.tail == "cut":
             y = y[:, :body]
-            dropped = estimate * ratio
-            truncated = estimate > 0.0
         else:
-            full = max(body, min(y.shape[1], int(round((n + tail_pad) * ratio))))
             y = y[:, :_trim_silent_tail(y[:, :full], body)]
-            truncated = tail_pad > 0 and y.shape[1] == full and full > body
-            kept = (y.shape[1] - body) / sr
-            dropped = max(0.0, estimate * ratio - kept) if truncated else 0.0
-            if truncated:
-                warnings.warn(
-                    f"{self!r}: the tail is still above -{TAIL_TRIM_DB:g} dB after "
-                    f"{kept:.2f} s of padding (max_tail_seconds={self.max_tail_seconds:g}, "
-                    f"estimated tail {estimate * ratio:.2f} s); the rest was cut",
-                    TailTruncatedWarning, stacklevel=2)
         if np.may_share_memory(y, x):
             y = y.copy()  # never hand back (a view of) the caller's array
         y = _compact(y)
-        return RenderResult(
-            audio=y,
-            sample_rate=int(sr) if float(sr).is_integer() else sr,
-            tail=self.tail,
-            input_seconds=n / sr,
-            tail_estimate_seconds=estimate * ratio,
-            tail_kept_seconds=(y.shape[1] - body) / sr,
-            tail_dropped_seconds=dropped,
-            tail_truncated=truncated,
-            chain=self,
-        )
+        return self._result(y, y.shape[1], sr, n, body, full, tail_pad, ratio)
+
+    def render_to_file(self, audio: "np.ndarray", sample_rate: float, path: "str | Path") -> RenderResult:
+        """`render` + `media.save_audio(path)`, the same samples and the same tail policy, but
+        a long streamable render goes block by block straight into the file, so A' is never
+        held whole (a 30-minute stereo clip: 635 MB less). Only the part that the tail policy
+        may still trim (the padding, plus a margin for a stream's rounding) waits in memory
+        until the output peak is known. The result's `audio` is then the written file, read
+        back on demand (`media.WavFrames`); short or non-streamable chains render in memory."""
+        import numpy as np
+
+        from .media import WavFrames, save_audio
+
+        sr, x, tail_pad, total = self._prepare(audio, sample_rate)
+        channels, n = x.shape
+        streams = self._streams(sr, channels) if total >= STREAM_MIN_FRAMES else None
+        if streams is None:
+            result = self.render(x, sr)
+            save_audio(result.audio, result.sample_rate, path)
+            return result
+        from pathlib import Path as _Path
+
+        from .atomic import atomic_path
+        from .media import check_sample_rate, wav_writer
+
+        target = _Path(path)
+        if target.suffix.lower() != ".wav":
+            raise DeltaV2AError(f"audio output must be .wav, got '{target.suffix or target.name}'")
+        out_sr = check_sample_rate(sr, "output sample rate")
+        if self._inside:
+            self._board(sr)  # built (pedalboard imported, plugins made) before the file exists
+        with atomic_path(target) as tmp, wav_writer(tmp, target, out_sr, channels) as write:
+            out = _HeldTail(write, channels)
+            # frames surely inside the body (at the streams' nominal ratio) are written at once
+            safe = max(0, int(n * math.prod(st.ratio for st in streams)) - RENDER_BLOCK_FRAMES)
+            for block in self._blocks(x, total, sr, streams):
+                if block.ndim != 2 or block.shape[0] != channels:
+                    raise DeltaV2AError(f"audio chain {self!r} returned shape {block.shape} "
+                                        f"for {channels}-channel input")
+                if self._check_output and not np.isfinite(block).all():
+                    raise DeltaV2AError(f"audio chain {self!r} produced NaN or Inf samples")
+                out.add(block, safe)
+            ratio, body, full = self._lengths(out.frames, n, tail_pad, total)
+            frames = body if self.tail == "cut" else out.trim(body, full)
+            out.finish(frames)
+        return self._result(WavFrames(target), frames, sr, n, body, full, tail_pad, ratio)
+
+
+class _HeldTail:
+    """Rendered blocks on their way to a file, holding back what the tail policy may trim.
+
+    Frames before `safe` are written at once; later ones wait until the end, when the policy
+    (which needs the whole output's peak) says how many to keep. The peak of the written part
+    is tracked as it goes, so `trim` equals `_trim_silent_tail` on the whole array."""
+
+    def __init__(self, write: Any, channels: int) -> None:
+        self.write = write
+        self.channels = channels
+        self.written = 0      # frames in the file
+        self.frames = 0       # frames rendered
+        self.peak = 0.0       # of the written frames
+        self.held: list = []
+
+    def add(self, block: "np.ndarray", safe: int) -> None:
+        self.frames += block.shape[1]
+        if self.held or self.written + block.shape[1] > safe:
+            self.held.append(block)
+        else:
+            self._write(block)
+
+    def _write(self, block: "np.ndarray") -> None:
+        if block.shape[1]:
+            self.peak = max(self.peak, float(block.max()), -float(block.min()))
+            self.write(block)
+            self.written += block.shape[1]
+
+    def _rest(self) -> "np.ndarray":
+        import numpy as np
+
+        rest = np.concatenate(self.held, axis=1) if self.held else np.zeros((self.channels, 0), np.float32)
+        self.held = [rest]
+        return rest
+
+    def trim(self, body: int, full: int) -> int:
+        """Frames kept under `tail="keep"`: `_trim_silent_tail(y[:, :full], body)` (the held
+        part starts before `body`, see `safe` in `render_to_file`)."""
+        import numpy as np
+
+        rest = self._rest()
+        if full <= body:
+            return full
+        head = rest[:, :full - self.written]
+        peak = max(self.peak, float(np.abs(head).max()) if head.size else 0.0)
+        if peak == 0.0:
+            return body
+        floor = peak * 10.0 ** (-TAIL_TRIM_DB / 20.0)
+        loud = np.flatnonzero((np.abs(head[:, body - self.written:]) >= floor).any(axis=0))
+        return body + (int(loud[-1]) + 1 if loud.size else 0)
+
+    def finish(self, frames: int) -> None:
+        if frames < self.written:  # cannot happen: the margin keeps the whole tail region held
+            raise DeltaV2AError("internal error: a streamed render wrote past the clip's body")
+        rest = self._rest()
+        self.held = []
+        self._write(rest[:, :max(0, frames - self.written)])
 
 
 def _compact(y: "np.ndarray") -> "np.ndarray":

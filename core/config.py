@@ -16,7 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .executor import ExecutorConfig
 
 
-DEFAULT_AUDIO_EFFECTS = ["lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "playback_rate"]
+#: the research chain's seven effects (what the notes' numbers were measured on)
+NOTES_AUDIO_EFFECTS = ["lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "playback_rate"]
+# issue 16 (decision 16.10): `stutter` joins the notes' seven so that "fragmented" is reachable
+DEFAULT_AUDIO_EFFECTS = ["lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "stutter",
+                         "playback_rate"]
 DEFAULT_IMAGE_EFFECTS = ["adaptive_blur", "motion_blur", "adaptive_sharpen", "add_noise", "spread",
                          "sepia_tone", "solarize"]
 

@@ -6,6 +6,7 @@ Pillow RGB images.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -307,21 +308,74 @@ def _wav_data_bytes(p: Path) -> tuple[int, int] | None:
             fh.seek(n + (n & 1), 1)
 
 
-def save_audio(audio: "np.ndarray", sample_rate: int, path: str | os.PathLike) -> Path:
-    """Write 32-bit float WAV: lossless, and distortion peaks above 0 dBFS survive."""
+@contextlib.contextmanager
+def wav_writer(tmp: Path, target: Path, sample_rate: int, channels: int):
+    """Yield `write(block)` for (channels, frames) float32 blocks into a 32-bit float WAV at
+    `tmp` (the temporary of `target`); libsndfile's errors name `target`, in one line."""
     import soundfile as sf
 
+    def fail(exc: Exception) -> DeltaV2AError:  # libsndfile hides errno ("System error")
+        return DeltaV2AError(f"cannot write {target}: {exc} (disk full or file too large?); "
+                             "nothing was replaced")
+
+    try:
+        f = sf.SoundFile(str(tmp), "w", int(sample_rate), channels, subtype="FLOAT", format="WAV")
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise fail(exc) from None
+
+    def write(block: "np.ndarray") -> None:
+        try:
+            f.write(block.T)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise fail(exc) from None
+
+    try:
+        yield write
+    finally:
+        try:
+            f.close()
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise fail(exc) from None
+
+
+class WavFrames:
+    """A written clip read back on demand, as a (channels, frames) float32 array answers
+    `.shape` and `[:, a:b]` (what the summary plot samples), so the whole A' need not stay
+    in memory after `AudioChain.render_to_file` streamed it into its file."""
+
+    dtype = "float32"
+    ndim = 2
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        import soundfile as sf
+
+        self.path = Path(path)
+        info = sf.info(str(self.path))
+        self.shape = (int(info.channels), int(info.frames))
+
+    def __getitem__(self, key):
+        import numpy as np
+        import soundfile as sf
+
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        start, stop, step = cols.indices(self.shape[1]) if isinstance(cols, slice) else (cols, cols + 1, 1)
+        with sf.SoundFile(str(self.path)) as f:
+            f.seek(start)
+            data = f.read(max(0, stop - start), dtype="float32", always_2d=True)
+        return np.ascontiguousarray(data.T[rows, ::step])
+
+    def __array__(self, dtype=None, copy=None):
+        return self[:, :].astype(dtype or "float32", copy=False)
+
+
+def save_audio(audio: "np.ndarray", sample_rate: int, path: str | os.PathLike) -> Path:
+    """Write 32-bit float WAV: lossless, and distortion peaks above 0 dBFS survive."""
     p = Path(path)
     if p.suffix.lower() != ".wav":
         raise DeltaV2AError(f"audio output must be .wav, got '{p.suffix or p.name}'")
     audio = check_audio(audio, "rendered audio")
     sr = check_sample_rate(sample_rate, "output sample rate")
-    with atomic_path(p) as tmp:
-        try:
-            with sf.SoundFile(str(tmp), "w", int(sr), audio.shape[0], subtype="FLOAT", format="WAV") as f:
-                for start in range(0, audio.shape[1], BLOCK_FRAMES):  # no full transposed copy
-                    f.write(audio[:, start:start + BLOCK_FRAMES].T)
-        except (sf.LibsndfileError, RuntimeError) as exc:  # libsndfile hides errno ("System error")
-            raise DeltaV2AError(f"cannot write {p}: {exc} (disk full or file too large?); "
-                                "nothing was replaced") from None
+    with atomic_path(p) as tmp, wav_writer(tmp, p, sr, audio.shape[0]) as write:
+        for start in range(0, audio.shape[1], BLOCK_FRAMES):  # no full transposed copy
+            write(audio[:, start:start + BLOCK_FRAMES])
     return p

@@ -52,10 +52,10 @@ def vocab_audit_lines(va: dict) -> list[str]:
 def notes_apply(cfg: "Config") -> bool:
     """The notes measured v3 with CLIP + CLAP over the seven built-in effects; their numbers
     are shown only beside a setup like that, never beside another vocabulary or encoder."""
-    from .config import DEFAULT_AUDIO_EFFECTS
+    from .config import NOTES_AUDIO_EFFECTS
 
     return (cfg.vocabulary == "v3" and cfg.encoders.image.name == "clip" and cfg.encoders.audio.name == "clap"
-            and list(cfg.effects.audio) == DEFAULT_AUDIO_EFFECTS)
+            and list(cfg.effects.audio) == NOTES_AUDIO_EFFECTS)
 
 
 def normalised_entropy(bits: float | None, k: int) -> float | None:

@@ -40,6 +40,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .style import StyleLabel
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
+MODEL_FILES = ("config.yaml", "controller.json", "controller.safetensors")
+
+
+def model_files(model_dir: "str | Path | None") -> list[Path]:
+    """The files a command reads from a model directory (inputs for the output guard)."""
+    return [] if model_dir is None else [Path(model_dir) / n for n in MODEL_FILES]
 
 
 def encoder_identity(enc: Any) -> dict:
@@ -61,6 +67,7 @@ class TransferResult:
     sidecar: dict = field(default_factory=dict)
     label: "StyleLabel | None" = None
     plan: "EffectPlan | None" = None
+    written: "Path | None" = None  # `audio` is already this file (`transfer(write_to=...)`)
 
     @property
     def unchanged(self) -> bool:
@@ -77,7 +84,7 @@ class TransferResult:
         if extra:
             self.sidecar.update(extra)
         self.sidecar["output"] = str(path)
-        written = [save_audio(self.audio, self.sample_rate, path)]
+        written = [path if self.written == path else save_audio(self.audio, self.sample_rate, path)]
         write_json(path.with_suffix(".json"), self.sidecar)
         written.append(path.with_suffix(".json"))
         if summary and before is not None and after is not None and original is not None:
@@ -124,7 +131,7 @@ class TransferModel:
             vocabulary={"name": self.vocab.name, "fingerprint": self.vocab.fingerprint()},
             encoders={"image": encoder_identity(self.image_encoder),
                       "audio": encoder_identity(self.audio_encoder)},
-            layout=layout)
+            layout=layout, inference_only=True)  # k-NN: no torch in a transfer
         self.layout = self.controller.layout
         cal = dict(self.controller.metadata.calibration or {})
         self.temperature = float(cal.get("temperature", self.cfg.inference.temperature))
@@ -236,21 +243,31 @@ class TransferModel:
                                     source=self.controller.metadata.controller, max_active=self.max_active,
                                     min_active=self.min_active, strength=label.strength, scale=scale)
 
-    def render(self, audio: "np.ndarray", sample_rate: int, plan: "EffectPlan | dict") -> tuple["np.ndarray", dict]:
+    def render(self, audio: "np.ndarray", sample_rate: int, plan: "EffectPlan | dict",
+               write_to: "str | Path | None" = None) -> tuple["np.ndarray", dict]:
+        """A' and the chain's record. With `write_to` A' is written there as it renders (a long
+        clip is never held whole) and the returned audio reads that file back on demand."""
         from .chain import AudioChain
 
         settings = plan if isinstance(plan, dict) else plan.settings()
         if not settings:
-            return audio.copy(), {"effects": []}
+            if write_to is None:
+                return audio.copy(), {"effects": []}
+            from .media import WavFrames, save_audio
+
+            return WavFrames(save_audio(audio, sample_rate, write_to)), {"effects": []}
         chain = AudioChain(settings, order=self.cfg.effects.chain_order, tail=self.cfg.effects.tail,
                            max_tail_seconds=self.cfg.effects.max_tail_seconds)
-        result = chain.render(audio, sample_rate)
+        result = chain.render(audio, sample_rate) if write_to is None else \
+            chain.render_to_file(audio, sample_rate, write_to)
         return result.audio, result.describe()
 
     # ------------------------------------------------------------------ whole job
 
     def transfer(self, before: "PILImage", after: "PILImage", audio: "np.ndarray", sample_rate: int,
-                 audio_emb: "np.ndarray | None" = None) -> TransferResult:
+                 audio_emb: "np.ndarray | None" = None, write_to: "str | Path | None" = None) -> TransferResult:
+        """`write_to`: render A' straight into this WAV (then `save(write_to)` writes only the
+        sidecar and summary), so a long clip's A' is never held in memory whole."""
         from .plan import EffectPlan
         from .style import StyleLabel
 
@@ -266,8 +283,9 @@ class TransferModel:
         else:
             emb = self.audio_embedding(audio, sample_rate) if audio_emb is None else audio_emb
             plan = self.plan(label, emb, audio, sample_rate)
-        out, chain_info = self.render(audio, sample_rate, plan)
-        return TransferResult(out, sample_rate, self.sidecar(label, plan, chain_info, sample_rate), label, plan)
+        out, chain_info = self.render(audio, sample_rate, plan, write_to)
+        return TransferResult(out, sample_rate, self.sidecar(label, plan, chain_info, sample_rate), label, plan,
+                              written=None if write_to is None else Path(write_to))
 
     def sidecar(self, label: "StyleLabel", plan: "EffectPlan", chain_info: dict, sample_rate: int) -> dict:
         """What a transfer did, as strict JSON (the PNG summary and `transfer` read it)."""

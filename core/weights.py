@@ -242,16 +242,17 @@ class LoadedController:
 
 def load_controller(path: str | Path, *, vocabulary: Mapping[str, Any] | None = None,
                     encoders: Mapping[str, Mapping[str, Any]] | None = None,
-                    layout: "ParamLayout | None" = None) -> LoadedController:
+                    layout: "ParamLayout | None" = None, inference_only: bool = False) -> LoadedController:
     """Rebuild a saved controller, refusing it if it does not fit what the caller uses.
 
     `vocabulary` = {"name", "fingerprint"}; `encoders` = {"image"|"audio": {"name",
     "fingerprint"}} for the sides the caller will feed; `layout` = the configured effects
     (default: the registered effects named in the file, which still catches a changed
-    parameter range or scale).
+    parameter range or scale). `inference_only`: the caller only predicts, so a controller
+    with a torch-free predictor (`Controller.inference`, knn) is loaded without torch;
+    `.module` is then that predictor, not a `torch.nn.Module` (nothing to save or train).
     """
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     from .config import ControllerConfig
     from .controller import get_controller
@@ -281,6 +282,10 @@ def load_controller(path: str | Path, *, vocabulary: Mapping[str, Any] | None = 
         raise DeltaV2AError(f"{where}: stored controller config is invalid: "
                             f"{str(exc).splitlines()[0]}") from None
     spec = get_controller(meta.controller)
+    if inference_only:
+        predictor = _load_inference(spec, weights, meta, layout, cfg, where)
+        if predictor is not None:
+            return LoadedController(predictor, meta, layout)
 
     def build():
         return spec.build(int(meta.style_dim), int(meta.audio_dim), layout, cfg)
@@ -308,6 +313,8 @@ def load_controller(path: str | Path, *, vocabulary: Mapping[str, Any] | None = 
                     f"({name}: file has {list(found[name]) if name in found else 'nothing'}, "
                     f"expected {list(shape)})")
     module = build()
+    from safetensors.torch import load_file
+
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as exc:
@@ -325,3 +332,39 @@ def load_controller(path: str | Path, *, vocabulary: Mapping[str, Any] | None = 
                             f"({first})") from None
     module.eval()
     return LoadedController(module, meta, layout)
+
+
+def _load_inference(spec: Any, weights: Path, meta: ControllerMetadata, layout: "ParamLayout",
+                    cfg: Any, where: str) -> Any:
+    """The controller's torch-free predictor (numpy tensors), or None if it has none.
+
+    The same checks as the torch path, in the same order: the size from the header before
+    anything is read, then finite values."""
+    import math
+
+    import numpy as np
+
+    if getattr(spec.inference, "__func__", None) is _base_inference():  # not overridden: torch
+        return None
+    found = _safetensors_shapes(weights, where)
+    n_params = sum(math.prod(s) for s in found.values())
+    if n_params > MAX_PARAMETERS:
+        raise DeltaV2AError(f"{where}: the stored config and weights describe {n_params:,} parameters "
+                            f"(limit {MAX_PARAMETERS:,})")
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, TypeError, ValueError) as exc:
+        raise DeltaV2AError(f"{where}: cannot read {weights.name}: {exc}") from None
+    for name, arr in state.items():
+        if arr.dtype.kind == "f" and not bool(np.isfinite(arr).all()):
+            raise DeltaV2AError(f"{where}: weight tensor '{name}' contains NaN or Inf")
+    return spec.inference(int(meta.style_dim), int(meta.audio_dim), layout, cfg, state, where)
+
+
+def _base_inference():
+    from .controller import Controller
+
+    return Controller.inference.__func__

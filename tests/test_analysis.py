@@ -226,7 +226,7 @@ def test_extract_writes_one_row_per_item_effect_intensity(extracted):
     for item in set(img.item.tolist()):
         rows = img.original[img.item == item]
         assert np.array_equal(rows, np.repeat(rows[:1], len(rows), axis=0))
-    assert img.delta.shape[1] == 19 and aud.delta.shape[1] == 23
+    assert img.delta.shape[1] == 19 and aud.delta.shape[1] == 24
     assert np.linalg.norm(aud.delta, axis=1).min() > 0
 
 
@@ -485,7 +485,7 @@ def test_decoder_step_trains_saves_and_reloads(extracted, tmp_path):
     enc = load_encoder("perceptual-audio", "audio")
     dec = load_decoder(out, enc)
     meta = json.loads((out / "decoder.json").read_text())
-    assert meta["encoder"]["name"] == "perceptual-audio" and meta["condition_dim"] == 23 + 1
+    assert meta["encoder"]["name"] == "perceptual-audio" and meta["condition_dim"] == 24 + 1
     aud = read_deltas(folder / "audio_deltas.parquet")
     raw = dec.predict(aud.original[0], enc.encode_text(["a blurry photo"])[0], 0.7)
     assert set(raw) == {"lpf", "highshelf", "saturation", "reverb"} and 100 <= raw["lpf"]["cutoff_hz"] <= 20000
@@ -512,7 +512,7 @@ def test_text_only_decoder_of_the_note(extracted, tmp_path):
     run_discover(load_extract(folder), cfg, folder)
     run_decoder(folder, cfg)
     dec = load_decoder(folder / "decoder")
-    assert dec.meta["condition_dim"] == 23 and "strength" not in dec.meta["condition"]
+    assert dec.meta["condition_dim"] == 24 and "strength" not in dec.meta["condition"]
     enc = load_encoder("perceptual-audio", "audio")
     aud = read_deltas(folder / "audio_deltas.parquet")
     assert set(dec.predict(aud.original[0], enc.encode_text(["muffled"])[0])) == {"lpf", "highshelf", "saturation",

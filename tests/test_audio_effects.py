@@ -1,4 +1,5 @@
-"""The seven built-in audio effects, rendered with real Pedalboard and soxr.
+"""The built-in audio effects (the notes' seven and `stutter`), rendered with real Pedalboard, soxr
+and numpy.
 
 Fixtures are synthetic and seeded (harmonic tones, noise bursts, clicks, then silence),
 so the tests run anywhere; measurements are physical (spectral centroid, residual noise,
@@ -27,6 +28,7 @@ EXPECTED_PARAMS = {
     "distortion": ("drive_db",),
     "delay": ("delay_seconds", "feedback", "mix"),
     "playback_rate": ("rate",),
+    "stutter": ("rate_hz", "duty", "depth", "smoothing_ms"),
 }
 
 
@@ -94,7 +96,7 @@ def fixture_audio() -> np.ndarray:
 # ----------------------------------------------------------------- registration
 
 
-def test_all_seven_registered_through_entry_points():
+def test_all_eight_registered_through_entry_points():
     names = set(get_registry().names("audio_effect"))
     assert set(EXPECTED_PARAMS) <= names
     for name, params in EXPECTED_PARAMS.items():
@@ -104,9 +106,9 @@ def test_all_seven_registered_through_entry_points():
         assert issubclass(cls, AudioEffect) and cls.name == name
         assert tuple(p.name for p in cls.params) == params
         assert cls.summary()
-    assert sum(len(p) for p in EXPECTED_PARAMS.values()) == 12
+    assert sum(len(p) for p in EXPECTED_PARAMS.values()) == 16
     outside = {n for n in EXPECTED_PARAMS if get("audio_effect", n).outside_pedalboard}
-    assert outside == {"playback_rate"}
+    assert outside == {"playback_rate", "stutter"}
 
 
 def test_registration_and_chain_import_stay_cheap():
@@ -115,7 +117,7 @@ def test_registration_and_chain_import_stay_cheap():
         "from deltav2a.plugins import load_registry\n"
         "r = load_registry(only=['audio_effects'])\n"
         "import deltav2a.chain\n"
-        "assert len(r.names('audio_effect')) == 7, r.names('audio_effect')\n"
+        "assert len(r.names('audio_effect')) == 8, r.names('audio_effect')\n"
         "heavy = [m for m in ('numpy', 'pedalboard', 'soxr', 'torch') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
@@ -133,7 +135,8 @@ def test_params_are_fully_declared(name):
         if name != "reverb" or p.name != "damping":  # damping has no neutral value
             assert p.default != p.bypass, f"{name}.{p.name}: default must be an active setting"
     logs = {(name, p.name) for p in cls.params if p.scale == "log"}
-    expected_log = {("lowpass", "cutoff_hz"), ("highpass", "cutoff_hz"), ("playback_rate", "rate")}
+    expected_log = {("lowpass", "cutoff_hz"), ("highpass", "cutoff_hz"), ("playback_rate", "rate"),
+                    ("stutter", "rate_hz")}
     assert logs == {k for k in expected_log if k[0] == name}
 
 
@@ -170,7 +173,7 @@ def test_log_scale_spacing_is_geometric():
 
 def test_reverb_delay_playback_bypass_are_exact(fixture_audio):
     x = fixture_audio
-    for name in ("reverb", "delay", "playback_rate"):
+    for name in ("reverb", "delay", "playback_rate", "stutter"):
         e = effect(name)
         y = e.process(x, SR, **e.bypass_values())
         assert y.shape == x.shape
@@ -382,3 +385,69 @@ def test_effects_on_a_real_clip(shared_data):
     for name in EXPECTED_PARAMS:
         y = effect(name).process(audio, sr)
         assert np.isfinite(y).all() and y.shape[0] == audio.shape[0]
+
+
+# ----------------------------------------------------------------- stutter (issue 16)
+
+
+def _gate_envelope(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Per-sample gain the effect applied (x is a constant-amplitude carrier)."""
+    return y[0] / x[0]
+
+
+def test_stutter_gates_at_its_rate_duty_and_depth():
+    """A constant signal comes out as a periodic on/off pattern: open for the duty share of
+    each cycle at full level, closed at 1 - depth, edges as long as the smoothing."""
+    sr = 48000
+    x = np.full((1, sr), 0.5, dtype=np.float32)
+    e = effect("stutter")
+    y = e.process(x, sr, rate_hz=4.0, duty=0.25, depth=0.75, smoothing_ms=5.0)
+    g = _gate_envelope(y, x)
+    period = sr // 4
+    assert g.min() == pytest.approx(0.25, abs=1e-6) and g.max() == pytest.approx(1.0, abs=1e-6)
+    opened = g > 0.999
+    closed = g < 0.251
+    # the two 5 ms ramps lie inside the open quarter: open 0.25 - 2 x 5 ms x 4 Hz, closed 0.75
+    assert opened.mean() == pytest.approx(0.25 - 2 * 0.005 * 4, abs=0.002)
+    assert closed.mean() == pytest.approx(0.75, abs=0.002)
+    np.testing.assert_allclose(g[:period * 3], g[period:period * 4], atol=1e-6)  # periodic
+    assert opened[period // 8] and closed[period // 2]                           # open first
+
+
+def test_stutter_does_not_click():
+    """The largest sample step of a gated sine stays that of the sine (no discontinuity)."""
+    sr = 44100
+    x = sine(220.0, sr, 1.0, 0.5)
+    y = effect("stutter").process(x, sr, rate_hz=16.0, duty=0.25, depth=1.0, smoothing_ms=2.0)
+    step = np.abs(np.diff(x[0])).max()
+    assert np.abs(np.diff(y[0])).max() <= step * 1.05
+    # the same gate without ramps would jump by up to the full amplitude (0.5)
+    t = np.arange(x.shape[1]) / sr
+    hard = x[0] * (np.mod(t * 16.0, 1.0) < 0.25)
+    assert np.abs(np.diff(hard)).max() > 10 * step
+
+
+def test_stutter_intensity_sweep_and_bypass(fixture_audio):
+    e = effect("stutter")
+    x = fixture_audio
+    assert e.process(x, SR, depth=0.0) is x and e.process(x, SR, duty=1.0) is x
+    removed = [rms(x - e.process(x, SR, **e.params_at_intensity(u))) for u in (0.2, 0.5, 0.9)]
+    assert removed[0] < removed[1] < removed[2]
+    p = e.params_at_intensity(1.0)
+    assert p == pytest.approx({"rate_hz": 16.0, "duty": 0.25, "depth": 1.0, "smoothing_ms": 2.0})
+
+
+def test_stutter_is_deterministic_and_streams_like_a_whole_render(fixture_audio):
+    e = effect("stutter")
+    x = fixture_audio
+    whole = e.process(x, SR, rate_hz=7.3, duty=0.4, depth=0.8, smoothing_ms=3.0)
+    np.testing.assert_array_equal(whole, e.process(x.copy(), SR, rate_hz=7.3, duty=0.4, depth=0.8,
+                                                   smoothing_ms=3.0))
+    st = e.stream(SR, x.shape[0], rate_hz=7.3, duty=0.4, depth=0.8, smoothing_ms=3.0)
+    sizes = [1000, 4097, 333, x.shape[1]]
+    parts, pos = [], 0
+    for n in sizes:
+        parts.append(st.process(x[:, pos:pos + n], pos + n >= x.shape[1]))
+        pos += n
+    np.testing.assert_array_equal(np.concatenate(parts, axis=1), whole)
+    assert st.ratio == 1.0 and e.tail_seconds() == 0.0

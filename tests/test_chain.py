@@ -66,7 +66,7 @@ def rms(x: np.ndarray) -> float:
 
 def test_default_order_is_the_research_order():
     assert DEFAULT_ORDER == ("lowpass", "bitcrush", "reverb", "highpass", "distortion",
-                             "delay", "playback_rate")
+                             "delay", "stutter", "playback_rate")
 
 
 def test_settings_are_sorted_by_default_order():
@@ -90,6 +90,10 @@ def test_playback_rate_is_always_last():
     assert chain.names == ["delay", "lowpass", "playback_rate"]
     chain = AudioChain(["playback_rate", "reverb"], order=())
     assert chain.names == ["reverb", "playback_rate"]
+    # the stutter gate renders outside Pedalboard too: after the Pedalboard part, before the
+    # speed change (a gate recorded onto the tape speeds up with it)
+    chain = AudioChain(["playback_rate:rate=1.5", "stutter", "delay", "reverb"])
+    assert chain.names == ["reverb", "delay", "stutter", "playback_rate"]
 
 
 def test_bad_orders_are_rejected():
@@ -118,7 +122,8 @@ def test_full_chain_matches_pedalboard_then_soxr(audio):
     specs = ["playback_rate:rate=0.8", "delay:delay_seconds=0.1,feedback=0.2,mix=0.3",
              "reverb:room_size=0.3,wet_level=0.2", "lowpass:cutoff_hz=3000",
              "bitcrush:bit_depth=10",
-             "highpass:cutoff_hz=100", "distortion:drive_db=6"]
+             "highpass:cutoff_hz=100", "distortion:drive_db=6",
+             "stutter:rate_hz=6,duty=0.5,depth=0.7,smoothing_ms=4"]
     chain = AudioChain(specs, tail="cut")
     assert chain.names == list(DEFAULT_ORDER)
     board = pedalboard.Pedalboard([
@@ -126,7 +131,14 @@ def test_full_chain_matches_pedalboard_then_soxr(audio):
         pedalboard.Reverb(room_size=0.3, damping=0.5, wet_level=0.2, dry_level=0.4),
         pedalboard.HighpassFilter(100), pedalboard.Distortion(6),
         pedalboard.Delay(0.1, 0.2, 0.3)])
-    expected = resample(board(audio, SR), SR * 0.8, SR)
+    wet = board(audio, SR)
+    # the gate by hand: open for the first half of each 1/6 s cycle, 0.3 closed, 4 ms ramps
+    t = np.arange(wet.shape[1], dtype=np.float64)
+    tau = np.mod(t, SR / 6.0)
+    ramp = 0.004 * SR
+    w = np.clip(np.minimum(tau, 0.5 * SR / 6.0 - tau) / ramp, 0.0, 1.0)
+    gain = (1.0 - 0.7 * (0.5 + 0.5 * np.cos(np.pi * w))).astype(np.float32)
+    expected = resample(wet * gain, SR * 0.8, SR)
     np.testing.assert_array_equal(chain(audio, SR), expected)
 
 
@@ -471,6 +483,10 @@ def test_full_chain_on_a_real_clip(shared_data):
     ["lowpass", "reverb:wet_level=0.5", "delay", "playback_rate:rate=0.8"],
     ["bitcrush", "distortion", "highpass"],
     ["playback_rate:rate=1.7"],
+    # 6 s + 1.5 s of tail = 39.6 blocks of 4096: a remainder longer than one block, on which a
+    # fresh board used to re-prepare its delay (its echoes vanished from the last block)
+    ["bitcrush:bit_depth=6", "delay:delay_seconds=0.7,feedback=0.9,mix=0.9"],
+    ["reverb", "stutter:rate_hz=5.5,duty=0.4", "playback_rate:rate=1.3"],
 ])
 @pytest.mark.parametrize("tail", ["keep", "cut"])
 def test_block_rendering_equals_whole_rendering(monkeypatch, specs, tail):
@@ -484,6 +500,7 @@ def test_block_rendering_equals_whole_rendering(monkeypatch, specs, tail):
     whole = chain.render(x, 22050)
     monkeypatch.setattr(chain_mod, "STREAM_MIN_FRAMES", 1000)
     monkeypatch.setattr(chain_mod, "RENDER_BLOCK_FRAMES", 4096)
+    chain = AudioChain.from_specs(specs, tail=tail)  # a fresh board, as every transfer has
     assert chain._streams(22050.0, 2) is not None
     blocks = chain.render(x, 22050)
     assert blocks.audio.shape == whole.audio.shape and blocks.audio.flags.c_contiguous
@@ -491,3 +508,73 @@ def test_block_rendering_equals_whole_rendering(monkeypatch, specs, tail):
     assert blocks.info == whole.info
     again = chain.render(x, 22050)              # the board was reset: no state leaks
     np.testing.assert_array_equal(again.audio, blocks.audio)
+
+
+@pytest.mark.parametrize("specs,ends", [
+    (["lowpass", "reverb:wet_level=0.5", "delay", "playback_rate:rate=0.8"], "quiet"),
+    (["lowpass", "reverb:wet_level=0.5", "delay", "playback_rate:rate=1.25"], "fading"),
+    (["bitcrush:bit_depth=6", "delay:delay_seconds=0.7,feedback=0.9,mix=0.9"], "loud"),
+    (["distortion", "highpass"], "loud"),
+])
+@pytest.mark.parametrize("tail", ["keep", "cut"])
+def test_render_to_file_streams_the_same_samples(monkeypatch, tmp_path, specs, ends, tail):
+    """A long streamable render goes block by block into the WAV (A' never held whole):
+    the file holds exactly what render + save_audio writes, with the same tail policy (trim
+    to -60 dB of the whole output's peak, or the truncation warning) and the same record."""
+    import soundfile as sf
+
+    import deltav2a.chain as chain_mod
+    from deltav2a.examples import groove
+    from deltav2a.media import WavFrames, save_audio
+
+    sr = 22050
+    x = groove(8.0, sr).astype(np.float32)
+    if ends == "quiet":
+        x[:, -3 * sr:] = 0.0
+    elif ends == "fading":
+        x[:, -sr:] *= np.linspace(1.0, 0.0, sr, dtype=np.float32)
+    monkeypatch.setattr(chain_mod, "STREAM_MIN_FRAMES", 1000)
+    monkeypatch.setattr(chain_mod, "RENDER_BLOCK_FRAMES", 4096)
+    chain = AudioChain.from_specs(specs, tail=tail, max_tail_seconds=1.5)
+    with warnings.catch_warnings(record=True) as w_mem:
+        warnings.simplefilter("always")
+        mem = chain.render(x, sr)
+    save_audio(mem.audio, sr, tmp_path / "mem.wav")
+    with warnings.catch_warnings(record=True) as w_file:
+        warnings.simplefilter("always")
+        streamed = chain.render_to_file(x, sr, tmp_path / "file.wav")
+    a = sf.read(tmp_path / "mem.wav", dtype="float32", always_2d=True)[0]
+    b = sf.read(tmp_path / "file.wav", dtype="float32", always_2d=True)[0]
+    assert a.shape == b.shape and np.array_equal(a, b)
+    assert streamed.info == mem.info
+    assert [str(w.message) for w in w_file] == [str(w.message) for w in w_mem]
+    assert isinstance(streamed.audio, WavFrames) and streamed.audio.shape == mem.audio.shape
+    np.testing.assert_array_equal(streamed.audio[:, 5000:7048], mem.audio[:, 5000:7048])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.wav", "mem.wav"]
+
+
+def test_render_to_file_leaves_nothing_when_the_chain_fails(monkeypatch, tmp_path):
+    """A failure mid-stream (here: NaN from a third-party effect) removes the partial file."""
+    import deltav2a.chain as chain_mod
+    from deltav2a.examples import groove
+
+    monkeypatch.setattr(chain_mod, "STREAM_MIN_FRAMES", 1000)
+    monkeypatch.setattr(chain_mod, "RENDER_BLOCK_FRAMES", 4096)
+    chain = AudioChain.from_specs(["lowpass"], tail="cut")
+    chain._check_output = True
+    x = groove(4.0, 22050).astype(np.float32)
+    board = chain._board(22050.0)
+    calls = {"n": 0}
+
+    class Poison:
+        def __call__(self, block, sr, reset=False):
+            calls["n"] += 1
+            return np.full_like(block, np.nan) if calls["n"] == 3 else block
+
+        def reset(self):
+            pass
+
+    chain._boards[22050.0] = Poison()
+    with pytest.raises(DeltaV2AError, match="NaN or Inf"):
+        chain.render_to_file(x, 22050, tmp_path / "o.wav")
+    assert list(tmp_path.iterdir()) == [] and board is not None

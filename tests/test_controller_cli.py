@@ -46,7 +46,7 @@ def test_train_tune_evaluate_probe(dbs):
     res = run_cli("tune-thresholds", "--model", str(model), "--val-db", str(dbs["val"]))
     assert res.returncode == 0, res.stderr
     tuned = json.loads((model / "controller.json").read_text())["thresholds"]
-    assert len(tuned) == 7 and all(0.05 <= t <= 0.95 for t in tuned.values())
+    assert len(tuned) == 8 and all(0.05 <= t <= 0.95 for t in tuned.values())
 
     ev = dbs["root"] / "eval"
     res = run_cli("evaluate", "--model", str(model), "--test-db", str(dbs["test"]), "--train-db", str(dbs["train"]),

@@ -162,7 +162,7 @@ def test_records_are_complete_and_faithful(built, layout):
     assert summary.records == 8 * N_AUG and summary.skipped == []
     db = load_database(db_dir)
     d = db.data
-    assert len(db) == 8 * N_AUG and d.style.shape == (24, 24) and d.audio.shape == (24, 23)
+    assert len(db) == 8 * N_AUG and d.style.shape == (24, 24) and d.audio.shape == (24, 24)
     assert d.active.shape == (24, layout.n_effects) and d.params.shape == (24, layout.n_params)
     assert np.allclose(d.style.sum(axis=1), 1.0, atol=1e-5)
     n_act = d.active.sum(axis=1)
@@ -253,9 +253,17 @@ def test_vocabulary_change_relabels_instead_of_rerendering(built, tmp_path):
     assert fresh.fingerprint == relabelled.fingerprint
     assert table_of(copy).equals(table_of(tmp_path / "fresh"))
     assert not table_of(copy).column("style").equals(table_of(db_dir).column("style"))
-    # another lexicon changes only the encoder's text side: relabelled too, after E(A) is checked
+    # another lexicon on the same normalisation changes only the encoder's text side:
+    # relabelled too, after E(A) is checked (lexicon v3 with one word re-grounded; v1/v2
+    # would also change E(A): they read normalisation 1, 23 descriptors)
+    import yaml
+
+    from deltav2a_plugins.encoders.lexicon import LEXICON_FILES
+    doc = yaml.safe_load(LEXICON_FILES["3"].read_text())
+    doc["words"]["muffled"] = {"gloss": "re-grounded", "like": {"calm": 1.0}}
+    (tmp_path / "lex.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     lex1 = load_config(overrides={"vocabulary": "v2", "encoders": {
-        "audio": {"name": "perceptual-audio", "options": {"lexicon_version": "1"}}}})
+        "audio": {"name": "perceptual-audio", "options": {"lexicon": str(tmp_path / "lex.yaml")}}}})
     again = build_database(lex1, splits, copy, augmentations=N_AUG, workers=1, overwrite=True, progress=False)
     assert again.shards_written == 0 and again.renders == 0 and again.fingerprint != fresh.fingerprint
     assert table_of(copy).column("embedding").equals(table_of(db_dir).column("embedding"))

@@ -37,7 +37,7 @@ def test_quick_run_writes_everything(quick_run):
         assert heading in report, heading
     metrics = json.loads((quick_run / "metrics.json").read_text())
     assert set(metrics["results"]["diagnostics_audio"]["style_f1"]) == {
-        "lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "playback_rate"}
+        "lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "stutter", "playback_rate"}
     cal = json.loads((_model(quick_run) / "controller.json").read_text())["calibration"]
     assert cal["temperature"] > 0 and cal["s_c"] > 0
     examples = quick_run / metrics["examples"]
@@ -80,7 +80,7 @@ def test_transfer_file(media, quick_run, tmp_path):
     side = json.loads(out.with_suffix(".json").read_text())
     assert len(side["style"]["top"]) == 5 and side["style"]["delta_norm"] > 0
     assert set(side["controller"]["activity"]) == {"lowpass", "bitcrush", "reverb", "highpass", "distortion",
-                                                   "delay", "playback_rate"}
+                                                   "delay", "stutter", "playback_rate"}
     for e in side["effects"]:
         assert e["effect"] in side["controller"]["active"]
     assert out.with_suffix(".png").stat().st_size > 20_000

@@ -185,6 +185,86 @@ def test_info_json_into_the_input_and_outputs_into_each_other(work):
     assert digest(clip) == h and not (work / "p.wav").exists()
 
 
+def test_every_command_that_writes_refuses_its_inputs(work):
+    """The first-layer guard on the commands beyond the media ones (train, tune-thresholds,
+    evaluate, probes, calibrate, sensitivity, diagnose, analysis, compare, study, drums, vocab,
+    splits): refused in one line before any work, inputs byte-identical, nothing written."""
+    model = _model_copy(work)
+    db = work / "db"
+    db.mkdir()
+    (db / "db.json").write_text("{}")
+    study = work / "study"
+    study.mkdir()
+    (study / "study.json").write_text("{}")
+    cfg = work / "cfg"
+    cfg.mkdir()
+    (cfg / "config.yaml").write_text("seed: 1\n")
+    out = work / "out"
+    out.mkdir()
+    os.link(work / "clip.wav", out / "results.csv")            # an output hard-linked to an input
+    (out / "metrics.json").symlink_to(work / "cover.png")       # an output that is a symbolic link
+    (out / "linearity.png").symlink_to(work / "cover.png")
+    (out / "compare.png").symlink_to(work / "cover.png")
+    os.link(work / "cover.png", out / "quality.md")
+    os.link(db / "db.json", out / "controller.json")
+    clip, img = str(work / "clip.wav"), str(work / "cover.png")
+    ctl = str(model / "controller.json")
+    before = {p: digest(p) for p in (work / "clip.wav", work / "cover.png", db / "db.json", study / "study.json",
+                                      cfg / "config.yaml", model / "controller.json")}
+    cases = [
+        (["train", "--db", str(db), "-c", str(cfg / "config.yaml"), "-o", str(cfg)], "config.yaml"),
+        (["train", "--db", str(db), "-o", str(out)], "db.json"),    # out/controller.json links db.json
+        (["tune-thresholds", "-m", str(model), "--val-db", str(db), "-o", ctl], "overwrite the input"),
+        (["tune-thresholds", "-m", str(model), "--val-db", str(db), "-o", str(db / "db.json")], "db.json"),
+        (["evaluate", "-m", str(model), "--test-db", str(db), "--train-db", str(db), "-o", str(out)],
+         "symbolic link"),
+        (["probes", "--db", str(db), "--test-db", str(db), "-o", str(db / "db.json")], "overwrite the input"),
+        (["calibrate", "-m", str(model), "--images", str(work), "--db", str(db), "-o", str(work / "cover.png")],
+         "is a file"),
+        (["sensitivity", "--images", str(work), "-c", str(work / "sensitivity.png"), "-o", str(work)],
+         "overwrite the input"),
+        (["diagnose", "quality", "-m", str(model), "--images", str(work), "--audio", str(work), "-o", str(out)],
+         "cover.png"),
+        (["diagnose", "agreement", "-m", str(model), "--images", str(work), "--audio", str(work),
+          "-o", str(work / "clip.wav")], "is a file"),
+        (["analysis", "linearity", "-o", str(out)], "symbolic link"),
+        (["compare", str(db), "-o", str(out)], "symbolic link"),
+        (["study", "export", str(study), "-o", str(study / "study.json")], "overwrite the input"),
+        (["drums", "assign", clip, "-o", str(out)], "clip.wav"),
+        (["vocab", "embed", "--modality", "image", "-c", str(cfg / "config.yaml"), "-o", str(cfg / "config.yaml")],
+         "overwrite the input"),
+        (["splits", str(work), "-o", clip], "overwrite the input"),
+    ]
+    shutil.copy(work / "cover.png", work / "sensitivity.png")   # a config file that clashes by name
+    for args, needle in cases:
+        one_line_error(run_cli(*args), 2, needle)
+    assert {p: digest(p) for p in before} == before
+    assert sorted(p.name for p in cfg.iterdir()) == ["config.yaml"]
+    assert sorted(p.name for p in db.iterdir()) == ["db.json"]
+    assert leftovers(work) == [] and leftovers(out) == []
+
+
+def test_output_folder_guard_keeps_earlier_results_replaceable(tmp_path):
+    """A command's own result names found in an input folder are its earlier results (e.g.
+    `calibrate -m M -o M` twice), not inputs; a path the user chose is checked against every
+    file of the input folders, and a hard link elsewhere stays an input."""
+    from deltav2a.atomic import check_outputs, input_files
+    from deltav2a.errors import DeltaV2AError
+
+    (tmp_path / "metrics.json").write_text("{}")
+    (tmp_path / "db.json").write_text("{}")
+    outs = [tmp_path / "metrics.json"]
+    check_outputs(input_files(tmp_path, outputs=outs), outs)          # a rerun: fine
+    with pytest.raises(DeltaV2AError, match="overwrite the input"):
+        check_outputs(input_files(tmp_path), outs)                    # a chosen path: refused
+    elsewhere = tmp_path / "o"
+    elsewhere.mkdir()
+    os.link(tmp_path / "db.json", elsewhere / "metrics.json")
+    with pytest.raises(DeltaV2AError, match="db.json"):
+        outs = [elsewhere / "metrics.json"]
+        check_outputs(input_files(tmp_path, outputs=outs), outs)
+
+
 # ----------------------------------------------------------------------------- 8. OS errors
 
 

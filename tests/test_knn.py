@@ -155,3 +155,101 @@ def test_trainer_fits_instead_of_training(layout, tmp_path):
     assert res.module.n_records == len(train)
     assert 0 < res.best_value < 1
     assert (tmp_path / "t" / "metrics.json").is_file()
+
+
+# ------------------------------------------------------------------ torch-free inference (issue 10)
+
+
+def test_numpy_inference_gives_the_modules_answers(layout, tmp_path):
+    """`load_controller(inference_only=True)` answers with numpy arrays (no torch in a
+    transfer): the same neighbours, the same activity and parameters within a float32 ulp of
+    the torch module's, on a saved model with strength and on the shipped model."""
+    from deltav2a.transfer import DEFAULT_MODEL
+    from deltav2a_plugins.controllers.knn_arrays import KNNArrays
+
+    data = ControllerData.synthetic(layout, 500, audio_dim=16, seed=7)
+    data.strength = np.random.default_rng(3).uniform(0, 1, len(data)).astype(np.float32)
+    net = _knn(layout, style_dim=25, k=6)
+    net.fit(data, seed=0)
+    meta = ControllerMetadata(
+        controller="knn", config=ControllerConfig(knn=KNNConfig(k=6)).model_dump(mode="json"),
+        layout=layout.describe(), style_dim=25, audio_dim=16, strength_input=True,
+        vocabulary={"name": "v3", "fingerprint": "v"}, encoders={"audio": {"name": "a", "fingerprint": "a"}},
+        thresholds={e: 0.5 for e in layout.effects})
+    save_controller(tmp_path / "ctl", net, meta)
+    rng = np.random.default_rng(0)
+    for path in (tmp_path / "ctl", DEFAULT_MODEL / "controller"):
+        torch_ctl = load_controller(path)
+        numpy_ctl = load_controller(path, inference_only=True)
+        assert isinstance(numpy_ctl.module, KNNArrays)
+        st = numpy_ctl.module.state
+        n = 300
+        i = rng.integers(0, numpy_ctl.module.n_records, n)
+        K = st["style"].shape[1]
+        style = st["style"][i] + rng.dirichlet(np.ones(K), n).astype(np.float32) * rng.uniform(0, 1, (n, 1)).astype(np.float32)
+        style /= style.sum(axis=1, keepdims=True)
+        audio = st["audio"][rng.permutation(i)] + 0.1 * rng.standard_normal(st["audio"][i].shape).astype(np.float32)
+        strength = rng.uniform(0, 1, n).astype(np.float32)
+        ids_t = torch_ctl.module.neighbours(torch.tensor(style), torch.tensor(audio), torch.tensor(strength))[0]
+        assert np.array_equal(ids_t.numpy(), numpy_ctl.module.neighbours(style, audio, strength))
+        a, b = torch_ctl.predict(style, audio, strength), numpy_ctl.predict(style, audio, strength)
+        assert np.array_equal(a.activity, b.activity)
+        np.testing.assert_allclose(b.params, a.params, rtol=0, atol=2.5e-7)
+
+
+def test_numpy_inference_refuses_what_the_module_refuses(layout, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from deltav2a.fileio import sha256_file
+
+    data = ControllerData.synthetic(layout, 50, audio_dim=16, seed=1)
+    net = _knn(layout)
+    net.fit(data)
+    meta = ControllerMetadata(
+        controller="knn", config=ControllerConfig().model_dump(mode="json"), layout=layout.describe(),
+        style_dim=24, audio_dim=16, vocabulary={"name": "v3", "fingerprint": "v"},
+        encoders={"audio": {"name": "a", "fingerprint": "a"}}, thresholds={e: 0.5 for e in layout.effects})
+    w = save_controller(tmp_path / "ctl", net, meta)
+
+    def rewrite(change):
+        import json
+
+        state = load_file(str(w))
+        change(state)
+        save_file(state, str(w), metadata={"format": "deltav2a-controller"})
+        j = tmp_path / "ctl.json"
+        m = json.loads(j.read_text())
+        m["weights"]["sha256"] = sha256_file(w)
+        j.write_text(json.dumps(m))
+
+    rewrite(lambda s: s.update(audio=s["audio"][:, :5].copy()))
+    with pytest.raises(DeltaV2AError, match=r"audio: file has \[50, 5\], expected \[50, 16\]"):
+        load_controller(tmp_path / "ctl", inference_only=True)
+    rewrite(lambda s: (s.update(audio=np.zeros((50, 16), np.float32)), s["params"].__setitem__((0, 0), np.inf)))
+    with pytest.raises(DeltaV2AError, match="'params' contains NaN or Inf"):
+        load_controller(tmp_path / "ctl", inference_only=True)
+    rewrite(lambda s: (s["params"].__setitem__((0, 0), 0.5), s.pop("audio_std")))
+    with pytest.raises(DeltaV2AError, match="audio_std: file has nothing"):
+        load_controller(tmp_path / "ctl", inference_only=True)
+
+
+def test_a_transfer_with_the_knn_model_imports_no_torch(tmp_path):
+    """~3 s and ~0.5 GiB resident (the CUDA build) that the shipped model does not need."""
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    from deltav2a.examples import groove, landscape_image
+
+    landscape_image(96, 64).save(tmp_path / "i.png")
+    sf.write(tmp_path / "a.wav", groove(2.0, 22050).T, 22050)
+    res = subprocess.run([sys.executable, "-X", "importtime", "-m", "deltav2a.cli.main", "transfer",
+                          "--image", str(tmp_path / "i.png"), "--image-effect", "motion_blur:0.9",
+                          "--audio", str(tmp_path / "a.wav"), "-o", str(tmp_path / "o.wav")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (tmp_path / "o.png").is_file()
+    imported = {line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
+    assert {"deltav2a.transfer", "deltav2a_plugins.controllers.knn_arrays"} <= imported
+    assert not {m for m in imported if m == "torch" or m.startswith("torch.")}, "torch was imported"

@@ -118,7 +118,8 @@ def test_registered_cheaply_and_described():
     assert plugins.get("encoder", "perceptual-image") is PerceptualImageEncoder
     assert plugins.get("encoder", "perceptual-audio") is PerceptualAudioEncoder
     assert PerceptualImageEncoder.modality == "image" and PerceptualAudioEncoder.modality == "audio"
-    assert PerceptualImageEncoder().dim == 19 and PerceptualAudioEncoder().dim == 23
+    assert PerceptualImageEncoder().dim == 19 and PerceptualAudioEncoder().dim == 24
+    assert PerceptualAudioEncoder(lexicon_version="2").dim == 23  # lexicons v1/v2: 23 descriptors
     assert "Weight-free" in PerceptualImageEncoder.summary()
     # registering and constructing must not import numpy/scipy (listing plugins stays fast)
     code = ("import sys; from deltav2a_plugins.encoders import perceptual_audio as a, perceptual_image as i; "
@@ -135,9 +136,9 @@ def test_shapes_dtypes_and_batching(ienc, aenc, photos, music):
     one = np.stack([ienc.encode_images([p])[0] for p in photos])
     assert np.array_equal(v, one)
     a = aenc.encode_audio(music, SR)
-    assert a.shape == (2, 23) and a.dtype == np.float32 and np.isfinite(a).all()
+    assert a.shape == (2, 24) and a.dtype == np.float32 and np.isfinite(a).all()
     assert np.array_equal(a, np.stack([aenc.encode_audio([m], SR)[0] for m in music]))
-    assert ienc.encode_images([]).shape == (0, 19) and aenc.encode_audio([], SR).shape == (0, 23)
+    assert ienc.encode_images([]).shape == (0, 19) and aenc.encode_audio([], SR).shape == (0, 24)
     t = ienc.encode_text(["a blurry image", "a noisy photograph"])
     assert t.shape == (2, 19) and t.dtype == np.float32
     assert np.allclose(np.linalg.norm(t, axis=1), 1.0, atol=1e-6)
@@ -345,14 +346,90 @@ def test_lexicon_versions_stay_loadable():
     v1 = {"image": "perceptual-image/1/b2ce78f3009c4b2f", "audio": "perceptual-audio/1/01222d581fae7c39"}
     assert PerceptualImageEncoder(lexicon_version="1").fingerprint() == v1["image"]
     assert PerceptualAudioEncoder(lexicon_version="1").fingerprint() == v1["audio"]
-    meta = json.loads((ROOT / "core" / "models" / "default" / "controller.json").read_text())
-    shipped = {m: meta["encoders"][m]["fingerprint"] for m in ("image", "audio")}
-    assert PerceptualImageEncoder().fingerprint() == shipped["image"] != v1["image"]
-    assert PerceptualAudioEncoder().fingerprint() == shipped["audio"] != v1["audio"]
+    v2 = {"image": "perceptual-image/1/cc6da16ebdecd4e1", "audio": "perceptual-audio/1/7093353b5f3b72f3"}
+    assert PerceptualImageEncoder(lexicon_version="2").fingerprint() == v2["image"]
+    assert PerceptualAudioEncoder(lexicon_version="2").fingerprint() == v2["audio"]
+    # the shipped model runs with the lexicon its config names (v2 until it is re-shipped)
+    model = ROOT / "core" / "models" / "default"
+    meta = json.loads((model / "controller.json").read_text())
+    cfg = yaml.safe_load((model / "config.yaml").read_text())
+    for m, cls in (("image", PerceptualImageEncoder), ("audio", PerceptualAudioEncoder)):
+        assert cls(**cfg["encoders"][m].get("options", {})).fingerprint() == meta["encoders"][m]["fingerprint"]
+    # the default (newest, v3) is a new encoder: normalisation version 2, 24 audio descriptors
+    assert PerceptualImageEncoder().fingerprint().startswith("perceptual-image/2/")
+    assert PerceptualAudioEncoder().fingerprint().startswith("perceptual-audio/2/")
+    assert {PerceptualAudioEncoder().fingerprint()}.isdisjoint({v1["audio"], v2["audio"]})
     with pytest.raises(DeltaV2AError, match="no shipped lexicon version '7'"):
         PerceptualAudioEncoder(lexicon_version="7")
     with pytest.raises(DeltaV2AError, match="not both"):
         PerceptualAudioEncoder(lexicon_version="1", lexicon=str(lx.LEXICON_FILE))
+
+
+#: perceptual-audio vector of synthetic_music(0) under lexicons v1/v2, computed with the code
+#: before normalisation version 2 existed (main at 20fb731): adding gap_depth must not move it
+V2_AUDIO_VECTOR = [
+    0.0721619, -0.2190397, -0.5698368, 0.4166589, -0.2172132, 0.1987623, -0.6418505, -0.5284288,
+    -0.6015712, 0.2147847, -0.4966917, 0.4695521, 0.3842491, 0.3911405, 0.1791167, 0.7971568,
+    0.6668867, 0.517435, -0.754097, -0.617018, -0.183719, -0.6282977, -0.8882385]
+
+
+def test_lexicon_v3_adds_gap_depth_and_older_vectors_stay_bit_identical(music, photos):
+    """v1/v2 encoders compute the 23 descriptors they always did (same values as before the
+    change, and exactly the first 23 coordinates of the v3 vector); v3 adds gap_depth."""
+    from deltav2a_plugins.encoders import perceptual_audio as pa
+
+    olds = [PerceptualAudioEncoder(lexicon_version=v) for v in ("1", "2")]
+    new = PerceptualAudioEncoder(lexicon_version="3")
+    assert new.descriptor_names == pa.DESCRIPTORS_V2 == pa.DESCRIPTORS + ("gap_depth",)
+    assert all(o.descriptor_names == pa.DESCRIPTORS for o in olds)
+    assert [o.table.version for o in olds] == ["1", "1"] and new.table.version == "2"
+    v3 = new.encode_audio(music, SR)
+    for o in olds:
+        old = o.encode_audio(music, SR)
+        assert old.shape == (2, 23) and np.array_equal(old, v3[:, :23])
+        assert np.allclose(old[0], V2_AUDIO_VECTOR, atol=2e-6)
+    # the image vector is the same under every lexicon
+    iv = [PerceptualImageEncoder(lexicon_version=v).encode_images(photos) for v in ("1", "2", "3")]
+    assert np.array_equal(iv[0], iv[1]) and np.array_equal(iv[0], iv[2])
+    # every constant of normalisation 1 is kept in 2
+    t1, t2 = olds[0].table, new.table
+    assert t2.descriptors[:23] == t1.descriptors and t1.version != t2.version
+
+
+def test_gap_depth_rises_with_a_gate_and_falls_with_reverb(music):
+    """gap_depth is what the stutter effect moves most; reverb fills the gaps."""
+    from deltav2a.chain import AudioChain
+
+    enc = PerceptualAudioEncoder()
+    i = enc.descriptor_names.index("gap_depth")
+    x = music[0]
+    base = enc.encode_audio([x], SR)[0]
+    gated = enc.encode_audio([AudioChain(["stutter"], tail="cut")(x, SR)], SR)[0]
+    wet = enc.encode_audio([AudioChain(["reverb:room_size=0.8,wet_level=0.5"], tail="cut")(x, SR)], SR)[0]
+    d = gated - base
+    # on this very percussive fixture the onsets at every opening (spectral flux) move too
+    assert d[i] > 0.5 and i in np.argsort(-np.abs(d))[:3]
+    assert wet[i] < base[i]
+    raw = enc.raw_descriptors([x, AudioChain(["stutter:depth=1,duty=0.5,rate_hz=8"], tail="cut")(x, SR)], SR)
+    assert raw[1, i] > raw[0, i] + 5.0  # dB: closed halves sit far below the open ones
+
+
+def test_a_custom_lexicon_picks_its_normalisation(tmp_path):
+    """A lexicon file names the normalisation it needs; without the key it is version 1."""
+    lex = tmp_path / "lex.yaml"
+    doc = yaml.safe_load(lx.LEXICON_FILES["2"].read_text())
+    lex.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert PerceptualAudioEncoder(lexicon=str(lex)).dim == 23
+    doc["normalisation_version"] = "2"
+    lex.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert PerceptualAudioEncoder(lexicon=str(lex)).dim == 24
+    doc["normalisation_version"] = "9"
+    lex.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(DeltaV2AError, match="no shipped normalisation version '9'"):
+        PerceptualAudioEncoder(lexicon=str(lex))
+    # a v3 lexicon on a 23-descriptor normalisation names the missing descriptor
+    with pytest.raises(DeltaV2AError, match="unknown audio descriptor 'gap_depth'"):
+        PerceptualAudioEncoder(lexicon_version="3", normalisation=str(lx.NORMALISATION_FILES["1"])).encode_text(["choppy"])
 
 
 def test_free_text_known_neutral_unknown(ienc, aenc):
@@ -392,7 +469,7 @@ def test_text_errors(aenc):
         aenc.encode_text(["muffled piercing"])
     with pytest.raises(DeltaV2AError, match="must be a string"):
         aenc.encode_text([None])  # type: ignore[list-item]
-    assert aenc.encode_text("a muffled sound").shape == (1, 23)  # one string is one text
+    assert aenc.encode_text("a muffled sound").shape == (1, 24)  # one string is one text
 
 
 # ---------------------------------------------------------------- fingerprint and data files
@@ -401,13 +478,13 @@ def test_text_errors(aenc):
 def _copy_data(tmp_path: Path) -> tuple[Path, Path]:
     norm = tmp_path / "norm.yaml"
     lex = tmp_path / "lex.yaml"
-    shutil.copy(lx.NORMALISATION_FILE, norm)
+    shutil.copy(lx.NORMALISATION_FILES["2"], norm)  # the default lexicon's (v3) normalisation
     shutil.copy(lx.LEXICON_FILE, lex)
     return norm, lex
 
 
 def test_fingerprint_names_the_data(tmp_path, ienc, aenc, photos):
-    version = yaml.safe_load(lx.NORMALISATION_FILE.read_text())["normalisation_version"]
+    version = yaml.safe_load(lx.NORMALISATION_FILES["2"].read_text())["normalisation_version"]
     assert re.fullmatch(rf"perceptual-image/{re.escape(version)}/[0-9a-f]{{16}}", ienc.fingerprint())
     assert re.fullmatch(rf"perceptual-audio/{re.escape(version)}/[0-9a-f]{{16}}", aenc.fingerprint())
     norm, lex = _copy_data(tmp_path)
@@ -480,7 +557,7 @@ def test_unknown_option_is_an_error():
 
 def test_docs_cover_every_descriptor_and_word():
     doc = (ROOT / "docs" / "perceptual_encoders.md").read_text(encoding="utf-8")
-    for name in PerceptualImageEncoder.DESCRIPTORS + PerceptualAudioEncoder.DESCRIPTORS:
+    for name in PerceptualImageEncoder.DESCRIPTORS + PerceptualAudioEncoder().descriptor_names:
         assert f"`{name}`" in doc, name
     words = yaml.safe_load(lx.LEXICON_FILE.read_text())["words"]
     missing = [w for w in words if f"`{w}`" not in doc]
@@ -494,7 +571,7 @@ def test_silent_audio_is_defined(aenc):
     v = aenc.encode_audio([np.zeros((2, SR), np.float32)], SR)[0]
     assert np.isfinite(v).all()
     table = aenc.table
-    names = aenc.DESCRIPTORS
+    names = aenc.descriptor_names
     floor_rms = -table.squash * table.output_scale
     assert v[names.index("rms_level")] == pytest.approx(floor_rms, abs=0.01)
     assert v[names.index("stereo_width")] < 0  # width 0

@@ -100,7 +100,9 @@ def test_cli_audits_the_perceptual_encoders_on_generated_media(tmp_path):
     assert res["encoders"]["audio"]["name"] == "perceptual-audio"
     assert res["vocabulary"]["name"] == "v3" and len(res["terms"]) == 24
     assert list(res["matrix"]["audio"]) == ["lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay",
-                                           "playback_rate", "playback_rate:down"]
+                                           "stutter", "playback_rate", "playback_rate:down"]
+    # the stutter gate is what "fragmented" stands on (lexicon v3, gap_depth)
+    assert "fragmented" in [t for t, _ in res["matrix"]["audio"]["stutter"]["top"][:2]]
     assert list(res["matrix"]["image"])[0] == "adaptive_blur"
     # the readings the lexicon is built for, even on synthetic grooves and landscapes
     assert "granular" in [t for t, _ in res["matrix"]["audio"]["bitcrush"]["top"][:2]]

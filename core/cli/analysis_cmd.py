@@ -84,6 +84,26 @@ _col_opt = typer.Option(None, "--category-column", help="Manifest column holding
 _int_opt = typer.Option(None, "--intensities", help="LABEL=X,... or a grid X,Y,... (default low/mid/high of the config).")
 
 
+#: files each step writes into the analysis folder (what the output guard checks and locks)
+_EXTRACT = ["image_deltas.parquet", "audio_deltas.parquet", "extract_manifest.json"]
+_STEPS = {
+    "sensitivity": ["sensitivity_results.json", "sensitivity.png"],
+    "linearity": ["linearity_results.json", "cross_category_variance.json", "linearity.png"],
+    "discover": ["discovery_matrix.npy", "discovery_labels.json", "discovery_results.json",
+                 "discovery_heatmap.png"],
+    "decoder": ["decoder/decoder.safetensors", "decoder/decoder.json", "decoder/training_log.json",
+                "decoder/decoder_curves.png"],
+}
+
+
+def _claim(output: Path, names: list[str], *inputs) -> None:
+    """The step's outputs in the analysis folder against its inputs (core/atomic.py); the
+    folder's own tables are read by later steps, so they are the outputs of `extract` only."""
+    from ..atomic import claim
+
+    claim([output / n for n in names], *inputs)
+
+
 @analysis_app.command("extract")
 def extract(
     images: Optional[Path] = _images_opt,
@@ -110,6 +130,7 @@ def extract(
 
     from ..analysis.extract import run_extract, total_cells
 
+    _claim(output, _EXTRACT, images, audio, image_manifest, audio_manifest, config)
     cfg = _cfg(config, seed, intensities, block_size, executor, ray_address)
     img, aud, sources = _items(cfg, images, audio, limit, categories, image_manifest, audio_manifest,
                                category_column)
@@ -128,6 +149,7 @@ def sensitivity(
     """Phase 0-a from the extract: ||delta|| statistics and the min_distance verdict."""
     from ..analysis.pipeline import Report, sensitivity_step
 
+    _claim(output, _STEPS["sensitivity"], config)
     report = Report()
     sensitivity_step(output, _cfg(config), report)
     _print(report)
@@ -142,6 +164,7 @@ def linearity(
     """Phase 0-b: within-category direction/magnitude consistency and cross-category invariance."""
     from ..analysis.pipeline import Report, linearity_step
 
+    _claim(output, _STEPS["linearity"], config)
     report = Report()
     linearity_step(output, _cfg(config), report)
     _print(report)
@@ -157,6 +180,7 @@ def discover(
     """Phase 1: prototypes, text anchors and the image x audio discovery matrix."""
     from ..analysis.pipeline import Report, discover_step
 
+    _claim(output, _STEPS["discover"], config)
     report = Report()
     discover_step(output, _cfg(config), report)
     _print(report)
@@ -174,6 +198,7 @@ def decoder(
     """Phase 3: train the text-conditioned parameter decoder and validate it by re-rendering."""
     from ..analysis.pipeline import Report, decoder_step
 
+    _claim(output, _STEPS["decoder"], config)
     cfg = _cfg(config, seed)
     if epochs is not None:
         cfg.decoder.epochs = epochs
@@ -207,6 +232,8 @@ def run_all(
 
     if images is None or audio is None:
         raise DeltaV2AError("`analysis all` needs both --images DIR and --audio DIR")
+    _claim(output, _EXTRACT + [n for names in _STEPS.values() for n in names] + ["summary.json"],
+           images, audio, image_manifest, audio_manifest, config)
     cfg = _cfg(config, seed, intensities)
     if epochs is not None:
         cfg.decoder.epochs = epochs

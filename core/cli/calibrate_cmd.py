@@ -17,12 +17,16 @@ def calibrate(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for calibration.json + grid PNG."),
 ) -> None:
     """Fit the image-side temperature and norm confidence (T, tau_c, s_c)."""
-    from ..atomic import write_json
+    from ..atomic import claim, write_json
     from ..calibration import CalibrationResult, plot_grid
     from ..media import IMAGE_EXTENSIONS
     from ..sensitivity import list_media
     from ..stages import calibrate_stage
 
+    from ..transfer import model_files
+
+    claim([output / "calibration.json", output / "calibration_grid.png"] if output else [],
+          *model_files(model), images, db)
     files = list_media(images, IMAGE_EXTENSIONS, limit, seed)
     res = calibrate_stage(model, files, db, seed, progress=True)
     if output:

@@ -22,11 +22,11 @@ def splits(
     """Split clips train/val/test by parent track (8:1:1 by default); no track spans two splits."""
     import warnings
 
-    from ..atomic import claim_outputs
+    from ..atomic import claim
     from ..config import load_config
     from ..splits import make_splits, write_splits
 
-    claim_outputs([output], inputs=[p for p in (manifest, config) if p is not None])
+    claim([output], audio_dir, manifest, config, fixed_names=False)
     cfg = load_config(config)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

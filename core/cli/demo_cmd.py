@@ -27,6 +27,12 @@ def demo(
     from ..media import load_audio, load_image, save_audio, save_image
     from ..plugins import get
 
+    from ..atomic import claim
+
+    # everything it reads it wrote itself: the guard refuses links and locks the set
+    claim([output / n for n in ("example_image.png", "example_photo.png", "example_audio.wav",
+                                f"example_image_{image_effect}.png", "example_audio_processed.wav",
+                                "transfer.wav", "transfer.json", "transfer.png", "demo_summary.json")])
     output.mkdir(parents=True, exist_ok=True)
     paths = write_examples(output, seed=seed)
     fx = get("image_effect", image_effect)()

@@ -27,10 +27,12 @@ def audio(
     output: Path = typer.Option(Path("outputs/diagnostics"), "--output", "-o"),
 ) -> None:
     """Entropy, effective dims, top-1 mass, style F1 per audio effect, consistency separation."""
+    from ..atomic import claim
     from ..config import load_config
     from ..plots import bars
     from ..stages import audio_diagnostics
 
+    claim([output / "audio_diagnostics.json", output / "audio_style_f1.png"], db, config)
     res = audio_diagnostics(load_config(config), db)
     _write(output, "audio_diagnostics", res)
     bars(res["style_f1"], "style F1 (logistic probe, 80/20)", output / "audio_style_f1.png")
@@ -51,11 +53,14 @@ def image(
     output: Path = typer.Option(Path("outputs/diagnostics"), "--output", "-o"),
 ) -> None:
     """Which image effect made this label? F1 per effect from calibrated image labels."""
+    from ..atomic import claim
+    from ..transfer import model_files
     from ..media import IMAGE_EXTENSIONS
     from ..plots import bars
     from ..sensitivity import list_media
     from ..stages import image_diagnostics
 
+    claim([output / "image_diagnostics.json", output / "image_probe_f1.png"], *model_files(model), images)
     res = image_diagnostics(model, list_media(images, IMAGE_EXTENSIONS, limit, seed), seed, progress=True)
     _write(output, "image_diagnostics", res)
     bars(res["probe"]["f1"], "image-side probe F1", output / "image_probe_f1.png")
@@ -74,10 +79,13 @@ def agreement(
     output: Path = typer.Option(Path("outputs/diagnostics"), "--output", "-o"),
 ) -> None:
     """Image label vs the label the audio encoder reads off (A, A'): transfer vs two baselines."""
+    from ..atomic import claim
+    from ..transfer import model_files
     from ..media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
     from ..sensitivity import list_media
     from ..stages import agreement_stage
 
+    claim([output / "agreement.json"], *model_files(model), images, audio)
     res = agreement_stage(model, list_media(images, IMAGE_EXTENSIONS, limit, seed),
                           list_media(audio, AUDIO_EXTENSIONS, limit, seed), pairs, seed, progress=True)
     _write(output, "agreement", res)
@@ -113,13 +121,16 @@ def quality(
     output: Path = typer.Option(Path("outputs/diagnostics"), "--output", "-o"),
 ) -> None:
     """Per controller: label agreement, top-1, effects per transfer, strength tracking; vs two baselines."""
-    from ..atomic import write_text
+    from ..atomic import claim, write_text
+    from ..transfer import model_files
     from ..media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
     from ..quality_eval import (heldout_photos, parse_intensities, quality_markdown, quality_plot, run_quality,
                                 seeded_sample)
     from ..sensitivity import list_media
     from ..transfer import TransferModel
 
+    claim([output / n for n in ("quality.json", "quality.md", "quality.png")],
+          *[f for m in model for f in model_files(m)], images, audio, splits)
     levels = parse_intensities(intensities)
     clip_files = _clip_files(audio, splits, split, AUDIO_EXTENSIONS, clips, seed)
     photo_files = list_media(images, IMAGE_EXTENSIONS, None, seed)

@@ -13,7 +13,7 @@ drums_app = typer.Typer(help="Drum one-shots -> musical roles (CORE, ACCENT, MOT
                         no_args_is_help=True)
 
 _CONFIG = typer.Option(None, "--config", "-c", help="Drums config YAML (default: the note's values).")
-_PRESET = typer.Option(None, "--preset", help="A shipped preset: note or tuned (see docs/drums.md).")
+_PRESET = typer.Option(None, "--preset", help="A shipped preset: note, tuned or acoustic (see docs/drums.md).")
 _ENCODER = typer.Option(None, "--encoder", help="Text-side audio encoder by name (overrides the config).")
 
 
@@ -71,8 +71,10 @@ def assign(
     config: Optional[Path] = _CONFIG, preset: Optional[str] = _PRESET, encoder: Optional[str] = _ENCODER,
 ) -> None:
     """Give each hit a role; write per-hit scores, features and guards (JSON + CSV) and the pools."""
+    from ..atomic import claim
     from ..drums.evaluation import write_assignments
 
+    claim([output / n for n in ("results.json", "results.csv", "pools.json")], *inputs, config)
     ra = _assigner(config, preset, encoder)
     files, folder = _files(inputs)
     batch = _run(ra, files, folder)
@@ -96,6 +98,11 @@ def evaluate_cmd(
 
     if not folder.is_dir():
         raise DeltaV2AError(f"not a folder: {folder}")
+    from ..atomic import claim
+
+    claim([output / n for n in ("results.json", "results.csv", "pools.json", "metrics.json", "metrics.md",
+                                "confusion.png")],
+          folder, labels, config)
     truth = read_labels(labels)
     ra = _assigner(config, preset, encoder)
     files, _ = _files([folder])

@@ -60,7 +60,7 @@ def apply_audio(
     """Render a chain of audio effects onto a clip."""
     from ..atomic import output_set
     from ..chain import AudioChain, parse_effect_spec
-    from ..media import check_sample_rate, load_audio, save_audio
+    from ..media import check_sample_rate, load_audio
 
     _check_output(output, (".wav",), "audio")
     if info is not None:
@@ -75,9 +75,8 @@ def apply_audio(
                        max_tail_seconds=max_tail)
     with output_set([output] + ([info] if info is not None else []), inputs=[audio]):
         x, sr = load_audio(audio, sample_rate=sample_rate)
-        result = chain.render(x, sr)
-        del x  # long clips: the input need not stay alive while the output is written
-        save_audio(result.audio, sr, output)
+        result = chain.render_to_file(x, sr, output)  # long clips: streamed into the file
+        del x
         if info is not None:
             from ..atomic import write_json
 

@@ -71,8 +71,10 @@ def compare(
     output: Path = typer.Option(Path("comparison"), "--output", "-o", help="Folder for compare.md/.csv/.png."),
 ) -> None:
     """Key metrics of several setups side by side, each column stating its setup."""
+    from ..atomic import claim
     from ..compare import write_comparison
 
+    claim([output / n for n in ("compare.md", "compare.csv", "compare.png")], *inputs)
     paths = write_comparison(list(inputs), output)
     typer.echo(paths["md"].read_text())
     typer.echo(f"wrote {paths['md']}, {paths['csv']}, {paths['png']}")

@@ -34,12 +34,13 @@ def sensitivity(
         "instead of encoding again (--images/--audio/--intensities/--limit do not apply)."),
 ) -> None:
     """Mean/std/min/max of ||E(x') - E(x)|| per encoder x effect x intensity, with a verdict."""
-    from ..atomic import write_json
+    from ..atomic import claim, write_json
     from ..config import load_config
     from ..media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
     from ..sensitivity import (audio_sensitivity, extract_sensitivity, image_sensitivity, list_media,
                                plot_sensitivity)
 
+    claim([output / "sensitivity_results.json", output / "sensitivity.png"], images, audio, config, from_extract)
     if from_extract is not None:
         if images is not None or audio is not None:
             raise DeltaV2AError("--from-extract replaces --images/--audio: give one or the other")

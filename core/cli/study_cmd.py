@@ -35,8 +35,12 @@ def build(
     """Choose cases by the notes' groups, render them, write STUDY/study.json."""
     from tqdm import tqdm
 
+    from ..atomic import claim
     from ..media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
     from ..study.build import Selection, build_study
+    from ..transfer import DEFAULT_MODEL, model_files
+
+    claim([output / "study.json"], images, audio, *model_files(model or DEFAULT_MODEL))
 
     def files(folder: Path, ext: tuple[str, ...], what: str) -> list[Path]:
         if not folder.is_dir():
@@ -77,9 +81,11 @@ def export(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="CSV file (default: STUDY/answers.csv)."),
 ) -> None:
     """Write every answer, with its case's facts, as CSV."""
+    from ..atomic import claim
     from ..study.store import export_csv
 
     out = output or study / "answers.csv"
+    claim([out], study, fixed_names=output is None)
     n = export_csv(study, out)
     typer.echo(f"wrote {n} answers to {out}")
 
@@ -90,10 +96,11 @@ def analyze(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for analysis.{json,md,png} (default: STUDY)."),
 ) -> None:
     """Q1 mean + CI, Q2 edited rate vs 50 % (exact binomial), per group, Spearman, agreement."""
-    from ..atomic import write_json, write_text
+    from ..atomic import claim, write_json, write_text
     from ..study.analyze import analyze as run, plot, table
 
     out = output or study
+    claim([out / "analysis.json", out / "analysis.md", out / "analysis.png"], study)
     res = run(study)
     text = table(res)
     write_json(out / "analysis.json", res)

@@ -83,6 +83,10 @@ def vocab_embed(
 
     if modality not in ("image", "audio", "both"):
         raise DeltaV2AError(f"--modality must be image, audio or both, got '{modality}'")
+    from ..atomic import claim
+
+    sides = ("image", "audio") if modality == "both" else (modality,)
+    claim([None if output is None else _embed_target(output, m, modality) for m in sides], config, fixed_names=False)
     cfg = load_config(config)
     vocab = load_vocabulary(name or cfg.vocabulary)
     for m in (("image", "audio") if modality == "both" else (modality,)):
@@ -95,11 +99,16 @@ def vocab_embed(
         i, j = np.unravel_index(np.argmax(np.where(np.eye(len(V), dtype=bool), -9, sims)), sims.shape)
         typer.echo(f"  closest pair: {vocab.terms[i]} / {vocab.terms[j]} ({sims[i, j]:.3f})")
         if output is not None:
-            target = output if modality != "both" else output.with_name(f"{output.stem}_{m}{output.suffix or '.npy'}")
+            target = _embed_target(output, m, modality)
             with atomic_path(target, suffix=".npy") as tmp:
                 with open(tmp, "wb") as fh:
                     np.save(fh, V, allow_pickle=False)
             typer.echo(f"  wrote {target}")
+
+
+def _embed_target(output: Path, side: str, modality: str) -> Path:
+    """`-o V.npy` for one side; V_image.npy and V_audio.npy for both."""
+    return output if modality != "both" else output.with_name(f"{output.stem}_{side}{output.suffix or '.npy'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -19,9 +19,11 @@ def train(
     restart: bool = typer.Option(False, "--restart", help="Discard an earlier run in OUTPUT instead of resuming it."),
 ) -> None:
     """Train a controller; resumes an interrupted run in OUTPUT by default."""
+    from ..atomic import claim
     from ..config import load_config
     from ..stages import train_stage
 
+    claim([output / n for n in ("config.yaml", "controller.json", "controller.safetensors")], db, val_db, config)
     cfg = load_config(config, {"training": {"epochs": epochs}} if epochs else None)
     if controller:
         cfg.controller.kind = controller
@@ -36,9 +38,12 @@ def tune_thresholds(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the search as JSON."),
 ) -> None:
     """Per-effect activity thresholds on validation records, saved with the model."""
-    from ..atomic import write_json
+    from ..atomic import claim, write_json
     from ..stages import thresholds_stage
+    from ..transfer import model_files
 
+    # the model's own files are updated in place (its purpose); -o must not be one of them
+    claim([output], *model_files(model), val_db, fixed_names=False)
     res = thresholds_stage(model, val_db)
     if output:
         write_json(output, res)
@@ -54,10 +59,12 @@ def evaluate(
     output: Path = typer.Option(..., "--output", "-o", help="Folder for metrics.json and per-parameter PNG."),
 ) -> None:
     """The notes' metrics on held-out records, beside the mean baseline."""
-    from ..atomic import write_json
+    from ..atomic import claim, write_json
     from ..plots import per_param_bars
     from ..stages import evaluate_stage
+    from ..transfer import model_files
 
+    claim([output / "metrics.json", output / "per_param_rmse.png"], *model_files(model), test_db, train_db)
     out = evaluate_stage(model, test_db, train_db)
     output.mkdir(parents=True, exist_ok=True)
     write_json(output / "metrics.json", out)
@@ -77,10 +84,11 @@ def probes(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the table as JSON."),
 ) -> None:
     """Experiment 3: linear probes (audio only, style only, style + audio gated) vs the mean baseline."""
-    from ..atomic import write_json
+    from ..atomic import claim, write_json
     from ..config import load_config
     from ..stages import probes_stage
 
+    claim([output], db, test_db, config, fixed_names=False)
     rows = probes_stage(load_config(config), db, test_db)
     if output:
         write_json(output, rows)

@@ -150,9 +150,9 @@ def transfer(
                 raise DeltaV2AError(f"{clip_path}: {exc}") from None
             emb_cache = {clip_path: (x, sr, emb)}  # only the current clip: bounded memory
         x, sr, emb = emb_cache[clip_path]
-        result = tm.transfer(before, after, x, sr, audio_emb=emb)
-        label = _tag(*edit) if edit is not None else str(edited)
         out = _out_path(output, many, len(edits) > 1, img_path, edit, clip_path)
+        result = tm.transfer(before, after, x, sr, audio_emb=emb, write_to=out)
+        label = _tag(*edit) if edit is not None else str(edited)
         result.save(out, before=before, after=after, original=x, summary=summary,
                     extra={"image": str(img_path), "audio": str(clip_path),
                            "edited": label, "image_effect": None if edit is None else

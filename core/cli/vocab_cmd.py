@@ -84,6 +84,10 @@ def audit(
     xs = _floats(intensities, "--intensities")
     if any(x == 0 for x in xs):
         raise DeltaV2AError("--intensities: 0 is no edit; use values in (0, 1]")
+    from ..atomic import claim
+
+    claim([output / n for n in ("vocab_audit.json", "vocab_audit.md", "vocab_audit.png")],
+          config, images, audio, *([vocab] if vocab and vocab.endswith((".yaml", ".yml")) else []))
     cfg = load_config(config)
     s = cfg.seed if seed is None else seed
     img_files = list_media(images, IMAGE_EXTENSIONS, limit, s) if images else None

@@ -22,7 +22,9 @@ ROLES = ("CORE", "ACCENT", "MOTION", "FILL", "TEXTURE")
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 #: the terms a rule weight may name (features, their complements, one sum, a constant)
 RULE_TERMS = ("E", "S", "A_fast", "D", "D_short", "L", "M", "H", "F", "Z",
-              "one_minus_S", "one_minus_E", "L_plus_M", "one")
+              "one_minus_S", "one_minus_E", "L_plus_M", "one",
+              # ours (docs/drums.md "Acoustic features"): tonality, body-pitch registers, ring, centroid
+              "T", "one_minus_T", "P_kick", "P_tom", "T_kick", "T_tom", "R", "R_short", "C", "A_slow")
 
 
 class _S(BaseModel):
@@ -82,6 +84,35 @@ class DSP(_S):
     decay_level: float = Field(0.30, gt=0, lt=1, description="note: decay ends at 30 % of the peak")
     sharpness_ref_db: float = Field(80.0, gt=0, description="(ours) onset-strength peak (dB) that counts as S = 1")
     active_db: float = Field(60.0, gt=0, description="(ours) frames this far under the loudest are left out of flatness/ZCR")
+    # Acoustic features the note lacks (all ours; docs/drums.md "Acoustic features"). Only
+    # presets whose weights name their terms (T, P_kick, P_tom, T_kick, T_tom, R, R_short, C,
+    # A_slow) are affected; the note's rules never read them.
+    body_window_sec: float = Field(0.15, ge=0.02, le=1, description=(
+        "(ours) the body of a hit: this long from the envelope peak (4 periods of a 30 Hz kick)"))
+    body_band_hz: tuple[float, float] = Field((25.0, 2000.0), description=(
+        "(ours) where the body's strongest partial (a membrane's fundamental) is looked for"))
+    tonality_semitones: float = Field(1.0, gt=0, le=12, description=(
+        "(ours) tonality = share of the body's 20 Hz-8 kHz power within this many semitones of the "
+        "partial (or the analysis window's main lobe, 2 / body_window_sec Hz, if wider)"))
+    ring_db: float = Field(20.0, gt=0, le=80, description="(ours) ring time = envelope peak to this many dB below it")
+    ring_window_sec: float = Field(1.0, gt=0, le=10, description="(ours) normaliser of R = ring_time / this")
+    kick_tom_split_hz: float = Field(75.0, gt=0, description=(
+        "(ours) body pitch below: kick register (kicks 40-70 Hz), above: tom register (floor tom ~80 Hz up)"))
+    tom_max_hz: float = Field(250.0, gt=0, description="(ours) top of the tom register (small rack toms)")
+    register_ramp_octaves: float = Field(0.5, gt=0, le=4, description=(
+        "(ours) register memberships ramp linearly over this many octaves centred on each edge"))
+    centroid_range_hz: tuple[float, float] = Field((100.0, 8000.0), description=(
+        "(ours) C = log position of the spectral centroid in this range, clipped to [0, 1]"))
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "DSP":
+        for name in ("body_band_hz", "centroid_range_hz"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo < hi:
+                raise ValueError(f"dsp.{name} needs 0 < low < high, got [{lo}, {hi}]")
+        if not self.kick_tom_split_hz < self.tom_max_hz:
+            raise ValueError("dsp.kick_tom_split_hz must be below dsp.tom_max_hz")
+        return self
 
 
 def _w(**kw: float) -> dict[str, float]:

@@ -23,7 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover
 VARIANTS = {"rules": "rule", "text": "text", "fused": "fused", "fused+guards": "final"}
 ROLES = [r.value for r in ROLE_ORDER]
 CSV_FEATURES = ("energy", "sharpness", "attack_time", "decay_time", "low_ratio", "mid_ratio",
-                "high_ratio", "spectral_flatness", "zero_crossing_rate", "duration")
+                "high_ratio", "spectral_flatness", "zero_crossing_rate", "duration",
+                "body_pitch_hz", "tonality", "ring_time", "spectral_centroid_hz")
 
 
 def read_labels(path: Path) -> dict[str, str]:

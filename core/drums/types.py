@@ -27,7 +27,10 @@ ROLE_ORDER: tuple[Role, ...] = tuple(Role)
 
 @dataclass(frozen=True)
 class DSPFeatures:
-    """The note's nine features of one hit, each in [0, 1] (times in seconds, clipped to 1)."""
+    """The note's nine features of one hit, each in [0, 1] (times in seconds, clipped to 1),
+    and four of ours that the note lacks (body pitch and tonality, ring time, spectral
+    centroid; docs/drums.md "Acoustic features"). Ours default to 0 so a result built from
+    the note's nine alone stays valid; the `note` preset's rules never read them."""
 
     energy: float
     sharpness: float
@@ -39,6 +42,10 @@ class DSPFeatures:
     spectral_flatness: float
     zero_crossing_rate: float
     duration: float = 0.0   # seconds analysed (after trim and crop); not a scoring feature
+    body_pitch_hz: float = 0.0       # strongest partial of the body (25 Hz - 2 kHz), Hz
+    tonality: float = 0.0            # share of the body's power in that partial, [0, 1]
+    ring_time: float = 0.0           # peak to `ring_db` below it, s (clipped to 2)
+    spectral_centroid_hz: float = 0.0  # power-weighted mean frequency of the hit, Hz
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(float(v), 6) for k, v in asdict(self).items()}

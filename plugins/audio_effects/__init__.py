@@ -1,7 +1,8 @@
 """Built-in audio effects (registered through the `deltav2a` entry points).
 
-The seven effects of the research chain: lowpass, bitcrush, reverb, highpass, distortion,
-delay and playback_rate. Registration only imports the effect classes; pedalboard, numpy
+The seven effects of the research chain (lowpass, bitcrush, reverb, highpass, distortion,
+delay and playback_rate) and `stutter`, a rhythmic gate added so that *fragmented* has a
+sound (issue 16, decision 16.10). Registration only imports the effect classes; pedalboard, numpy
 and soxr are imported when something is rendered, so `deltav2a list-plugins` stays fast.
 """
 
@@ -11,6 +12,7 @@ from deltav2a.hookspecs import hookimpl
 @hookimpl
 def register_audio_effects(register):
     from .pedalboard_effects import BUILTIN_AUDIO_EFFECTS
+    from .stutter import Stutter
 
-    for cls in BUILTIN_AUDIO_EFFECTS:
+    for cls in (*BUILTIN_AUDIO_EFFECTS, Stutter):
         register(cls)

@@ -81,6 +81,14 @@ class KNNController(Controller):
 
         return KNNNet(style_dim, audio_dim, layout, cfg.knn)
 
+    @classmethod
+    def inference(cls, style_dim: int, audio_dim: int, layout: "ParamLayout", cfg: "ControllerConfig",
+                  state, where: str):
+        """The stored records as numpy arrays: a transfer needs no torch (knn_arrays.py)."""
+        from .knn_arrays import KNNArrays
+
+        return KNNArrays(style_dim, audio_dim, layout, cfg.knn, state, where)
+
 
 @hookimpl
 def register_controllers(register):

@@ -41,11 +41,15 @@ Modality = Literal["image", "audio"]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 NORMALISATION_FILE = DATA_DIR / "perceptual_normalisation.yaml"
+#: every shipped normalisation, by `normalisation_version`; version 2 (issue 16) adds the audio
+#: descriptor `gap_depth` and keeps every constant of version 1
+NORMALISATION_FILES = {"1": NORMALISATION_FILE, "2": DATA_DIR / "perceptual_normalisation_v2.yaml"}
 LEXICON_FILE = DATA_DIR / "perceptual_lexicon.yaml"
 #: every shipped lexicon version, by `lexicon_version`: the newest is the default, older ones
 #: stay loadable (encoder option `lexicon_version`) so models trained with them still run
-LEXICON_FILES = {"1": DATA_DIR / "perceptual_lexicon_v1.yaml", "2": LEXICON_FILE}
-DEFAULT_LEXICON_VERSION = "2"
+LEXICON_FILES = {"1": DATA_DIR / "perceptual_lexicon_v1.yaml", "2": DATA_DIR / "perceptual_lexicon_v2.yaml",
+                 "3": LEXICON_FILE}
+DEFAULT_LEXICON_VERSION = "3"
 
 TRANSFORMS = ("identity", "log", "logit")
 
@@ -149,8 +153,13 @@ class NormalisationTable:
         return z.astype(np.float32)
 
 
-def load_normalisation(path: Path, modality: Modality, expected: Sequence[str]) -> NormalisationTable:
-    """Parse and validate one modality's table against the descriptor list of the code."""
+def load_normalisation(path: Path, modality: Modality, expected: Sequence[str] | Sequence[Sequence[str]]
+                       ) -> NormalisationTable:
+    """Parse and validate one modality's table against the descriptor list(s) of the code.
+
+    `expected` is one descriptor list, or several (the encoder computes any of them: the
+    table's list decides which, e.g. perceptual-audio's 23 or 24 descriptors).
+    """
     raw = _read_yaml(path, "normalisation file")
     version = raw.get("normalisation_version")
     if not isinstance(version, (str, int)) or not str(version).strip():
@@ -188,11 +197,12 @@ def load_normalisation(path: Path, modality: Modality, expected: Sequence[str]) 
         specs.append(DescriptorSpec(item["name"], str(item.get("gloss", "")), str(item.get("unit", "")),
                                     transform, offset, centre, scale))
     names = tuple(s.name for s in specs)
-    if names != tuple(expected):
+    allowed = [tuple(expected)] if expected and isinstance(expected[0], str) else [tuple(e) for e in expected]
+    if names not in allowed:
         raise DeltaV2AError(
             f"normalisation file {path} lists {modality} descriptors {list(names)}, but this "
-            f"version of the encoder computes {list(expected)}: the file belongs to another "
-            "encoder version")
+            f"version of the encoder computes {' or '.join(str(list(e)) for e in allowed)}: the file "
+            "belongs to another encoder version")
     return NormalisationTable(modality, str(version), float(squash), float(output_scale),
                               tuple(specs), path)
 
@@ -494,6 +504,32 @@ def _cached(kind: str, path: Path, modality: str, names: tuple[str, ...], loader
     return _CACHE[key]
 
 
+def _normalisation_path(options: dict[str, Any], lexicon: Path) -> Path:
+    """The `normalisation` option, else the normalisation the lexicon file names.
+
+    A lexicon that grounds words in a descriptor added by a later normalisation names it
+    (`normalisation_version: '2'` in lexicon v3); lexicons without the key (v1, v2 and older
+    custom files) use version 1, so their encoders are what they always were.
+    """
+    if options.get("normalisation"):
+        return Path(options["normalisation"])
+    version = _lexicon_normalisation_version(lexicon)
+    if version not in NORMALISATION_FILES:
+        raise DeltaV2AError(f"lexicon {lexicon}: no shipped normalisation version {version!r} "
+                            f"(shipped: {', '.join(sorted(NORMALISATION_FILES))})")
+    return NORMALISATION_FILES[version]
+
+
+def _lexicon_normalisation_version(path: Path) -> str:
+    try:
+        key = ("lexnorm", str(path), path.stat().st_mtime_ns, path.stat().st_size)
+    except OSError:
+        return "1"  # the lexicon itself reports the missing file when it is loaded
+    if key not in _CACHE:
+        _CACHE[key] = str(_read_yaml(path, "lexicon").get("normalisation_version", "1")).strip()
+    return _CACHE[key]
+
+
 def _lexicon_path(who: str, options: dict[str, Any]) -> Path:
     """The lexicon file from the `lexicon` (path) or `lexicon_version` (shipped) option."""
     version = options.get("lexicon_version")
@@ -527,6 +563,9 @@ class PerceptualBase:
     name: ClassVar[str]
     modality: ClassVar[str]
     DESCRIPTORS: ClassVar[tuple[str, ...]] = ()
+    #: every descriptor list the encoder computes; the normalisation table picks one
+    #: (default: DESCRIPTORS only)
+    DESCRIPTOR_SETS: ClassVar[tuple[tuple[str, ...], ...]] = ()
     ALGORITHM_REVISION: ClassVar[int] = 1
     OPTIONS: ClassVar[tuple[str, ...]] = ("normalisation", "lexicon", "lexicon_version",
                                           "lexicon_supplements", "device", "batch_size")
@@ -538,8 +577,8 @@ class PerceptualBase:
         if unknown:
             raise DeltaV2AError(f"encoder '{self.name}' has no option {', '.join(map(repr, unknown))} "
                                 f"(known: {', '.join(self.OPTIONS)})")
-        self._norm_path = Path(options.get("normalisation") or NORMALISATION_FILE)
         self._lex_path = _lexicon_path(self.name, options)
+        self._norm_path = _normalisation_path(options, self._lex_path)
         sup = options.get("lexicon_supplements") or []
         if isinstance(sup, str) or not all(isinstance(x, str) for x in sup):
             raise DeltaV2AError(f"encoder '{self.name}': lexicon_supplements must be a list of "
@@ -551,8 +590,13 @@ class PerceptualBase:
         self.last_unknown_words: list[list[str]] = []
 
     @property
+    def descriptor_names(self) -> tuple[str, ...]:
+        """The descriptors of this encoder's vector, in order (as its normalisation lists them)."""
+        return self.table.names
+
+    @property
     def dim(self) -> int:
-        return len(self.DESCRIPTORS)
+        return len(self.descriptor_names)
 
     @classmethod
     def describe(cls) -> dict:
@@ -565,14 +609,14 @@ class PerceptualBase:
     @property
     def table(self) -> NormalisationTable:
         if self._table is None:
-            self._table = _cached("norm", self._norm_path, self.modality, self.DESCRIPTORS,
-                                  load_normalisation)
+            self._table = _cached("norm", self._norm_path, self.modality,
+                                  self.DESCRIPTOR_SETS or (self.DESCRIPTORS,), load_normalisation)
         return self._table
 
     @property
     def lexicon(self) -> Lexicon:
         if self._lexicon is None:
-            self._lexicon = _cached("lex", self._lex_path, self.modality, self.DESCRIPTORS,
+            self._lexicon = _cached("lex", self._lex_path, self.modality, self.descriptor_names,
                                     load_lexicon, *self._supplements)
         return self._lexicon
 
@@ -583,7 +627,7 @@ class PerceptualBase:
         normalisation constants and its resolved lexicon directions: everything that
         changes a media vector or a text vector.
         """
-        h = _digest({"descriptors": list(self.DESCRIPTORS), "revision": self.ALGORITHM_REVISION,
+        h = _digest({"descriptors": list(self.descriptor_names), "revision": self.ALGORITHM_REVISION,
                      "normalisation": self.table.digest(), "lexicon": self.lexicon.digest()})
         return f"{self.name}/{self.table.version}/{h[:16]}"
 

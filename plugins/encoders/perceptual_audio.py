@@ -1,4 +1,5 @@
-"""`perceptual-audio`: a clip as 23 interpretable, normalised low-level descriptors.
+"""`perceptual-audio`: a clip as 24 interpretable, normalised low-level descriptors (23 with
+lexicons v1/v2, whose normalisation predates `gap_depth`).
 
 No weights and no downloads: numpy/scipy/soxr only, about 35 ms for a 10 s stereo clip on
 one core, so it is the default audio encoder whenever nothing else is configured.
@@ -67,6 +68,8 @@ REGISTER_BAND_HZ = (50.0, 2000.0)
 ECHO_LAGS_S = (0.02, 1.0)
 PERSISTENCE_LEVEL = 0.5    # spectral persistence: lag where the band autocorrelation halves
 CLIP_LEVEL = 0.95          # clipping ratio: samples within 5 % of the peak
+GAP_HALF_WINDOW_S = 0.1    # gap_depth: each 10 ms level against its +-100 ms neighbourhood ...
+GAP_QUANTILE = 75.0        # ... upper quartile (the "on" level even when a gate is closed 2/3 of the time)
 
 DESCRIPTORS: tuple[str, ...] = (
     "rms_level", "spectral_centroid", "spectral_rolloff", "spectral_bandwidth",
@@ -75,6 +78,10 @@ DESCRIPTORS: tuple[str, ...] = (
     "modulation_depth", "echo_periodicity", "spectral_floor", "hf_flatness",
     "harmonic_distortion", "spectral_flux", "spectral_persistence", "pitch_register", "stereo_width",
 )
+#: normalisation version 2 (lexicon v3, issue 16) adds one descriptor of broken continuity;
+#: versions 1 and 2 of the lexicon keep the 23 above, so their vectors stay bit-identical
+DESCRIPTORS_V2: tuple[str, ...] = DESCRIPTORS + ("gap_depth",)
+DESCRIPTOR_SETS: tuple[tuple[str, ...], ...] = (DESCRIPTORS, DESCRIPTORS_V2)
 
 _CACHE: dict[str, "np.ndarray"] = {}
 
@@ -164,15 +171,19 @@ def _mean_square(x: "np.ndarray") -> float:
     return float(np.square(x).sum(dtype=np.float64)) / max(1, x.size)
 
 
-def describe_mono(m: "np.ndarray", width: float) -> "np.ndarray":
-    """Mono float32 signal at SR -> raw descriptors in DESCRIPTORS order (NaN = undefined)."""
+def describe_mono(m: "np.ndarray", width: float,
+                  names: Sequence[str] = DESCRIPTORS) -> "np.ndarray":
+    """Mono float32 signal at SR -> raw descriptors in `names` order (NaN = undefined).
+
+    `names` is one of DESCRIPTOR_SETS; descriptors outside it are not computed.
+    """
     import numpy as np
     import scipy.fft as sfft
     from numpy.lib.stride_tricks import sliding_window_view
 
     c = _consts()
     nan = float("nan")
-    out = {name: nan for name in DESCRIPTORS}
+    out = {name: nan for name in DESCRIPTORS_V2}
     out["stereo_width"] = width
     m = np.ascontiguousarray(m, dtype=np.float32)
     n = len(m)
@@ -188,7 +199,7 @@ def describe_mono(m: "np.ndarray", width: float) -> "np.ndarray":
     energy = p.sum(axis=1).astype(np.float64)
     top = float(energy.max())
     if top <= SILENCE:
-        return np.array([out[k] for k in DESCRIPTORS], dtype=np.float64)
+        return np.array([out[k] for k in names], dtype=np.float64)
     active = energy > max(top * FRAME_RANGE, SILENCE)
     pa = p[active]
     freqs = c["freqs"]
@@ -262,6 +273,18 @@ def describe_mono(m: "np.ndarray", width: float) -> "np.ndarray":
         amp = np.sqrt(e[act])
         if amp.mean() > 0:
             out["modulation_depth"] = float(amp.std() / amp.mean())
+        if "gap_depth" in names:
+            # gap depth: how far each 10 ms level dips below the upper quartile of its
+            # +-100 ms neighbourhood. A gate cuts gaps into sustained sound (every closed
+            # block sits its full depth below the open ones around it); a note's decay dips
+            # little within 100 ms, and reverb and compression fill the gaps. Blocks count
+            # where their neighbourhood is active (a silent gap inside music is the deepest
+            # gap, not "inactive"); a dip counts at most ENV_RANGE_DB
+            h = int(round(GAP_HALF_WINDOW_S * SR / ENV_BLOCK))
+            padded = np.concatenate([np.full(h, edb[0]), edb, np.full(h, edb[-1])])
+            ref = np.percentile(sliding_window_view(padded, 2 * h + 1), GAP_QUANTILE, axis=1)
+            live = ref > edb.max() - ENV_RANGE_DB
+            out["gap_depth"] = float(np.mean(np.clip(ref - edb, 0.0, ENV_RANGE_DB)[live]))
 
     # band-wise onset strength (positive log change in 24 log-spaced bands, 11.6 ms hop),
     # autocorrelated and summed over bands: an echo repeats the same onsets one delay later
@@ -296,7 +319,7 @@ def describe_mono(m: "np.ndarray", width: float) -> "np.ndarray":
                 else:
                     lag = float(len(acz))
                 out["spectral_persistence"] = float(lag) * HOP / SR
-    return np.array([out[k] for k in DESCRIPTORS], dtype=np.float64)
+    return np.array([out[k] for k in names], dtype=np.float64)
 
 
 def _windows(n: int, sample_rate: float) -> list[tuple[int, int]]:
@@ -309,14 +332,14 @@ def _windows(n: int, sample_rate: float) -> list[tuple[int, int]]:
 
 
 class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
-    """Weight-free audio encoder: 23 normalised low-level descriptors (spectrum, dynamics, space).
+    """Weight-free audio encoder: 24 normalised low-level descriptors (spectrum, dynamics, space).
 
     The default audio encoder when none is configured. Each clip becomes a vector of
     interpretable descriptors (spectral centroid, roll-off, bandwidth, flatness, five band
     energies, crest factor, clipping ratio, zero-crossing rate, decay depth, modulation
     depth, echo periodicity, spectral floor, high-band flatness, mid-band flatness as a
     harmonic-distortion cue, spectral flux, spectral persistence, pitch register, stereo
-    width), analysed at a fixed 44.1 kHz and passed through a fixed, versioned
+    width, and with lexicon v3 gap depth: the gaps a gate cuts), analysed at a fixed 44.1 kHz and passed through a fixed, versioned
     normalisation. Text is embedded through a shipped lexicon that grounds every vocabulary
     term in signed descriptor directions. numpy/scipy/soxr only; a few milliseconds per
     second of audio on one core. See docs/perceptual_encoders.md.
@@ -325,6 +348,7 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
     name: ClassVar[str] = "perceptual-audio"
     modality: ClassVar[str] = "audio"
     DESCRIPTORS: ClassVar[tuple[str, ...]] = DESCRIPTORS
+    DESCRIPTOR_SETS: ClassVar[tuple[tuple[str, ...], ...]] = DESCRIPTOR_SETS
     ALGORITHM_REVISION: ClassVar[int] = 1
 
     def __init__(self, **options) -> None:
@@ -369,7 +393,7 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
             width = _stereo_width(part)
             mono = part.mean(axis=0, keepdims=True, dtype=np.float32) if part.shape[0] > 1 else part
             mono = resample(np.ascontiguousarray(mono, dtype=np.float32), sr, SR)[0]
-            rows.append(describe_mono(mono, width))
+            rows.append(describe_mono(mono, width, self.descriptor_names))
         return rows
 
     def raw_descriptors(self, clips: Sequence["np.ndarray"], sample_rate: float) -> "np.ndarray":
@@ -385,7 +409,10 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
         return out
 
     def encode_audio(self, clips: Sequence["np.ndarray"], sample_rate: int) -> "np.ndarray":
-        """(N, 23) float32: normalised descriptors of each (channels, samples) clip."""
+        """(N, dim) float32: normalised descriptors of each (channels, samples) clip.
+
+        dim is 23 with normalisation version 1 (lexicons v1, v2) and 24 with version 2
+        (lexicon v3, which adds `gap_depth`)."""
         import numpy as np
 
         table = self.table  # validate the data file before any work
