@@ -134,7 +134,7 @@ def test_transfer_keeps_the_set_and_grows_with_the_edit(tmp_path):
 
 
 def test_search_renders_at_the_image_strength():
-    """With strength matching the search's candidates are moved to the image strength before they
+    """With `inference.search.match_strength` the search's candidates are moved to the image strength before they
     are rendered: the plan it returns has that chain strength, gentle or strong, whatever sounded
     most like the label (the search's strength term used to be outbid by the label term)."""
     from deltav2a.examples import groove, landscape_image
@@ -145,6 +145,8 @@ def test_search_renders_at_the_image_strength():
     from deltav2a_plugins.controllers.search import SearchController
 
     tm = TransferModel()
+    assert tm.cfg.inference.search.match_strength is False  # measured: not the default (9.32)
+    tm.cfg.inference.search.match_strength = True
     sr = tm.cfg.audio.sample_rate
     x = groove(seconds=3.0, sample_rate=sr, seed=0)
     img = landscape_image()
