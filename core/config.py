@@ -184,10 +184,11 @@ class InferenceConfig(_Section):
         True, description="move predicted parameters toward bypass by the norm confidence c, so an "
         "image that barely changed leaves the audio almost untouched (not in the notes)")
     strength_match: Literal["off", "chain"] = Field(
-        "chain", description="chain: the controller answers for the edit's direction (the uncalibrated "
+        "off", description="chain: the controller answers for the edit's direction (the uncalibrated "
         "label) at reference_strength, which fixes the effect set and each effect's parameter direction; "
         "the image strength then sets how far each effect moves from bypass (its chain strength, "
-        "core/strength.match_strength). off: the controller's own answer at the image strength")
+        "core/strength.match_strength). off: the controller's own answer at the image strength. Chain "
+        "tracks strength better and costs the k-NN label agreement (decision 9.31), so off by default")
     reference_strength: float = Field(0.5, ge=0, le=1, description="strength input the controller is asked "
                                       "at under strength_match (0.5: the training database's median)")
     search: SearchConfig = SearchConfig()

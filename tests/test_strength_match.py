@@ -103,9 +103,9 @@ def test_audio_change_grows_with_the_target_strength(layout, clip, effects):
 
 
 def test_transfer_keeps_the_set_and_grows_with_the_edit(tmp_path):
-    """The shipped model: one photo, one edit at 0.3 and 0.9. With strength matching the two plans
-    render the same effects, the stronger edit moves them further from bypass and changes the
-    clip more; the sidecar says which mode ran."""
+    """The shipped model switched to strength matching: one photo, one edit at 0.3 and 0.9. The two
+    plans render the same effects, the stronger edit moves them further from bypass and changes
+    the clip more; the sidecar says which mode ran."""
     from deltav2a.examples import landscape_image
     from deltav2a.plugins import get
     from deltav2a.quality_eval import logmel_distance
@@ -113,8 +113,12 @@ def test_transfer_keeps_the_set_and_grows_with_the_edit(tmp_path):
     from deltav2a.transfer import TransferModel
     from deltav2a.examples import groove
 
-    tm = TransferModel()
-    assert tm.cfg.inference.strength_match == "chain"
+    from deltav2a.encoding import model_config
+    from deltav2a.transfer import DEFAULT_MODEL
+
+    cfg = model_config(DEFAULT_MODEL)
+    cfg.inference.strength_match = "chain"
+    tm = TransferModel(DEFAULT_MODEL, config=cfg)
     photo = landscape_image(seed=2)
     x = groove(seconds=4.0, sample_rate=tm.cfg.audio.sample_rate, seed=1)
     for fx_name in ("adaptive_blur", "add_noise"):
