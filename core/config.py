@@ -164,6 +164,9 @@ class SearchConfig(_Section):
     budget_seconds: float | None = Field(None, gt=0, description="wall-clock limit (None: evaluations only)")
     excerpt_seconds: float = Field(3.0, ge=0.25, description="candidates are rendered on the loudest window this long")
     strength_weight: float = Field(0.5, ge=0, description="weight of |audio strength - image strength| in the score")
+    match_strength: bool = Field(False, description="move every candidate to the image strength before rendering "
+                                 "(strength.match_strength): the search then picks effects and directions only; "
+                                 "off by default, it tracked strength little better and agreed less (9.32)")
 
 
 class InferenceConfig(_Section):
@@ -180,6 +183,14 @@ class InferenceConfig(_Section):
     scale_by_confidence: bool = Field(
         True, description="move predicted parameters toward bypass by the norm confidence c, so an "
         "image that barely changed leaves the audio almost untouched (not in the notes)")
+    strength_match: Literal["off", "chain"] = Field(
+        "off", description="chain: the controller answers for the edit's direction (the uncalibrated "
+        "label) at reference_strength, which fixes the effect set and each effect's parameter direction; "
+        "the image strength then sets how far each effect moves from bypass (its chain strength, "
+        "core/strength.match_strength). off: the controller's own answer at the image strength. Chain "
+        "tracks strength better and costs the k-NN label agreement (decision 9.31), so off by default")
+    reference_strength: float = Field(0.5, ge=0, le=1, description="strength input the controller is asked "
+                                      "at under strength_match (0.5: the training database's median)")
     search: SearchConfig = SearchConfig()
 
 

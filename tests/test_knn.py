@@ -51,14 +51,19 @@ def _param_index(layout, effect):
 
 
 def test_vote_and_active_only_mean(layout):
-    """3 neighbours: lowpass active in 2 of 3 -> activity 2/3, its param = mean of those 2."""
+    """3 neighbours: lowpass active in 2 of 3 -> activity 2/3, its param = mean of the (at most 3)
+    nearest records that have lowpass; an effect none of the 3 neighbours has gets activity 0 but
+    its parameters from the nearest records that do have it (decision 9.34), bypass only when no
+    stored record has it."""
     j = _param_index(layout, "lowpass")
+    d = _param_index(layout, "delay")
     near = [1.0, 0.0, 0.0]
     data = _records(layout, [
         (near, ["lowpass"], {j: 0.2}),
         (near, ["lowpass", "reverb"], {j: 0.4}),
         (near, ["reverb"], {}),
-        ([0.0, 0.0, 1.0], ["delay"], {}),            # far away: never a neighbour
+        ([0.0, 0.0, 1.0], ["delay"], {d: 0.9}),       # far away: never one of the 3 neighbours
+        ([0.0, 1.0, 0.0], ["lowpass"], {j: 0.95}),    # not one of the 3 neighbours, but a lowpass record
     ])
     net = _knn(layout, style_dim=3, audio_dim=4, k=3, audio_weight=0.0)
     net.fit(data)
@@ -66,9 +71,11 @@ def test_vote_and_active_only_mean(layout):
     act = dict(zip(layout.effects, pred.activity[0]))
     assert act["lowpass"] == pytest.approx(2 / 3) and act["reverb"] == pytest.approx(2 / 3)
     assert act["delay"] == 0.0
-    assert pred.params[0, j] == pytest.approx(0.3)       # not (0.2 + 0.4 + bypass) / 3
-    d = _param_index(layout, "delay")
-    assert pred.params[0, d] == pytest.approx(layout.bypass_array()[d])  # nobody active: bypass
+    # the 3 nearest lowpass records: 0.2, 0.4 and the far 0.95 (not bypass from the reverb-only one)
+    assert pred.params[0, j] == pytest.approx((0.2 + 0.4 + 0.95) / 3)
+    assert act["delay"] == 0.0 and pred.params[0, d] == pytest.approx(0.9)
+    h = _param_index(layout, "highpass")
+    assert pred.params[0, h] == pytest.approx(layout.bypass_array()[h])  # no record has it: bypass
 
 
 def test_k1_returns_the_stored_record(layout):

@@ -139,7 +139,10 @@ def test_sensitivity_command(tmp_path):
     assert res.returncode == 0, res.stderr
     data = json.loads((out / "sensitivity_results.json").read_text())
     rows = data["results"]
-    assert len(rows) == 2 * 15 and all(r["n"] == 2 for r in rows)
+    from deltav2a.config import Config
+
+    fx = Config().effects  # 7 image effects and the default audio effects (8 with stutter)
+    assert len(rows) == 2 * (len(fx.image) + len(fx.audio)) and all(r["n"] == 2 for r in rows)
     assert all(r["sensitive"] for r in rows), [r for r in rows if not r["sensitive"]]
     assert all(r["min"] > 0.06 for r in rows if r["intensity"] == 1.0)
     assert (out / "sensitivity.png").stat().st_size > 10_000

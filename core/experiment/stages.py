@@ -145,12 +145,13 @@ def thresholds_stage(model_dir: Path, val_db_dir: Path) -> dict:
     """
     from ..config import effective_max_active
     from ..evaluation import tune_thresholds
+    from ..model.strength import controller_prediction
     from ..model.weights import read_metadata
 
     cfg, loaded = load_model(model_dir)
     _torch_threads(cfg)
     val = load_db(cfg, val_db_dir).data
-    pred = loaded.predict_data(val)
+    pred = controller_prediction(cfg, loaded, val.style, val.audio, val.strength)
     result = tune_thresholds(pred.activity, pred.params, val.active, val.params, loaded.layout, cfg.thresholds,
                              max_active=effective_max_active(cfg), min_active=min_active_for(cfg))
     meta = read_metadata(model_dir / "controller")
@@ -172,6 +173,7 @@ def min_active_for(cfg: "Config") -> int:
 def evaluate_stage(model_dir: Path, test_db_dir: Path, train_db_dir: Path) -> dict:
     """The notes' metrics on held-out records, beside the mean baseline."""
     from ..evaluation import evaluate, mean_baseline_rmse, rank_params
+    from ..model.strength import controller_prediction
 
     cfg, loaded = load_model(model_dir)
     _torch_threads(cfg)
@@ -181,7 +183,7 @@ def evaluate_stage(model_dir: Path, test_db_dir: Path, train_db_dir: Path) -> di
         raise DeltaV2AError(f"test database {test_db_dir} has no records")
     from ..config import effective_max_active
 
-    pred = loaded.predict_data(test)
+    pred = controller_prediction(cfg, loaded, test.style, test.audio, test.strength)
     cap, floor = effective_max_active(cfg), min_active_for(cfg)
     tuned = evaluate(pred.activity, pred.params, test.active, test.params, loaded.layout, loaded.thresholds,
                      cap, floor)

@@ -203,8 +203,11 @@ class _Candidate:
 class _Evaluator:
     """Renders a candidate on the excerpt, reads it, and counts the budget."""
 
-    def __init__(self, excerpt, sr, layout, scorer, target, chain_order, budget_evals, budget_seconds):
+    def __init__(self, excerpt, sr, layout, scorer, target, chain_order, budget_evals, budget_seconds,
+                 strength_floor=None):
         self.x, self.sr, self.layout = excerpt, sr, layout
+        # strength matching (9.32): every candidate is moved along its rays to the image strength
+        self.strength_floor = strength_floor
         self.scorer, self.target, self.order = scorer, target, chain_order
         self.budget_evals = budget_evals
         self.deadline = None if budget_seconds is None else time.perf_counter() + budget_seconds
@@ -231,6 +234,10 @@ class _Evaluator:
             raise _BudgetSpent
         self.count += 1
         u = np.clip(np.asarray(u, dtype=np.float64), 0.0, 1.0)
+        if self.strength_floor is not None:
+            from .strength import match_strength
+
+            u = match_strength(u[None, :], self.target.strength, self.layout, self.strength_floor)[0]
         active = [i in subset for i in range(self.layout.n_effects)]
         settings = self.layout.to_raw(u, active)
         y = AudioChain(settings, order=self.order, tail="cut").render(self.x, self.sr).audio
@@ -284,8 +291,16 @@ def search_plan(audio: "np.ndarray", sample_rate: int, target: "StyleLabel", *,
                 scorer: AudioScorer, layout: "ParamLayout", max_active: int,
                 init: "EffectPlan | None" = None, budget_evals: int | None = 200,
                 budget_seconds: float | None = None, seed: int = 0,
-                excerpt_seconds: float = 3.0, chain_order: Sequence[str] | None = None) -> "EffectPlan":
-    """CMA-ES (package `cma`) over effect choice (<= max_active) and normalised parameters."""
+                excerpt_seconds: float = 3.0, chain_order: Sequence[str] | None = None,
+                strength_floor: float | None = None) -> "EffectPlan":
+    """CMA-ES (package `cma`) over effect choice (<= max_active) and normalised parameters.
+
+    `strength_floor` (the database's `param_min_intensity`) turns on strength matching: every
+    candidate's effects are moved along their rays from bypass to the image strength
+    (`strength.match_strength`) before it is rendered, so the search chooses the effects and
+    their directions and the image strength alone sets how far they go (a constraint, not a
+    penalty the label term can outbid). The first pass then needs one intensity per effect.
+    """
     import numpy as np
 
     from ..render.chain import DEFAULT_ORDER, MIN_SAMPLE_RATE
@@ -319,7 +334,9 @@ def search_plan(audio: "np.ndarray", sample_rate: int, target: "StyleLabel", *,
     start, stop = loudest_window(x, sample_rate, excerpt_seconds)
     excerpt = np.ascontiguousarray(x[:, start:stop])
     scorer.set_reference(excerpt, sample_rate)
-    ev = _Evaluator(excerpt, sample_rate, layout, scorer, target, order, budget_evals, budget_seconds)
+    ev = _Evaluator(excerpt, sample_rate, layout, scorer, target, order, budget_evals, budget_seconds,
+                    strength_floor)
+    first_pass = FIRST_PASS_INTENSITIES[:1] if strength_floor is not None else FIRST_PASS_INTENSITIES
     start_subset = start_u = None
     if init is not None and init.steps:
         start_subset, start_u = _init_candidate(init, layout, max_active)
@@ -329,7 +346,7 @@ def search_plan(audio: "np.ndarray", sample_rate: int, target: "StyleLabel", *,
         if start_subset is not None:
             ev(start_subset, start_u)
         # -- first pass: each effect alone at known intensities (round robin)
-        for t in FIRST_PASS_INTENSITIES:
+        for t in first_pass:
             for e in range(layout.n_effects):
                 ev((e,), _single_effect_u(layout, e, t), intensity=t)
     except _BudgetSpent:
@@ -362,7 +379,7 @@ def _settle_strength(ev: _Evaluator) -> None:
     """Fit this clip's audio StrengthMap from the first pass when none was given, then score."""
     from .strength import StrengthMap
 
-    if ev.strength_fn is None:
+    if ev.strength_fn is None and ev.strength_floor is None:  # matched candidates share one known size
         pts = [(c.norm, c.intensity) for c in ev.history if c.intensity is not None]
         try:
             ev.strength_fn = StrengthMap.fit([p[0] for p in pts], [p[1] for p in pts])

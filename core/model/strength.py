@@ -131,12 +131,8 @@ def chain_strength(active: Any, params: Any, layout: "ParamLayout", floor: float
     import numpy as np
 
     active = np.asarray(active, dtype=bool)
-    params = np.asarray(params, dtype=np.float64)
-    bypass = layout.bypass_array().astype(np.float64)
-    owner = layout.param_effect_array()
-    reach = np.maximum(bypass, 1.0 - bypass)
-    dist = np.abs(params - bypass[None, :]) / np.maximum(reach, 1e-9)[None, :]
-    mask = active[:, owner]
+    dist = _param_distance(params, layout.bypass_array().astype(np.float64))
+    mask = active[:, layout.param_effect_array()]
     count = mask.sum(axis=1)
     mean = np.where(count > 0, (dist * mask).sum(axis=1) / np.maximum(count, 1), 0.0)
     floor = float(floor)
@@ -144,6 +140,70 @@ def chain_strength(active: Any, params: Any, layout: "ParamLayout", floor: float
         raise DeltaV2AError(f"strength floor must lie in [0, 1), got {floor}")
     s = np.clip((mean - floor) / (1.0 - floor), 0.0, 1.0)
     return np.where(count > 0, s, 0.0).astype(np.float32)
+
+
+def _param_distance(params: Any, bypass: "np.ndarray") -> "np.ndarray":
+    """(N, P) |u - u_bypass| / (the largest distance possible from bypass), in [0, 1]."""
+    import numpy as np
+
+    params = np.asarray(params, dtype=np.float64)
+    reach = np.maximum(bypass, 1.0 - bypass)
+    return np.abs(params - bypass[None, :]) / np.maximum(reach, 1e-9)[None, :]
+
+
+def match_strength(params: Any, strength: Any, layout: "ParamLayout", floor: float = 0.0,
+                   iterations: int = 40) -> "np.ndarray":
+    """(N, P) normalised parameters moved along their ray from bypass, effect by effect, so that
+    each effect's `chain_strength` equals the record's target `strength` (N,) (or a scalar).
+
+    The controller's parameters give the *direction* of each effect (which parameters move,
+    which way, in what proportion); the target gives *how far*: the mean normalised distance
+    from bypass becomes floor + strength * (1 - floor), the inverse of `chain_strength`'s
+    rescaling. Per effect, not per rendered set, so any subset that is rendered has exactly
+    the target strength (up to the [0, 1] bounds) and the choice of the set stays independent
+    of it. u(g) = clip(bypass + g * (u - bypass), 0, 1) has a mean distance that grows
+    continuously with g until every parameter hits its bound, so g is found by bisection and a
+    larger target never gives a smaller distance (a target beyond reach ends at the bounds).
+    An effect whose parameters sit at bypass has no direction and is left as it is.
+    """
+    import numpy as np
+
+    u0 = np.atleast_2d(np.asarray(params, dtype=np.float64))
+    n = u0.shape[0]
+    target = np.broadcast_to(np.asarray(strength, dtype=np.float64).reshape(-1), (n,)).copy()
+    if not np.isfinite(target).all():
+        raise DeltaV2AError("target strength must be finite")
+    floor = float(floor)
+    if not 0.0 <= floor < 1.0:
+        raise DeltaV2AError(f"strength floor must lie in [0, 1), got {floor}")
+    want = floor + np.clip(target, 0.0, 1.0) * (1.0 - floor)            # (N,) mean distance wanted
+    bypass = layout.bypass_array().astype(np.float64)
+    step = u0 - bypass[None, :]
+    room = np.where(step >= 0, 1.0 - bypass[None, :], bypass[None, :])  # distance to the bound ahead
+    owner = layout.param_effect_array()
+    out = u0.copy()
+    for e in range(layout.n_effects):
+        cols = np.flatnonzero(owner == e)
+        d = step[:, cols]
+        moving = np.abs(d) > 1e-9
+        has_dir = moving.any(axis=1)
+        if not has_dir.any():
+            continue
+        # beyond g_max every moving parameter sits at its bound
+        ratio = np.where(moving, room[:, cols] / np.maximum(np.abs(d), 1e-12), 0.0)
+        lo, hi = np.zeros(n), np.maximum(ratio.max(axis=1), 1e-9)
+
+        def mean_dist(g: "np.ndarray", cols=cols, d=d) -> "np.ndarray":
+            u = np.clip(bypass[None, cols] + g[:, None] * d, 0.0, 1.0)
+            return _param_distance(u, bypass[cols]).mean(axis=1)
+
+        for _ in range(int(iterations)):
+            mid = 0.5 * (lo + hi)
+            short = mean_dist(mid) < want
+            lo, hi = np.where(short, mid, lo), np.where(short, hi, mid)
+        u = np.clip(bypass[None, cols] + hi[:, None] * d, 0.0, 1.0)  # the least g reaching the target
+        out[:, cols] = np.where(has_dir[:, None], u, u0[:, cols])
+    return out
 
 
 def fit_image_strength(encoder: Any, images: Sequence[Any], effects: Sequence[Any], seed: int = 0,
@@ -174,3 +234,22 @@ def fit_report(smap: StrengthMap, norms: Any, intensities: Any) -> dict:
     rho = spearmanr(pred, y).statistic if np.ptp(pred) > 0 and np.ptp(y) > 0 else float("nan")
     return {"pairs": int(x.size), "spearman": None if not np.isfinite(rho) else float(rho),
             "mae": float(np.abs(pred - y).mean())}
+
+
+def controller_prediction(cfg: Any, loaded: Any, style: Any, audio: Any, strength: Any) -> Any:
+    """A loaded controller's `Prediction` as inference uses it (`inference.strength_match`).
+
+    `chain`: the controller is asked at `inference.reference_strength` (the set and each
+    effect's direction come from the label and E(A) alone, so they do not switch between two
+    sizes of one edit), then `match_strength` moves each effect from bypass to the given
+    strength. `off`, or a controller without a strength input: its own answer. The transfer,
+    the threshold tuning and `evaluate` all go through here, so the thresholds are tuned on,
+    and the metrics measure, the parameters that are rendered.
+    """
+    from .controller import Prediction
+
+    if cfg.inference.strength_match == "off" or not loaded.strength_input or strength is None:
+        return loaded.predict(style, audio, strength)  # (no strength for a strength-input one: its error)
+    pred = loaded.predict(style, audio, cfg.inference.reference_strength)
+    params = match_strength(pred.params, strength, loaded.layout, cfg.database.param_min_intensity)
+    return Prediction(pred.activity, params.astype(pred.params.dtype))

@@ -49,6 +49,10 @@ class StyleLabel:
     delta_norm: float            # ||E(x') - E(x)|| in the encoder space
     confidence: float            # calibrated sigmoid in [0, 1]: "did anything change"
     strength: float              # in [0, 1]: how big the edit is (StrengthMap of delta_norm)
+    #: the uncalibrated label softmax(dz . V^T / T): direction only. The calibrated `label`
+    #: mixes in the confidence (flatter for a smaller edit), so it changes with the size of
+    #: one edit; the direction does not. None: not known (then `label` stands in).
+    direction: "np.ndarray | None" = None
 
     def __post_init__(self) -> None:
         import math
@@ -67,8 +71,18 @@ class StyleLabel:
                 raise DeltaV2AError(f"style label {name} is not a finite number")
         if not 0.0 <= float(self.strength) <= 1.0:
             raise DeltaV2AError(f"style strength must lie in [0, 1], got {float(self.strength)}")
+        if self.direction is not None:
+            direction = np.asarray(self.direction, dtype=np.float64).reshape(-1)
+            if direction.shape != label.shape or not np.isfinite(direction).all():
+                raise DeltaV2AError("style direction must be a finite label over the same terms")
+            object.__setattr__(self, "direction", direction)
         object.__setattr__(self, "label", label)
         object.__setattr__(self, "terms", tuple(self.terms))
+
+    @property
+    def direction_label(self) -> "np.ndarray":
+        """The direction of the edit, independent of its size (the calibrated label when unknown)."""
+        return self.label if self.direction is None else self.direction
 
     @property
     def unchanged(self) -> bool:
@@ -105,6 +119,7 @@ def read_edit(before: "np.ndarray", after: "np.ndarray", V: "np.ndarray", terms:
     import numpy as np
 
     labels, norms = style_labels(before, after, V, temperature, calibration)
+    direction = style_labels(before, after, V, temperature)[0] if calibration is not None else labels
     norms64 = norms.astype(np.float64)
     if calibration is not None:
         conf = confidence(norms64, calibration.tau_c, calibration.s_c)
@@ -112,7 +127,7 @@ def read_edit(before: "np.ndarray", after: "np.ndarray", V: "np.ndarray", terms:
         conf = (norms64 > EPS).astype(np.float64)
     strength = np.asarray(strength_map(norms64), float) if strength_map is not None else conf
     strength = np.where(norms64 > EPS, strength, 0.0)
-    return [StyleLabel(labels[i], tuple(terms), float(norms[i]), float(conf[i]), float(strength[i]))
+    return [StyleLabel(labels[i], tuple(terms), float(norms[i]), float(conf[i]), float(strength[i]), direction[i])
             for i in range(labels.shape[0])]
 
 

@@ -232,8 +232,12 @@ class TransferModel:
         """The trained controller's plan (no search)."""
         from ..model.plan import plan_from_prediction
 
-        pred = self.controller.predict(label.label[None, :], audio_emb.reshape(1, -1),
-                                       label.strength if self.controller.strength_input else None)
+        from ..model.strength import controller_prediction
+
+        # strength_match: the set and directions from the edit's direction, the size from its strength
+        style = label.label if self.cfg.inference.strength_match == "off" else label.direction_label
+        pred = controller_prediction(self.cfg, self.controller, style[None, :], audio_emb.reshape(1, -1),
+                                     label.strength if self.controller.strength_input else None)
         scale = float(label.confidence) if self.cfg.inference.scale_by_confidence else 1.0
         return plan_from_prediction(pred.activity[0], pred.params[0], self.layout, self.thresholds(),
                                     source=self.controller.metadata.controller, max_active=self.max_active,
@@ -300,7 +304,8 @@ class TransferModel:
             "controller": {"name": self.controller.metadata.controller, "source": plan.source,
                            "activity": plan.activity, "thresholds": plan.thresholds,
                            "active": plan.effects, "strength": plan.strength,
-                           "max_active": self.max_active, "trajectory": list(plan.trajectory)},
+                           "max_active": self.max_active, "trajectory": list(plan.trajectory),
+                           "strength_match": self.cfg.inference.strength_match},
             "n_effects": len(plan.steps),
             "database_mean_active": training.get("database_mean_active"),
             "effects": [{"effect": st.effect, "params": dict(st.params)} for st in plan.steps],

@@ -4,8 +4,8 @@
 nearest records and answers with
 
 * activity  = the fraction of the k neighbours in which each effect is active (a vote);
-* params    = per parameter, the mean over the neighbours whose effect is active
-              (bypass when none of them has it active).
+* params    = per effect, the mean of its parameters over the k nearest records in which
+              that effect is active (bypass only when no stored record has it).
 
 Distance (squared), each term on a comparable 0..1-ish scale:
 
@@ -132,19 +132,26 @@ class KNNNet(nn.Module):
         return torch.cat(parts, dim=1)
 
     def neighbours(self, style: torch.Tensor, audio: torch.Tensor,
-                   strength: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, k) indices of the nearest stored records and their distances."""
+                   strength: torch.Tensor | None = None, among: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, k) indices of the nearest stored records and their distances; `among` (R,) bool
+        restricts the search to those records (k shrinks to their number)."""
         if self.n_records == 0:
             raise DeltaV2AError("knn controller holds no records: fit it on a database first")
         use_strength = (strength is not None and self.strength.numel() == self.n_records
                         and self.strength_weight > 0)
         bank = self._features(self.style, self.audio, self.strength if use_strength else None)
-        k = min(self.k, self.n_records)
+        pool = self.n_records if among is None else int(among.sum())
+        if pool == 0:
+            raise DeltaV2AError("knn: no stored record to search among")
+        k = min(self.k, pool)
         idx, dist = [], []
         for i in range(0, style.shape[0], QUERY_CHUNK):
             sl = slice(i, i + QUERY_CHUNK)
             q = self._features(style[sl], audio[sl], strength[sl] if use_strength else None)
             d = torch.cdist(q, bank)
+            if among is not None:
+                d = d.masked_fill(~among[None, :], float("inf"))
             # ties broken by record order, so results do not depend on the chunking
             vals, ids = torch.topk(d, k, dim=1, largest=False, sorted=True)
             idx.append(ids)
@@ -160,10 +167,15 @@ class KNNNet(nn.Module):
             return (style.new_zeros((0, self.layout.n_effects)),
                     style.new_zeros((0, self.layout.n_params)))
         idx, _ = self.neighbours(style, audio, strength)
-        act = self.active[idx]                       # (N, k, E)
-        activity = act.mean(dim=1)
-        owner = act[:, :, self.param_effect]         # (N, k, P): is each param's effect active
-        total = (owner * self.params[idx]).sum(dim=1)
-        count = owner.sum(dim=1)
-        params = torch.where(count > 0, total / count.clamp(min=1), self.bypass[None, :])
+        activity = self.active[idx].mean(dim=1)      # (N, E): the k neighbours' vote
+        # each effect's parameters: the mean over the k nearest records that HAVE that effect
+        # (decision 9.34), not over the few of the k overall neighbours that happen to have it
+        params = self.bypass[None, :].repeat(style.shape[0], 1)
+        has = self.active > 0.5
+        for e in range(self.layout.n_effects):
+            cols = (self.param_effect == e).nonzero(as_tuple=True)[0]
+            if cols.numel() == 0 or not bool(has[:, e].any()):
+                continue
+            ids, _ = self.neighbours(style, audio, strength, among=has[:, e])
+            params[:, cols] = self.params[ids][:, :, cols].mean(dim=1)
         return activity, params

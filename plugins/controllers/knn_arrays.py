@@ -91,8 +91,9 @@ class KNNArrays:
         return np.concatenate(parts, axis=1).astype(np.float32, copy=False)
 
     def neighbours(self, style: "np.ndarray", audio: "np.ndarray",
-                   strength: "np.ndarray | None" = None) -> "np.ndarray":
-        """(N, k) indices of the nearest stored records, nearest first, ties by record order."""
+                   strength: "np.ndarray | None" = None, among: "np.ndarray | None" = None) -> "np.ndarray":
+        """(N, k) indices of the nearest stored records, nearest first, ties by record order;
+        `among` (R,) bool restricts the search to those records (k shrinks to their number)."""
         import numpy as np
 
         if self.n_records == 0:
@@ -101,15 +102,19 @@ class KNNArrays:
         use_strength = (strength is not None and s["strength"].size == self.n_records
                         and self.cfg.strength_weight > 0)
         bank = self._features(s["style"], s["audio"], s["strength"] if use_strength else None).astype(np.float64)
+        rows = np.arange(self.n_records) if among is None else np.flatnonzero(among)
+        if rows.size == 0:
+            raise DeltaV2AError("knn: no stored record to search among")
+        bank = bank[rows]
         bank_sq = (bank * bank).sum(axis=1)
-        k = min(int(self.cfg.k), self.n_records)
+        k = min(int(self.cfg.k), rows.size)
         out = []
         for i in range(0, style.shape[0], QUERY_CHUNK):
             sl = slice(i, i + QUERY_CHUNK)
             q = self._features(style[sl], audio[sl], strength[sl] if use_strength else None).astype(np.float64)
             # float64 expansion: ~1e-16 relative rounding, chunk x records x 8 B of memory
             d2 = (q * q).sum(axis=1)[:, None] + bank_sq[None, :] - 2.0 * (q @ bank.T)
-            out.append(np.argsort(d2, axis=1, kind="stable")[:, :k])
+            out.append(rows[np.argsort(d2, axis=1, kind="stable")[:, :k]])
         return np.concatenate(out)
 
     def predict_arrays(self, style: "np.ndarray", audio: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
@@ -123,13 +128,17 @@ class KNNArrays:
             return (np.zeros((0, self.layout.n_effects), np.float32),
                     np.zeros((0, self.layout.n_params), np.float32))
         idx = self.neighbours(style, audio, strength)
-        act = self.state["active"][idx]              # (N, k, E)
-        activity = act.mean(axis=1, dtype=np.float32)
-        owner = act[:, :, self.param_effect]         # (N, k, P): is each param's effect active
+        activity = self.state["active"][idx].mean(axis=1, dtype=np.float32)  # (N, E): the vote
+        # each effect's parameters: the mean over the k nearest records that HAVE it (9.34);
         # summed in float64 and rounded once: torch's float32 order depends on the shapes, so
         # the two agree to an ulp (~1e-7 of a normalised parameter), not bit for bit
-        total = (owner * self.state["params"][idx]).sum(axis=1, dtype=np.float64).astype(np.float32)
-        count = owner.sum(axis=1, dtype=np.float32)  # small integers: exact in any order
-        params = np.where(count > 0, total / np.maximum(count, np.float32(1)), self.bypass[None, :])
+        params = np.tile(self.bypass, (style.shape[0], 1))
+        has = self.state["active"] > 0.5
+        for e in range(self.layout.n_effects):
+            cols = np.flatnonzero(self.param_effect == e)
+            if cols.size == 0 or not has[:, e].any():
+                continue
+            ids = self.neighbours(style, audio, strength, among=has[:, e])
+            params[:, cols] = self.state["params"][ids][:, :, cols].mean(axis=1, dtype=np.float64)
         return activity.astype(np.float32), params.astype(np.float32)
 

@@ -68,7 +68,8 @@ class SearchController(Controller):
             budget_evals=sc.budget_evals if budget_evals == "config" else budget_evals,
             budget_seconds=sc.budget_seconds if budget_seconds == "config" else budget_seconds,
             seed=cfg.seed if seed is None else seed, excerpt_seconds=sc.excerpt_seconds,
-            chain_order=cfg.effects.chain_order)
+            chain_order=cfg.effects.chain_order,
+            strength_floor=cfg.database.param_min_intensity if sc.match_strength else None)
 
     @classmethod
     def propose_for(cls, model: Any, target: "StyleLabel", audio: "np.ndarray", sample_rate: int,

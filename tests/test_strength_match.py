@@ -1,0 +1,165 @@
+"""Strength matching (inference.strength_match = chain, decision 9.30): the controller gives each
+effect's direction, the image strength how far it moves from bypass. These tests render with the
+real Pedalboard chain: a stronger target must change the audio more, effect by effect."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+SR = 48_000
+TARGETS = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+
+@pytest.fixture(scope="module")
+def layout():
+    from deltav2a.model.layout import ParamLayout
+    from deltav2a.api.registry import get
+
+    names = ("lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "playback_rate")
+    return ParamLayout.from_effects([get("audio_effect", n) for n in names])
+
+
+@pytest.fixture(scope="module")
+def clip():
+    from deltav2a.media.examples import groove
+
+    return groove(seconds=4.0, sample_rate=SR, seed=3)
+
+
+def _effect_strength(u, layout, floor):
+    """chain_strength of each effect alone, (N, E)."""
+    from deltav2a.model.strength import chain_strength
+
+    out = np.zeros((u.shape[0], layout.n_effects))
+    for e in range(layout.n_effects):
+        act = np.zeros((u.shape[0], layout.n_effects), bool)
+        act[:, e] = True
+        out[:, e] = chain_strength(act, u, layout, floor)
+    return out
+
+
+def test_match_strength_hits_the_target_effect_by_effect(layout):
+    from deltav2a.model.strength import chain_strength, match_strength
+
+    rng = np.random.default_rng(0)
+    u = rng.uniform(0.2, 0.8, (6, layout.n_params))
+    bypass = layout.bypass_array()
+    for target in (0.0, 0.25, 0.6, 0.9):
+        m = match_strength(u, target, layout, floor=0.35)
+        assert m.min() >= 0 and m.max() <= 1
+        got = _effect_strength(m, layout, 0.35)
+        reachable = got < 0.999  # not pinned at the bounds
+        assert np.allclose(got[reachable], target, atol=1e-6)
+        # any rendered subset has the target too (the mean of equal means)
+        assert np.allclose(chain_strength(np.ones((6, layout.n_effects), bool), m, layout, 0.35)[
+            reachable.all(axis=1)], target, atol=1e-6)
+        # each parameter stays on its ray: same side of bypass as the controller's answer
+        moved = np.abs(u - bypass) > 1e-9
+        assert np.all(np.sign(m - bypass)[moved] == np.sign(u - bypass)[moved])
+
+
+def test_match_strength_is_monotone_and_keeps_directionless_effects(layout):
+    from deltav2a.model.strength import match_strength
+
+    u = np.tile(np.linspace(0.05, 0.95, layout.n_params), (1, 1))
+    u[0, layout.effect_params("reverb")] = layout.bypass_array()[layout.effect_params("reverb")]
+    bypass = layout.bypass_array()
+    dists = [np.abs(match_strength(u, t, layout, 0.35)[0] - bypass) for t in np.linspace(0, 1, 11)]
+    assert all(np.all(b >= a - 1e-12) for a, b in zip(dists, dists[1:]))  # never smaller for a larger target
+    # no direction (at bypass): left as it is, whatever the target
+    cols = layout.effect_params("reverb")
+    assert np.allclose(match_strength(u, 0.9, layout, 0.35)[0, cols], bypass[cols])
+    # per-record targets, and a bad floor is a one-line error
+    m = match_strength(np.vstack([u, u]), np.asarray([0.2, 0.8]), layout, 0.35)
+    assert np.abs(m[1] - bypass).sum() > np.abs(m[0] - bypass).sum()
+    from deltav2a.errors import DeltaV2AError
+
+    with pytest.raises(DeltaV2AError, match="floor"):
+        match_strength(u, 0.5, layout, floor=1.0)
+    with pytest.raises(DeltaV2AError, match="finite"):
+        match_strength(u, float("nan"), layout)
+
+
+@pytest.mark.parametrize("effects", [("lowpass",), ("bitcrush",), ("reverb",), ("highpass",), ("distortion",),
+                                     ("delay",), ("playback_rate",), ("lowpass", "reverb"), ("bitcrush", "delay")])
+def test_audio_change_grows_with_the_target_strength(layout, clip, effects):
+    """Real renders: along one direction per effect (its parameters at intensity 0.6), each larger
+    target strength gives a strictly larger log-mel distance A -> A' (the issue's strength metric)."""
+    from deltav2a.render.chain import AudioChain
+    from deltav2a.api.registry import get
+    from deltav2a.experiment.quality import log_mel, logmel_distance
+    from deltav2a.model.strength import match_strength
+
+    u, _ = layout.from_raw({e: get("audio_effect", e).params_at_intensity(0.6) for e in effects})
+    active = [e in effects for e in layout.effects]
+    mel = log_mel(clip, SR)
+    dists = []
+    for t in TARGETS:
+        m = match_strength(np.asarray(u, np.float64)[None, :], t, layout, floor=0.35)[0]
+        y = AudioChain(layout.to_raw(m, active), tail="cut").render(clip, SR).audio
+        dists.append(logmel_distance(clip, y, SR, mel))
+    assert all(b > a for a, b in zip(dists, dists[1:])), dict(zip(TARGETS, np.round(dists, 2)))
+
+
+def test_transfer_keeps_the_set_and_grows_with_the_edit(tmp_path):
+    """The shipped model switched to strength matching: one photo, one edit at 0.3 and 0.9. The two
+    plans render the same effects, the stronger edit moves them further from bypass and changes
+    the clip more; the sidecar says which mode ran."""
+    from deltav2a.media.examples import landscape_image
+    from deltav2a.api.registry import get
+    from deltav2a.experiment.quality import logmel_distance
+    from deltav2a.model.strength import chain_strength
+    from deltav2a.transfer.pipeline import TransferModel
+    from deltav2a.media.examples import groove
+
+    from deltav2a.style.encoding import model_config
+    from deltav2a.transfer.pipeline import DEFAULT_MODEL
+
+    cfg = model_config(DEFAULT_MODEL)
+    cfg.inference.strength_match = "chain"
+    tm = TransferModel(DEFAULT_MODEL, config=cfg)
+    photo = landscape_image(seed=2)
+    x = groove(seconds=4.0, sample_rate=tm.cfg.audio.sample_rate, seed=1)
+    for fx_name in ("adaptive_blur", "add_noise"):
+        fx = get("image_effect", fx_name)()
+        res = {t: tm.transfer(photo, fx.apply(photo, t, seed=0), x, tm.cfg.audio.sample_rate) for t in (0.3, 0.9)}
+        assert res[0.3].plan.effects == res[0.9].plan.effects
+        assert res[0.9].label.strength > res[0.3].label.strength
+        s = {}
+        for t, r in res.items():
+            u, act = tm.layout.from_raw(r.plan.settings())
+            s[t] = float(chain_strength(np.asarray(act)[None, :], np.asarray(u)[None, :], tm.layout,
+                                        tm.cfg.database.param_min_intensity)[0])
+        assert s[0.9] > s[0.3]
+        d = {t: logmel_distance(x, r.audio[:, : x.shape[1]], tm.cfg.audio.sample_rate) for t, r in res.items()}
+        assert d[0.9] > d[0.3], (fx_name, d)
+        assert res[0.9].sidecar["controller"]["strength_match"] == "chain"
+
+
+def test_search_renders_at_the_image_strength():
+    """With `inference.search.match_strength` the search's candidates are moved to the image strength before they
+    are rendered: the plan it returns has that chain strength, gentle or strong, whatever sounded
+    most like the label (the search's strength term used to be outbid by the label term)."""
+    from deltav2a.media.examples import groove, landscape_image
+    from deltav2a.api.registry import get
+    from deltav2a.model.strength import chain_strength
+    from deltav2a.style.label import StyleLabel
+    from deltav2a.transfer.pipeline import TransferModel
+    from deltav2a_plugins.controllers.search import SearchController
+
+    tm = TransferModel()
+    assert tm.cfg.inference.search.match_strength is False  # measured: not the default (9.32)
+    tm.cfg.inference.search.match_strength = True
+    sr = tm.cfg.audio.sample_rate
+    x = groove(seconds=3.0, sample_rate=sr, seed=0)
+    img = landscape_image()
+    read = tm.read_edit([img], [get("image_effect", "adaptive_blur")().apply(img, 0.8, seed=0)])[0]
+    got = {}
+    for s in (0.3, 0.9):
+        target = StyleLabel(read.label, read.terms, read.delta_norm, read.confidence, s, read.direction)
+        plan = SearchController.propose_for(tm, target, x, sr, budget_evals=12, seed=0)
+        u, act = tm.layout.from_raw(plan.settings())
+        got[s] = float(chain_strength(np.asarray(act)[None, :], np.asarray(u)[None, :], tm.layout,
+                                      tm.cfg.database.param_min_intensity)[0])
+    assert got[0.3] == pytest.approx(0.3, abs=0.02) and got[0.9] > got[0.3] + 0.3, got
