@@ -183,12 +183,13 @@ class InferenceConfig(_Section):
     scale_by_confidence: bool = Field(
         True, description="move predicted parameters toward bypass by the norm confidence c, so an "
         "image that barely changed leaves the audio almost untouched (not in the notes)")
-    strength_match: Literal["off", "chain"] = Field(
+    strength_match: Literal["off", "chain", "params"] = Field(
         "off", description="chain: the controller answers for the edit's direction (the uncalibrated "
         "label) at reference_strength, which fixes the effect set and each effect's parameter direction; "
         "the image strength then sets how far each effect moves from bypass (its chain strength, "
         "core/strength.match_strength). off: the controller's own answer at the image strength. Chain "
-        "tracks strength better and costs the k-NN label agreement (decision 9.31), so off by default")
+        "tracks strength better and costs the k-NN label agreement (decision 9.31), so off by default. "
+        "params: the set from the own answer (as off), the parameters from chain (decision 9.37)")
     reference_strength: float = Field(0.5, ge=0, le=1, description="strength input the controller is asked "
                                       "at under strength_match (0.5: the training database's median)")
     search: SearchConfig = SearchConfig()

@@ -163,3 +163,47 @@ def test_search_renders_at_the_image_strength():
         got[s] = float(chain_strength(np.asarray(act)[None, :], np.asarray(u)[None, :], tm.layout,
                                       tm.cfg.database.param_min_intensity)[0])
     assert got[0.3] == pytest.approx(0.3, abs=0.02) and got[0.9] > got[0.3] + 0.3, got
+
+
+def test_params_mode_keeps_the_own_set_and_takes_the_chain_parameters():
+    """`strength_match: params` (9.37) on the shipped k-NN: the activity is the controller's own
+    answer (as `off`), the parameters are `chain`'s (direction label at the reference strength,
+    then matched), and within that set a larger strength never moves an effect less."""
+    from deltav2a.api.registry import get
+    from deltav2a.media.examples import groove, landscape_image
+    from deltav2a.model.strength import _param_distance, controller_prediction
+    from deltav2a.transfer.pipeline import TransferModel
+
+    tm = TransferModel()
+    assert tm.controller.strength_input
+    sr = tm.cfg.audio.sample_rate
+    emb = tm.audio_embedding(groove(seconds=3.0, sample_rate=sr, seed=2), sr).reshape(1, -1)
+    photo = landscape_image(seed=1)
+    fx = get("image_effect", "sepia_tone")()
+    labels = tm.read_edit([photo] * 3, [fx.apply(photo, t, seed=0) for t in (0.2, 0.5, 0.9)])
+    style = np.stack([lb.label for lb in labels])
+    direction = np.stack([lb.direction_label for lb in labels])
+    strength = np.asarray([lb.strength for lb in labels])
+    emb3 = np.repeat(emb, 3, axis=0)
+    got = {}
+    for mode in ("off", "chain", "params"):
+        tm.cfg.inference.strength_match = mode
+        got[mode] = controller_prediction(tm.cfg, tm.controller, style, emb3, strength, direction=direction)
+    np.testing.assert_array_equal(got["params"].activity, got["off"].activity)
+    np.testing.assert_array_equal(got["params"].params, got["chain"].params)
+    assert not np.allclose(got["params"].params, got["off"].params)
+    # the direction argument is what chain asks with: without it the calibrated label is asked
+    tm.cfg.inference.strength_match = "chain"
+    assert not np.allclose(controller_prediction(tm.cfg, tm.controller, style, emb3, strength).params,
+                           got["chain"].params)
+    # one direction, growing strengths: each effect's mean distance from bypass never shrinks
+    tm.cfg.inference.strength_match = "params"
+    targets = np.linspace(0.0, 1.0, 11)
+    one = controller_prediction(tm.cfg, tm.controller, np.repeat(style[:1], 11, axis=0), np.repeat(emb, 11, axis=0),
+                                targets, direction=np.repeat(direction[:1], 11, axis=0))
+    dist = _param_distance(one.params, tm.layout.bypass_array().astype(np.float64))
+    owner = tm.layout.param_effect_array()
+    for e in range(tm.layout.n_effects):
+        m = dist[:, owner == e].mean(axis=1)
+        assert np.all(np.diff(m) >= -1e-9), (tm.layout.effects[e], np.round(m, 3))
+        assert m[-1] > m[1]

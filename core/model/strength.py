@@ -236,20 +236,28 @@ def fit_report(smap: StrengthMap, norms: Any, intensities: Any) -> dict:
             "mae": float(np.abs(pred - y).mean())}
 
 
-def controller_prediction(cfg: Any, loaded: Any, style: Any, audio: Any, strength: Any) -> Any:
+def controller_prediction(cfg: Any, loaded: Any, style: Any, audio: Any, strength: Any,
+                          direction: Any = None) -> Any:
     """A loaded controller's `Prediction` as inference uses it (`inference.strength_match`).
 
-    `chain`: the controller is asked at `inference.reference_strength` (the set and each
-    effect's direction come from the label and E(A) alone, so they do not switch between two
-    sizes of one edit), then `match_strength` moves each effect from bypass to the given
-    strength. `off`, or a controller without a strength input: its own answer. The transfer,
-    the threshold tuning and `evaluate` all go through here, so the thresholds are tuned on,
-    and the metrics measure, the parameters that are rendered.
+    `direction`: the edit's direction label (`StyleLabel.direction`, before the confidence
+    mix); None = `style` (the database's labels are directions already).
+    `chain`: the controller is asked with the direction at `inference.reference_strength` (the
+    set and each effect's direction come from the label and E(A) alone, so they do not switch
+    between two sizes of one edit), then `match_strength` moves each effect from bypass to the
+    given strength. `params` (9.37): the activity (so the set) is the controller's own answer
+    for `style` at the given strength, as `off`, which reads the label best; the parameters
+    are `chain`'s, so within a set the change grows with the strength. `off`, or a controller
+    without a strength input: its own answer. The transfer, the threshold tuning and
+    `evaluate` all go through here, so the thresholds are tuned on, and the metrics measure,
+    the parameters that are rendered.
     """
     from .controller import Prediction
 
-    if cfg.inference.strength_match == "off" or not loaded.strength_input or strength is None:
+    mode = cfg.inference.strength_match
+    if mode == "off" or not loaded.strength_input or strength is None:
         return loaded.predict(style, audio, strength)  # (no strength for a strength-input one: its error)
-    pred = loaded.predict(style, audio, cfg.inference.reference_strength)
-    params = match_strength(pred.params, strength, loaded.layout, cfg.database.param_min_intensity)
-    return Prediction(pred.activity, params.astype(pred.params.dtype))
+    ref = loaded.predict(style if direction is None else direction, audio, cfg.inference.reference_strength)
+    params = match_strength(ref.params, strength, loaded.layout, cfg.database.param_min_intensity)
+    activity = loaded.predict(style, audio, strength).activity if mode == "params" else ref.activity
+    return Prediction(activity, params.astype(ref.params.dtype))

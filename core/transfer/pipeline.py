@@ -234,10 +234,10 @@ class TransferModel:
 
         from ..model.strength import controller_prediction
 
-        # strength_match: the set and directions from the edit's direction, the size from its strength
-        style = label.label if self.cfg.inference.strength_match == "off" else label.direction_label
-        pred = controller_prediction(self.cfg, self.controller, style[None, :], audio_emb.reshape(1, -1),
-                                     label.strength if self.controller.strength_input else None)
+        # strength_match: directions (chain: also the set) from the edit's direction, the size from its strength
+        pred = controller_prediction(self.cfg, self.controller, label.label[None, :], audio_emb.reshape(1, -1),
+                                     label.strength if self.controller.strength_input else None,
+                                     direction=label.direction_label[None, :])
         scale = float(label.confidence) if self.cfg.inference.scale_by_confidence else 1.0
         return plan_from_prediction(pred.activity[0], pred.params[0], self.layout, self.thresholds(),
                                     source=self.controller.metadata.controller, max_active=self.max_active,
