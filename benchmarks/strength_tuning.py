@@ -1,0 +1,70 @@
+"""The strength-matching tuning protocol (decisions 9.31, 9.37), NOT the held-out one: 3 photos
+of the half `deltav2a run` calibrated on x 2 val-split clips (one per track) x 7 image effects
+x intensities 0.1 ... 0.9, each model directory (e.g. copies of the shipped model differing
+only in `inference.strength_match`) scored like `diagnose quality` (the first one's encoders
+are the ruler), plus how many (photo, effect, clip) series keep one effect set.
+
+usage: python benchmarks/strength_tuning.py SPLITS_JSON MODEL_DIR [MODEL_DIR ...]
+(data: $DELTAV2A_SHARED_DATA, default ../shared/data)"""
+import os
+import random, sys, time
+from pathlib import Path
+import numpy as np
+from deltav2a.transfer.pipeline import TransferModel
+from deltav2a.style.encoding import model_config, term_embeddings
+from deltav2a.experiment.quality import seeded_sample, one_clip_per_track, log_mel, logmel_distance, score, _row
+from deltav2a.analysis.sensitivity import list_media
+from deltav2a.media.io import load_image, load_audio, IMAGE_EXTENSIONS
+from deltav2a.database.splits import load_splits
+from deltav2a.api.registry import get
+from deltav2a.style.label import style_labels
+
+DATA = Path(os.environ.get("DELTAV2A_SHARED_DATA", "../shared/data"))
+ints = (0.1, 0.3, 0.5, 0.7, 0.9)
+files = list_media(DATA / "images", IMAGE_EXTENSIONS, None, 0)
+sh = list(files); random.Random(0).shuffle(sh)
+photos = seeded_sample(sh[: len(sh) // 2], 3, 7)
+sp = load_splits(Path(sys.argv[1]), DATA / "music")
+clips = [sp.path_of(c) for c in one_clip_per_track(sp.clips_in("val"), 2, 0)]
+print("photos", [p.stem for p in photos], "clips", [c.stem for c in clips], flush=True)
+models = []
+for d in sys.argv[2:]:
+    cfg = model_config(Path(d))
+    cfg.effects.tail = "cut"
+    models.append((Path(d).name, TransferModel(Path(d), config=cfg)))
+ref = models[0][1]
+V = term_embeddings(ref.audio_encoder, ref.vocab, "audio")
+cd = []
+for f in clips:
+    x, sr = load_audio(f, sample_rate=ref.cfg.audio.sample_rate)
+    x = x[:, : int(ref.cfg.audio.max_duration * sr)]
+    cd.append((x, sr, ref.audio_embedding(x, sr), log_mel(x, sr)))
+rows, sets = [], {}
+t0 = time.time()
+for p, path in enumerate(photos):
+    before = load_image(path)
+    for fx_name in ref.cfg.effects.image:
+        fx = get("image_effect", fx_name)()
+        for t in ints:
+            after = fx.apply(before, t, seed=p)
+            img = ref.read_edit([before], [after])[0].label
+            for k, (x, sr, emb, mel) in enumerate(cd):
+                key = {"photo": p, "effect": fx_name, "intensity": t, "clip": k}
+                for name, tm in models:
+                    res = tm.transfer(before, after, x, sr, audio_emb=emb)
+                    y = res.audio
+                    aud = style_labels(emb, ref.audio_embedding(y, sr), V, ref.cfg.database.temperature)[0][0]
+                    sets.setdefault((name, p, fx_name, k), set()).add(tuple(res.plan.effects))
+                    rows.append(_row(key, name, img, aud, logmel_distance(x, y, sr, mel), len(res.plan.steps)))
+print(f"{time.time() - t0:.0f} s", flush=True)
+terms = list(ref.vocab.terms)
+print(f"{'variant':24s} agree  top1  fx    rho   share  d0.3/d0.9")
+for name, _ in models:
+    s = score(rows, name, terms, ints)
+    d3 = np.mean([r["dist"] for r in rows if r["method"] == name and r["intensity"] == 0.3])
+    d9 = np.mean([r["dist"] for r in rows if r["method"] == name and r["intensity"] == 0.9])
+    print(f"{name:24s} {s['label_agreement']:.3f} {s['top1_agreement']:.3f} {s['mean_effects']:.2f} "
+          f"{s['strength_rho']:.3f} {s['stronger_share']:.3f} {d3:.1f}/{d9:.1f}")
+    print("   per effect rho:", {e: round(b["strength_rho"], 2) for e, b in s["per_image_effect"].items()})
+    one = sum(len(v) == 1 for (m, *_), v in sets.items() if m == name)
+    print(f"   series with one effect set over the intensities: {one}/{sum(m == name for m, *_ in sets)}")
