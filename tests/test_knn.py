@@ -254,3 +254,48 @@ def test_a_transfer_with_the_knn_model_imports_no_torch(tmp_path):
     imported = {line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
     assert {"deltav2a.transfer.pipeline", "deltav2a_plugins.controllers.knn_arrays"} <= imported
     assert not {m for m in imported if m == "torch" or m.startswith("torch.")}, "torch was imported"
+
+
+def test_a_clip_unlike_every_training_clip_gets_no_audio_term(layout, tmp_path):
+    """Decision 9.38: a query whose E(A) is farther from every stored clip than the stored
+    clips are from each other (their 0.99 quantile) is answered by label and strength alone,
+    exactly as an audio_weight 0 model answers; clips inside that range are answered as
+    before (gate off), by the torch module and the numpy predictor alike."""
+    from deltav2a_plugins.controllers.knn_arrays import KNNArrays
+
+    data = ControllerData.synthetic(layout, 400, audio_dim=16, seed=11)
+    data.strength = np.random.default_rng(5).uniform(0, 1, len(data)).astype(np.float32)
+    net = _knn(layout, style_dim=25, k=5, audio_weight=1.0)
+    net.fit(data, seed=0)
+    blind = _knn(layout, style_dim=25, k=5, audio_weight=0.0)
+    blind.fit(data, seed=0)
+    rng = np.random.default_rng(2)
+    n = 40
+    i = rng.integers(0, len(data), n)
+    style, strength = data.style[i], rng.uniform(0, 1, n).astype(np.float32)
+    inside = data.audio[rng.permutation(i)]
+    std = data.audio.std(axis=0)
+    outside = (data.audio.mean(axis=0) + 60.0 * std * rng.choice([-1.0, 1.0], (n, 16))).astype(np.float32)
+    t = torch.tensor
+    assert not net.unlike_training(t(inside)).any() and net.unlike_training(t(outside)).all()
+
+    def ids(module, audio):
+        return module.neighbours(t(style), t(audio), t(strength))[0].numpy()
+
+    assert np.array_equal(ids(net, outside), ids(blind, outside))  # label and strength alone
+    gated_inside = ids(net, inside)
+    assert not np.array_equal(ids(net, outside), ids(net, inside))  # the audio term did matter
+    net._range = float("inf")  # gate off: in-range answers are the plain k-NN's
+    assert np.array_equal(ids(net, inside), gated_inside)
+    net._range = None
+
+    meta = ControllerMetadata(
+        controller="knn", config=ControllerConfig(knn=KNNConfig(k=5, audio_weight=1.0)).model_dump(mode="json"),
+        layout=layout.describe(), style_dim=25, audio_dim=16, strength_input=True,
+        vocabulary={"name": "v3", "fingerprint": "v"}, encoders={"audio": {"name": "a", "fingerprint": "a"}},
+        thresholds={e: 0.5 for e in layout.effects})
+    save_controller(tmp_path / "ctl", net, meta)
+    numpy_ctl = load_controller(tmp_path / "ctl", inference_only=True)
+    assert isinstance(numpy_ctl.module, KNNArrays)
+    for audio in (inside, outside):
+        assert np.array_equal(numpy_ctl.module.neighbours(style, audio, strength), ids(net, audio))

@@ -14,6 +14,12 @@ Distance (squared), each term on a comparable 0..1-ish scale:
         + strength_weight * (q - q_i)^2            only when both the query and the records
                                                    carry a strength in [0, 1]
 
+A clip unlike every training clip (its E(A) farther from the nearest stored clip than any
+stored clip is from its own nearest other clip) gets no audio term: the distances to the
+stored clips then say nothing about which records fit it, and letting them choose would pick
+the records of whichever few clips happen to be least far, whatever the label says
+(decision 9.38). Clips inside that range are answered exactly as before.
+
 Labels are probability vectors, so the Hellinger distance (Euclidean on sqrt(p), / sqrt 2)
 is the natural metric: it is bounded by 1 and does not let one large term dominate the way
 a plain Euclidean distance of probabilities does near a peaked label.
@@ -107,6 +113,7 @@ class KNNNet(nn.Module):
         # a constant dimension carries no distance information: scale 1 keeps it at 0, not NaN
         std = audio.std(dim=0, unbiased=False)
         self.audio_std = torch.where(std > 1e-8, std, torch.ones_like(std))
+        self._range = None  # the stored clips changed: recompute their range on the next query
         return {"records": int(len(idx)), "records_available": n,
                 "strength": bool(self.strength.numel())}
 
@@ -116,20 +123,40 @@ class KNNNet(nn.Module):
             key = prefix + name
             if key in state_dict:
                 self._buffers[name] = torch.empty_like(state_dict[key], dtype=torch.float32)
+        self._range = None
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # -- inference -----------------------------------------------------------------------------
 
     def _features(self, style: torch.Tensor, audio: torch.Tensor,
-                  strength: torch.Tensor | None) -> torch.Tensor:
+                  strength: torch.Tensor | None, with_audio: bool = True) -> torch.Tensor:
         """Concatenated, weighted features whose Euclidean distance is d above."""
         parts = [style.clamp(min=0).sqrt() * (self.style_weight / 2.0) ** 0.5]
-        if self.audio_weight > 0:
+        if self.audio_weight > 0 and with_audio:
             z = (audio - self.audio_mean) / self.audio_std
             parts.append(z * (self.audio_weight / self.audio_dim) ** 0.5)
         if strength is not None:
             parts.append(strength.reshape(-1, 1) * self.strength_weight ** 0.5)
         return torch.cat(parts, dim=1)
+
+    def unlike_training(self, audio: torch.Tensor) -> torch.Tensor:
+        """(N,) bool: clips farther from every stored clip than any stored clip is from its
+        nearest other one (mean squared standardised E(A) distance); see the module doc."""
+        import numpy as np
+
+        from .knn_arrays import unlike_training
+
+        return torch.as_tensor(unlike_training(
+            audio.detach().cpu().numpy(), self.audio.cpu().numpy(), self.audio_mean.cpu().numpy(),
+            self.audio_std.cpu().numpy(), self._audio_range()), dtype=torch.bool)
+
+    def _audio_range(self) -> float:
+        if getattr(self, "_range", None) is None:
+            from .knn_arrays import stored_clip_range
+
+            self._range = stored_clip_range(self.audio.cpu().numpy(), self.audio_mean.cpu().numpy(),
+                                            self.audio_std.cpu().numpy())
+        return self._range
 
     def neighbours(self, style: torch.Tensor, audio: torch.Tensor,
                    strength: torch.Tensor | None = None, among: torch.Tensor | None = None
@@ -141,6 +168,11 @@ class KNNNet(nn.Module):
         use_strength = (strength is not None and self.strength.numel() == self.n_records
                         and self.strength_weight > 0)
         bank = self._features(self.style, self.audio, self.strength if use_strength else None)
+        unlike = (self.unlike_training(audio) if self.audio_weight > 0
+                  else torch.zeros(style.shape[0], dtype=torch.bool))
+        if bool(unlike.any()):
+            bank_na = self._features(self.style, self.audio, self.strength if use_strength else None,
+                                     with_audio=False)
         pool = self.n_records if among is None else int(among.sum())
         if pool == 0:
             raise DeltaV2AError("knn: no stored record to search among")
@@ -150,6 +182,11 @@ class KNNNet(nn.Module):
             sl = slice(i, i + QUERY_CHUNK)
             q = self._features(style[sl], audio[sl], strength[sl] if use_strength else None)
             d = torch.cdist(q, bank)
+            u = unlike[sl]
+            if bool(u.any()):  # clips unlike every stored one: no audio term (module doc)
+                qa = self._features(style[sl][u], audio[sl][u], strength[sl][u] if use_strength else None,
+                                    with_audio=False)
+                d[u] = torch.cdist(qa, bank_na)
             if among is not None:
                 d = d.masked_fill(~among[None, :], float("inf"))
             # ties broken by record order, so results do not depend on the chunking

@@ -38,6 +38,55 @@ STATE = ("style", "audio", "active", "params", "strength", "audio_mean", "audio_
 QUERY_CHUNK = 64  # queries per distance block: 64 x 100k records x 8 B = 51 MB at the cap
 
 
+def _z(audio: "np.ndarray", mean: "np.ndarray", std: "np.ndarray") -> "np.ndarray":
+    import numpy as np
+
+    return ((np.asarray(audio, np.float64) - mean) / std)
+
+
+RANGE_MAX_CLIPS = 4096  # clips used to estimate it (4096^2 distances at most)
+RANGE_QUANTILE = 0.99  # of the stored clips' nearest-other-clip distances (decision 9.38)
+
+
+def stored_clip_range(audio: "np.ndarray", mean: "np.ndarray", std: "np.ndarray") -> float:
+    """How far stored clips are from their nearest other stored clip: the RANGE_QUANTILE
+    quantile of those distances (mean squared standardised E(A) difference; records of one
+    clip share E(A)). The quantile, not the maximum, so one isolated training clip does not
+    stretch the range for everyone. inf with fewer than two clips: nothing is then called
+    unlike the training clips."""
+    import numpy as np
+
+    clips = np.unique(_z(audio, mean, std), axis=0)
+    if clips.shape[0] < 2:
+        return float("inf")
+    if clips.shape[0] > RANGE_MAX_CLIPS:  # bounded work: a seeded sample estimates the quantile
+        clips = clips[np.sort(np.random.default_rng(0).choice(clips.shape[0], RANGE_MAX_CLIPS, replace=False))]
+    sq = (clips * clips).sum(axis=1)
+    nearest = []
+    for i in range(0, clips.shape[0], QUERY_CHUNK):
+        c = clips[i:i + QUERY_CHUNK]
+        d2 = np.maximum((c * c).sum(axis=1)[:, None] + sq[None, :] - 2.0 * (c @ clips.T), 0.0)
+        d2[np.arange(c.shape[0]), np.arange(i, i + c.shape[0])] = np.inf  # not itself
+        nearest.append(d2.min(axis=1))
+    return float(np.quantile(np.concatenate(nearest), RANGE_QUANTILE)) / clips.shape[1]
+
+
+def unlike_training(audio: "np.ndarray", stored: "np.ndarray", mean: "np.ndarray", std: "np.ndarray",
+                    clip_range: float) -> "np.ndarray":
+    """(N,) bool: each query clip's nearest stored clip is farther than `clip_range`."""
+    import numpy as np
+
+    q = _z(audio, mean, std)
+    clips = np.unique(_z(stored, mean, std), axis=0)
+    sq = (clips * clips).sum(axis=1)
+    out = np.zeros(q.shape[0], dtype=bool)
+    for i in range(0, q.shape[0], QUERY_CHUNK):
+        c = q[i:i + QUERY_CHUNK]
+        d2 = np.maximum((c * c).sum(axis=1)[:, None] + sq[None, :] - 2.0 * (c @ clips.T), 0.0)
+        out[i:i + QUERY_CHUNK] = d2.min(axis=1) / q.shape[1] > clip_range
+    return out
+
+
 class KNNArrays:
     """Stored k-NN records as numpy arrays, with `predict_arrays(style, audio)`."""
 
@@ -76,14 +125,15 @@ class KNNArrays:
     def n_records(self) -> int:
         return int(self.state["style"].shape[0])
 
-    def _features(self, style: "np.ndarray", audio: "np.ndarray", strength: "np.ndarray | None") -> "np.ndarray":
+    def _features(self, style: "np.ndarray", audio: "np.ndarray", strength: "np.ndarray | None",
+                  with_audio: bool = True) -> "np.ndarray":
         """`KNNNet._features` in numpy (float32, the same operations in the same order)."""
         import numpy as np
 
         f32 = np.float32
         w = self.cfg
         parts = [np.sqrt(np.maximum(style, f32(0))) * f32((float(w.style_weight) / 2.0) ** 0.5)]
-        if w.audio_weight > 0:
+        if w.audio_weight > 0 and with_audio:
             z = (audio - self.state["audio_mean"]) / self.state["audio_std"]
             parts.append(z * f32((float(w.audio_weight) / self.audio_dim) ** 0.5))
         if strength is not None:
@@ -107,6 +157,15 @@ class KNNArrays:
             raise DeltaV2AError("knn: no stored record to search among")
         bank = bank[rows]
         bank_sq = (bank * bank).sum(axis=1)
+        unlike = np.zeros(style.shape[0], dtype=bool)
+        if self.cfg.audio_weight > 0:
+            if getattr(self, "_range", None) is None:
+                self._range = stored_clip_range(s["audio"], s["audio_mean"], s["audio_std"])
+            unlike = unlike_training(audio, s["audio"], s["audio_mean"], s["audio_std"], self._range)
+        if unlike.any():  # clips unlike every stored one: no audio term (knn.py's module doc)
+            bank_na = self._features(s["style"], s["audio"], s["strength"] if use_strength else None,
+                                     with_audio=False).astype(np.float64)[rows]
+            bank_na_sq = (bank_na * bank_na).sum(axis=1)
         k = min(int(self.cfg.k), rows.size)
         out = []
         for i in range(0, style.shape[0], QUERY_CHUNK):
@@ -114,6 +173,11 @@ class KNNArrays:
             q = self._features(style[sl], audio[sl], strength[sl] if use_strength else None).astype(np.float64)
             # float64 expansion: ~1e-16 relative rounding, chunk x records x 8 B of memory
             d2 = (q * q).sum(axis=1)[:, None] + bank_sq[None, :] - 2.0 * (q @ bank.T)
+            u = unlike[sl]
+            if u.any():
+                qa = self._features(style[sl][u], audio[sl][u], strength[sl][u] if use_strength else None,
+                                    with_audio=False).astype(np.float64)
+                d2[u] = (qa * qa).sum(axis=1)[:, None] + bank_na_sq[None, :] - 2.0 * (qa @ bank_na.T)
             out.append(rows[np.argsort(d2, axis=1, kind="stable")[:, :k]])
         return np.concatenate(out)
 
