@@ -285,7 +285,7 @@ def test_a_clip_unlike_every_training_clip_gets_no_audio_term(layout, tmp_path):
     assert np.array_equal(ids(net, outside), ids(blind, outside))  # label and strength alone
     gated_inside = ids(net, inside)
     assert not np.array_equal(ids(net, outside), ids(net, inside))  # the audio term did matter
-    net._range = float("inf")  # gate off: in-range answers are the plain k-NN's
+    net._range = (net._audio_range()[0], float("inf"))  # gate off: in-range answers are the plain k-NN's
     assert np.array_equal(ids(net, inside), gated_inside)
     net._range = None
 

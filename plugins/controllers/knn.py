@@ -14,8 +14,8 @@ Distance (squared), each term on a comparable 0..1-ish scale:
         + strength_weight * (q - q_i)^2            only when both the query and the records
                                                    carry a strength in [0, 1]
 
-A clip unlike every training clip (its E(A) farther from the nearest stored clip than any
-stored clip is from its own nearest other clip) gets no audio term: the distances to the
+A clip unlike every training clip (its E(A) farther from the nearest stored clip than 99 % of
+the stored clips are from their own nearest other clip) gets no audio term: the distances to the
 stored clips then say nothing about which records fit it, and letting them choose would pick
 the records of whichever few clips happen to be least far, whatever the label says
 (decision 9.38). Clips inside that range are answered exactly as before.
@@ -147,10 +147,10 @@ class KNNNet(nn.Module):
         from .knn_arrays import unlike_training
 
         return torch.as_tensor(unlike_training(
-            audio.detach().cpu().numpy(), self.audio.cpu().numpy(), self.audio_mean.cpu().numpy(),
-            self.audio_std.cpu().numpy(), self._audio_range()), dtype=torch.bool)
+            audio.detach().cpu().numpy(), self.audio_mean.cpu().numpy(), self.audio_std.cpu().numpy(),
+            self._audio_range()), dtype=torch.bool)
 
-    def _audio_range(self) -> float:
+    def _audio_range(self) -> tuple:
         if getattr(self, "_range", None) is None:
             from .knn_arrays import stored_clip_range
 

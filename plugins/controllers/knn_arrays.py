@@ -48,43 +48,46 @@ RANGE_MAX_CLIPS = 4096  # clips used to estimate it (4096^2 distances at most)
 RANGE_QUANTILE = 0.99  # of the stored clips' nearest-other-clip distances (decision 9.38)
 
 
-def stored_clip_range(audio: "np.ndarray", mean: "np.ndarray", std: "np.ndarray") -> float:
-    """How far stored clips are from their nearest other stored clip: the RANGE_QUANTILE
-    quantile of those distances (mean squared standardised E(A) difference; records of one
-    clip share E(A)). The quantile, not the maximum, so one isolated training clip does not
-    stretch the range for everyone. inf with fewer than two clips: nothing is then called
-    unlike the training clips."""
+def _nearest(queries: "np.ndarray", clips: "np.ndarray", skip_self: bool = False) -> "np.ndarray":
+    """(N,) mean squared distance of each standardised query to its nearest clip, in blocks of
+    QUERY_CHUNK rows; `skip_self`: the queries are the clips themselves (row i is not its own
+    neighbour)."""
+    import numpy as np
+
+    sq = (clips * clips).sum(axis=1)
+    out = np.empty(queries.shape[0])
+    for i in range(0, queries.shape[0], QUERY_CHUNK):
+        c = queries[i:i + QUERY_CHUNK]
+        d2 = np.maximum((c * c).sum(axis=1)[:, None] + sq[None, :] - 2.0 * (c @ clips.T), 0.0)
+        if skip_self:
+            d2[np.arange(c.shape[0]), np.arange(i, i + c.shape[0])] = np.inf
+        out[i:i + QUERY_CHUNK] = d2.min(axis=1)
+    return out / clips.shape[1]
+
+
+def stored_clip_range(audio: "np.ndarray", mean: "np.ndarray", std: "np.ndarray") -> tuple["np.ndarray", float]:
+    """The stored clips (standardised E(A), one row per clip: records of one clip share E(A))
+    and how far they are from their nearest other stored clip: the RANGE_QUANTILE quantile of
+    those mean squared distances. The quantile, not the maximum, so one isolated training clip
+    does not stretch the range for everyone. inf with fewer than two clips: nothing is then
+    called unlike the training clips. Computed once per loaded model."""
     import numpy as np
 
     clips = np.unique(_z(audio, mean, std), axis=0)
     if clips.shape[0] < 2:
-        return float("inf")
+        return clips, float("inf")
+    sample = clips
     if clips.shape[0] > RANGE_MAX_CLIPS:  # bounded work: a seeded sample estimates the quantile
-        clips = clips[np.sort(np.random.default_rng(0).choice(clips.shape[0], RANGE_MAX_CLIPS, replace=False))]
-    sq = (clips * clips).sum(axis=1)
-    nearest = []
-    for i in range(0, clips.shape[0], QUERY_CHUNK):
-        c = clips[i:i + QUERY_CHUNK]
-        d2 = np.maximum((c * c).sum(axis=1)[:, None] + sq[None, :] - 2.0 * (c @ clips.T), 0.0)
-        d2[np.arange(c.shape[0]), np.arange(i, i + c.shape[0])] = np.inf  # not itself
-        nearest.append(d2.min(axis=1))
-    return float(np.quantile(np.concatenate(nearest), RANGE_QUANTILE)) / clips.shape[1]
+        sample = clips[np.sort(np.random.default_rng(0).choice(clips.shape[0], RANGE_MAX_CLIPS, replace=False))]
+    return clips, float(np.quantile(_nearest(sample, sample, skip_self=True), RANGE_QUANTILE))
 
 
-def unlike_training(audio: "np.ndarray", stored: "np.ndarray", mean: "np.ndarray", std: "np.ndarray",
-                    clip_range: float) -> "np.ndarray":
-    """(N,) bool: each query clip's nearest stored clip is farther than `clip_range`."""
-    import numpy as np
-
-    q = _z(audio, mean, std)
-    clips = np.unique(_z(stored, mean, std), axis=0)
-    sq = (clips * clips).sum(axis=1)
-    out = np.zeros(q.shape[0], dtype=bool)
-    for i in range(0, q.shape[0], QUERY_CHUNK):
-        c = q[i:i + QUERY_CHUNK]
-        d2 = np.maximum((c * c).sum(axis=1)[:, None] + sq[None, :] - 2.0 * (c @ clips.T), 0.0)
-        out[i:i + QUERY_CHUNK] = d2.min(axis=1) / q.shape[1] > clip_range
-    return out
+def unlike_training(audio: "np.ndarray", mean: "np.ndarray", std: "np.ndarray",
+                    clips_range: tuple["np.ndarray", float]) -> "np.ndarray":
+    """(N,) bool: each query clip's nearest stored clip is farther than the stored range
+    (`stored_clip_range`'s answer)."""
+    clips, clip_range = clips_range
+    return _nearest(_z(audio, mean, std), clips) > clip_range
 
 
 class KNNArrays:
@@ -161,7 +164,7 @@ class KNNArrays:
         if self.cfg.audio_weight > 0:
             if getattr(self, "_range", None) is None:
                 self._range = stored_clip_range(s["audio"], s["audio_mean"], s["audio_std"])
-            unlike = unlike_training(audio, s["audio"], s["audio_mean"], s["audio_std"], self._range)
+            unlike = unlike_training(audio, s["audio_mean"], s["audio_std"], self._range)
         if unlike.any():  # clips unlike every stored one: no audio term (knn.py's module doc)
             bank_na = self._features(s["style"], s["audio"], s["strength"] if use_strength else None,
                                      with_audio=False).astype(np.float64)[rows]
