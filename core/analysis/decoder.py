@@ -32,7 +32,9 @@ floored 80 dB below the target's peak). Lower is better; the decoder is useful w
 beats the mean-parameter baseline.
 
 Files (in the output folder): decoder.safetensors + decoder.json (what the weights mean),
-training_log.json, parameter_predictions/predictions.json, decoder_curves.png.
+training_log.json, parameter_predictions/predictions.json, decoder_curves.png. The weights
+pair is written and read by `artifact.py`, like a controller's: header, checksum, sizes and
+shapes checked before allocation, NaN/Inf refused.
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
+from ..artifact import Format
 from ..errors import DeltaV2AError
-from ..fileio import sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -57,8 +59,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .extract import DeltaSet
     from .settings import AnalysisConfig, DecoderSettings
 
-FORMAT = "deltav2a-note-decoder"
-FORMAT_VERSION = 1
+FORMAT = Format("deltav2a-note-decoder", 1, "note decoder", version_key="format_version",
+                checksum_key="weights", fingerprint_keys=("encoder.fingerprint",),
+                remedy="retrain it with `deltav2a analysis decoder`")
 WEIGHTS = "decoder.safetensors"
 META = "decoder.json"
 LOG = "training_log.json"
@@ -360,20 +363,10 @@ def spectral_validation(data: DecoderData, pred: np.ndarray, baseline: np.ndarra
 
 
 def save_decoder(folder: Path, model: "torch.nn.Module", meta: dict) -> Path:
-    from safetensors.torch import save_file
-
-    from ..atomic import atomic_path, write_json
-    from ..model.weights import state_tensors
+    from ..artifact import module_tensors, save_weights
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    weights = folder / WEIGHTS
-    with atomic_path(weights) as tmp:
-        save_file(state_tensors(model), str(tmp), metadata={"format": FORMAT})
-    record = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
-              "weights": {"file": WEIGHTS, "sha256": sha256_file(weights)}}
-    write_json(folder / META, record)
-    return weights
+    return save_weights(folder / WEIGHTS, folder / META, FORMAT, module_tensors(model), meta)
 
 
 @dataclass
@@ -402,22 +395,27 @@ class LoadedDecoder:
 
 def load_decoder(folder: str | Path, audio_encoder: "Encoder | None" = None) -> LoadedDecoder:
     """Rebuild a saved decoder; refuses another audio encoder or changed effect parameters."""
-    from safetensors.torch import load_file
+    from pydantic import ValidationError
 
+    from ..artifact import load_tensors, meta_shapes, read_json, verify_checksum
+    from ..fileio import first_error
     from ..model.layout import ParamLayout
+    from ..model.weights import MAX_INPUT_DIM, MAX_PARAMETERS
     from .settings import DecoderSettings
 
     folder = Path(folder)
     meta_path, weights = folder / META, folder / WEIGHTS
+    where = f"decoder {folder}"
     if not meta_path.is_file() or not weights.is_file():
         raise DeltaV2AError(f"no decoder in {folder} (expected {META} and {WEIGHTS})")
-    from ..fileio import read_json
-
-    meta = read_json(meta_path, "decoder metadata")
-    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-        raise DeltaV2AError(f"{meta_path} is not a version-{FORMAT_VERSION} note decoder")
-    if (meta.get("weights") or {}).get("sha256") != sha256_file(weights):
-        raise DeltaV2AError(f"{weights} is not the weights file {meta_path.name} was written with")
+    header, meta = read_json(meta_path, FORMAT)
+    verify_checksum(header, weights, where, meta_path.name)
+    for key in ("audio_dim", "condition_dim"):
+        v = meta.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_INPUT_DIM:
+            raise DeltaV2AError(f"{where}: {key} must be an integer in 1..{MAX_INPUT_DIM}, got {v!r}")
+    if not (isinstance(meta.get("encoder"), dict) and isinstance(meta.get("layout"), dict)):
+        raise DeltaV2AError(f"{where}: {META} needs the mappings encoder and layout")
     if audio_encoder is not None and audio_encoder.fingerprint() != meta["encoder"]["fingerprint"]:
         raise DeltaV2AError(f"decoder in {folder} was trained with audio encoder '{meta['encoder']['name']}' "
                             f"(fingerprint {meta['encoder']['fingerprint']}), not '{audio_encoder.name}'")
@@ -425,9 +423,21 @@ def load_decoder(folder: str | Path, audio_encoder: "Encoder | None" = None) -> 
     diff = layout.difference(meta["layout"])
     if diff:
         raise DeltaV2AError(f"decoder in {folder} does not match the registered effects: {diff}")
-    s = DecoderSettings.model_validate(meta["settings"])
-    model = build_model(int(meta["audio_dim"]), int(meta["condition_dim"]), layout.n_params, s)
-    model.load_state_dict(load_file(str(weights)), strict=True)
+    try:
+        s = DecoderSettings.model_validate(meta.get("settings"))
+    except ValidationError as exc:
+        raise DeltaV2AError(f"{where}: stored settings are invalid: {first_error(exc)}") from None
+
+    def build():
+        return build_model(int(meta["audio_dim"]), int(meta["condition_dim"]), layout.n_params, s)
+
+    state = load_tensors(weights, where, max_elements=MAX_PARAMETERS, expected=meta_shapes(build),
+                         owner="the decoder")
+    model = build()
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise DeltaV2AError(f"{where}: weights do not fit the decoder ({str(exc).splitlines()[0]})") from None
     model.eval()
     return LoadedDecoder(model, meta, layout)
 

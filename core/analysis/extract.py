@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
+from ..artifact import Format
 from ..errors import DeltaV2AError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,8 +40,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .settings import AnalysisConfig
 
-FORMAT = "deltav2a-extract"
-FORMAT_VERSION = 1
+FORMAT = Format("deltav2a-extract", 1, "extract manifest", version_key="format_version",
+                fingerprint_keys=("image.plan_hash", "audio.plan_hash"),
+                remedy="rerun `deltav2a analysis extract` into another folder")
 MANIFEST = "extract_manifest.json"
 SHARDS = "shards"
 UNCATEGORISED = "uncategorised"
@@ -236,23 +238,12 @@ def rows_to_table(meta: dict[str, list], original: "np.ndarray", augmented: "np.
     return table
 
 
-def _write_parquet(table: "pa.Table", path: Path) -> None:
-    import pyarrow.parquet as pq
-
-    from ..atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
-
-
 def _shard_meta(path: Path) -> dict[str, str]:
-    import pyarrow.parquet as pq
+    """A shard's (or table's) key-value metadata; {} when it is damaged (it is recomputed)."""
+    from ..artifact import parquet_metadata
 
-    try:
-        md = pq.read_schema(path).metadata or {}
-    except Exception:  # a damaged shard is simply recomputed
-        return {}
-    return {k.decode(): v.decode() for k, v in md.items()}
+    footer = parquet_metadata(path)
+    return footer.metadata if footer is not None else {}
 
 
 # ------------------------------------------------------------------ reading
@@ -319,15 +310,13 @@ def _matrix(col: "pa.ChunkedArray") -> "np.ndarray":
 def read_deltas(path: str | Path) -> DeltaSet:
     """Read one `*_deltas.parquet` (or a shard) back into arrays."""
     import numpy as np
-    import pyarrow.parquet as pq
+
+    from ..artifact import read_parquet
 
     p = Path(path)
     if not p.is_file():
         raise DeltaV2AError(f"no extract table at {p} (run `deltav2a analysis extract` first)")
-    try:
-        table = pq.read_table(p)
-    except Exception as exc:
-        raise DeltaV2AError(f"cannot read extract table {p}: {exc}") from None
+    table = read_parquet(p, "extract table", "rerun `deltav2a analysis extract`")
     missing = [c for c in META_COLUMNS + VECTOR_COLUMNS if c not in table.column_names]
     if missing:
         raise DeltaV2AError(f"{p} is not an extract table (missing columns: {', '.join(missing)})")
@@ -362,13 +351,10 @@ def load_extract(folder: str | Path) -> dict[str, DeltaSet]:
 def read_manifest(folder: Path) -> dict:
     p = Path(folder) / MANIFEST
     if not p.is_file():
-        return {"format": FORMAT, "format_version": FORMAT_VERSION}
-    from ..fileio import read_json
+        return FORMAT.header()
+    from ..artifact import read_json
 
-    raw = read_json(p, "extract manifest")
-    if raw.get("format") != FORMAT:
-        raise DeltaV2AError(f"{p} is not an extract manifest")
-    return raw
+    return read_json(p, FORMAT)[1]
 
 
 # ------------------------------------------------------------------ the work
@@ -495,6 +481,7 @@ def extract_modality(modality: Modality, items: Sequence[Item], out: Path, cfg: 
 
     Blocks are independent: with `executor.kind: ray` the missing ones run on `workers` Ray
     workers (0 = one per cluster CPU) and are written as they finish."""
+    from ..artifact import write_parquet
     from ..style.encoding import load_encoder
 
     log = log or (lambda s: None)
@@ -547,7 +534,7 @@ def extract_modality(modality: Modality, items: Sequence[Item], out: Path, cfg: 
         if table is None:
             table = rows_to_table({c: [] for c in META_COLUMNS}, _empty(encoder.dim), _empty(encoder.dim))
         table = table.replace_schema_metadata({b"plan": tag.encode(), b"skipped": json.dumps(bad).encode()})
-        _write_parquet(table, shard_dir / f"block-{b:05d}.parquet")
+        write_parquet(shard_dir / f"block-{b:05d}.parquet", table)
 
     if todo and cfg.executor.kind == "ray":
         from ..executor import ray_map
@@ -566,7 +553,7 @@ def extract_modality(modality: Modality, items: Sequence[Item], out: Path, cfg: 
     if done:
         log(f"{modality}: resumed, {done} of {len(blocks)} blocks were already done")
     combined = _combine(modality, shard_dir, len(blocks), plan, tag)
-    _write_parquet(combined, table_path)
+    write_parquet(table_path, combined)
     for s in skipped:
         log(f"warning: skipped {s['item']}: {s['reason']}")
     record.update({"complete": True, "rows": combined.num_rows, "skipped": skipped,
@@ -585,9 +572,11 @@ def _empty(dim: int) -> "np.ndarray":
 
 def _combine(modality: str, shard_dir: Path, n_blocks: int, plan: dict, tag: str) -> "pa.Table":
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    tables = [pq.read_table(shard_dir / f"block-{b:05d}.parquet") for b in range(n_blocks)]
+    from ..artifact import read_parquet
+
+    tables = [read_parquet(shard_dir / f"block-{b:05d}.parquet", "extract shard",
+                           "rerun the same `deltav2a analysis extract` to redo it") for b in range(n_blocks)]
     combined = pa.concat_tables([t.replace_schema_metadata(None) for t in tables])
     if combined.num_rows == 0:
         raise DeltaV2AError(f"no {modality} item could be read")
@@ -595,11 +584,10 @@ def _combine(modality: str, shard_dir: Path, n_blocks: int, plan: dict, tag: str
 
 
 def _write_manifest(out: Path, manifest: dict) -> None:
-    from ..atomic import write_json
+    from ..artifact import write_json
 
-    manifest["format"] = FORMAT
-    manifest["format_version"] = FORMAT_VERSION
-    write_json(Path(out) / MANIFEST, manifest)
+    header = FORMAT.header()
+    write_json(Path(out) / MANIFEST, FORMAT, {k: v for k, v in manifest.items() if k not in header})
 
 
 def run_extract(out: Path, cfg: "AnalysisConfig", images: Sequence[Item] = (), audio: Sequence[Item] = (),

@@ -455,7 +455,7 @@ def _prepare_dir(out_dir: Path, plan: Plan, overwrite: bool) -> None:
         except (OSError, ValueError):
             raise DeltaV2AError(f"{meta_path} is unreadable; pass --overwrite to rebuild "
                                 f"the database in {out_dir}") from None
-        if old.get("format") != store.FORMAT or old.get("version") != store.VERSION:
+        if not store.FORMAT.accepts(old):
             raise DeltaV2AError(f"{out_dir} holds a database of another format or version; "
                                 "pass --overwrite to rebuild it")
         if old.get("fingerprint") != plan.fingerprint:
@@ -480,14 +480,12 @@ def _shard_ok(path: Path, plan: Plan, s: int) -> bool:
 
 
 def _write_meta(out_dir: Path, plan: Plan, status: str, extra: dict | None = None) -> None:
-    from ..atomic import write_json
-
-    meta = {"format": store.FORMAT, "version": store.VERSION, "status": status,
+    meta = {"status": status,
             "fingerprint": plan.fingerprint, "identity": plan.identity, "dims": plan.dims,
             "n_clips": len(plan.clips), "n_shards": plan.n_shards,
             "clips_per_shard": plan.clips_per_shard, "augmentations": plan.augmentations}
     meta.update(extra or {})
-    write_json(out_dir / store.META_FILE, meta)
+    store.write_meta(out_dir, meta)
 
 
 def _concat(results: Sequence[ClipResult]) -> dict[str, Any]:
@@ -637,7 +635,7 @@ def _relabel(out: Path, plan: Plan) -> bool:
         old = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    if (old.get("format"), old.get("version"), old.get("status")) != (store.FORMAT, store.VERSION, "complete"):
+    if not store.FORMAT.accepts(old) or old.get("status") != "complete":
         return False
     diff = _identity_diff(old.get("identity", {}), plan.identity)
     if not diff or not set(diff) <= RELABEL_ONLY or old.get("n_shards") != plan.n_shards:

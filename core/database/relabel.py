@@ -28,7 +28,6 @@ def relabel_database(src: str | os.PathLike, out: str | os.PathLike, cfg: "Confi
     import numpy as np
     import pyarrow as pa
 
-    from ..atomic import write_json
     from ..style.encoding import load_encoder, term_embeddings
     from ..style.label import style_labels
     from ..style.vocab import load_vocabulary
@@ -54,7 +53,7 @@ def relabel_database(src: str | os.PathLike, out: str | os.PathLike, cfg: "Confi
     for s in range(int(meta["n_shards"])):
         path = src / store.shard_name(s)
         table = store.read_shard(path)
-        info = json.loads((table.schema.metadata or {}).get(store.META_KEY, b"{}").decode("utf-8"))
+        info = store.shard_info(table)
         before = store.vectors(table, "embedding")
         after = store.vectors(table, "embedding_after")
         labels, _ = style_labels(before, after, V, T) if len(before) else (np.zeros((0, K), np.float32), None)
@@ -64,5 +63,5 @@ def relabel_database(src: str | os.PathLike, out: str | os.PathLike, cfg: "Confi
         info["fingerprint"] = fingerprint
         store.write_shard(out / store.shard_name(s), table, info)
     new_meta = dict(meta, identity=identity, fingerprint=fingerprint, dims=dims)
-    write_json(out / store.META_FILE, new_meta)
+    store.write_meta(out, new_meta)
     return {"records": int(meta.get("records", 0)), "shards": int(meta["n_shards"]), "renders": 0}

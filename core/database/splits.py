@@ -34,11 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from ..artifact import Format
 from ..errors import DeltaV2AError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-FORMAT = "deltav2a-splits"
-VERSION = 1
+FORMAT = Format("deltav2a-splits", 1, "deltav2a splits file", fingerprint_keys=("content_sha256",),
+                remedy="make one with `deltav2a splits`")
 
 # "blues - blues 001 - 2" -> base "blues - blues 001", piece 2 (GTZAN cut into clips)
 _DASH_PIECE = re.compile(r"^(?P<base>.*\S)\s+-\s+(?P<piece>\d+)$")
@@ -124,8 +125,7 @@ class Splits:
         else:
             root_text = str(root)
         return {
-            "format": FORMAT,
-            "version": VERSION,
+            **FORMAT.header(),
             "audio_root": Path(root_text).as_posix(),
             "seed": self.seed,
             "ratios": self.ratios,
@@ -286,7 +286,6 @@ def write_splits(splits: Splits, output: Path) -> Path:
     from ..atomic import write_json
 
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
     write_json(output, splits.to_json(relative_to=output.parent))
     splits.path = output
     return output
@@ -297,14 +296,9 @@ def load_splits(path: Path, audio_root: Path | None = None) -> Splits:
     path = Path(path)
     if not path.is_file():
         raise DeltaV2AError(f"splits file not found: {path}")
-    from ..fileio import read_json
+    from ..artifact import read_json
 
-    data = read_json(path, "splits file")
-    if data.get("format") != FORMAT:
-        raise DeltaV2AError(f"{path} is not a deltav2a splits file (make one with `deltav2a splits`)")
-    if data.get("version") != VERSION:
-        raise DeltaV2AError(f"splits file {path} has version {data.get('version')!r}; "
-                            f"this deltav2a reads version {VERSION}")
+    _, data = read_json(path, FORMAT)
     raw = data.get("clips")
     if not isinstance(raw, list):
         raise DeltaV2AError(f"splits file {path} has no 'clips' list")

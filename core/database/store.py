@@ -9,8 +9,8 @@
 
 A shard covers a fixed block of clip indices, so its name and content do not depend on
 which worker finished first. It is written to a temporary file beside it, flushed to disk
-and renamed over its final name (`os.replace` is atomic), so a shard file is either
-absent or complete, whenever the build is killed. Each shard carries its own key-value
+and renamed over its final name (`os.replace` is atomic; `artifact.write_parquet`), so a
+shard file is either absent or complete, whenever the build is killed. Each shard carries its own key-value
 metadata (the database fingerprint, its clip ids, the clips it skipped and its row
 count), which is how a rerun tells a finished shard from a stale or damaged one.
 
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ..artifact import Format
 from ..errors import DeltaV2AError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,14 +38,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..model.data import ControllerData
     from ..api.vocabulary import Vocabulary
 
-FORMAT = "deltav2a-db"
-VERSION = 1
+FORMAT = Format("deltav2a-db", 1, "deltav2a database description", fingerprint_keys=("fingerprint",),
+                remedy="rebuild it with `deltav2a build-db`")
 META_FILE = "db.json"
 LOCK_FILE = ".build.lock"
 SHARD_PREFIX = "shard-"
 SHARD_SUFFIX = ".parquet"
 TEMP_PREFIX = "." + SHARD_PREFIX   # atomic_path names temporaries ".<target name>.XXXX.parquet"
-META_KEY = b"deltav2a"
+META_KEY = "deltav2a"   # the shard's JSON info in its Parquet key-value metadata
 
 #: vector columns: name -> (numpy dtype, size key in db.json "dims")
 VECTOR_COLUMNS: dict[str, tuple[str, str]] = {
@@ -132,56 +133,55 @@ def vectors(table: "pa.Table", name: str) -> "np.ndarray":
     return np.asarray(flat, dtype=dtype).reshape(-1, width)
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_shard(path: Path, table: "pa.Table", info: Mapping[str, Any]) -> None:
-    """Atomically write a shard with its `info` in the Parquet key-value metadata."""
-    import pyarrow.parquet as pq
+    """Atomically (fsynced) write a shard with its `info` in the Parquet key-value metadata."""
+    from ..artifact import write_parquet
 
-    from ..atomic import atomic_path
-
-    meta = dict(table.schema.metadata or {})
-    meta[META_KEY] = json.dumps(info, sort_keys=True).encode("utf-8")
-    table = table.replace_schema_metadata(meta)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
-        _fsync(tmp)
-    try:  # make the rename itself durable (power loss); best effort elsewhere
-        _fsync(path.parent)
-    except OSError:
-        pass
+    meta: dict[str | bytes, str | bytes] = dict(table.schema.metadata or {})
+    meta[META_KEY.encode("utf-8")] = json.dumps(info, sort_keys=True)
+    write_parquet(path, table, meta)
 
 
 def read_shard_info(path: Path) -> dict | None:
     """A shard's metadata, or None when the file is not a readable shard."""
-    import pyarrow.parquet as pq
+    from ..artifact import parquet_metadata
 
-    try:
-        md = pq.read_metadata(path)
-        raw = (md.metadata or {}).get(META_KEY)
-        if raw is None:
-            return None
-        info = json.loads(raw.decode("utf-8"))
-        info["_rows"] = md.num_rows
-        return info
-    except Exception:  # any damage means "redo this shard"
+    footer = parquet_metadata(path)
+    if footer is None or META_KEY not in footer.metadata:
         return None
+    try:
+        info = json.loads(footer.metadata[META_KEY])
+    except ValueError:  # any damage means "redo this shard"
+        return None
+    if not isinstance(info, dict):
+        return None
+    info["_rows"] = footer.rows
+    return info
 
 
 def read_shard(path: Path) -> "pa.Table":
-    import pyarrow.parquet as pq
+    from ..artifact import read_parquet
 
+    return read_parquet(path, "database shard", "rerun `deltav2a build-db` to rebuild it")
+
+
+def shard_info(table: "pa.Table") -> dict:
+    """The info `write_shard` stored in a shard read with `read_shard` ({} if none)."""
+    raw = (table.schema.metadata or {}).get(META_KEY.encode("utf-8"), b"{}")
     try:
-        return pq.read_table(path)
-    except Exception as exc:
-        raise DeltaV2AError(f"database shard {path} is unreadable ({type(exc).__name__}: {exc}); "
-                            "rerun `deltav2a build-db` to rebuild it") from None
+        info = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def write_meta(db_dir: Path, meta: Mapping[str, Any]) -> None:
+    """Atomically write `db.json`: the header, then `meta` (its own header fields, if it was
+    read from another database, are replaced)."""
+    from ..artifact import write_json
+
+    body = {k: v for k, v in meta.items() if k not in FORMAT.header()}
+    write_json(Path(db_dir) / META_FILE, FORMAT, body)
 
 
 def read_meta(db_dir: Path) -> dict:
@@ -191,14 +191,9 @@ def read_meta(db_dir: Path) -> dict:
     if not path.is_file():
         raise DeltaV2AError(f"{db_dir} is not a deltav2a database (no {META_FILE}); "
                             "build one with `deltav2a build-db`")
-    from ..fileio import read_json
+    from ..artifact import read_json
 
-    meta = read_json(path, "database description")
-    if meta.get("format") != FORMAT:
-        raise DeltaV2AError(f"{path} is not a deltav2a database description")
-    if meta.get("version") != VERSION:
-        raise DeltaV2AError(f"database {db_dir} has format version {meta.get('version')!r}; "
-                            f"this deltav2a reads version {VERSION}: rebuild it")
+    _, meta = read_json(path, FORMAT)
     return meta
 
 
@@ -312,7 +307,7 @@ def load_database(db_dir: str | os.PathLike, *, audio_encoder: "Encoder | Any | 
             raise DeltaV2AError(f"database {db_dir} is missing {path.name}: rerun "
                                 "`deltav2a build-db` with the same settings to rebuild it")
         t = read_shard(path)
-        info = json.loads((t.schema.metadata or {}).get(META_KEY, b"{}").decode("utf-8"))
+        info = shard_info(t)
         if info.get("fingerprint") != meta["fingerprint"] or info.get("records") != t.num_rows:
             raise DeltaV2AError(f"database shard {path} does not belong to {db_dir}/{META_FILE}: "
                                 "rerun `deltav2a build-db` to rebuild it")
@@ -355,4 +350,5 @@ def load_database_for(cfg: "Config", db_dir: str | os.PathLike) -> Database:
 
 
 __all__ = ["Database", "check_compatible", "load_database", "load_database_for", "read_meta",
-           "read_shard", "read_shard_info", "shard_name", "to_table", "vectors", "write_shard"]
+           "read_shard", "read_shard_info", "shard_info", "shard_name", "to_table", "vectors", "write_meta",
+           "write_shard"]

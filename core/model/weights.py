@@ -7,7 +7,10 @@ normalised positions). The JSON records all of it, plus the tuned thresholds, an
 calibration and a training summary; loading compares what the caller is about to use with
 what was recorded and refuses a mismatch in one line, instead of producing confident
 nonsense. Weights are safetensors (no pickle), and the JSON keeps the weights' SHA-256 so a
-weights file from another run is caught too.
+weights file from another run is caught too. Writing, the header check and the bounded,
+checked tensor load are `artifact.py`'s (shared with the analysis decoder); what is
+controller-specific (the metadata's fields, the architecture built on torch's meta device)
+is here.
 
 Files: `NAME.safetensors` and `NAME.json` side by side; either path (or the bare stem) is
 accepted.
@@ -15,14 +18,13 @@ accepted.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..atomic import atomic_path, write_json
+from ..artifact import (Format, Header, load_tensors, meta_shapes, module_tensors, save_weights,
+                        verify_checksum)
 from ..errors import DeltaV2AError
-from ..fileio import sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -31,12 +33,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from .controller import Prediction
     from .layout import ParamLayout
 
-FORMAT = "deltav2a-controller"
-FORMAT_VERSION = 1
+FORMAT = Format("deltav2a-controller", 1, "DeltaV2A controller file", version_key="format_version",
+                checksum_key="weights",
+                fingerprint_keys=("vocabulary.fingerprint", "encoders.image.fingerprint",
+                                  "encoders.audio.fingerprint"),
+                remedy="train a model with this deltav2a")
 #: a model directory is untrusted data: its numbers are checked before anything is built
 MAX_INPUT_DIM = 65_536          # style_dim, audio_dim
 MAX_PARAMETERS = 50_000_000     # the shipped controllers have ~0.1 M
-MAX_HEADER_BYTES = 1 << 24      # safetensors JSON header
 
 
 @dataclass
@@ -55,7 +59,7 @@ class ControllerMetadata:
     strength_input: bool = False          # style input = label + strength (style_dim = K + 1)
 
     def as_dict(self) -> dict:
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
+        return {**FORMAT.header(), **asdict(self)}
 
 
 def _paths(path: str | Path) -> tuple[Path, Path]:
@@ -65,48 +69,34 @@ def _paths(path: str | Path) -> tuple[Path, Path]:
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
 
 
-def state_tensors(module: "torch.nn.Module") -> dict[str, "torch.Tensor"]:
-    """The module's state as independent, contiguous CPU tensors (what safetensors accepts)."""
-    return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
-
-
 def save_controller(path: str | Path, module: "torch.nn.Module", metadata: ControllerMetadata
                     ) -> Path:
     """Write NAME.safetensors, then NAME.json (the JSON last: it is the commit point)."""
-    from safetensors.torch import save_file
-
     weights, meta = _paths(path)
     missing = [e for e in metadata.layout.get("effects", []) if e not in metadata.thresholds]
     if missing:
         raise DeltaV2AError(f"controller metadata has no threshold for: {', '.join(missing)}")
-    with atomic_path(weights) as tmp:
-        save_file(state_tensors(module), str(tmp), metadata={"format": FORMAT})
-    record = metadata.as_dict()
-    record["weights"] = {"file": weights.name, "sha256": sha256_file(weights)}
-    write_json(meta, record)
-    return weights
+    return save_weights(weights, meta, FORMAT, module_tensors(module), asdict(metadata))
 
 
 def read_metadata(path: str | Path) -> ControllerMetadata:
+    return _read_metadata(path)[1]
+
+
+def _read_metadata(path: str | Path) -> tuple[Header, ControllerMetadata]:
+    from ..artifact import read_json
+
     _, meta = _paths(path)
     if not meta.is_file():
         raise DeltaV2AError(f"no controller metadata at {meta}")
-    from ..fileio import read_json
-
-    raw = read_json(meta, "controller metadata")
-    if raw.get("format") != FORMAT:
-        raise DeltaV2AError(f"{meta} is not a DeltaV2A controller file")
-    if raw.get("format_version") != FORMAT_VERSION:
-        raise DeltaV2AError(
-            f"{meta} has controller format version {raw.get('format_version')}, "
-            f"this DeltaV2A reads version {FORMAT_VERSION}")
+    header, raw = read_json(meta, FORMAT)
     fields = ControllerMetadata.__dataclass_fields__
     try:
         md = ControllerMetadata(**{k: raw[k] for k in fields if k in raw})
     except TypeError as exc:
         raise DeltaV2AError(f"controller metadata {meta} is incomplete: {exc}") from None
     _validate_metadata(md, meta)
-    return md
+    return header, md
 
 
 def _validate_metadata(md: ControllerMetadata, where: Path) -> None:
@@ -136,46 +126,6 @@ def _validate_metadata(md: ControllerMetadata, where: Path) -> None:
             raise bad(f"calibration.{key} is not finite ({v!r})")
     if md.calibration is not None and not isinstance(md.calibration, dict):
         raise bad("calibration must be a mapping")
-
-
-def _safetensors_shapes(path: Path, where: str) -> dict[str, tuple[int, ...]]:
-    """Tensor shapes from the safetensors header alone (bounded read, nothing allocated)."""
-    import struct
-
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(8)
-            if len(head) < 8:
-                raise DeltaV2AError(f"{where}: {path.name} is not a safetensors file (too short)")
-            (size,) = struct.unpack("<Q", head)
-            if size > MAX_HEADER_BYTES:
-                raise DeltaV2AError(f"{where}: {path.name} has an implausible header ({size} bytes)")
-            header = json.loads(fh.read(size).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise DeltaV2AError(f"{where}: {path.name} is not a safetensors file (bad header)") from None
-    if not isinstance(header, dict):
-        raise DeltaV2AError(f"{where}: {path.name} is not a safetensors file (bad header)")
-    return {k: tuple(v.get("shape", ())) for k, v in header.items()
-            if k != "__metadata__" and isinstance(v, dict)}
-
-
-def _expected_shapes(build) -> dict[str, tuple[int, ...] | None] | None:
-    """Parameter shapes of the module `build()` makes, built on torch's meta device
-    (shapes only, no memory), or None if the controller cannot be built there. Buffers a
-    module lists in `data_buffers` (stored records, e.g. the k-NN controller's) are sized by
-    the data, not the architecture: their shape is None (only their rank is known)."""
-    import torch
-
-    try:
-        with torch.device("meta"):
-            module = build()
-    except DeltaV2AError:
-        raise
-    except Exception:  # noqa: BLE001 - a plugin controller that insists on real tensors
-        return None
-    data = set(getattr(module, "data_buffers", ()))
-    return {k: (None if k.rsplit(".", 1)[-1] in data else tuple(v.shape))
-            for k, v in module.state_dict().items()}
 
 
 def _describe_id(info: Mapping[str, Any] | None) -> str:
@@ -252,30 +202,19 @@ def load_controller(path: str | Path, *, vocabulary: Mapping[str, Any] | None = 
     with a torch-free predictor (`Controller.inference`, knn) is loaded without torch;
     `.module` is then that predictor, not a `torch.nn.Module` (nothing to save or train).
     """
-    from safetensors import SafetensorError
-
     from ..config import ControllerConfig
     from ..api.controllers import get_controller
     from .layout import ParamLayout
 
     weights, meta_path = _paths(path)
-    meta = read_metadata(path)
+    header, meta = _read_metadata(path)
     where = f"controller {meta_path.with_suffix('')}"
     if layout is None:
         layout = ParamLayout.from_names(meta.layout.get("effects", []))
     check_expectations(meta, vocabulary=vocabulary, encoders=encoders, layout=layout, where=where)
     if not weights.is_file():
         raise DeltaV2AError(f"{where}: weights file {weights} is missing")
-    from ..fileio import read_json
-
-    recorded = read_json(meta_path, "controller metadata").get("weights")
-    recorded = recorded.get("sha256") if isinstance(recorded, dict) else None
-    if not isinstance(recorded, str) or not recorded:
-        raise DeltaV2AError(f"{where}: {meta_path.name} records no weights checksum "
-                            "(weights.sha256); refusing weights that cannot be verified")
-    if recorded != sha256_file(weights):
-        raise DeltaV2AError(f"{where}: {weights.name} is not the weights file this metadata was "
-                            "written with (checksum differs)")
+    verify_checksum(header, weights, where, meta_path.name)
     try:
         cfg = ControllerConfig.model_validate(meta.config)
     except Exception as exc:  # pydantic ValidationError: report the first problem only
@@ -292,38 +231,9 @@ def load_controller(path: str | Path, *, vocabulary: Mapping[str, Any] | None = 
 
     # Check the architecture against the file before allocating it: a metadata file
     # saying hidden_dims [100000, 100000, 100000] must not cost 40 GB to refuse.
-    expected = _expected_shapes(build)
-    if expected is not None:
-        import math
-
-        found = _safetensors_shapes(weights, where)
-        n_params = sum(math.prod(s if s is not None else found.get(name, ())) for name, s in expected.items())
-        if n_params > MAX_PARAMETERS:
-            raise DeltaV2AError(f"{where}: the stored config and weights describe {n_params:,} parameters "
-                                f"(limit {MAX_PARAMETERS:,})")
-        for name, shape in expected.items():
-            if shape is None:  # sized by the data: present, bounded above
-                if name not in found:
-                    raise DeltaV2AError(f"{where}: weights do not fit the '{meta.controller}' controller "
-                                        f"({name}: file has nothing)")
-                continue
-            if found.get(name) != shape:
-                raise DeltaV2AError(
-                    f"{where}: weights do not fit the '{meta.controller}' controller "
-                    f"({name}: file has {list(found[name]) if name in found else 'nothing'}, "
-                    f"expected {list(shape)})")
+    state = load_tensors(weights, where, max_elements=MAX_PARAMETERS, expected=meta_shapes(build),
+                         owner=f"the '{meta.controller}' controller")
     module = build()
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError) as exc:
-        raise DeltaV2AError(f"{where}: cannot read {weights.name}: {exc}") from None
-    import torch
-
-    for name, tensor in state.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise DeltaV2AError(f"{where}: weight tensor '{name}' contains NaN or Inf")
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -338,29 +248,11 @@ def _load_inference(spec: Any, weights: Path, meta: ControllerMetadata, layout: 
                     cfg: Any, where: str) -> Any:
     """The controller's torch-free predictor (numpy tensors), or None if it has none.
 
-    The same checks as the torch path, in the same order: the size from the header before
-    anything is read, then finite values."""
-    import math
-
-    import numpy as np
-
+    The same checks as the torch path (`artifact.load_tensors`): the size from the header
+    before anything is read, then finite values."""
     if getattr(spec.inference, "__func__", None) is _base_inference():  # not overridden: torch
         return None
-    found = _safetensors_shapes(weights, where)
-    n_params = sum(math.prod(s) for s in found.values())
-    if n_params > MAX_PARAMETERS:
-        raise DeltaV2AError(f"{where}: the stored config and weights describe {n_params:,} parameters "
-                            f"(limit {MAX_PARAMETERS:,})")
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError, TypeError, ValueError) as exc:
-        raise DeltaV2AError(f"{where}: cannot read {weights.name}: {exc}") from None
-    for name, arr in state.items():
-        if arr.dtype.kind == "f" and not bool(np.isfinite(arr).all()):
-            raise DeltaV2AError(f"{where}: weight tensor '{name}' contains NaN or Inf")
+    state = load_tensors(weights, where, max_elements=MAX_PARAMETERS, backend="numpy")
     return spec.inference(int(meta.style_dim), int(meta.audio_dim), layout, cfg, state, where)
 
 

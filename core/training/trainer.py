@@ -42,7 +42,7 @@ from ..model.controller import count_parameters, predict
 from ..errors import DeltaV2AError
 from ..evaluation.metrics import active_param_rmse_gated, activity_f1
 from ..model.layout import ParamLayout
-from ..model.weights import state_tensors
+from ..artifact import module_tensors, save_tensors
 from ..model.data import ControllerData
 from .sampler import balanced_indices
 
@@ -315,7 +315,7 @@ def train_controller(controller: str | type[Controller], train: ControllerData,
                         f"{', '.join(k for k in record if k.startswith('val_'))})")
                 if _improves(value, best_value, metric):
                     best_epoch, best_value = epoch + 1, float(value)
-                    best_state = state_tensors(module)
+                    best_state = module_tensors(module)
                 if out is not None:
                     _write_checkpoint(out, run_id, module, opt, history, best_epoch, best_value,
                                       best_state, seed, epoch + 1)
@@ -336,7 +336,7 @@ def train_controller(controller: str | type[Controller], train: ControllerData,
                 bar.close()
     if best_state is None:  # the metric was NaN every epoch: keep the last weights
         best_epoch = len(history)
-        best_state = state_tensors(module)
+        best_state = module_tensors(module)
     module.load_state_dict(best_state)
     module.eval()
     if out is not None and history and not (out / CURVES_PNG).exists():
@@ -447,21 +447,17 @@ def _restore(out: Path, ck: dict, module: torch.nn.Module, opt: torch.optim.Opti
 def _write_checkpoint(out: Path, run_id: str, module: torch.nn.Module, opt: torch.optim.Optimizer,
                       history: list, best_epoch: int | None, best_value: float,
                       best_state: dict | None, seed: int, epoch: int) -> None:
-    from safetensors.torch import save_file
-
     out.mkdir(parents=True, exist_ok=True)
     previous = _read_checkpoint(out) or {}
     opt_tensors, opt_info = _optimizer_tensors(opt)
-    tensors = {f"model.{k}": v for k, v in state_tensors(module).items()}
+    tensors = {f"model.{k}": v for k, v in module_tensors(module).items()}
     tensors.update(opt_tensors)
     ck_file = f"checkpoint-e{epoch:04d}.safetensors"
-    with atomic_path(out / ck_file) as tmp:
-        save_file(tensors, str(tmp))
+    save_tensors(out / ck_file, tensors)
     best_file = previous.get("best_file")
     if best_state is not None and best_epoch == epoch:
         best_file = f"best-e{epoch:04d}.safetensors"
-        with atomic_path(out / best_file) as tmp:
-            save_file(best_state, str(tmp))
+        save_tensors(out / best_file, best_state)
     write_json(out / CHECKPOINT_JSON, _jsonable({
         "run": run_id, "epoch": epoch, "seed": int(seed),
         "rng": "every epoch reseeds from numpy SeedSequence([seed, epoch])",
