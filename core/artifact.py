@@ -236,7 +236,8 @@ def _bytes(v: str | bytes) -> bytes:
 
 @dataclass(frozen=True)
 class ShardInfo:
-    """A Parquet file's key-value metadata (decoded) and row count, read from its footer."""
+    """A Parquet file's key-value metadata (decoded; pyarrow's own `ARROW:` keys left out) and
+    row count, read from its footer."""
 
     metadata: dict[str, str]
     rows: int
@@ -250,7 +251,7 @@ def parquet_metadata(path: str | os.PathLike) -> ShardInfo | None:
     try:
         md = pq.read_metadata(path)
         meta = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
-                for k, v in (md.metadata or {}).items()}
+                for k, v in (md.metadata or {}).items() if not k.startswith(b"ARROW:")}
         return ShardInfo(meta, int(md.num_rows))
     except Exception:  # noqa: BLE001 - any damage means "redo this shard"
         return None
