@@ -82,6 +82,8 @@ class Format:
     checksum_key: str | None = None
     fingerprint_keys: tuple[str, ...] = ()
     remedy: str = ""
+    #: files written before the format had a `format` field (only a version) still load
+    missing_format_ok: bool = False
 
     def header(self, checksum: Checksum | None = None) -> dict[str, Any]:
         """The header fields to write first in a JSON artifact of this format."""
@@ -94,8 +96,10 @@ class Format:
 
     def accepts(self, raw: Any) -> bool:
         """True when `raw` (a parsed JSON object) is a file of this format and version."""
-        return (isinstance(raw, Mapping) and raw.get("format") == self.name
-                and _is_int(raw.get(self.version_key)) and raw.get(self.version_key) == self.version)
+        if not isinstance(raw, Mapping):
+            return False
+        named = raw.get("format") == self.name or (self.missing_format_ok and "format" not in raw)
+        return named and _is_int(raw.get(self.version_key)) and raw.get(self.version_key) == self.version
 
     def check(self, raw: Mapping[str, Any], path: str | os.PathLike) -> Header:
         """The typed header of `raw`, or a one-line DeltaV2AError naming the file, what it
@@ -115,12 +119,19 @@ class Format:
                 checksum = Checksum(str(rec.get("file", "")), rec["sha256"])
         return Header(self.name, self.version, fingerprints, checksum)
 
+    def body(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """`raw` without its header fields (to write it again through `write_json`)."""
+        drop = {"format", self.version_key, self.checksum_key}
+        return {k: v for k, v in raw.items() if k not in drop}
+
     def _mismatch(self, raw: Any, path: str | os.PathLike) -> str:
         fmt = raw.get("format") if isinstance(raw, Mapping) else None
         ver = raw.get(self.version_key) if isinstance(raw, Mapping) else None
         found = (f"format {_short(fmt)} version {_short(ver)}" if fmt is not None
-                 else "no format field")
+                 else f"no format field, version {_short(ver)}")
         remedy = f"; {self.remedy}" if self.remedy else ""
+        if fmt is None and self.missing_format_ok:
+            fmt = self.name  # an early file of this format: judged by its version
         if fmt != self.name:
             why = f"not a {self.what}{remedy}"
         elif _is_int(ver) and ver > self.version:

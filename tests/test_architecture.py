@@ -27,7 +27,7 @@ FOUNDATION = "(top-level)"
 #: (the label) -> model (label -> effect parameters) -> transfer; the offline packages and
 #: the applications sit above it, the CLI on top.
 LAYERS: tuple[str, ...] = (
-    FOUNDATION,   # errors, atomic, fileio, executor, config
+    FOUNDATION,   # errors, atomic, fileio, artifact, executor, config
     "media",      # media files and arrays, Wand glue, plots, example media (no plugins)
     "api",        # the plugin contract: hooks, registry, params, effect/encoder bases, vocabulary type
     "render",     # an effect chain -> rendered audio

@@ -295,3 +295,21 @@ def test_the_layer_imports_no_heavy_library():
             "print(sorted(m for m in ('numpy', 'pyarrow', 'torch', 'safetensors') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_header_field_added_later_keeps_old_files_loading(tmp_path):
+    """study.json had only "version": 1 before it had a format; such folders still load, and
+    a version the code does not read is still refused (decision 12.24)."""
+    from deltav2a.study.store import FORMAT, load_manifest
+
+    old = {"version": 1, "cases": [{"id": "c01"}]}
+    (tmp_path / "study.json").write_text(json.dumps(old))
+    assert load_manifest(tmp_path)["cases"] == [{"id": "c01"}]
+    assert FORMAT.accepts({**FORMAT.header(), "cases": []})
+    (tmp_path / "study.json").write_text(json.dumps({**old, "version": 2}))
+    with pytest.raises(DeltaV2AError, match="found no format field, version 2, expected 'deltav2a-study' "
+                                            "version 1 \\(written by a newer deltav2a\\)"):
+        load_manifest(tmp_path)
+    (tmp_path / "study.json").write_text(json.dumps({**old, "format": "deltav2a-db"}))
+    with pytest.raises(DeltaV2AError, match="not a study manifest"):
+        load_manifest(tmp_path)

@@ -586,8 +586,7 @@ def _combine(modality: str, shard_dir: Path, n_blocks: int, plan: dict, tag: str
 def _write_manifest(out: Path, manifest: dict) -> None:
     from ..artifact import write_json
 
-    header = FORMAT.header()
-    write_json(Path(out) / MANIFEST, FORMAT, {k: v for k, v in manifest.items() if k not in header})
+    write_json(Path(out) / MANIFEST, FORMAT, FORMAT.body(manifest))
 
 
 def run_extract(out: Path, cfg: "AnalysisConfig", images: Sequence[Item] = (), audio: Sequence[Item] = (),

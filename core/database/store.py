@@ -180,8 +180,7 @@ def write_meta(db_dir: Path, meta: Mapping[str, Any]) -> None:
     read from another database, are replaced)."""
     from ..artifact import write_json
 
-    body = {k: v for k, v in meta.items() if k not in FORMAT.header()}
-    write_json(Path(db_dir) / META_FILE, FORMAT, body)
+    write_json(Path(db_dir) / META_FILE, FORMAT, FORMAT.body(meta))
 
 
 def read_meta(db_dir: Path) -> dict:

@@ -5,6 +5,6 @@
     analyze (analyze.py) Q1 mean + CI, Q2 edited rate vs 50 %, per group, Spearman, agreement
 """
 
-MANIFEST = "study.json"
+MANIFEST = "study.json"  # its header: `study.store.FORMAT` (deltav2a-study, version 1)
 DATABASE = "answers.sqlite"
 GROUPS = ("high_delta", "low_delta", "one_effect", "two_effects")

@@ -149,7 +149,7 @@ def build_study(model_dir: Path | None, images: list[Path], clips: list[Path], o
         write_json(folder / "sidecar.json", view.sidecar)
         cases.append({"id": cid, **case, "n_effects": len(case["effects"])})
     manifest = {
-        "version": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model": str(model.model_dir), "seed": seed, "candidates": candidates, "seconds": seconds,
         "intensity_range": list(intensity_range),
         "selection": {"counts": selection.counts, "high_quantile": selection.high_quantile,
@@ -159,5 +159,8 @@ def build_study(model_dir: Path | None, images: list[Path], clips: list[Path], o
         "render_warnings": n_warnings,
         "cases": cases,
     }
-    write_json(output / MANIFEST, manifest)  # last: a folder without it is no study
-    return manifest
+    from ..artifact import write_json as write_artifact
+    from .store import FORMAT
+
+    write_artifact(output / MANIFEST, FORMAT, manifest)  # last: a folder without it is no study
+    return {**FORMAT.header(), **manifest}

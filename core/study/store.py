@@ -18,9 +18,13 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+from ..artifact import Format, read_json
 from ..errors import DeltaV2AError
-from ..fileio import read_json
 from . import DATABASE, MANIFEST
+
+#: study.json; folders built before it had a `format` field (only "version": 1) still load
+FORMAT = Format("deltav2a-study", 1, "study manifest", missing_format_ok=True,
+                remedy="build one with `deltav2a study build`")
 
 RATER_ID = re.compile(r"^r[0-9a-f]{16}$")
 SIDES = ("left", "right")
@@ -51,7 +55,7 @@ def load_manifest(study: Path) -> dict:
     path = Path(study) / MANIFEST
     if not path.is_file():
         raise DeltaV2AError(f"{study} is not a study folder (no {MANIFEST}; make one with `deltav2a study build`)")
-    man = read_json(path, "study manifest")
+    _, man = read_json(path, FORMAT)
     cases = man.get("cases")
     if not isinstance(cases, list) or not cases:
         raise DeltaV2AError(f"study manifest {path} lists no cases")
