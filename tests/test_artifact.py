@@ -163,7 +163,6 @@ def test_shards_are_fsynced_before_the_rename_and_the_folder_after(tmp_path, mon
     store.write_shard(tmp_path / store.shard_name(1), _table(), {"fingerprint": "f", "records": 5})
     assert len(calls) == 2 and Path(calls[0]).name.startswith(f".{store.shard_name(1)}.")
     assert store.read_shard_info(tmp_path / store.shard_name(1))["_rows"] == 5
-    calls.clear()
     from deltav2a.analysis import extract
 
     src = Path(extract.__file__).read_text()
