@@ -147,7 +147,7 @@ def embed_audio_effects(encoder: Any, clips: "Sequence[np.ndarray]", sample_rate
     """
     import numpy as np
 
-    from ..render.chain import AudioChain
+    from ..render.chain import AudioChain, ChainSettings
 
     if not clips:
         raise DeltaV2AError("vocabulary audit: no audio clips")
@@ -155,7 +155,7 @@ def embed_audio_effects(encoder: Any, clips: "Sequence[np.ndarray]", sample_rate
     after = np.empty((len(effects), len(intensities), *before.shape), dtype=np.float32)
     for e, row in enumerate(effects):
         for i, x in enumerate(intensities):
-            chain = AudioChain([_setting(part, float(x)) for part in row.split(PAIR)], order=chain_order, tail="cut")
+            chain = AudioChain(ChainSettings([_setting(part, float(x)) for part in row.split(PAIR)]), order=chain_order, tail="cut")
             after[e, i] = encoder.encode_audio([chain.render(c, sample_rate).audio for c in clips], sample_rate)
             if progress:
                 progress()
