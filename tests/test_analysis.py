@@ -469,6 +469,7 @@ def test_decoder_step_trains_saves_and_reloads(extracted, tmp_path):
     from deltav2a.analysis.decoder import load_decoder, run_decoder
     from deltav2a.analysis.discover import run_discover
     from deltav2a.analysis.extract import load_extract, read_deltas
+    from deltav2a.render.settings import ChainSettings
     from deltav2a.style.encoding import load_encoder
 
     folder = tmp_path / "d"
@@ -488,7 +489,12 @@ def test_decoder_step_trains_saves_and_reloads(extracted, tmp_path):
     assert meta["encoder"]["name"] == "perceptual-audio" and meta["condition_dim"] == 24 + 1
     aud = read_deltas(folder / "audio_deltas.parquet")
     raw = dec.predict(aud.original[0], enc.encode_text(["a blurry photo"])[0], 0.7)
-    assert set(raw) == {"lpf", "highshelf", "saturation", "reverb"} and 100 <= raw["lpf"]["cutoff_hz"] <= 20000
+    assert isinstance(raw, ChainSettings)  # the decoder answers in the one chain-settings type
+    assert raw.effects == ["lpf", "highshelf", "saturation", "reverb"]
+    assert 100 <= raw.to_dict()["lpf"]["cutoff_hz"] <= 20000
+    assert ChainSettings.parse(raw.specs()) == raw
+    # the report's "predicted" is the same type's mapping form, values in range
+    assert ChainSettings.from_dict(preds[0]["predicted"]).effects == raw.effects
     with pytest.raises(DeltaV2AError, match="strength input"):
         dec.predict(aud.original[0], enc.encode_text(["a blurry photo"])[0])
     with pytest.raises(DeltaV2AError, match="trained with audio encoder"):
@@ -515,8 +521,8 @@ def test_text_only_decoder_of_the_note(extracted, tmp_path):
     assert dec.meta["condition_dim"] == 24 and "strength" not in dec.meta["condition"]
     enc = load_encoder("perceptual-audio", "audio")
     aud = read_deltas(folder / "audio_deltas.parquet")
-    assert set(dec.predict(aud.original[0], enc.encode_text(["muffled"])[0])) == {"lpf", "highshelf", "saturation",
-                                                                                   "reverb"}
+    assert set(dec.predict(aud.original[0], enc.encode_text(["muffled"])[0]).effects) == {"lpf", "highshelf",
+                                                                                           "saturation", "reverb"}
 
 
 # ------------------------------------------------------------------ CLI and the whole pipeline

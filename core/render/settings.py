@@ -217,7 +217,7 @@ class ChainSettings:
         """{effect: {param: value}} (JSON, YAML, a report) -> ChainSettings, checked."""
         if not isinstance(mapping, Mapping):
             raise DeltaV2AError(f"chain settings must be a mapping {{effect: {{param: value}}}}, got {mapping!r}")
-        return cls(tuple(EffectSetting(name, dict(values or {})) for name, values in mapping.items()))
+        return cls(tuple(EffectSetting(name, {} if values is None else values) for name, values in mapping.items()))
 
     def to_records(self) -> list[dict[str, Any]]:
         """[{"effect": name, "params": {param: value}}], in order (the transfer sidecar's "effects")."""
@@ -232,7 +232,8 @@ class ChainSettings:
         for r in records:
             if not isinstance(r, Mapping) or "effect" not in r:
                 raise DeltaV2AError(f"a chain record needs 'effect' (and 'params'), got {r!r}")
-            steps.append(EffectSetting(r["effect"], dict(r.get("params") or {})))
+            params = r.get("params")
+            steps.append(EffectSetting(r["effect"], {} if params is None else params))
         return cls(tuple(steps))
 
     # ------------------------------------------------------------------ values
