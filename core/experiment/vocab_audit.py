@@ -33,6 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     from PIL.Image import Image as PILImage
 
+    from ..render.settings import EffectSetting
+
 DEFAULT_INTENSITIES = (0.35, 0.6, 0.9)
 
 
@@ -117,7 +119,7 @@ def audio_effect_rows(effects: Sequence[str]) -> list[str]:
     return rows
 
 
-def _setting(row: str, intensity: float) -> Any:
+def _setting(row: str, intensity: float) -> "EffectSetting":
     from ..render.chain import EffectSetting
     from ..api.registry import get
 
