@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     from deltav2a.api import registry as plugins
-    from deltav2a.render.chain import AudioChain, EffectSetting
+    from deltav2a.render.chain import AudioChain, ChainSettings, EffectSetting
     from deltav2a.media.io import load_audio
     from deltav2a.style.vocab import load_vocabulary
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     base = np.concatenate([aenc.encode_audio([x], s) for x, s in fx_clips])
     for name in AUDIO_EFFECTS:
         cls = plugins.get("audio_effect", name)
-        chain = AudioChain([EffectSetting(name, cls.params_at_intensity(0.5))], tail="cut")
+        chain = AudioChain(ChainSettings([EffectSetting(name, cls.params_at_intensity(0.5))]), tail="cut")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             after = np.concatenate([aenc.encode_audio([chain(x, s)], s) for x, s in fx_clips])

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 import pedalboard
 
-from deltav2a.render.chain import AudioChain, EffectSetting
+from deltav2a.render.chain import AudioChain, ChainSettings, EffectSetting
 from deltav2a.media.io import load_audio, resample
 
 HERE = Path(__file__).resolve().parent
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     x, sr, clip_name = load_clip(args.clip)
     results = []
     for name, (settings, make_plugins, rate) in CHAINS.items():
-        chain = AudioChain(settings, tail="cut")
+        chain = AudioChain(ChainSettings(settings), tail="cut")
         board = pedalboard.Pedalboard(make_plugins())
         out_chain, out_direct = chain(x, sr), direct_render(board, rate, x, sr)
         if not np.array_equal(out_chain, out_direct):
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         render = summarise(*ab(lambda: chain(x, sr),
                                lambda: direct_render(board, rate, x, sr), args.reps))
         built = summarise(*ab(
-            lambda: AudioChain(settings, tail="cut")(x, sr),
+            lambda: AudioChain(ChainSettings(settings), tail="cut")(x, sr),
             lambda: direct_render(pedalboard.Pedalboard(make_plugins()), rate, x, sr),
             args.reps))
         results.append({"chain": name, "render_order": chain.names,

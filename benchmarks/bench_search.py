@@ -70,10 +70,10 @@ def main() -> None:
     cma_import_s = time.perf_counter() - t0
 
     from deltav2a.atomic import write_json
-    from deltav2a.render.chain import AudioChain
+    from deltav2a.render.chain import AudioChain, ChainSettings
     from deltav2a.style.encoding import term_embeddings
     from deltav2a.media.io import load_audio, load_image
-    from deltav2a.model.plan import EffectPlan, EffectStep
+    from deltav2a.model.plan import EffectPlan
     from deltav2a.api.registry import get
     from deltav2a.model.search import AudioScorer, loudest_window, search_plan
     from deltav2a.model.strength import StrengthMap
@@ -99,7 +99,7 @@ def main() -> None:
         e0 = tm.audio_encoder.encode_audio([ex], sr)[0].astype(np.float64)
         for name in tm.layout.effects:
             for t in np.linspace(0.1, 1.0, 6):
-                y = AudioChain({name: get("audio_effect", name).params_at_intensity(float(t))},
+                y = AudioChain(ChainSettings.from_dict({name: get("audio_effect", name).params_at_intensity(float(t))}),
                                tail="cut").render(ex, sr).audio
                 e1 = tm.audio_encoder.encode_audio([y], sr)[0].astype(np.float64)
                 norms.append(float(np.linalg.norm(e1 - e0)))
@@ -123,7 +123,7 @@ def main() -> None:
         from deltav2a.model.search import centred_cosine
         from deltav2a.style.label import style_labels
 
-        y = AudioChain(plan.settings(), order=cfg.effects.chain_order, tail="cut").render(x, sr).audio
+        y = AudioChain(plan.settings, order=cfg.effects.chain_order, tail="cut").render(x, sr).audio
         e0, e1 = tm.audio_encoder.encode_audio([x], sr), tm.audio_encoder.encode_audio([y], sr)
         return centred_cosine(style_labels(e0, e1, V_aud, T)[0][0], target.label)
 
@@ -132,7 +132,7 @@ def main() -> None:
         ex = x[:, s:e]
         sco = scorer()
         sco.set_reference(ex, sr)
-        y = AudioChain(plan.settings(), order=cfg.effects.chain_order, tail="cut").render(ex, sr).audio \
+        y = AudioChain(plan.settings, order=cfg.effects.chain_order, tail="cut").render(ex, sr).audio \
             if plan.steps else ex
         return sco.score(y, sr, target)
 
@@ -160,17 +160,16 @@ def main() -> None:
                         row[f"search_{b}"] = {"effects": plan.effects, "seconds": secs, "cpu_seconds": run.cpu,
                                               "score": plan.trajectory[-1], "iterations": len(plan.trajectory),
                                               "excerpt": score_plan(x, sr, target, plan).__dict__,
-                                              "settings": plan.settings()}
+                                              "settings": plan.settings.to_dict()}
                     plan, secs = run(x, sr, target, sc.budget_evals, init=mlp)
                     row["refine"] = {"effects": plan.effects, "seconds": secs, "cpu_seconds": run.cpu, "score": plan.trajectory[-1],
                                      "excerpt": score_plan(x, sr, target, plan).__dict__}
                     t1 = time.perf_counter()
-                    AudioChain(plan.settings(), order=cfg.effects.chain_order, tail=cfg.effects.tail).render(x, sr)
+                    AudioChain(plan.settings, order=cfg.effects.chain_order, tail=cfg.effects.tail).render(x, sr)
                     row["refine"]["clip_label_match"] = clip_label_match(x, sr, target, plan)
                     row["mlp"]["clip_label_match"] = clip_label_match(x, sr, target, mlp)
                     row[f"search_{sc.budget_evals}"]["clip_label_match"] = clip_label_match(
-                        x, sr, target, EffectPlan(tuple(EffectStep(k, v) for k, v in
-                                                        row[f"search_{sc.budget_evals}"]["settings"].items()), "search"))
+                        x, sr, target, EffectPlan(ChainSettings.from_dict(row[f"search_{sc.budget_evals}"]["settings"]), "search"))
                     row["full_render_seconds"] = time.perf_counter() - t1
                     rows.append(row)
                     print(f"clip {ci} {name} {inten}: mlp {row['mlp']['score']['total']:.3f} "

@@ -113,10 +113,10 @@ def _tone(freq: float, seconds: float = 0.5, amp: float = 0.5) -> np.ndarray:
 
 
 def _gain_db(effect: str, params: dict, freq: float) -> float:
-    from deltav2a.render.chain import AudioChain
+    from deltav2a.render.chain import AudioChain, ChainSettings
 
     x = _tone(freq)
-    y = AudioChain({effect: params}, tail="cut").render(x, SR).audio
+    y = AudioChain(ChainSettings.from_dict({effect: params}), tail="cut").render(x, SR).audio
     tail = slice(SR // 10, None)  # after the filters settle
     return 20 * np.log10(np.sqrt(np.mean(y[:, tail] ** 2)) / np.sqrt(np.mean(x[:, tail] ** 2)))
 
@@ -130,7 +130,7 @@ def test_lpf_is_twice_as_steep_as_the_builtin_lowpass():
 
 
 def test_highshelf_boosts_highs_and_its_bypass_is_exact():
-    from deltav2a.render.chain import AudioChain
+    from deltav2a.render.chain import AudioChain, ChainSettings
     from deltav2a.api.registry import get
 
     cls = get("audio_effect", "highshelf")
@@ -139,22 +139,22 @@ def test_highshelf_boosts_highs_and_its_bypass_is_exact():
     assert _gain_db("highshelf", p, 12000.0) > 8.0
     assert abs(_gain_db("highshelf", p, 200.0)) < 0.5
     x = _tone(3000.0)
-    assert np.array_equal(AudioChain({"highshelf": cls.params_at_intensity(0.0)}).render(x, SR).audio, x)
+    assert np.array_equal(AudioChain(ChainSettings.from_dict({"highshelf": cls.params_at_intensity(0.0)})).render(x, SR).audio, x)
 
 
 def test_audio_saturation_is_the_normalised_tanh_with_an_exact_bypass():
-    from deltav2a.render.chain import AudioChain
+    from deltav2a.render.chain import AudioChain, ChainSettings
 
     rng = np.random.default_rng(0)
     x = np.clip(rng.normal(0, 0.3, (2, 4000)), -1, 1).astype(np.float32)
     x[0, 10], x[1, 20] = 1.0, -1.0
-    y = AudioChain({"saturation": {"drive_db": 18.0}}, tail="cut").render(x, SR).audio
+    y = AudioChain(ChainSettings.from_dict({"saturation": {"drive_db": 18.0}}), tail="cut").render(x, SR).audio
     g = 10 ** (18 / 20) - 1
     np.testing.assert_allclose(y, np.tanh(g * x) / np.tanh(g), atol=2e-6)
     assert y[0, 10] == pytest.approx(1.0, abs=1e-6) and y[1, 20] == pytest.approx(-1.0, abs=1e-6)
-    same = AudioChain({"saturation": {"drive_db": 0.0}}, tail="cut").render(x, SR).audio
+    same = AudioChain(ChainSettings.from_dict({"saturation": {"drive_db": 0.0}}), tail="cut").render(x, SR).audio
     assert np.array_equal(same, x)
-    tiny = AudioChain({"saturation": {"drive_db": 0.01}}, tail="cut").render(x, SR).audio
+    tiny = AudioChain(ChainSettings.from_dict({"saturation": {"drive_db": 0.01}}), tail="cut").render(x, SR).audio
     assert np.abs(tiny - x).max() < 1e-5  # continuous at the bypass
 
 
@@ -469,6 +469,7 @@ def test_decoder_step_trains_saves_and_reloads(extracted, tmp_path):
     from deltav2a.analysis.decoder import load_decoder, run_decoder
     from deltav2a.analysis.discover import run_discover
     from deltav2a.analysis.extract import load_extract, read_deltas
+    from deltav2a.render.settings import ChainSettings
     from deltav2a.style.encoding import load_encoder
 
     folder = tmp_path / "d"
@@ -488,7 +489,12 @@ def test_decoder_step_trains_saves_and_reloads(extracted, tmp_path):
     assert meta["encoder"]["name"] == "perceptual-audio" and meta["condition_dim"] == 24 + 1
     aud = read_deltas(folder / "audio_deltas.parquet")
     raw = dec.predict(aud.original[0], enc.encode_text(["a blurry photo"])[0], 0.7)
-    assert set(raw) == {"lpf", "highshelf", "saturation", "reverb"} and 100 <= raw["lpf"]["cutoff_hz"] <= 20000
+    assert isinstance(raw, ChainSettings)  # the decoder answers in the one chain-settings type
+    assert raw.effects == ["lpf", "highshelf", "saturation", "reverb"]
+    assert 100 <= raw.to_dict()["lpf"]["cutoff_hz"] <= 20000
+    assert ChainSettings.parse(raw.specs()) == raw
+    # the report's "predicted" is the same type's mapping form, values in range
+    assert ChainSettings.from_dict(preds[0]["predicted"]).effects == raw.effects
     with pytest.raises(DeltaV2AError, match="strength input"):
         dec.predict(aud.original[0], enc.encode_text(["a blurry photo"])[0])
     with pytest.raises(DeltaV2AError, match="trained with audio encoder"):
@@ -515,8 +521,8 @@ def test_text_only_decoder_of_the_note(extracted, tmp_path):
     assert dec.meta["condition_dim"] == 24 and "strength" not in dec.meta["condition"]
     enc = load_encoder("perceptual-audio", "audio")
     aud = read_deltas(folder / "audio_deltas.parquet")
-    assert set(dec.predict(aud.original[0], enc.encode_text(["muffled"])[0])) == {"lpf", "highshelf", "saturation",
-                                                                                   "reverb"}
+    assert set(dec.predict(aud.original[0], enc.encode_text(["muffled"])[0]).effects) == {"lpf", "highshelf",
+                                                                                           "saturation", "reverb"}
 
 
 # ------------------------------------------------------------------ CLI and the whole pipeline

@@ -16,10 +16,10 @@ import pytest
 from deltav2a.render.chain import (
     DEFAULT_ORDER,
     AudioChain,
+    ChainSettings,
     EffectSetting,
     TailTruncatedWarning,
     describe_chain,
-    parse_effect_spec,
 )
 from deltav2a.api.effects import AudioEffect
 from deltav2a.errors import DeltaV2AError
@@ -71,42 +71,42 @@ def test_default_order_is_the_research_order():
 
 def test_settings_are_sorted_by_default_order():
     given = list(reversed(DEFAULT_ORDER))
-    chain = AudioChain([EffectSetting(n) for n in given])
+    chain = AudioChain(ChainSettings([EffectSetting(n) for n in given]))
     assert chain.names == list(DEFAULT_ORDER)
-    assert AudioChain(["delay", "lowpass"]).names == ["lowpass", "delay"]
+    assert AudioChain(ChainSettings.parse(["delay", "lowpass"])).names == ["lowpass", "delay"]
 
 
 def test_custom_order_and_unlisted_effects_keep_their_relative_position():
-    chain = AudioChain(["reverb", "lowpass", "delay", "bitcrush"], order=["delay", "bitcrush"])
+    chain = AudioChain(ChainSettings.parse(["reverb", "lowpass", "delay", "bitcrush"]), order=["delay", "bitcrush"])
     assert chain.names == ["delay", "bitcrush", "reverb", "lowpass"]
-    chain = AudioChain(["reverb", "lowpass"], order="lowpass, reverb")
+    chain = AudioChain(ChainSettings.parse(["reverb", "lowpass"]), order="lowpass, reverb")
     assert chain.names == ["lowpass", "reverb"]
-    assert AudioChain(["reverb", "lowpass"], order=()).names == ["reverb", "lowpass"]
+    assert AudioChain(ChainSettings.parse(["reverb", "lowpass"]), order=()).names == ["reverb", "lowpass"]
 
 
 def test_playback_rate_is_always_last():
     order = ("playback_rate", "delay", "lowpass")
-    chain = AudioChain(["lowpass", "playback_rate:rate=1.5", "delay"], order=order)
+    chain = AudioChain(ChainSettings.parse(["lowpass", "playback_rate:rate=1.5", "delay"]), order=order)
     assert chain.names == ["delay", "lowpass", "playback_rate"]
-    chain = AudioChain(["playback_rate", "reverb"], order=())
+    chain = AudioChain(ChainSettings.parse(["playback_rate", "reverb"]), order=())
     assert chain.names == ["reverb", "playback_rate"]
     # the stutter gate renders outside Pedalboard too: after the Pedalboard part, before the
     # speed change (a gate recorded onto the tape speeds up with it)
-    chain = AudioChain(["playback_rate:rate=1.5", "stutter", "delay", "reverb"])
+    chain = AudioChain(ChainSettings.parse(["playback_rate:rate=1.5", "stutter", "delay", "reverb"]))
     assert chain.names == ["reverb", "delay", "stutter", "playback_rate"]
 
 
 def test_bad_orders_are_rejected():
     with pytest.raises(DeltaV2AError, match="lowpas"):
-        AudioChain(["lowpass"], order=["lowpas"])
+        AudioChain(ChainSettings.parse(["lowpass"]), order=["lowpas"])
     with pytest.raises(DeltaV2AError, match="more than once"):
-        AudioChain(["lowpass"], order=["lowpass", "lowpass"])
+        AudioChain(ChainSettings.parse(["lowpass"]), order=["lowpass", "lowpass"])
 
 
 def test_order_changes_the_result_and_matches_a_hand_built_pedalboard(audio):
     specs = ["distortion:drive_db=30", "lowpass:cutoff_hz=500"]
-    d_then_l = AudioChain(specs, order=["distortion", "lowpass"], tail="cut")(audio, SR)
-    l_then_d = AudioChain(specs, order=["lowpass", "distortion"], tail="cut")(audio, SR)
+    d_then_l = AudioChain(ChainSettings.parse(specs), order=["distortion", "lowpass"], tail="cut")(audio, SR)
+    l_then_d = AudioChain(ChainSettings.parse(specs), order=["lowpass", "distortion"], tail="cut")(audio, SR)
     ref_dl = pedalboard.Pedalboard([pedalboard.Distortion(drive_db=30),
                                     pedalboard.LowpassFilter(500)])(audio, SR)
     ref_ld = pedalboard.Pedalboard([pedalboard.LowpassFilter(500),
@@ -124,7 +124,7 @@ def test_full_chain_matches_pedalboard_then_soxr(audio):
              "bitcrush:bit_depth=10",
              "highpass:cutoff_hz=100", "distortion:drive_db=6",
              "stutter:rate_hz=6,duty=0.5,depth=0.7,smoothing_ms=4"]
-    chain = AudioChain(specs, tail="cut")
+    chain = AudioChain(ChainSettings.parse(specs), tail="cut")
     assert chain.names == list(DEFAULT_ORDER)
     board = pedalboard.Pedalboard([
         pedalboard.LowpassFilter(3000), pedalboard.Bitcrush(10),
@@ -146,7 +146,7 @@ def test_full_chain_matches_pedalboard_then_soxr(audio):
 
 
 def test_tail_cut_keeps_input_length_and_reports_the_drop(audio):
-    res = AudioChain(["reverb:room_size=0.8,wet_level=0.5", "delay"], tail="cut").render(audio, SR)
+    res = AudioChain(ChainSettings.parse(["reverb:room_size=0.8,wet_level=0.5", "delay"]), tail="cut").render(audio, SR)
     assert res.audio.shape == audio.shape
     assert res.tail_truncated and res.tail_kept_seconds == 0.0
     assert res.tail_dropped_seconds == pytest.approx(res.tail_estimate_seconds)
@@ -155,18 +155,18 @@ def test_tail_cut_keeps_input_length_and_reports_the_drop(audio):
 
 
 def test_tail_keep_rings_out_and_trims_at_minus_60_db(audio):
-    chain = AudioChain(["reverb:room_size=0.7,wet_level=0.5"], tail="keep")
+    chain = AudioChain(ChainSettings.parse(["reverb:room_size=0.7,wet_level=0.5"]), tail="keep")
     res = chain.render(audio, SR)
     y = res.audio
     assert y.shape[1] > audio.shape[1] and not res.tail_truncated
     assert res.tail_dropped_seconds == 0.0
     assert res.tail_kept_seconds == pytest.approx((y.shape[1] - audio.shape[1]) / SR)
     # the body is what a cut render gives: padding only adds time after the input
-    cut = AudioChain(["reverb:room_size=0.7,wet_level=0.5"], tail="cut")(audio, SR)
+    cut = AudioChain(ChainSettings.parse(["reverb:room_size=0.7,wet_level=0.5"]), tail="cut")(audio, SR)
     np.testing.assert_array_equal(y[:, : audio.shape[1]], cut)
     # untrimmed reference: the input padded by hand with 10 s of silence, rendered "cut"
     padded = np.concatenate([audio, np.zeros((2, 10 * SR), np.float32)], axis=1)
-    ref = AudioChain(["reverb:room_size=0.7,wet_level=0.5"], tail="cut")(padded, SR)
+    ref = AudioChain(ChainSettings.parse(["reverb:room_size=0.7,wet_level=0.5"]), tail="cut")(padded, SR)
     np.testing.assert_array_equal(y, ref[:, : y.shape[1]])
     floor = np.abs(ref).max() * 10 ** (-60 / 20)
     assert np.abs(y[:, -1]).max() >= floor           # ends on the last audible sample
@@ -174,12 +174,12 @@ def test_tail_keep_rings_out_and_trims_at_minus_60_db(audio):
 
 
 def test_tail_keep_without_tail_effects_keeps_length(audio):
-    y = AudioChain(["lowpass", "distortion"], tail="keep")(audio, SR)
+    y = AudioChain(ChainSettings.parse(["lowpass", "distortion"]), tail="keep")(audio, SR)
     assert y.shape == audio.shape
 
 
 def test_tail_keep_with_playback_rate(audio):
-    res = AudioChain(["delay:delay_seconds=0.3,feedback=0.5,mix=0.5", "playback_rate:rate=2"],
+    res = AudioChain(ChainSettings.parse(["delay:delay_seconds=0.3,feedback=0.5,mix=0.5", "playback_rate:rate=2"]),
                      tail="keep").render(audio, SR)
     body = round(audio.shape[1] / 2)
     assert res.audio.shape[1] > body
@@ -187,12 +187,12 @@ def test_tail_keep_with_playback_rate(audio):
     assert res.tail_estimate_seconds == pytest.approx(
         get("audio_effect", "delay")().tail_seconds(delay_seconds=0.3, feedback=0.5, mix=0.5) / 2,
         rel=1e-3)
-    cut = AudioChain(["playback_rate:rate=2"], tail="cut")(audio, SR)
+    cut = AudioChain(ChainSettings.parse(["playback_rate:rate=2"]), tail="cut")(audio, SR)
     assert abs(cut.shape[1] - audio.shape[1] / 2) <= 1
 
 
 def test_tail_cap_warns_and_records_truncation(audio):
-    chain = AudioChain(["reverb:room_size=1.0,damping=0,wet_level=1.0"], tail="keep",
+    chain = AudioChain(ChainSettings.parse(["reverb:room_size=1.0,damping=0,wet_level=1.0"]), tail="keep",
                        max_tail_seconds=0.5)
     with pytest.warns(TailTruncatedWarning, match="max_tail_seconds=0.5"):
         res = chain.render(audio, SR)
@@ -201,7 +201,7 @@ def test_tail_cap_warns_and_records_truncation(audio):
 
 
 def test_estimates_add_up_in_series():
-    chain = AudioChain(["reverb", "delay"])
+    chain = AudioChain(ChainSettings.parse(["reverb", "delay"]))
     rev, dly = (get("audio_effect", n)() for n in ("reverb", "delay"))
     assert chain.tail_seconds() == pytest.approx(rev.tail_seconds() + dly.tail_seconds())
 
@@ -213,7 +213,7 @@ def test_estimates_add_up_in_series():
 @pytest.mark.parametrize("channels", [1, 2])
 def test_every_effect_at_common_rates_mono_and_stereo(sr, channels):
     x = music_like(sr=sr, seconds=1.6, channels=channels)
-    chain = AudioChain([f"{n}" for n in DEFAULT_ORDER] + ["lowpass:cutoff_hz=20000"], tail="keep",
+    chain = AudioChain(ChainSettings.parse([f"{n}" for n in DEFAULT_ORDER] + ["lowpass:cutoff_hz=20000"]), tail="keep",
                        order=[n for n in DEFAULT_ORDER if n != "lowpass"])
     # two lowpasses (20 kHz is above Nyquist at 22.05 kHz) and every other effect
     res = chain.render(x, sr)
@@ -225,7 +225,7 @@ def test_every_effect_at_common_rates_mono_and_stereo(sr, channels):
 
 
 def test_one_dimensional_input_is_mono(audio):
-    y = AudioChain(["lowpass"], tail="cut")(audio[0], SR)
+    y = AudioChain(ChainSettings.parse(["lowpass"]), tail="cut")(audio[0], SR)
     assert y.shape == (1, audio.shape[1])
 
 
@@ -233,23 +233,23 @@ def test_one_dimensional_input_is_mono(audio):
 def test_very_short_input(n):
     x = np.full((2, n), 0.25, dtype=np.float32)
     for tail in ("cut", "keep"):
-        y = AudioChain(["lowpass", "bitcrush"], tail=tail)(x, SR)
+        y = AudioChain(ChainSettings.parse(["lowpass", "bitcrush"]), tail=tail)(x, SR)
         assert y.shape == (2, n) and np.isfinite(y).all()
 
 
 def test_render_is_deterministic_and_does_not_touch_the_input(audio):
     before = audio.copy()
-    chain = AudioChain(["reverb", "distortion", "delay"], tail="keep")
+    chain = AudioChain(ChainSettings.parse(["reverb", "distortion", "delay"]), tail="keep")
     a, b = chain(audio, SR), chain(audio, SR)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(audio, before)
 
 
 def test_empty_chain_and_bypass_chain_return_copies(audio):
-    y = AudioChain([], tail="keep")(audio, SR)
+    y = AudioChain(ChainSettings(), tail="keep")(audio, SR)
     np.testing.assert_array_equal(y, audio)
     assert not np.shares_memory(y, audio)
-    y = AudioChain(["playback_rate:rate=1"], tail="cut")(audio, SR)
+    y = AudioChain(ChainSettings.parse(["playback_rate:rate=1"]), tail="cut")(audio, SR)
     np.testing.assert_array_equal(y, audio)
     assert not np.shares_memory(y, audio)
 
@@ -258,7 +258,7 @@ def test_all_effects_at_bypass_is_near_identity():
     """Only the first-order filters' phase and tanh remain; measured on quiet material."""
     x = music_like() * 0.2  # peak -20 dBFS
     settings = [EffectSetting(n, get("audio_effect", n).bypass_values()) for n in DEFAULT_ORDER]
-    y = AudioChain(settings, tail="keep")(x, SR)
+    y = AudioChain(ChainSettings(settings), tail="keep")(x, SR)
     assert y.shape == x.shape  # no tail at bypass
     spec_x, spec_y = (np.abs(np.fft.rfft(s.mean(axis=0))) for s in (x, y))
     f = np.fft.rfftfreq(x.shape[1], 1 / SR)
@@ -275,41 +275,46 @@ def test_all_effects_at_bypass_is_near_identity():
 ])
 def test_unusable_audio_is_a_one_line_error(bad, match):
     with pytest.raises(DeltaV2AError, match=match) as err:
-        AudioChain(["lowpass"])(bad, SR)
+        AudioChain(ChainSettings.parse(["lowpass"]))(bad, SR)
     assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("sr", [0, -44100, float("nan"), float("inf"), "fast", 500])
 def test_bad_sample_rates(sr, audio):
     with pytest.raises(DeltaV2AError, match="sample rate"):
-        AudioChain(["lowpass"])(audio, sr)
+        AudioChain(ChainSettings.parse(["lowpass"]))(audio, sr)
 
 
 def test_bad_chain_options():
     with pytest.raises(DeltaV2AError, match="tail"):
-        AudioChain(["lowpass"], tail="fade")
+        AudioChain(ChainSettings.parse(["lowpass"]), tail="fade")
     for bad in (-1, float("nan"), "long"):
         with pytest.raises(DeltaV2AError, match="max_tail_seconds"):
-            AudioChain(["lowpass"], max_tail_seconds=bad)
+            AudioChain(ChainSettings.parse(["lowpass"]), max_tail_seconds=bad)
+    with pytest.raises(DeltaV2AError, match="AudioChain takes ChainSettings"):
+        AudioChain(["lowpass"])  # spec strings go through ChainSettings.parse
+    with pytest.raises(DeltaV2AError, match="AudioChain takes ChainSettings"):
+        AudioChain({"lowpass": {}})
     with pytest.raises(DeltaV2AError, match="not an effect setting"):
-        AudioChain([("lowpass", {})])
+        ChainSettings([("lowpass", {})])
 
 
 # ----------------------------------------------------------------- specs
 
 
-@pytest.mark.parametrize("spec,expected", [
-    ("lowpass:cutoff_hz=800", EffectSetting("lowpass", {"cutoff_hz": 800.0})),
-    ("  reverb : wet_level = 0.5 , room_size=0.8 ",
-     EffectSetting("reverb", {"wet_level": 0.5, "room_size": 0.8})),
-    ("delay", EffectSetting("delay", {})),
-    ("lowpass:cutoff_hz=1.2e3", EffectSetting("lowpass", {"cutoff_hz": 1200.0})),
-    ("playback_rate:rate=2", EffectSetting("playback_rate", {"rate": 2.0})),
+@pytest.mark.parametrize("spec,effect,params", [
+    ("lowpass:cutoff_hz=800", "lowpass", {"cutoff_hz": 800.0}),
+    ("  reverb : wet_level = 0.5 , room_size=0.8 ", "reverb", {"wet_level": 0.5, "room_size": 0.8}),
+    ("delay", "delay", {}),
+    ("lowpass:cutoff_hz=1.2e3", "lowpass", {"cutoff_hz": 1200.0}),
+    ("playback_rate:rate=2", "playback_rate", {"rate": 2.0}),
 ])
-def test_parse_effect_spec(spec, expected):
-    got = parse_effect_spec(spec)
-    assert got == expected
-    assert parse_effect_spec(got.spec()) == got
+def test_parse_effect_spec(spec, effect, params):
+    got = EffectSetting.parse(spec)
+    assert got == EffectSetting(effect, params)
+    assert dict(got.params) == params and list(got.params) == list(params)  # given order kept
+    assert EffectSetting.parse(got.spec()) == got
+    assert ChainSettings.parse(spec) == ChainSettings((got,))
 
 
 @pytest.mark.parametrize("spec,match", [
@@ -336,24 +341,28 @@ def test_parse_effect_spec(spec, expected):
 ])
 def test_bad_specs_are_one_line_errors(spec, match):
     with pytest.raises(DeltaV2AError, match=match) as err:
-        parse_effect_spec(spec)
+        EffectSetting.parse(spec)
     assert "\n" not in str(err.value)
-    with pytest.raises(DeltaV2AError):
-        AudioChain([spec])
+    with pytest.raises(DeltaV2AError, match=match):
+        ChainSettings.parse(["delay", spec])
 
 
-def test_chain_validates_settings_built_in_code():
+def test_settings_built_in_code_are_validated():
     with pytest.raises(DeltaV2AError, match="out of range"):
-        AudioChain([EffectSetting("reverb", {"room_size": 1.5})])
+        EffectSetting("reverb", {"room_size": 1.5})
     with pytest.raises(DeltaV2AError, match="has no parameter"):
-        AudioChain([EffectSetting("reverb", {"size": 0.5})])
+        EffectSetting("reverb", {"size": 0.5})
+    with pytest.raises(DeltaV2AError, match="unknown audio effect 'flanger'"):
+        ChainSettings.from_dict({"flanger": {}})
+    with pytest.raises(DeltaV2AError, match=r"reverb.wet_level=2 is out of range"):
+        ChainSettings.from_records([{"effect": "reverb", "params": {"wet_level": 2}}])
 
 
 # ----------------------------------------------------------------- description
 
 
 def test_describe_chain_is_json_and_recreates_the_chain(audio):
-    chain = AudioChain(["playback_rate:rate=0.5", "reverb:room_size=0.8", "lowpass:cutoff_hz=800"],
+    chain = AudioChain(ChainSettings.parse(["playback_rate:rate=0.5", "reverb:room_size=0.8", "lowpass:cutoff_hz=800"]),
                        tail="cut")
     d = json.loads(json.dumps(describe_chain(chain)))
     assert d == chain.describe() or d == json.loads(json.dumps(chain.describe()))
@@ -365,12 +374,12 @@ def test_describe_chain_is_json_and_recreates_the_chain(audio):
     assert set(d["effects"][1]["params"]) == {"room_size", "damping", "wet_level", "dry_level"}
     assert d["effects"][2]["outside_pedalboard"] is True
     assert d["tail"] == "cut" and d["order"] == list(DEFAULT_ORDER)
-    again = AudioChain(d["specs"], order=d["order"], tail=d["tail"])
+    again = AudioChain(ChainSettings.parse(d["specs"]), order=d["order"], tail=d["tail"])
     np.testing.assert_array_equal(again(audio, SR), chain(audio, SR))
 
 
 def test_render_result_describes_chain_and_tail(audio):
-    res = AudioChain({"delay": {"mix": 0.5}, "lowpass": {"cutoff_hz": 900}}, tail="cut").render(
+    res = AudioChain(ChainSettings.from_dict({"delay": {"mix": 0.5}, "lowpass": {"cutoff_hz": 900}}), tail="cut").render(
         audio, SR)
     d = json.loads(json.dumps(res.describe()))
     assert [e["effect"] for e in d["effects"]] == ["lowpass", "delay"]
@@ -380,7 +389,7 @@ def test_render_result_describes_chain_and_tail(audio):
 
 
 def test_mapping_settings_keep_their_values():
-    chain = AudioChain({"reverb": {"room_size": 0.9}, "playback_rate": {}})
+    chain = AudioChain(ChainSettings.from_dict({"reverb": {"room_size": 0.9}, "playback_rate": {}}))
     assert chain.names == ["reverb", "playback_rate"]
     assert chain.steps[0].raw["room_size"] == 0.9
     assert chain.steps[1].raw == {"rate": 1.25}
@@ -389,7 +398,7 @@ def test_mapping_settings_keep_their_values():
 def test_from_normalised_uses_each_parameter_scale():
     s = EffectSetting.from_normalised("lowpass", {"cutoff_hz": 0.5})
     assert s.params["cutoff_hz"] == pytest.approx((100 * 20000) ** 0.5)
-    assert parse_effect_spec(s.spec()) == s  # exact float round trip through the text
+    assert EffectSetting.parse(s.spec()) == s  # exact float round trip through the text
     s = EffectSetting.from_normalised("playback_rate", {"rate": 0.5})
     assert s.params["rate"] == pytest.approx(1.0)
     bypass = {p.name: p.bypass_normalised for p in get("audio_effect", "reverb").params}
@@ -400,7 +409,7 @@ def test_from_normalised_uses_each_parameter_scale():
 def test_warnings_free_for_ordinary_renders(audio):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        AudioChain(["reverb", "delay", "playback_rate"], tail="keep")(audio, SR)
+        AudioChain(ChainSettings.parse(["reverb", "delay", "playback_rate"]), tail="keep")(audio, SR)
 
 
 # ----------------------------------------------------------------- third-party effects
@@ -448,7 +457,7 @@ def third_party_registry():
 
 
 def test_third_party_effects_join_the_chain_after_ordered_ones(third_party_registry, audio):
-    chain = AudioChain(["test_gain:gain_db=6", "reverb", "lowpass:cutoff_hz=900"], tail="cut")
+    chain = AudioChain(ChainSettings.parse(["test_gain:gain_db=6", "reverb", "lowpass:cutoff_hz=900"]), tail="cut")
     assert chain.names == ["lowpass", "reverb", "test_gain"]
     expected = pedalboard.Pedalboard([
         pedalboard.LowpassFilter(900),
@@ -459,16 +468,16 @@ def test_third_party_effects_join_the_chain_after_ordered_ones(third_party_regis
 
 def test_nan_from_a_third_party_effect_is_caught(third_party_registry, audio):
     with pytest.raises(DeltaV2AError, match="NaN or Inf"):
-        AudioChain(["lowpass", "test_nan"], tail="cut")(audio, SR)
+        AudioChain(ChainSettings.parse(["lowpass", "test_nan"]), tail="cut")(audio, SR)
 
 
 def test_output_scan_follows_the_declaration_not_the_package(third_party_registry, monkeypatch, audio):
     """Built-ins skip the NaN/Inf scan because they declare `finite_output`, which any plugin
     may do; a third-party effect that declares it is trusted the same way (decision 12.2)."""
-    assert not AudioChain(["lowpass", "reverb", "playback_rate:rate=1.2"], tail="cut")._check_output
-    assert AudioChain(["lowpass", "test_gain"], tail="cut")._check_output
+    assert not AudioChain(ChainSettings.parse(["lowpass", "reverb", "playback_rate:rate=1.2"]), tail="cut")._check_output
+    assert AudioChain(ChainSettings.parse(["lowpass", "test_gain"]), tail="cut")._check_output
     monkeypatch.setattr(_NanMaker, "finite_output", True)  # a false declaration is believed
-    chain = AudioChain(["lowpass", "test_nan"], tail="cut")
+    chain = AudioChain(ChainSettings.parse(["lowpass", "test_nan"]), tail="cut")
     assert not chain._check_output
     assert np.isnan(chain(audio, SR)).any()
 
@@ -482,11 +491,11 @@ def test_full_chain_on_a_real_clip(shared_data):
 
     clip, sr = load_audio(sorted((shared_data / "music").glob("*.ogg"))[0])
     clip = clip[:, : sr * 3]
-    res = AudioChain(["lowpass:cutoff_hz=3000", "reverb", "delay", "playback_rate:rate=0.9"],
+    res = AudioChain(ChainSettings.parse(["lowpass:cutoff_hz=3000", "reverb", "delay", "playback_rate:rate=0.9"]),
                      tail="keep").render(clip, sr)
     assert np.isfinite(res.audio).all() and res.audio.shape[0] == clip.shape[0]
     assert res.output_seconds > clip.shape[1] / sr / 0.9
-    cut = AudioChain(["lowpass:cutoff_hz=3000", "reverb", "delay"], tail="cut")(clip, sr)
+    cut = AudioChain(ChainSettings.parse(["lowpass:cutoff_hz=3000", "reverb", "delay"]), tail="cut")(clip, sr)
     assert cut.shape == clip.shape
 
 
@@ -507,11 +516,11 @@ def test_block_rendering_equals_whole_rendering(monkeypatch, specs, tail):
     from deltav2a.media.examples import groove
 
     x = groove(6.0, 22050).astype(np.float32)
-    chain = AudioChain([parse_effect_spec(s) for s in specs], tail=tail)
+    chain = AudioChain(ChainSettings.parse(specs), tail=tail)
     whole = chain.render(x, 22050)
     monkeypatch.setattr(chain_mod, "STREAM_MIN_FRAMES", 1000)
     monkeypatch.setattr(chain_mod, "RENDER_BLOCK_FRAMES", 4096)
-    chain = AudioChain([parse_effect_spec(s) for s in specs], tail=tail)  # a fresh board, as every transfer has
+    chain = AudioChain(ChainSettings.parse(specs), tail=tail)  # a fresh board, as every transfer has
     assert chain._streams(22050.0, 2) is not None
     blocks = chain.render(x, 22050)
     assert blocks.audio.shape == whole.audio.shape and blocks.audio.flags.c_contiguous
@@ -546,7 +555,7 @@ def test_render_to_file_streams_the_same_samples(monkeypatch, tmp_path, specs, e
         x[:, -sr:] *= np.linspace(1.0, 0.0, sr, dtype=np.float32)
     monkeypatch.setattr(chain_mod, "STREAM_MIN_FRAMES", 1000)
     monkeypatch.setattr(chain_mod, "RENDER_BLOCK_FRAMES", 4096)
-    chain = AudioChain([parse_effect_spec(s) for s in specs], tail=tail, max_tail_seconds=1.5)
+    chain = AudioChain(ChainSettings.parse(specs), tail=tail, max_tail_seconds=1.5)
     with warnings.catch_warnings(record=True) as w_mem:
         warnings.simplefilter("always")
         mem = chain.render(x, sr)
@@ -571,7 +580,7 @@ def test_render_to_file_leaves_nothing_when_the_chain_fails(monkeypatch, tmp_pat
 
     monkeypatch.setattr(chain_mod, "STREAM_MIN_FRAMES", 1000)
     monkeypatch.setattr(chain_mod, "RENDER_BLOCK_FRAMES", 4096)
-    chain = AudioChain([parse_effect_spec("lowpass")], tail="cut")
+    chain = AudioChain(ChainSettings.parse("lowpass"), tail="cut")
     chain._check_output = True
     x = groove(4.0, 22050).astype(np.float32)
     board = chain._board(22050.0)

@@ -630,7 +630,7 @@ def test_one_config_switch_runs_the_style_command_with_clip_and_clap(clip_files,
     import soundfile as sf
     import yaml
 
-    from deltav2a.render.chain import AudioChain
+    from deltav2a.render.chain import AudioChain, ChainSettings
     from deltav2a.media.examples import groove, landscape_image
     from deltav2a.api.registry import get
 
@@ -645,7 +645,7 @@ def test_one_config_switch_runs_the_style_command_with_clip_and_clap(clip_files,
     get("image_effect", "motion_blur")().apply(img, 0.8).save(tmp_path / "b.png")
     x = groove(2.0, 48000)
     sf.write(tmp_path / "a.wav", x.T, 48000)
-    sf.write(tmp_path / "b.wav", AudioChain(["lowpass:cutoff_hz=500"], tail="cut").render(x, 48000).audio.T, 48000)
+    sf.write(tmp_path / "b.wav", AudioChain(ChainSettings.parse(["lowpass:cutoff_hz=500"]), tail="cut").render(x, 48000).audio.T, 48000)
     exe = str(Path(sys.executable).with_name("deltav2a"))
     env = {**os.environ, "DELTAV2A_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     for kind, a, b, name in (("--image", "a.png", "b.png", "clip"), ("--audio", "a.wav", "b.wav", "clap")):

@@ -69,9 +69,9 @@ def test_layout_gates_and_converts_raw_values(layout):
     assert np.allclose(gated[1, 1:11], bypass[1:11])
 
     raw = layout.to_raw(gated[1], active[1])
-    assert list(raw) == ["lowpass", "playback_rate"]
+    assert raw.effects == ["lowpass", "playback_rate"]
     lp = layout.params[0]
-    assert raw["lowpass"]["cutoff_hz"] == pytest.approx(lp.denormalise(0.7))
+    assert raw.to_dict()["lowpass"]["cutoff_hz"] == pytest.approx(lp.denormalise(0.7))
     back, act = layout.from_raw(raw)
     assert act == list(active[1])
     assert np.allclose(back, gated[1], atol=1e-6)

@@ -197,12 +197,12 @@ def _image_effect(name, img):
 
 def _audio_effect(name, x, sr=SR):
     from deltav2a.api import registry as plugins
-    from deltav2a.render.chain import AudioChain, EffectSetting
+    from deltav2a.render.chain import AudioChain, ChainSettings, EffectSetting
 
     cls = plugins.get("audio_effect", name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return AudioChain([EffectSetting(name, cls.params_at_intensity(0.5))], tail="cut")(x, sr)
+        return AudioChain(ChainSettings([EffectSetting(name, cls.params_at_intensity(0.5))]), tail="cut")(x, sr)
 
 
 # effect -> (terms of which one must be among the top k, k, terms that must not be top-1)
@@ -398,19 +398,19 @@ def test_lexicon_v3_adds_gap_depth_and_older_vectors_stay_bit_identical(music, p
 
 def test_gap_depth_rises_with_a_gate_and_falls_with_reverb(music):
     """gap_depth is what the stutter effect moves most; reverb fills the gaps."""
-    from deltav2a.render.chain import AudioChain
+    from deltav2a.render.chain import AudioChain, ChainSettings
 
     enc = PerceptualAudioEncoder()
     i = enc.descriptor_names.index("gap_depth")
     x = music[0]
     base = enc.encode_audio([x], SR)[0]
-    gated = enc.encode_audio([AudioChain(["stutter"], tail="cut")(x, SR)], SR)[0]
-    wet = enc.encode_audio([AudioChain(["reverb:room_size=0.8,wet_level=0.5"], tail="cut")(x, SR)], SR)[0]
+    gated = enc.encode_audio([AudioChain(ChainSettings.parse(["stutter"]), tail="cut")(x, SR)], SR)[0]
+    wet = enc.encode_audio([AudioChain(ChainSettings.parse(["reverb:room_size=0.8,wet_level=0.5"]), tail="cut")(x, SR)], SR)[0]
     d = gated - base
     # on this very percussive fixture the onsets at every opening (spectral flux) move too
     assert d[i] > 0.5 and i in np.argsort(-np.abs(d))[:3]
     assert wet[i] < base[i]
-    raw = enc.raw_descriptors([x, AudioChain(["stutter:depth=1,duty=0.5,rate_hz=8"], tail="cut")(x, SR)], SR)
+    raw = enc.raw_descriptors([x, AudioChain(ChainSettings.parse(["stutter:depth=1,duty=0.5,rate_hz=8"]), tail="cut")(x, SR)], SR)
     assert raw[1, i] > raw[0, i] + 5.0  # dB: closed halves sit far below the open ones
 
 

@@ -23,7 +23,7 @@ CLIP = "hyperrogue__hr3_caves__1.ogg"
 @pytest.fixture(scope="module")
 def world():
     """Config, encoder, audio term embeddings, layout, a 10 s clip and a real low-pass target."""
-    from deltav2a.render.chain import AudioChain, EffectSetting
+    from deltav2a.render.chain import AudioChain, ChainSettings, EffectSetting
     from deltav2a.config import load_config
     from deltav2a.style.encoding import load_encoder, term_embeddings
     from deltav2a.model.layout import ParamLayout
@@ -47,7 +47,7 @@ def world():
         sr = 44_100
         x = groove(10.0, sr)
     lp = get("audio_effect", "lowpass").params_at_intensity(0.7)
-    y = AudioChain([EffectSetting("lowpass", lp)], tail="cut").render(x, sr).audio
+    y = AudioChain(ChainSettings([EffectSetting("lowpass", lp)]), tail="cut").render(x, sr).audio
     e0, e1 = enc.encode_audio([x], sr), enc.encode_audio([y], sr)
     label, norm = style_labels(e0, e1, V, cfg.database.temperature)
     target = StyleLabel(label[0], tuple(vocab.terms), float(norm[0]), 1.0, 0.7)
@@ -159,7 +159,7 @@ def test_budget_smaller_than_the_first_pass_still_ranks_later_candidates(world):
 def test_same_seed_same_plan_and_trajectory(world):
     a = _search(world, seed=3)
     b = _search(world, seed=3)
-    assert a.settings() == b.settings()
+    assert a.settings == b.settings
     assert a.trajectory == b.trajectory
 
 
@@ -175,15 +175,15 @@ def test_trajectory_is_non_decreasing_and_recorded(world):
 
 def test_lowpass_target_finds_lowpass_and_beats_initial_plan(world):
     """Refining a wrong initial plan (distortion) toward a real low-pass label finds low-pass."""
-    from deltav2a.render.chain import AudioChain
-    from deltav2a.model.plan import EffectPlan, EffectStep
+    from deltav2a.render.chain import AudioChain, ChainSettings, EffectSetting
+    from deltav2a.model.plan import EffectPlan
     from deltav2a.api.registry import get
     from deltav2a.model.search import loudest_window
     from deltav2a.model.strength import StrengthMap
 
     strength = StrengthMap((0.0, 1.5), (0.0, 1.0))
     scorer = _scorer(world, strength=strength)
-    init = EffectPlan((EffectStep("distortion", get("audio_effect", "distortion").params_at_intensity(0.5)),),
+    init = EffectPlan(ChainSettings([EffectSetting("distortion", get("audio_effect", "distortion").params_at_intensity(0.5))]),
                       source="mlp")
     plan = _search(world, scorer=scorer, init=init, budget_evals=60, seed=0)
     assert "lowpass" in plan.effects
@@ -195,7 +195,7 @@ def test_lowpass_target_finds_lowpass_and_beats_initial_plan(world):
     scorer.set_reference(ex, sr)
 
     def score(p):
-        y = AudioChain(p.settings(), order=world["cfg"].effects.chain_order, tail="cut").render(ex, sr).audio
+        y = AudioChain(p.settings, order=world["cfg"].effects.chain_order, tail="cut").render(ex, sr).audio
         return scorer.score(y, sr, world["target"])
 
     before, after = score(init), score(plan)
@@ -206,18 +206,19 @@ def test_lowpass_target_finds_lowpass_and_beats_initial_plan(world):
 
 def test_init_plan_is_cut_to_max_active_by_activity(world):
     from deltav2a.model.layout import ParamLayout
-    from deltav2a.model.plan import EffectPlan, EffectStep
+    from deltav2a.model.plan import EffectPlan
     from deltav2a.api.registry import get
     from deltav2a.model.search import _init_candidate
+    from deltav2a.render.chain import ChainSettings, EffectSetting
 
     names = ["lowpass", "reverb", "delay", "distortion"]
-    steps = tuple(EffectStep(n, get("audio_effect", n).params_at_intensity(0.5)) for n in names)
-    init = EffectPlan(steps, "mlp", activity={"lowpass": 0.9, "reverb": 0.2, "delay": 0.95, "distortion": 0.5})
+    steps = tuple(EffectSetting(n, get("audio_effect", n).params_at_intensity(0.5)) for n in names)
+    init = EffectPlan(ChainSettings(steps), "mlp", activity={"lowpass": 0.9, "reverb": 0.2, "delay": 0.95, "distortion": 0.5})
     layout: ParamLayout = world["layout"]
     subset, u = _init_candidate(init, layout, 2)
     assert [layout.effects[i] for i in subset] == ["lowpass", "delay"]
     raw = layout.to_raw(u, [i in subset for i in range(layout.n_effects)])
-    assert raw["lowpass"]["cutoff_hz"] == pytest.approx(steps[0].params["cutoff_hz"])
+    assert raw.to_dict()["lowpass"]["cutoff_hz"] == pytest.approx(steps[0].params["cutoff_hz"])
 
 
 def test_excerpt_is_the_loudest_window():
@@ -265,7 +266,7 @@ def test_search_controller_plugin(world):
     assert plan.source == "search" and 1 <= len(plan.steps) <= w["cfg"].database.max_active
     again = cls.propose(w["target"], w["x"], w["sr"], cfg=w["cfg"], audio_encoder=w["enc"], vocab=w["vocab"],
                         layout=w["layout"], budget_evals=30, budget_seconds=None, seed=0)
-    assert again.settings() == plan.settings()
+    assert again.settings == plan.settings
 
 
 def test_blurred_photo_gets_a_lowpass_and_noise_a_bitcrush(world):

@@ -86,12 +86,12 @@ def test_match_strength_is_monotone_and_keeps_directionless_effects(layout):
 def test_audio_change_grows_with_the_target_strength(layout, clip, effects):
     """Real renders: along one direction per effect (its parameters at intensity 0.6), each larger
     target strength gives a strictly larger log-mel distance A -> A' (the issue's strength metric)."""
-    from deltav2a.render.chain import AudioChain
+    from deltav2a.render.chain import AudioChain, ChainSettings
     from deltav2a.api.registry import get
     from deltav2a.experiment.quality import log_mel, logmel_distance
     from deltav2a.model.strength import match_strength
 
-    u, _ = layout.from_raw({e: get("audio_effect", e).params_at_intensity(0.6) for e in effects})
+    u, _ = layout.from_raw(ChainSettings.from_dict({e: get("audio_effect", e).params_at_intensity(0.6) for e in effects}))
     active = [e in effects for e in layout.effects]
     mel = log_mel(clip, SR)
     dists = []
@@ -128,7 +128,7 @@ def test_transfer_keeps_the_set_and_grows_with_the_edit(tmp_path):
         assert res[0.9].label.strength > res[0.3].label.strength
         s = {}
         for t, r in res.items():
-            u, act = tm.layout.from_raw(r.plan.settings())
+            u, act = tm.layout.from_raw(r.plan.settings)
             s[t] = float(chain_strength(np.asarray(act)[None, :], np.asarray(u)[None, :], tm.layout,
                                         tm.cfg.database.param_min_intensity)[0])
         assert s[0.9] > s[0.3]
@@ -159,7 +159,7 @@ def test_search_renders_at_the_image_strength():
     for s in (0.3, 0.9):
         target = StyleLabel(read.label, read.terms, read.delta_norm, read.confidence, s, read.direction)
         plan = SearchController.propose_for(tm, target, x, sr, budget_evals=12, seed=0)
-        u, act = tm.layout.from_raw(plan.settings())
+        u, act = tm.layout.from_raw(plan.settings)
         got[s] = float(chain_strength(np.asarray(act)[None, :], np.asarray(u)[None, :], tm.layout,
                                       tm.cfg.database.param_min_intensity)[0])
     assert got[0.3] == pytest.approx(0.3, abs=0.02) and got[0.9] > got[0.3] + 0.3, got

@@ -65,7 +65,7 @@ def test_shape_mismatch_is_an_error():
 def pair_media(tmp_path_factory):
     import soundfile as sf
 
-    from deltav2a.render.chain import AudioChain
+    from deltav2a.render.chain import AudioChain, ChainSettings
     from deltav2a.media.examples import groove, landscape_image
     from deltav2a.api.registry import get
 
@@ -76,7 +76,7 @@ def pair_media(tmp_path_factory):
     img.resize((128, 96)).save(d / "small.png")
     x = groove(3.0, 48000)
     sf.write(d / "a.wav", x.T, 48000)
-    y = AudioChain(["lowpass:cutoff_hz=500"], tail="cut").render(x, 48000).audio
+    y = AudioChain(ChainSettings.parse(["lowpass:cutoff_hz=500"]), tail="cut").render(x, 48000).audio
     sf.write(d / "a_lp.wav", y.T, 48000)
     return d
 

@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..api.encoders import Encoder
     from ..model.layout import ParamLayout
+    from ..render.settings import ChainSettings
     from .extract import DeltaSet
     from .settings import AnalysisConfig, DecoderSettings
 
@@ -345,7 +346,8 @@ def spectral_validation(data: DecoderData, pred: np.ndarray, baseline: np.ndarra
         d_raw = mel_distance(target, spec(clip), s.floor_db)
         rows.append({"item": data.items[k], "image_effect": data.pair[n][0], "audio_effect": data.pair[n][1],
                      "condition": data.sentence[n], "strength": float(data.strength[n]),
-                     "target": layout.to_raw(data.target[n]), "predicted": layout.to_raw(np.clip(p, 0, 1)),
+                     "target": layout.to_raw(data.target[n]).to_dict(),
+                     "predicted": layout.to_raw(np.clip(p, 0, 1)).to_dict(),
                      "distance_db": {"predicted": d_pred, "mean_baseline": d_base, "unprocessed": d_raw}})
     agg = {}
     for key in ("predicted", "mean_baseline", "unprocessed"):
@@ -376,8 +378,8 @@ class LoadedDecoder:
     layout: "ParamLayout"
 
     def predict(self, audio_embedding: np.ndarray, text_embedding: np.ndarray, strength: float | None = None
-                ) -> dict[str, dict[str, float]]:
-        """{effect: {param: raw}} for one clip embedding, one condition text embedding and a strength in [0, 1]."""
+                ) -> "ChainSettings":
+        """Every effect's raw values for one clip embedding, one condition text embedding and a strength in [0, 1]."""
         uses = bool(self.meta["settings"].get("use_strength", True))
         if uses and strength is None:
             raise DeltaV2AError("this decoder was trained with a strength input: give one in [0, 1]")

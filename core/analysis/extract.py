@@ -442,14 +442,14 @@ def _renderers(modality: Modality, cfg: "AnalysisConfig") -> dict:
             out[name] = {label: (lambda im, it, fx=fx, x=x: fx.apply(im, x, seed=item_seed(cfg.seed, it.id)))
                          for label, x in cfg.intensities.items()}
     else:
-        from ..render.chain import AudioChain, EffectSetting
+        from ..render.chain import AudioChain, ChainSettings, EffectSetting
 
         sr = cfg.audio.sample_rate
         for name in cfg.effects.audio:
             cls = get("audio_effect", name)
             out[name] = {}
             for label, x in cfg.intensities.items():
-                chain = AudioChain([EffectSetting(name, cls.params_at_intensity(x))], tail="cut")
+                chain = AudioChain(ChainSettings([EffectSetting(name, cls.params_at_intensity(x))]), tail="cut")
                 out[name][label] = lambda clip, it, chain=chain: chain.render(clip, sr).audio
     return out
 

@@ -73,7 +73,7 @@ def audio_sensitivity(files: list[Path], cfg: "Config", effects: Sequence[str], 
                       threshold: float, progress=None) -> list[dict]:
     import numpy as np
 
-    from ..render.chain import AudioChain, EffectSetting
+    from ..render.chain import AudioChain, ChainSettings, EffectSetting
     from ..style.encoding import load_encoder
     from ..style.pairs import load_clip
     from ..api.registry import get
@@ -93,7 +93,7 @@ def audio_sensitivity(files: list[Path], cfg: "Config", effects: Sequence[str], 
     for name in effects:
         cls = get("audio_effect", name)
         for x in intensities:
-            chain = AudioChain([EffectSetting(name, cls.params_at_intensity(x))], tail="cut")
+            chain = AudioChain(ChainSettings([EffectSetting(name, cls.params_at_intensity(x))]), tail="cut")
             edited = [chain.render(c, sr).audio for c in clips]
             norms = np.linalg.norm(enc.encode_audio(edited, sr) - base, axis=1)
             rows.append(_stats(norms, "audio", enc.name, name, x, threshold))

@@ -22,7 +22,7 @@ def demo(
     """Generate example media, apply an image effect and an audio chain, then transfer the image
     edit onto the music with the shipped model; everything goes to OUTPUT."""
     from ..atomic import write_json
-    from ..render.chain import AudioChain, parse_effect_spec
+    from ..render.chain import AudioChain, ChainSettings
     from ..media.examples import write_examples
     from ..media.io import load_audio, load_image, save_audio, save_image
     from ..api.registry import get
@@ -38,7 +38,7 @@ def demo(
     fx = get("image_effect", image_effect)()
     edited = fx.apply(load_image(paths["image"]), intensity, seed=seed)
     edited_path = save_image(edited, output / f"example_image_{image_effect}.png")
-    chain = AudioChain([parse_effect_spec(s) for s in audio_effect])
+    chain = AudioChain(ChainSettings.parse(audio_effect))
     x, sr = load_audio(paths["audio"])
     result = chain.render(x, sr)
     processed_path = save_audio(result.audio, sr, output / "example_audio_processed.wav")

@@ -59,7 +59,7 @@ def apply_audio(
 ) -> None:
     """Render a chain of audio effects onto a clip."""
     from ..atomic import output_set
-    from ..render.chain import AudioChain, parse_effect_spec
+    from ..render.chain import AudioChain, ChainSettings
     from ..media.io import check_sample_rate, load_audio
 
     _check_output(output, (".wav",), "audio")
@@ -69,8 +69,8 @@ def apply_audio(
         check_sample_rate(sample_rate, "--sample-rate")
     if tail not in ("keep", "cut"):
         raise DeltaV2AError(f"--tail must be 'keep' or 'cut', got '{tail}'")
-    settings = [parse_effect_spec(s) for s in effect]
-    chain_order = order.split(",") if order else list(dict.fromkeys(s.effect for s in settings))
+    settings = ChainSettings.parse(effect)
+    chain_order = order.split(",") if order else list(dict.fromkeys(settings.effects))
     chain = AudioChain(settings, order=chain_order, tail=tail,
                        max_tail_seconds=max_tail)
     with output_set([output] + ([info] if info is not None else []), inputs=[audio]):

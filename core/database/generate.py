@@ -2,7 +2,7 @@
 
 For every train clip A and augmentation i (seed 000, "생성 절차", Phase A-2):
 
-    sample 1..K active effects and their normalised parameters (sampling.py)
+    sample 1..K active effects and their normalised parameters (sampling.py) -> ChainSettings
     A' = chain(A)                       (AudioChain, tail="cut": A' keeps A's length)
     d  = E(A') - E(A)
     if ||d|| < delta_min_norm: resample (attempt 1, 2, ... delta_resample_attempts)

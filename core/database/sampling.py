@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..config import DatabaseConfig
     from ..model.layout import ParamLayout
+    from ..render.settings import ChainSettings
 
 END_TOLERANCE = 1e-9  # u_b closer than this to 0 or 1 counts as an end bypass
 
@@ -160,12 +161,15 @@ class AugmentationSampler:
         return np.asarray([p.denormalise(u) for p, u in zip(self.layout.params, aug.params)],
                           dtype=np.float64)
 
+    def settings(self, aug: Augmentation) -> "ChainSettings":
+        """`aug`'s active effects with their raw values (`ParamLayout.to_raw`), chain order."""
+        return self.layout.to_raw(aug.params, aug.active)
+
     def chain(self, aug: Augmentation, tail: str, max_tail_seconds: float):
-        """The `AudioChain` that renders `aug`, in `aug.order`."""
+        """The `AudioChain` that renders `aug`'s settings, in `aug.order`."""
         from ..render.chain import AudioChain
 
-        settings = self.layout.to_raw(aug.params, aug.active)
-        return AudioChain(settings, order=aug.order, tail=tail,  # type: ignore[arg-type]
+        return AudioChain(self.settings(aug), order=aug.order, tail=tail,  # type: ignore[arg-type]
                           max_tail_seconds=max_tail_seconds)
 
 

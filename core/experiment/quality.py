@@ -202,7 +202,7 @@ def run_quality(models: Sequence["TransferModel"], photos: Sequence[Path], clips
     import numpy as np
     from tqdm import tqdm
 
-    from ..render.chain import AudioChain, EffectSetting
+    from ..render.chain import AudioChain, ChainSettings, EffectSetting
     from ..database.sampling import AugmentationSampler
     from ..style.encoding import term_embeddings
     from ..media.io import load_audio, load_image
@@ -238,7 +238,7 @@ def run_quality(models: Sequence["TransferModel"], photos: Sequence[Path], clips
     # the fixed chains: one audio effect each, the same A' whatever the image
     fixed: dict[str, list[dict]] = {}
     for name in cfg.effects.audio:
-        chain = AudioChain([EffectSetting(name, get("audio_effect", name).params_at_intensity(FIXED_INTENSITY))],
+        chain = AudioChain(ChainSettings([EffectSetting(name, get("audio_effect", name).params_at_intensity(FIXED_INTENSITY))]),
                            tail="cut", max_tail_seconds=cfg.effects.max_tail_seconds)
         fixed[name] = []
         for k, (x, sr, _) in enumerate(clip_data):

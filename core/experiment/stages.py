@@ -350,7 +350,7 @@ def agreement_stage(model_dir: Path, image_files: list[Path], clip_files: list[P
     """
     import numpy as np
 
-    from ..render.chain import AudioChain, EffectSetting
+    from ..render.chain import AudioChain, ChainSettings, EffectSetting
     from ..database.sampling import AugmentationSampler
     from .diagnostics import agreement
     from ..style.encoding import term_embeddings
@@ -370,7 +370,7 @@ def agreement_stage(model_dir: Path, image_files: list[Path], clip_files: list[P
     clip_emb = [tm.audio_embedding(x, sr) for x, sr in clips]
     fx = [get("image_effect", n)() for n in cfg.effects.image]
     sampler = AugmentationSampler(tm.layout, cfg.database, cfg.effects.chain_order)
-    fixed = {n: AudioChain([EffectSetting(n, get("audio_effect", n).params_at_intensity(0.6))],
+    fixed = {n: AudioChain(ChainSettings([EffectSetting(n, get("audio_effect", n).params_at_intensity(0.6))]),
                            tail=cfg.effects.tail, max_tail_seconds=cfg.effects.max_tail_seconds)
              for n in cfg.effects.audio}
 

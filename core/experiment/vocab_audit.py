@@ -33,6 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     from PIL.Image import Image as PILImage
 
+    from ..render.settings import EffectSetting
+
 DEFAULT_INTENSITIES = (0.35, 0.6, 0.9)
 
 
@@ -117,7 +119,7 @@ def audio_effect_rows(effects: Sequence[str]) -> list[str]:
     return rows
 
 
-def _setting(row: str, intensity: float) -> Any:
+def _setting(row: str, intensity: float) -> "EffectSetting":
     from ..render.chain import EffectSetting
     from ..api.registry import get
 
@@ -147,7 +149,7 @@ def embed_audio_effects(encoder: Any, clips: "Sequence[np.ndarray]", sample_rate
     """
     import numpy as np
 
-    from ..render.chain import AudioChain
+    from ..render.chain import AudioChain, ChainSettings
 
     if not clips:
         raise DeltaV2AError("vocabulary audit: no audio clips")
@@ -155,7 +157,7 @@ def embed_audio_effects(encoder: Any, clips: "Sequence[np.ndarray]", sample_rate
     after = np.empty((len(effects), len(intensities), *before.shape), dtype=np.float32)
     for e, row in enumerate(effects):
         for i, x in enumerate(intensities):
-            chain = AudioChain([_setting(part, float(x)) for part in row.split(PAIR)], order=chain_order, tail="cut")
+            chain = AudioChain(ChainSettings([_setting(part, float(x)) for part in row.split(PAIR)]), order=chain_order, tail="cut")
             after[e, i] = encoder.encode_audio([chain.render(c, sample_rate).audio for c in clips], sample_rate)
             if progress:
                 progress()

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from .layout import ParamLayout
+    from ..render.settings import ChainSettings
 
 
 @dataclass
@@ -50,9 +51,8 @@ class Prediction:
         """Parameters with predicted-inactive effects at bypass (what would be rendered)."""
         return layout.gate(self.params, self.active(thresholds, layout))
 
-    def settings(self, index: int, thresholds: Any, layout: "ParamLayout"
-                 ) -> dict[str, dict[str, float]]:
-        """Record `index` as {effect: {param: raw}} for the active effects, chain order."""
+    def settings(self, index: int, thresholds: Any, layout: "ParamLayout") -> "ChainSettings":
+        """Record `index` as `ChainSettings` (raw values) of the active effects, chain order."""
         act = self.active(thresholds, layout)[index]
         return layout.to_raw(self.params[index], act)
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from ..errors import DeltaV2AError
 from ..api.params import Param
+from ..render.settings import ChainSettings, EffectSetting
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -150,12 +151,12 @@ class ParamLayout:
 
     # -- raw values -------------------------------------------------------------------
 
-    def to_raw(self, params: Sequence[float], active: Sequence[bool] | None = None
-               ) -> dict[str, dict[str, float]]:
-        """One normalised vector -> {effect: {param: raw value}}, active effects only.
+    def to_raw(self, params: Sequence[float], active: Sequence[bool] | None = None) -> ChainSettings:
+        """One normalised vector -> `ChainSettings` (raw values), active effects only.
 
-        `active=None` keeps every effect. Effects are returned in chain order, so the
-        result can be turned into an `AudioChain` directly.
+        This is where normalised positions become physical values (each `Param`'s scale).
+        `active=None` keeps every effect. Effects come in chain order, every parameter of
+        an active effect given, so the result renders with `AudioChain` directly.
         """
         values = [float(v) for v in params]
         if len(values) != self.n_params:
@@ -167,10 +168,13 @@ class ParamLayout:
         for j, (p, e) in enumerate(zip(self.params, self.param_effect)):
             if keep[e]:
                 out.setdefault(self.effects[e], {})[p.name] = p.denormalise(values[j])
-        return {name: out[name] for name in self.effects if name in out}
+        return ChainSettings(tuple(EffectSetting(name, out[name]) for name in self.effects if name in out))
 
-    def from_raw(self, settings: Mapping[str, Mapping[str, float]]) -> tuple[list[float], list[bool]]:
-        """{effect: {param: raw}} -> (normalised vector, activity); missing = bypass/inactive."""
+    def from_raw(self, chain: ChainSettings) -> tuple[list[float], list[bool]]:
+        """`ChainSettings` -> (normalised vector, activity); missing = bypass/inactive."""
+        if not isinstance(chain, ChainSettings):
+            raise DeltaV2AError(f"from_raw takes ChainSettings, got {type(chain).__name__}")
+        settings = chain.to_dict()
         for name in settings:
             self.effect_index(name)
         params: list[float] = []

@@ -1,9 +1,9 @@
 """What gets rendered: an `EffectPlan`, the typed answer to "label -> parameters".
 
 Every controller (a trained mlp/ar, the k-NN baseline, the CMA-ES search, a refinement of
-any of them) ends in an EffectPlan: at most `max_active` effects, each with raw parameters
-as `AudioChain` takes them, plus what the source knew (activity, thresholds, strength,
-search trajectory). The sidecar, the evaluation and the render all read this one type.
+any of them) ends in an EffectPlan: `ChainSettings` of at most `max_active` effects (raw
+parameters, what `AudioChain` renders), plus what the source knew (activity, thresholds,
+strength, search trajectory). The sidecar, the evaluation and the render all read this one type.
 
 Sparse chains: the training database never has more than `database.max_active` (2) active
 effects per record, so rendering more is off-distribution. `select_active` keeps the
@@ -18,6 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ..errors import DeltaV2AError
+from ..render.settings import ChainSettings, EffectSetting
+
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
@@ -25,45 +28,37 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 @dataclass(frozen=True)
-class EffectStep:
-    effect: str
-    params: dict[str, float]     # raw units, as AudioChain takes them
-
-
-@dataclass(frozen=True)
 class EffectPlan:
-    """The effects to render, in chain order, and where they came from."""
+    """The effects to render (`settings`, in chain order) and where they came from."""
 
-    steps: tuple[EffectStep, ...]
+    settings: ChainSettings
     source: str                                   # "mlp" | "ar" | "knn" | "search" | "mlp+refine" | "identity"
     activity: dict[str, float] = field(default_factory=dict)
     thresholds: dict[str, float] = field(default_factory=dict)
     strength: float = 1.0
     trajectory: tuple[float, ...] = ()
 
-    def settings(self) -> dict[str, dict[str, float]]:
-        """{effect: {param: raw}} for AudioChain."""
-        return {s.effect: dict(s.params) for s in self.steps}
+    def __post_init__(self) -> None:
+        if not isinstance(self.settings, ChainSettings):
+            raise DeltaV2AError(f"an EffectPlan's settings must be ChainSettings, got {type(self.settings).__name__}")
+
+    @property
+    def steps(self) -> tuple[EffectSetting, ...]:
+        return self.settings.steps
 
     @property
     def effects(self) -> list[str]:
-        return [s.effect for s in self.steps]
+        return self.settings.effects
 
     def as_dict(self) -> dict:
-        return {"source": self.source, "effects": [{"effect": s.effect, "params": dict(s.params)}
-                                                   for s in self.steps],
+        return {"source": self.source, "effects": self.settings.to_records(),
                 "n_effects": len(self.steps), "activity": dict(self.activity),
                 "thresholds": dict(self.thresholds), "strength": float(self.strength),
                 "trajectory": [float(v) for v in self.trajectory]}
 
     @classmethod
     def identity(cls, source: str = "identity") -> "EffectPlan":
-        return cls((), source, strength=0.0)
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Mapping[str, float]], source: str, **kw: Any) -> "EffectPlan":
-        return cls(tuple(EffectStep(e, {k: float(v) for k, v in p.items()}) for e, p in settings.items()),
-                   source, **kw)
+        return cls(ChainSettings(), source, strength=0.0)
 
 
 def select_active(activity: Any, thresholds: Any, layout: "ParamLayout", max_active: int | None = None,
@@ -108,7 +103,6 @@ def plan_from_prediction(activity: "np.ndarray", params: "np.ndarray", layout: "
     p = np.asarray(params, dtype=np.float64)
     bypass = layout.bypass_array().astype(np.float64)
     p = bypass + float(scale) * (p - bypass)
-    settings = layout.to_raw(p, active)
-    return EffectPlan.from_settings(
-        settings, source, activity={e: float(a) for e, a in zip(layout.effects, activity)},
+    return EffectPlan(
+        layout.to_raw(p, active), source, activity={e: float(a) for e, a in zip(layout.effects, activity)},
         thresholds={e: float(thresholds[e]) for e in layout.effects}, strength=float(strength))

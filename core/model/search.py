@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import DeltaV2AError
 from ..style.label import centred_cosine
+from ..render.settings import ChainSettings
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -281,8 +282,7 @@ def _init_candidate(init: "EffectPlan", layout: "ParamLayout", max_active: int):
     if len(names) > max_active:
         ranked = sorted(names, key=lambda n: (-float(init.activity.get(n, 0.0)), layout.effect_index(n)))
         names = ranked[:max_active]
-    settings = init.settings()
-    u, _ = layout.from_raw({n: settings[n] for n in names})
+    u, _ = layout.from_raw(ChainSettings(tuple(s for s in init.settings if s.effect in names)))
     subset = tuple(sorted(layout.effect_index(n) for n in names))
     return subset, np.asarray(u, dtype=np.float64)
 
@@ -304,7 +304,7 @@ def search_plan(audio: "np.ndarray", sample_rate: int, target: "StyleLabel", *,
     import numpy as np
 
     from ..render.chain import DEFAULT_ORDER, MIN_SAMPLE_RATE
-    from .plan import EffectPlan, EffectStep
+    from .plan import EffectPlan
 
     budget_evals, budget_seconds = check_budget(budget_evals, budget_seconds)
     if isinstance(max_active, bool) or not isinstance(max_active, int) or not 1 <= max_active <= layout.n_effects:
@@ -368,10 +368,8 @@ def search_plan(audio: "np.ndarray", sample_rate: int, target: "StyleLabel", *,
     best = ev.best
     assert best is not None  # spent() always allows the first render
     active = [i in best.subset for i in range(layout.n_effects)]
-    settings = layout.to_raw(best.u, active)
-    steps = tuple(EffectStep(name, dict(p)) for name, p in settings.items())
     source = "search" if init is None else f"{init.source}+refine"
-    return EffectPlan(steps=steps, source=source, strength=float(target.strength),
+    return EffectPlan(layout.to_raw(best.u, active), source=source, strength=float(target.strength),
                       trajectory=tuple(float(v) for v in trajectory))
 
 

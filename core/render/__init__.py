@@ -1,2 +1,3 @@
-"""Rendering an audio effect chain: effect settings -> Pedalboard (or outside-Pedalboard)
-processing -> A'."""
+"""Rendering an audio effect chain: `ChainSettings` (settings.py, the one type for a chain's
+effects and raw values, with the `--effect` spec strings and JSON forms) -> `AudioChain`
+(chain.py: Pedalboard plus outside-Pedalboard steps) -> A'."""

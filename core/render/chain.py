@@ -10,8 +10,9 @@ reverb and echo tails to ring out, then trims what is below -60 dB of the output
 `tail="cut"` keeps the input's length (so A and A' line up sample for sample, which the
 database needs) and reports how much tail it estimates was dropped.
 
-numpy and pedalboard are imported inside functions: the CLI imports this module to parse
-`--effect` specs and must start fast.
+What a chain renders is a `ChainSettings` (render/settings.py), the one type every producer
+answers with. numpy and pedalboard are imported inside functions, so importing the renderer
+stays cheap.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Mapping, Sequence
 
 from ..errors import DeltaV2AError
+from .settings import ChainSettings, EffectSetting, effect_class
 
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
@@ -45,100 +47,35 @@ STREAM_MIN_FRAMES = 1 << 21
 RENDER_BLOCK_FRAMES = 1 << 16
 
 TailMode = Literal["keep", "cut"]
-SPEC_SYNTAX = "NAME or NAME:PARAM=VALUE[,PARAM=VALUE...]"
 
 
 class TailTruncatedWarning(UserWarning):
     """tail="keep" ran out of padding while the tail was still audible (max_tail_seconds)."""
 
 
-def _effect_class(name: str) -> type["AudioEffect"]:
-    from ..api import registry as plugins
-
-    return plugins.get("audio_effect", name)
-
-
-@dataclass(frozen=True)
-class EffectSetting:
-    """One effect of a chain: registry name + raw parameter values (missing = default)."""
-
-    effect: str
-    params: Mapping[str, float] = field(default_factory=dict)
-
-    @classmethod
-    def from_normalised(cls, effect: str, positions: Mapping[str, float]) -> "EffectSetting":
-        """Controller space -> raw values, via each parameter's own scale."""
-        eff = _effect_class(effect)
-        return cls(effect, {k: eff.param(k).denormalise(u) for k, u in positions.items()})
-
-    def spec(self) -> str:
-        """The `--effect` spelling of this setting (inverse of `parse_effect_spec`)."""
-        if not self.params:
-            return self.effect
-        return self.effect + ":" + ",".join(f"{k}={_number(v)}" for k, v in self.params.items())
-
-
-def _number(value: float) -> str:
-    """Shortest text that parses back to the same float (800, not 800.0 or 800.000000001)."""
-    v = float(value)
-    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
-
-
-def parse_effect_spec(spec: str) -> EffectSetting:
-    """`"reverb:wet_level=0.5,room_size=0.8"` -> EffectSetting, validated against the registry.
-
-    Only the parameters written in the spec are stored (the rest take their defaults when
-    the chain is built), but every value is checked here so a typo fails before any audio
-    is loaded.
-    """
-    if not isinstance(spec, str):
-        raise DeltaV2AError(f"effect spec must be text like {SPEC_SYNTAX}, got {spec!r}")
-    text = spec.strip()
-    if not text:
-        raise DeltaV2AError(f"empty effect spec (expected {SPEC_SYNTAX})")
-    name, sep, rest = text.partition(":")
-    name = name.strip()
-    if not name:
-        raise DeltaV2AError(f"effect spec {spec!r} has no effect name (expected {SPEC_SYNTAX})")
-    effect = _effect_class(name)
-    values: dict[str, str] = {}
-    if sep:
-        if not rest.strip():
-            raise DeltaV2AError(
-                f"effect spec {spec!r} has nothing after ':' (expected {SPEC_SYNTAX})")
-        for item in rest.split(","):
-            key, eq, value = item.partition("=")
-            key, value = key.strip(), value.strip()
-            if not eq or not key:
-                raise DeltaV2AError(
-                    f"effect spec {spec!r}: {item.strip()!r} is not PARAM=VALUE "
-                    f"(expected {SPEC_SYNTAX})")
-            if not value:
-                raise DeltaV2AError(f"effect spec {spec!r}: {name}.{key} has no value")
-            if key in values:
-                raise DeltaV2AError(f"effect spec {spec!r}: {name}.{key} is given twice")
-            values[key] = value
-    try:
-        resolved = effect.resolve(values)
-    except DeltaV2AError as exc:
-        raise DeltaV2AError(f"effect spec {spec!r}: {exc}") from None
-    return EffectSetting(name, {k: resolved[k] for k in values})
-
-
 @dataclass(frozen=True)
 class ChainStep:
-    """A resolved effect in render order: the instance and all its raw values."""
+    """One effect in render order: its resolved `EffectSetting` (every parameter's raw value)
+    and the effect instance that renders it. Internal to the renderer; producers and stored
+    forms use `ChainSettings`."""
 
-    name: str
+    setting: EffectSetting
     effect: "AudioEffect"
-    raw: Mapping[str, float]
+
+    @property
+    def name(self) -> str:
+        return self.setting.effect
+
+    @property
+    def raw(self) -> Mapping[str, float]:
+        return self.setting.params
 
     @property
     def outside_pedalboard(self) -> bool:
         return bool(getattr(self.effect, "outside_pedalboard", False))
 
     def normalised(self) -> dict[str, float]:
-        return {k: self.effect.param(k).normalise(v) for k, v in self.raw.items()}
+        return self.setting.normalised()
 
     def describe(self) -> dict:
         return {
@@ -189,19 +126,12 @@ class RenderResult:
         }
 
 
-def _as_setting(item: "EffectSetting | str") -> EffectSetting:
-    if isinstance(item, EffectSetting):
-        return item
-    if isinstance(item, str):
-        return parse_effect_spec(item)
-    raise DeltaV2AError(f"not an effect setting: {item!r} (use EffectSetting or '{SPEC_SYNTAX}')")
-
-
 class AudioChain:
-    """Validated, ordered effect settings rendered as one Pedalboard plus outside steps.
+    """`ChainSettings` rendered as one Pedalboard plus outside steps.
 
-    `settings` is a list of `EffectSetting`s or `--effect` spec strings, or a mapping
-    {effect: {param: raw}}. Steps are sorted by `order` (names not in it keep their given relative position after
+    `settings` is the one chain-settings type (`ChainSettings.parse` turns `--effect` spec
+    strings into it, `ChainSettings.from_dict` a {effect: {param: raw}} mapping). Steps are
+    sorted by `order` (names not in it keep their given relative position after
     the ordered ones); effects that render outside Pedalboard (playback_rate) always come
     after the Pedalboard part. The Pedalboard is built once per sample rate and reused
     with `reset=True`, so repeated renders cost what Pedalboard costs. Like a Pedalboard,
@@ -210,11 +140,15 @@ class AudioChain:
 
     def __init__(
         self,
-        settings: "Iterable[EffectSetting | str] | Mapping[str, Mapping[str, float]]" = (),
+        settings: ChainSettings = ChainSettings(),
         order: Sequence[str] | None = None,
         tail: TailMode = "keep",
         max_tail_seconds: float = DEFAULT_MAX_TAIL_SECONDS,
     ) -> None:
+        if not isinstance(settings, ChainSettings):
+            raise DeltaV2AError(
+                f"AudioChain takes ChainSettings (ChainSettings.parse for spec strings, "
+                f"ChainSettings.from_dict for a mapping), got {type(settings).__name__}")
         if tail not in ("keep", "cut"):
             raise DeltaV2AError(f"tail must be 'keep' or 'cut', got {tail!r}")
         try:
@@ -229,15 +163,7 @@ class AudioChain:
         self.max_tail_seconds = max_tail
         self.order: tuple[str, ...] = self._check_order(order)
 
-        if isinstance(settings, Mapping):  # {effect: {param: raw}}, as the controller emits
-            settings = [EffectSetting(name, dict(values or {}))
-                        for name, values in settings.items()]
-        steps: list[ChainStep] = []
-        for item in settings:
-            s = _as_setting(item)
-            cls = _effect_class(s.effect)
-            raw = cls.resolve(s.params)
-            steps.append(ChainStep(s.effect, cls(), raw))
+        steps = [ChainStep(s.resolved(), effect_class(s.effect)()) for s in settings]
         rank = {n: i for i, n in enumerate(self.order)}
         keyed = sorted(
             enumerate(steps),
@@ -265,7 +191,7 @@ class AudioChain:
         if dupes:
             raise DeltaV2AError(f"effect order names {', '.join(dupes)} more than once")
         for n in names:
-            _effect_class(n)  # a typo in an explicit order would otherwise pass silently
+            effect_class(n)  # a typo in an explicit order would otherwise pass silently
         return names
 
     # ------------------------------------------------------------------ inspection
@@ -274,6 +200,12 @@ class AudioChain:
     def names(self) -> list[str]:
         """Effect names in render order."""
         return [s.name for s in self.steps]
+
+    @property
+    def settings(self) -> ChainSettings:
+        """What this chain renders, in render order, every parameter's value filled in:
+        `AudioChain(chain.settings, order=chain.order)` renders the same."""
+        return ChainSettings(tuple(s.setting for s in self.steps))
 
     def tail_seconds(self) -> float:
         """Estimated ring-out after the input stops, in input time (effects in series add)."""
@@ -635,11 +567,11 @@ def describe_chain(chain: AudioChain) -> dict:
         "max_tail_seconds": chain.max_tail_seconds,
         "tail_seconds_estimate": chain.tail_seconds(),
         "effects": [s.describe() for s in chain.steps],
-        "specs": [EffectSetting(s.name, dict(s.raw)).spec() for s in chain.steps],
+        "specs": list(chain.settings.specs()),
     }
 
 
 __all__ = [
-    "DEFAULT_MAX_TAIL_SECONDS", "DEFAULT_ORDER", "AudioChain", "ChainStep", "EffectSetting",
-    "RenderResult", "TailTruncatedWarning", "describe_chain", "parse_effect_spec",
+    "DEFAULT_MAX_TAIL_SECONDS", "DEFAULT_ORDER", "AudioChain", "ChainSettings", "ChainStep",
+    "EffectSetting", "RenderResult", "TailTruncatedWarning", "describe_chain",
 ]

@@ -130,7 +130,7 @@ def build_study(model_dir: Path | None, images: list[Path], clips: list[Path], o
             view = render(c)[3]
         n_warnings += len(caught)
         c.update({"delta_norm": view.delta_norm, "confidence": view.confidence,
-                  "strength": view.strength, "effects": view.effects, "top": view.top[:3]})
+                  "strength": view.strength, "effects": view.effects.to_records(), "top": view.top[:3]})
         cands.append(c)
         if progress:
             progress(n + 1, candidates)

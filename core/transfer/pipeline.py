@@ -12,7 +12,8 @@ another vocabulary or other effects.
 The typed path (issue 9), in the order a transfer runs:
 
     `StyleLabel`  (core/style/label.py)  read_edit: label + ||d|| + confidence + strength
-    `EffectPlan`  (core/model/plan.py)   plan: the controller's answer, at most max_active effects
+    `EffectPlan`  (core/model/plan.py)   plan: the controller's answer, `ChainSettings` of at
+                                         most max_active effects (core/render/settings.py)
     `TransferResult`               render + sidecar; `.save()` writes A', JSON and PNG
 
 Additions to the notes: with `inference.scale_by_confidence` (default on) the predicted
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..config import Config
     from ..model.plan import EffectPlan
+    from ..render.settings import ChainSettings
     from ..style.label import StyleLabel
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default"
@@ -243,13 +245,14 @@ class TransferModel:
                                     source=self.controller.metadata.controller, max_active=self.max_active,
                                     min_active=self.min_active, strength=label.strength, scale=scale)
 
-    def render(self, audio: "np.ndarray", sample_rate: int, plan: "EffectPlan | dict",
+    def render(self, audio: "np.ndarray", sample_rate: int, plan: "EffectPlan | ChainSettings",
                write_to: "str | Path | None" = None) -> tuple["np.ndarray", dict]:
         """A' and the chain's record. With `write_to` A' is written there as it renders (a long
         clip is never held whole) and the returned audio reads that file back on demand."""
+        from ..model.plan import EffectPlan
         from ..render.chain import AudioChain
 
-        settings = plan if isinstance(plan, dict) else plan.settings()
+        settings = plan.settings if isinstance(plan, EffectPlan) else plan
         if not settings:
             if write_to is None:
                 return audio.copy(), {"effects": []}
@@ -308,7 +311,7 @@ class TransferModel:
                            "strength_match": self.cfg.inference.strength_match},
             "n_effects": len(plan.steps),
             "database_mean_active": training.get("database_mean_active"),
-            "effects": [{"effect": st.effect, "params": dict(st.params)} for st in plan.steps],
+            "effects": plan.settings.to_records(),
             "chain": chain_info,
             "sample_rate": sample_rate,
         }

@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     from PIL.Image import Image as PILImage
 
+    from ..render.settings import ChainSettings
+
 
 @dataclass
 class TransferView:
@@ -27,7 +29,7 @@ class TransferView:
     strength: float
     label: dict[str, float]
     top: list[dict]
-    effects: list[dict]  # [{"effect": name, "params": {param: raw value}}], the rendered chain
+    effects: "ChainSettings"  # the rendered chain (`to_records()` for the page and the study's JSON)
 
 
 def load_model(model_dir: str | Path | None) -> Any:
@@ -50,8 +52,7 @@ def run_transfer(model: Any, before: "PILImage", after: "PILImage", audio: "np.n
         audio=res.audio, sample_rate=int(res.sample_rate), sidecar=sc,
         delta_norm=float(st["delta_norm"]), confidence=float(st["confidence"]),
         strength=float(strength), label={k: float(v) for k, v in st["label"].items()},
-        top=list(st["top"]), effects=[{"effect": e["effect"], "params": dict(e["params"])}
-                                      for e in sc["effects"]])
+        top=list(st["top"]), effects=res.plan.settings)
 
 
 def image_effect_names(model: Any) -> list[str]:

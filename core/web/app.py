@@ -355,7 +355,7 @@ def create_app(model_dir: Path | None = None, study: Path | None = None, work_di
                 "urls": {k: f"/api/result/{rid}/{k}" for k in RESULT_FILES},
                 "style": {"top": view.top, "label": view.label, "delta_norm": view.delta_norm,
                           "confidence": view.confidence, "strength": view.strength},
-                "effects": view.effects, "edit": edit,
+                "effects": view.effects.to_records(), "edit": edit,
                 "durations": {"original": x.shape[1] / sr, "processed": view.audio.shape[1] / view.sample_rate},
                 "nyquist_khz": view.sample_rate / 2000,
                 "activity": view.sidecar.get("controller", {}).get("activity", {}),
