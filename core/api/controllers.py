@@ -2,6 +2,8 @@
 
 The class is light (torch is imported by `build()`, never at registration); what the built
 module must do is described in `model/controller.py`, which the trainer and inference use.
+Options are a `PluginOptions` model (`Options`, api/options.py); the config holds
+`controller: {name, options}`, and `build()` reads them with `cls.parse_options(cfg.options)`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .effects import _first_line
+from .options import PluginOptions, describe_options, validate_options
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Mapping
@@ -32,6 +35,13 @@ class Controller:
     # True: the built module has `fit(data, seed)` that stores the training records (knn);
     # the trainer calls it once instead of running gradient epochs
     fits_data: ClassVar[bool] = False
+    #: what `controller.options` may set (none by default); subclass `PluginOptions`
+    Options: ClassVar[type[PluginOptions]] = PluginOptions
+
+    @classmethod
+    def parse_options(cls, raw: "Mapping[str, Any] | None") -> PluginOptions:
+        """`raw` checked against `Options`; one-line DeltaV2AError naming the controller and key."""
+        return validate_options(f"controller '{cls.name}'", cls.Options, raw)
 
     @classmethod
     def summary(cls) -> str:
@@ -40,7 +50,8 @@ class Controller:
     @classmethod
     def describe(cls) -> dict:
         return {"name": cls.name, "kind": cls.kind, "summary": cls.summary(),
-                "doc": inspect.cleandoc(cls.__doc__ or ""), "params": []}
+                "doc": inspect.cleandoc(cls.__doc__ or ""), "params": [],
+                "options": describe_options(cls.Options)}
 
     @classmethod
     def build(cls, style_dim: int, audio_dim: int, layout: "ParamLayout",

@@ -33,21 +33,22 @@ def _params(rec) -> list[dict]:
 
 
 def _options(rec) -> list[dict]:
-    """What a user can set for an encoder or controller, and the config key that sets it."""
-    obj = rec.obj
-    if rec.kind == "encoder":
-        key = f"encoders.{getattr(obj, 'modality', 'image')}.options"
-        return [{"name": o, "set": f"{key}.{o}"} for o in getattr(obj, "OPTIONS", ())]
-    if rec.kind == "controller":
-        from ..config import ControllerConfig
+    """An encoder's or controller's `Options` (type, default, meaning) and the key that sets each.
 
-        section = ControllerConfig.model_fields.get(rec.name)
-        if section is not None and isinstance(section.annotation, type):
-            return [{"name": fname, "default": f.get_default(call_default_factory=True),
-                     "doc": f.description or "", "set": f"controller.{rec.name}.{fname}"}
-                    for fname, f in section.annotation.model_fields.items()]
-        return [{"name": k, "doc": v} for k, v in dict(getattr(obj, "options", {}) or {}).items()]
-    return []
+    Read from the plugin's pydantic model (api/options.py), the same for built-ins and
+    third-party plugins; other kinds have none.
+    """
+    if rec.kind not in ("encoder", "controller"):
+        return []
+    from ..api.options import describe_options
+
+    try:
+        rows = describe_options(getattr(rec.obj, "Options", None))
+    except Exception:  # a listing must not break on one plugin
+        return []
+    key = (f"encoders.{getattr(rec.obj, 'modality', 'image')}.options" if rec.kind == "encoder"
+           else "controller.options")
+    return [{**row, "set": f"{key}.{row['name']}"} for row in rows]
 
 
 def details(rec) -> dict:
@@ -64,6 +65,10 @@ def details(rec) -> dict:
                      "templates": vocab.templates.model_dump(), "fingerprint": vocab.fingerprint()})
     elif rec.kind in ("encoder", "controller"):
         info["options"] = _options(rec)
+    if rec.kind == "controller":
+        info["set_name"] = f"controller.name={rec.name}"
+    elif rec.kind == "encoder":
+        info["set_name"] = f"encoders.{info.get('modality', 'image')}.name={rec.name}"
     return info
 
 
@@ -139,26 +144,29 @@ def plugin_info(
         for col in ("parameter", "range", "scale", "bypass", "default", "unit", "meaning"):
             table.add_column(col, overflow="fold")
         for p in params:
+            meaning = p.get("doc", "")
+            if p.get("max_fraction_of_nyquist"):
+                meaning += f" (held below {p['max_fraction_of_nyquist']:g} x the sample rate)"
             table.add_row(p["name"], f"[{p['minimum']:g}, {p['maximum']:g}]", p["scale"],
-                          f"{p['bypass']:g}", f"{p['default']:g}", p.get("unit", ""), p.get("doc", ""))
+                          f"{p['bypass']:g}", f"{p['default']:g}", p.get("unit", ""), meaning.strip())
         console.print(table)
     if info.get("terms"):
         console.print(f"terms ({len(info['terms'])}): " + ", ".join(info["terms"]), markup=False)
         for modality, templates in info["templates"].items():
             console.print(f"{modality} templates: " + " | ".join(templates), markup=False)
+    if info.get("set_name"):
+        console.print(f"choose it with --set {info['set_name']}", markup=False)
     if info.get("options"):
-        keys = {o["set"].rsplit(".", 1)[0] for o in info["options"] if o.get("set")}
-        if keys:
-            console.print(f"options (set with --set {next(iter(keys))}.NAME=VALUE):", markup=False)
-        if not any("default" in o or o.get("doc") for o in info["options"]):  # names only (described above)
-            console.print("  " + ", ".join(o["name"] for o in info["options"]), markup=False)
-            return
+        key = info["options"][0]["set"].rsplit(".", 1)[0]
+        console.print(f"options (set with --set {key}.NAME=VALUE):", markup=False)
         table = Table(show_edge=False)
-        for col in ("option", "default", "meaning"):
+        for col in ("option", "type", "default", "meaning"):
             table.add_column(col, overflow="fold")
         for o in info["options"]:
-            table.add_row(o["name"], json_text(o["default"], indent=None) if "default" in o else "",
-                          o.get("doc", ""))
+            bounds = ", ".join(f"{b} {o[b]:g}" if isinstance(o[b], (int, float)) else f"{b} {o[b]}"
+                               for b in ("ge", "gt", "le", "lt") if b in o)
+            table.add_row(o["name"], o["type"] + (f" ({bounds})" if bounds else ""),
+                          json_text(o["default"], indent=None), o.get("doc", ""))
         console.print(table)
     elif rec.kind in ("encoder", "controller"):
         console.print("options: none")

@@ -175,8 +175,14 @@ def check_names(cfg: "Config") -> None:
                 problems.append(f"encoders.{modality}: encoder '{choice.name}' encodes {cls.modality}")
         except DeltaV2AError as exc:
             problems.append(f"encoders.{modality}: {exc}")
-    for n in dict.fromkeys([*cfg.experiment.controllers, cfg.controller.kind]):
+    for n in dict.fromkeys([*cfg.experiment.controllers, cfg.controller.name]):
         need("controller", n, "controllers")
+    try:
+        from ..api.options import check_config_options
+
+        check_config_options(cfg, cfg.experiment.controllers)
+    except DeltaV2AError as exc:
+        problems.append(str(exc))
     try:
         from ..style.vocab import load_vocabulary
 

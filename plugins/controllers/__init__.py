@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pydantic import Field
+
 from deltav2a.api.controllers import Controller
 from deltav2a.api.hookspecs import hookimpl
+from deltav2a.api.options import PluginOptions
 
 from .search import SearchController
 
@@ -20,24 +23,47 @@ if TYPE_CHECKING:  # pragma: no cover
     from deltav2a.model.layout import ParamLayout
 
 
+class MLPOptions(PluginOptions):
+    hidden_dims: list[int] = Field([256, 256, 128], min_length=1, description="widths of the style blocks")
+    dropout: float = Field(0.3, ge=0, lt=1, description="dropout after each block")
+    gate_bias: float = Field(-2.0, description="initial bias of the E(A) gate (sigmoid(-2) = 0.12)")
+
+
+class AROptions(PluginOptions):
+    condition_dim: int = Field(256, ge=1, description="size of the GRU condition vector")
+    hidden_dim: int = Field(512, ge=1, description="width of the condition and head MLPs")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout in the condition MLP")
+    max_steps: int = Field(2, ge=1, description="most effects chosen per answer (greedy decoding)")
+    label_smoothing: float = Field(0.03, ge=0, lt=1, description="of the next-effect cross-entropy")
+    param_loss_weight: float = Field(50.0, description="weight of the parameter Huber loss")
+
+
+class KNNOptions(PluginOptions):
+    k: int = Field(8, ge=1, le=512, description="neighbours that vote and average")
+    style_weight: float = Field(1.0, ge=0, description="weight of the Hellinger distance of labels")
+    audio_weight: float = Field(0.25, ge=0, description="weight of the standardised E(A) distance")
+    strength_weight: float = Field(1.0, ge=0, description="weight of |strength difference| (when known)")
+    max_records: int = Field(100_000, ge=1, description="records kept (seeded sample beyond this)")
+
+
 class MLPController(Controller):
     """Style-label MLP with a gated E(A) residual: the notes' final controller (~191K params).
 
     Three Linear-LayerNorm-ReLU-Dropout blocks (256, 256, 128) on the style label; E(A)
     enters through one such block, scaled by a sigmoid gate computed from the style
     features whose bias starts at -2 (gate about 0.12). An activity head gives one logit per
-    effect, a sigmoid parameter head one normalised position per parameter. Options:
-    `controller.mlp.hidden_dims`, `dropout`, `gate_bias`.
+    effect, a sigmoid parameter head one normalised position per parameter.
     """
 
     name = "mlp"
+    Options = MLPOptions
 
     @classmethod
     def build(cls, style_dim: int, audio_dim: int, layout: "ParamLayout",
               cfg: "ControllerConfig") -> "torch.nn.Module":
         from .mlp import MLPNet
 
-        return MLPNet(style_dim, audio_dim, layout, cfg.mlp)
+        return MLPNet(style_dim, audio_dim, layout, cls.parse_options(cfg.options))
 
 
 class ARController(Controller):
@@ -46,19 +72,18 @@ class ARController(Controller):
     A condition vector f(style, E(A)) is updated by a GRU cell with each chosen effect and its
     parameters; each step predicts the next effect or end-of-sequence (cross-entropy with
     label smoothing) and that effect's parameters (Huber). Greedy decoding, at most
-    `max_steps` effects. Activity output is 1 for chosen effects, 0 otherwise. Options:
-    `controller.ar.condition_dim`, `hidden_dim`, `dropout`, `max_steps`, `label_smoothing`,
-    `param_loss_weight`.
+    `max_steps` effects. Activity output is 1 for chosen effects, 0 otherwise.
     """
 
     name = "ar"
+    Options = AROptions
 
     @classmethod
     def build(cls, style_dim: int, audio_dim: int, layout: "ParamLayout",
               cfg: "ControllerConfig") -> "torch.nn.Module":
         from .ar import ARNet
 
-        return ARNet(style_dim, audio_dim, layout, cfg.ar)
+        return ARNet(style_dim, audio_dim, layout, cls.parse_options(cfg.options))
 
 
 class KNNController(Controller):
@@ -67,11 +92,11 @@ class KNNController(Controller):
     Fitting stores the database's labels, E(A), activity, parameters (and strength, when the
     database has it); a query takes its k nearest records by a weighted Hellinger distance of
     labels + standardised E(A) distance (+ strength difference). Activity is the neighbours'
-    vote, each parameter the mean over the neighbours where its effect is active. Options:
-    `controller.knn.k`, `style_weight`, `audio_weight`, `strength_weight`, `max_records`.
+    vote, each parameter the mean over the neighbours where its effect is active.
     """
 
     name = "knn"
+    Options = KNNOptions
     fits_data = True
 
     @classmethod
@@ -79,7 +104,7 @@ class KNNController(Controller):
               cfg: "ControllerConfig") -> "torch.nn.Module":
         from .knn import KNNNet
 
-        return KNNNet(style_dim, audio_dim, layout, cfg.knn)
+        return KNNNet(style_dim, audio_dim, layout, cls.parse_options(cfg.options))
 
     @classmethod
     def inference(cls, style_dim: int, audio_dim: int, layout: "ParamLayout", cfg: "ControllerConfig",
@@ -87,7 +112,7 @@ class KNNController(Controller):
         """The stored records as numpy arrays: a transfer needs no torch (knn_arrays.py)."""
         from .knn_arrays import KNNArrays
 
-        return KNNArrays(style_dim, audio_dim, layout, cfg.knn, state, where)
+        return KNNArrays(style_dim, audio_dim, layout, cls.parse_options(cfg.options), state, where)
 
 
 @hookimpl

@@ -34,9 +34,12 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Literal, Optional, Sequence, Union
+
+from pydantic import Field
 
 from deltav2a.api.encoders import ImageEncoder
+from deltav2a.api.options import PluginOptions
 from deltav2a.errors import DeltaV2AError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -242,6 +245,18 @@ class _Source:
     ident: str                 # the weights part of the fingerprint
 
 
+class ClipOptions(PluginOptions):
+    model: str = Field("ViT-L-14", description="open_clip architecture")
+    pretrained: Optional[str] = Field("openai", description="weights tag (decides QuickGELU and image "
+                                      "normalisation); empty with a checkpoint")
+    checkpoint: Optional[str] = Field(None, description="local weights file or folder (env DELTAV2A_CLIP_CHECKPOINT)")
+    quick_gelu: Union[bool, Literal["auto"], None] = Field(None, description="override the tag's QuickGELU choice")
+    device: Optional[str] = Field("auto", description="auto, cpu, cuda or cuda:N")
+    batch_size: int = Field(16, description="images per forward pass")
+    allow_unsafe_checkpoint: bool = Field(False, description="permit a pickled checkpoint you named to run "
+                                          "code on load (never from a model directory)")
+
+
 class ClipImageEncoder(ImageEncoder):
     """CLIP image encoder (open_clip); default ViT-L-14 with OpenAI weights, 768-d unit vectors.
 
@@ -253,15 +268,11 @@ class ClipImageEncoder(ImageEncoder):
     """
 
     name: ClassVar[str] = "clip"
-    OPTIONS: ClassVar[tuple[str, ...]] = ("model", "pretrained", "checkpoint", "quick_gelu",
-                                          "device", "batch_size", "allow_unsafe_checkpoint")
+    Options = ClipOptions
 
     def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        unknown = sorted(set(options) - set(self.OPTIONS))
-        if unknown:
-            raise DeltaV2AError(f"encoder 'clip' has no option {', '.join(map(repr, unknown))} "
-                                f"(known: {', '.join(self.OPTIONS)})")
+        super().__init__(**options)  # validates against ClipOptions
+        options = self.options
         self.model_name = str(options.get("model") or "ViT-L-14").strip()
         tag = options.get("pretrained", "openai")
         self.pretrained = "" if tag is None else str(tag).strip()
