@@ -65,7 +65,7 @@ def test_every_example_is_registered_from_the_package(fx):
     assert set(mine) == {("audio_effect", "phaser"), ("image_effect", "swirl"), ("vocabulary", "moods"),
                          ("encoder", "perceptual-image-grey"), ("controller", "linear")}
     assert data["errors"] == []
-    assert [p["name"] for p in mine[("audio_effect", "phaser")]["params"]] == ["rate_hz", "depth", "mix"]
+    assert [p["name"] for p in mine[("audio_effect", "phaser")]["params"]] == ["rate_hz", "depth", "mix", "centre_hz"]
     assert [p["name"] for p in mine[("image_effect", "swirl")]["params"]] == ["intensity", "max_degrees"]
 
 

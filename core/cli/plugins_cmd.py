@@ -146,7 +146,7 @@ def plugin_info(
         for p in params:
             meaning = p.get("doc", "")
             if p.get("max_fraction_of_nyquist"):
-                meaning += f" (held below {p['max_fraction_of_nyquist']:g} x the sample rate)"
+                meaning += f" (held below {p['max_fraction_of_nyquist']:g} x the Nyquist frequency)"
             table.add_row(p["name"], f"[{p['minimum']:g}, {p['maximum']:g}]", p["scale"],
                           f"{p['bypass']:g}", f"{p['default']:g}", p.get("unit", ""), meaning.strip())
         console.print(table)
