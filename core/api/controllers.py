@@ -12,9 +12,10 @@ import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .effects import _first_line
-from .options import PluginOptions, describe_options, validate_options
+from .optionsref import OptionsRef
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .options import PluginOptions
     from collections.abc import Mapping
 
     import numpy as np
@@ -36,11 +37,13 @@ class Controller:
     # the trainer calls it once instead of running gradient epochs
     fits_data: ClassVar[bool] = False
     #: what `controller.options` may set (none by default); subclass `PluginOptions`
-    Options: ClassVar[type[PluginOptions]] = PluginOptions
+    Options: ClassVar["type[PluginOptions]"] = OptionsRef("deltav2a.api.options:PluginOptions")  # type: ignore[assignment]
 
     @classmethod
-    def parse_options(cls, raw: "Mapping[str, Any] | None") -> PluginOptions:
+    def parse_options(cls, raw: "Mapping[str, Any] | None") -> "PluginOptions":
         """`raw` checked against `Options`; one-line DeltaV2AError naming the controller and key."""
+        from .options import validate_options  # pydantic: when options are used, not at import
+
         return validate_options(f"controller '{cls.name}'", cls.Options, raw)
 
     @classmethod
@@ -49,6 +52,8 @@ class Controller:
 
     @classmethod
     def describe(cls) -> dict:
+        from .options import describe_options
+
         return {"name": cls.name, "kind": cls.kind, "summary": cls.summary(),
                 "doc": inspect.cleandoc(cls.__doc__ or ""), "params": [],
                 "options": describe_options(cls.Options)}

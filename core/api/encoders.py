@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
 from .effects import _first_line
-from .options import PluginOptions, describe_options, validate_options
+from .optionsref import OptionsRef
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .options import PluginOptions
     from collections.abc import Mapping
 
     import numpy as np
@@ -31,7 +32,7 @@ class Encoder:
     modality: ClassVar[Modality] = "image"
     kind: ClassVar[str] = "encoder"
     #: what the config's `options` may set (none by default); subclass `PluginOptions`
-    Options: ClassVar[type[PluginOptions]] = PluginOptions
+    Options: ClassVar["type[PluginOptions]"] = OptionsRef("deltav2a.api.options:PluginOptions")  # type: ignore[assignment]
 
     def __init__(self, **options: Any) -> None:
         #: the validated options (defaults filled in)
@@ -40,8 +41,10 @@ class Encoder:
         self.options: dict[str, Any] = self.opts.model_dump(exclude_unset=True)
 
     @classmethod
-    def parse_options(cls, raw: "Mapping[str, Any] | None") -> PluginOptions:
+    def parse_options(cls, raw: "Mapping[str, Any] | None") -> "PluginOptions":
         """`raw` checked against `Options`; one-line DeltaV2AError naming the encoder and key."""
+        from .options import validate_options  # pydantic: when options are used, not at import
+
         return validate_options(f"encoder '{cls.name}'", cls.Options, raw)
 
     @classmethod
@@ -50,6 +53,8 @@ class Encoder:
 
     @classmethod
     def describe(cls) -> dict:
+        from .options import describe_options
+
         return {"name": cls.name, "kind": cls.kind, "modality": cls.modality,
                 "summary": cls.summary(), "doc": (cls.__doc__ or "").strip(), "params": [],
                 "options": describe_options(cls.Options)}

@@ -86,33 +86,36 @@ def list_plugins(
                "errors": [f.as_dict() for f in reg.failures]}
         typer.echo(json_text(out))
         return
-    from rich.console import Console
-    from rich.table import Table
+    # plain text, not rich: the listing is the command people run most to see what is
+    # installed, and rich's console and tables cost more start-up than the rest of it
+    import shutil
 
-    console = Console(width=None if wide else min(Console().width, 80))
+    width = shutil.get_terminal_size((80, 24)).columns
+    width = width if wide else min(width, 80)
+    out: list[str] = []
     for kind_name, (_hook, label) in KINDS.items():
         rows = [r for r in records if r.kind == kind_name]
         if not rows:
             continue
         plural = label[:-1] + "ies" if label.endswith("y") else label + "s"
-        table = Table(title=plural, title_justify="left", show_edge=False, pad_edge=False)
         cols = ("name", "distribution", "version")
         cells = [(r.name, r.distribution, r.version) for r in rows]
         widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-        for c, w in zip(cols, widths):
-            table.add_column(c, no_wrap=True, min_width=w)
         # three separators of 3 characters between four columns; the summary gets the rest
-        room = max(20, console.width - sum(widths) - 9 - 1)
-        table.add_column("summary (more: plugin-info NAME)", no_wrap=True, max_width=room)
+        room = max(20, width - sum(widths) - 9 - 1)
+        head = "summary (more: plugin-info NAME)"
+        out.append(plural)
+        out.append(" ┃ ".join([*(c.ljust(w) for c, w in zip(cols, widths)), head[:room]]).rstrip())
+        out.append("━╇━".join("━" * w for w in (*widths, min(room, len(head)))))
         for row, r in zip(cells, rows):
-            summary = r.summary
-            table.add_row(*row, summary if len(summary) <= room else summary[:room - 1] + "…")
-        console.print(table)
-        console.print()
+            summary = " ".join(r.summary.split())
+            summary = summary if len(summary) <= room else summary[:room - 1] + "…"
+            out.append(" │ ".join([*(c.ljust(w) for c, w in zip(row, widths)), summary]).rstrip())
+        out.append("")
     if reg.failures:
-        console.print("[bold red]plugins with errors[/]")
-        for f in reg.failures:
-            console.print(f"  {f.plugin} ({f.distribution} {f.version}): {f.error}", markup=False)
+        out.append("plugins with errors")
+        out += [f"  {f.plugin} ({f.distribution} {f.version}): {f.error}" for f in reg.failures]
+    typer.echo("\n".join(out))
 
 
 def plugin_info(

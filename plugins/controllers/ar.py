@@ -33,7 +33,7 @@ from deltav2a.training.losses import huber, smoothed_cross_entropy
 if TYPE_CHECKING:  # pragma: no cover
     from deltav2a.config import LossConfig
 
-    from . import AROptions as ARConfig
+    from .options import AROptions as ARConfig
     from deltav2a.model.layout import ParamLayout
 
 

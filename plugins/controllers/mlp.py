@@ -27,7 +27,7 @@ from deltav2a.training.losses import controller_loss
 if TYPE_CHECKING:  # pragma: no cover
     from deltav2a.config import LossConfig
 
-    from . import MLPOptions as MLPConfig
+    from .options import MLPOptions as MLPConfig
     from deltav2a.model.layout import ParamLayout
 
 

@@ -34,12 +34,10 @@ import sys
 import threading
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Optional, Sequence
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from deltav2a.api.encoders import AudioEncoder
-from deltav2a.api.options import PluginOptions
+from deltav2a.api.optionsref import OptionsRef
 from deltav2a.errors import DeltaV2AError
 
 from .clip import (
@@ -184,20 +182,6 @@ def describe_checkpoint(sd: dict) -> tuple[str | None, bool]:
 # ------------------------------------------------------------------ the encoder
 
 
-class ClapOptions(PluginOptions):
-    amodel: str = Field("HTSAT-base", description="laion-clap audio architecture")
-    tmodel: str = Field("roberta", description="text model (only roberta, the released checkpoints' one)")
-    checkpoint: Optional[str] = Field(None, description="weights file (env DELTAV2A_CLAP_CHECKPOINT)")
-    text_model_dir: Optional[str] = Field(None, description="local roberta folder (env DELTAV2A_CLAP_TEXT_MODEL)")
-    max_duration: Optional[float] = Field(20.0, description="seconds kept from the start of a clip (0 = all)")
-    window_seconds: float = Field(10.0, description="length of the windows whose embeddings are averaged")
-    sample_rate: int = Field(48000, description="the model's sample rate")
-    allow_unsafe_checkpoint: bool = Field(False, description="permit a pickled checkpoint you named to run "
-                                          "code on load (never from a model directory)")
-    device: Optional[str] = Field("auto", description="auto, cpu, cuda or cuda:N")
-    batch_size: int = Field(8, description="windows per forward pass")
-
-
 class ClapAudioEncoder(AudioEncoder):
     """LAION-CLAP audio encoder; default HTSAT-base music checkpoint, 48 kHz mono, 512-d unit vectors.
 
@@ -210,7 +194,7 @@ class ClapAudioEncoder(AudioEncoder):
     """
 
     name: ClassVar[str] = "clap"
-    Options = ClapOptions
+    Options = OptionsRef("deltav2a_plugins.encoders.options:ClapOptions")
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)  # validates against ClapOptions

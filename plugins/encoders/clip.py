@@ -29,17 +29,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Literal, Optional, Sequence, Union
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
 from deltav2a.api.encoders import ImageEncoder
-from deltav2a.api.options import PluginOptions
+from deltav2a.api.optionsref import OptionsRef
 from deltav2a.errors import DeltaV2AError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -185,19 +182,17 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-class _DropMessages(logging.Filter):
-    """open_clip logs 'initialized randomly' while we build before loading our weights."""
-
-    PREFIXES = ("No pretrained weights loaded",)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.getMessage()).startswith(self.PREFIXES)
+#: open_clip logs 'initialized randomly' while we build before loading our weights
+_DROPPED_MESSAGES = ("No pretrained weights loaded",)
 
 
 @contextlib.contextmanager
 def _quiet_open_clip() -> Iterator[None]:
+    import logging  # here, not at import: registering the encoder stays cheap
+
     root = logging.getLogger()
-    flt = _DropMessages()
+    flt = logging.Filter()
+    flt.filter = lambda record: not str(record.getMessage()).startswith(_DROPPED_MESSAGES)  # type: ignore[method-assign]
     root.addFilter(flt)
     try:
         yield
@@ -245,18 +240,6 @@ class _Source:
     ident: str                 # the weights part of the fingerprint
 
 
-class ClipOptions(PluginOptions):
-    model: str = Field("ViT-L-14", description="open_clip architecture")
-    pretrained: Optional[str] = Field("openai", description="weights tag (decides QuickGELU and image "
-                                      "normalisation); empty with a checkpoint")
-    checkpoint: Optional[str] = Field(None, description="local weights file or folder (env DELTAV2A_CLIP_CHECKPOINT)")
-    quick_gelu: Union[bool, Literal["auto"], None] = Field(None, description="override the tag's QuickGELU choice")
-    device: Optional[str] = Field("auto", description="auto, cpu, cuda or cuda:N")
-    batch_size: int = Field(16, description="images per forward pass")
-    allow_unsafe_checkpoint: bool = Field(False, description="permit a pickled checkpoint you named to run "
-                                          "code on load (never from a model directory)")
-
-
 class ClipImageEncoder(ImageEncoder):
     """CLIP image encoder (open_clip); default ViT-L-14 with OpenAI weights, 768-d unit vectors.
 
@@ -268,7 +251,7 @@ class ClipImageEncoder(ImageEncoder):
     """
 
     name: ClassVar[str] = "clip"
-    Options = ClipOptions
+    Options = OptionsRef("deltav2a_plugins.encoders.options:ClipOptions")
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)  # validates against ClipOptions

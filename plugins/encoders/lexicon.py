@@ -30,11 +30,9 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Optional, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
-from pydantic import Field, field_validator
-
-from deltav2a.api.options import PluginOptions
+from deltav2a.api.optionsref import OptionsRef
 from deltav2a.errors import DeltaV2AError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -550,23 +548,6 @@ def _lexicon_path(who: str, options: dict[str, Any]) -> Path:
     return LEXICON_FILES[key]
 
 
-class PerceptualOptions(PluginOptions):
-    normalisation: Optional[str] = Field(None, description="normalisation table (YAML path) replacing the "
-                                         "one the lexicon names, for experiments")
-    lexicon: Optional[str] = Field(None, description="lexicon file (YAML path) replacing the shipped one")
-    lexicon_version: Optional[str] = Field(None, description="a shipped lexicon (LEXICON_FILES; default: "
-                                           "the newest; '1' is the first shipped models' lexicon)")
-    lexicon_supplements: list[str] = Field([], description="supplement names or YAML paths added to the lexicon")
-    device: Optional[str] = Field(None, description="accepted and ignored (configs for the neural encoders work)")
-    batch_size: Optional[int] = Field(None, description="accepted and ignored")
-
-    @field_validator("lexicon_version", mode="before")
-    @classmethod
-    def _version_text(cls, v: Any) -> Any:
-        # YAML reads `lexicon_version: 3` as a number; the shipped versions are names
-        return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
-
-
 class PerceptualBase:
     """What both perceptual encoders share: options, data tables, fingerprint, text side.
 
@@ -587,7 +568,7 @@ class PerceptualBase:
     #: (default: DESCRIPTORS only)
     DESCRIPTOR_SETS: ClassVar[tuple[tuple[str, ...], ...]] = ()
     ALGORITHM_REVISION: ClassVar[int] = 1
-    Options: ClassVar[type[PluginOptions]] = PerceptualOptions
+    Options = OptionsRef("deltav2a_plugins.encoders.options:PerceptualOptions")
 
     options: dict[str, Any]
 
