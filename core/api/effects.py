@@ -152,10 +152,10 @@ class AudioEffect(Effect):
 
     kind: ClassVar[str] = "audio effect"
     outside_pedalboard: ClassVar[bool] = False
-    #: the Pedalboard plugin has no latency, so a long clip may be rendered block by block
-    #: with its state carried over (core/render/chain.py); an effect whose `build` returns a
-    #: plugin with latency must set False
-    streamable: ClassVar[bool] = True
+    #: the Pedalboard plugin from `build` has no latency, so a long clip may be rendered block
+    #: by block with its state carried over (core/render/chain.py); declare True when that is
+    #: so (False, the default, renders the clip whole: always correct, more memory)
+    streamable: ClassVar[bool] = False
     #: finite input always gives finite output (e.g. cutoffs held below Nyquist), so a chain
     #: of such effects skips its NaN/Inf scan of the rendered audio; leave False unless tested
     finite_output: ClassVar[bool] = False
@@ -222,8 +222,11 @@ class PedalboardEffect(AudioEffect):
     """The spelling before issue 12, kept so plugins written against it still load.
 
     New effects subclass `AudioEffect` and implement `build`; this class forwards `build`
-    to a `_build` override. Sample-rate limits come from the `Param`s, as for any effect.
+    to a `_build` override and, as before, declares itself streamable. Sample-rate limits
+    come from the `Param`s, as for any effect.
     """
+
+    streamable: ClassVar[bool] = True
 
     def build(self, values: Mapping[str, float]) -> Any:
         return self._build(values)

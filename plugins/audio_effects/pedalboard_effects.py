@@ -45,6 +45,7 @@ class Lowpass(AudioEffect):
     """
 
     name: ClassVar[str] = "lowpass"
+    streamable: ClassVar[bool] = True  # no latency: long clips render block by block
     finite_output: ClassVar[bool] = True  # tested: finite in, finite out
     params: ClassVar[tuple[Param, ...]] = (
         Param(
@@ -70,6 +71,7 @@ class Highpass(AudioEffect):
     """
 
     name: ClassVar[str] = "highpass"
+    streamable: ClassVar[bool] = True  # no latency: long clips render block by block
     finite_output: ClassVar[bool] = True  # tested: finite in, finite out
     params: ClassVar[tuple[Param, ...]] = (
         Param(
@@ -95,6 +97,7 @@ class Bitcrush(AudioEffect):
     """
 
     name: ClassVar[str] = "bitcrush"
+    streamable: ClassVar[bool] = True  # no latency: long clips render block by block
     finite_output: ClassVar[bool] = True  # tested: finite in, finite out
     params: ClassVar[tuple[Param, ...]] = (
         Param(
@@ -121,6 +124,7 @@ class Reverb(AudioEffect):
     """
 
     name: ClassVar[str] = "reverb"
+    streamable: ClassVar[bool] = True  # no latency: long clips render block by block
     finite_output: ClassVar[bool] = True  # tested: finite in, finite out
     params: ClassVar[tuple[Param, ...]] = (
         Param(
@@ -184,6 +188,7 @@ class Distortion(AudioEffect):
     """
 
     name: ClassVar[str] = "distortion"
+    streamable: ClassVar[bool] = True  # no latency: long clips render block by block
     finite_output: ClassVar[bool] = True  # tested: finite in, finite out
     params: ClassVar[tuple[Param, ...]] = (
         Param(
@@ -209,6 +214,7 @@ class Delay(AudioEffect):
     """
 
     name: ClassVar[str] = "delay"
+    streamable: ClassVar[bool] = True  # no latency: long clips render block by block
     finite_output: ClassVar[bool] = True  # tested: finite in, finite out
     params: ClassVar[tuple[Param, ...]] = (
         Param(

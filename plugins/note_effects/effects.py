@@ -126,6 +126,7 @@ class Lpf(AudioEffect):
     """
 
     name: ClassVar[str] = "lpf"
+    streamable: ClassVar[bool] = True  # no latency: long clips render block by block
     params: ClassVar[tuple[Param, ...]] = (
         Param("cutoff_hz", 100.0, 20000.0, default=1500.0, bypass=20000.0, scale="log", unit="Hz",
               max_fraction_of_nyquist=JUCE_MAX_FRACTION_OF_NYQUIST,
@@ -152,6 +153,7 @@ class HighShelf(AudioEffect):
     """
 
     name: ClassVar[str] = "highshelf"
+    streamable: ClassVar[bool] = True  # no latency: long clips render block by block
     params: ClassVar[tuple[Param, ...]] = (
         Param("gain_db", -18.0, 18.0, default=6.0, bypass=0.0, unit="dB",
               doc="Shelf gain; positive brightens, negative darkens. 0 dB is bypass."),
@@ -181,6 +183,7 @@ class AudioSaturation(AudioEffect):
     """
 
     name: ClassVar[str] = "saturation"
+    streamable: ClassVar[bool] = True  # no latency: long clips render block by block
     params: ClassVar[tuple[Param, ...]] = (
         Param("drive_db", 0.0, 30.0, default=12.0, bypass=0.0, unit="dB",
               doc="Drive into the normalised tanh; 0 dB is bypass, 30 dB near square-wave."),
