@@ -346,7 +346,10 @@ def run_experiment(cfg: "Config", config_path: Path | None, run_dir: Path, log: 
             return {k: v for k, v in stages.calibrate_stage(out, calib_images, dbs["train"], cfg.seed).items()
                     if k != "grid"}
 
-        ex.stage(f"train_{name}", {**model_inputs, "controller_name": name, "epochs": ccfg.training.epochs},
+        # keyed by this controller's own section: its options (controller.options or
+        # experiment.options.NAME) and the trainer's keys, not the other controllers' options
+        ex.stage(f"train_{name}", {**model_inputs, "controller": cfg.controller_config(name).model_dump(mode="json"),
+                                   "controller_name": name, "epochs": ccfg.training.epochs},
                  ["db_train", "db_val"], do_train)
         ex.stage(f"thresholds_{name}", ex.section("inference"), [f"train_{name}"], do_thresholds)
         ex.stage(f"calibration_{name}", {"images": [ex.rel(p) for p in calib_images],
