@@ -185,12 +185,7 @@ def describe_checkpoint(sd: dict) -> tuple[str | None, bool]:
 class ClapAudioEncoder(AudioEncoder):
     """LAION-CLAP audio encoder; default HTSAT-base music checkpoint, 48 kHz mono, 512-d unit vectors.
 
-    Options: `amodel` (laion architecture, default HTSAT-base), `tmodel` (roberta),
-    `checkpoint` (env DELTAV2A_CLAP_CHECKPOINT), `text_model_dir` (env
-    DELTAV2A_CLAP_TEXT_MODEL), `max_duration` (seconds kept from the start, default 20;
-    0 = all), `window_seconds` (default 10), `sample_rate` (model rate, 48000),
-    `allow_unsafe_checkpoint`, `device` (auto, cpu, cuda), `batch_size` (windows per
-    forward pass, default 8).
+    Options: `ClapOptions` (plugins/encoders/options.py; `deltav2a plugin-info clap`).
     """
 
     name: ClassVar[str] = "clap"

@@ -243,11 +243,7 @@ class _Source:
 class ClipImageEncoder(ImageEncoder):
     """CLIP image encoder (open_clip); default ViT-L-14 with OpenAI weights, 768-d unit vectors.
 
-    Options: `model` (open_clip architecture, default ViT-L-14), `pretrained` (weights tag,
-    default openai: decides QuickGELU and image normalisation), `checkpoint` (local weights
-    file or folder; env DELTAV2A_CLIP_CHECKPOINT), `quick_gelu` (override the tag's choice),
-    `device` (auto, cpu, cuda), `batch_size` (images per forward pass, default 16),
-    `allow_unsafe_checkpoint` (permit a pickled checkpoint you named to run code on load).
+    Options: `ClipOptions` (plugins/encoders/options.py; `deltav2a plugin-info clip`).
     """
 
     name: ClassVar[str] = "clip"
