@@ -9,6 +9,11 @@ PYTHONDONTWRITEBYTECODE=1 (as some sandboxes and CI images set) never writes the
 start recompiles the project's modules; for an editable install that case is reported
 beside it (`no_bytecode_cache`: this checkout's __pycache__ folders are removed before each
 such run), interleaved with the first so both see the same machine load.
+
+`--baseline PATH` also times another installation's `deltav2a` (e.g. the main checkout's
+venv), interleaved run by run with this one, so a measurement on a busy machine still says
+how the two compare; its bytecode goes to a temporary PYTHONPYCACHEPREFIX, never into
+that checkout.
 """
 
 from __future__ import annotations
@@ -46,38 +51,58 @@ def clear_project_bytecode() -> bool:
     return True
 
 
-def run(args: list[str], env: dict) -> float:
+def run(args: list[str], env: dict, exe: str = EXE) -> float:
     t0 = time.perf_counter()
-    subprocess.run([EXE, *args], capture_output=True, check=True, env=env)
+    subprocess.run([exe, *args], capture_output=True, check=True, env=env)
     return time.perf_counter() - t0
 
 
-def timeit(args: list[str], n: int = 15) -> dict:
-    times: dict[str, list[float]] = {"cached": [], "uncached": []}
+def timeit(args: list[str], n: int = 15, baseline: str | None = None, prefix: str | None = None) -> dict:
+    times: dict[str, list[float]] = {"cached": [], "uncached": [], "baseline": []}
+    other = {**CACHED, "PYTHONPYCACHEPREFIX": prefix or ""}
+    if baseline:
+        run(args, other, baseline)  # writes its bytecode under the prefix
     for _ in range(n):
         if clear_project_bytecode():  # as a shell with PYTHONDONTWRITEBYTECODE=1 sees it
             times["uncached"].append(run(args, UNCACHED))
         run(args, CACHED)  # writes the .pyc files again
         times["cached"].append(run(args, CACHED))
-    c, u = times["cached"], times["uncached"]
+        if baseline:
+            times["baseline"].append(run(args, other, baseline))
+    c, u, b = times["cached"], times["uncached"], times["baseline"]
     row = {"command": "deltav2a " + " ".join(args), "median_s": statistics.median(c), "max_s": max(c), "runs": n}
     if u:
         row["no_bytecode_cache"] = {"median_s": statistics.median(u), "max_s": max(u)}
+    if b:
+        row["baseline"] = {"median_s": statistics.median(b), "max_s": max(b)}
     return row
 
 
 def main() -> None:
+    import argparse
+    import tempfile
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline", help="another installation's deltav2a executable, timed interleaved")
+    opts = ap.parse_args()
     load = os.getloadavg()[0]
-    rows = [timeit(["--help"]), timeit(["list-plugins"]), timeit(["list-plugins", "--json"])]
+    with tempfile.TemporaryDirectory() as prefix:
+        rows = [timeit(a, baseline=opts.baseline, prefix=prefix)
+                for a in (["--help"], ["list-plugins"], ["list-plugins", "--json"])]
+    load_end = os.getloadavg()[0]
     for r in rows:
-        u = r.get("no_bytecode_cache")
+        u, b = r.get("no_bytecode_cache"), r.get("baseline")
         print(f"{r['command']:<28} median {r['median_s'] * 1000:6.1f} ms   max {r['max_s'] * 1000:6.1f} ms"
-              + (f"   (no bytecode cache: median {u['median_s'] * 1000:6.1f} ms)" if u else ""))
-    print(f"load average at the start: {load:.2f} ({os.cpu_count()} CPUs)")
+              + (f"   (no bytecode cache: median {u['median_s'] * 1000:6.1f} ms)" if u else "")
+              + (f"   (baseline: median {b['median_s'] * 1000:6.1f} ms)" if b else ""))
+    print(f"load average at the start: {load:.2f}, at the end: {load_end:.2f} ({os.cpu_count()} CPUs)")
     out = HERE / "results" / "cli_startup.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"target_s": 0.3, "load_average_1min": load, "cpus": os.cpu_count(),
-                               "results": rows}, indent=2) + "\n")
+    record = {"target_s": 0.3, "load_average_1min": load, "load_average_1min_end": load_end,
+              "cpus": os.cpu_count(), "results": rows}
+    if opts.baseline:
+        record["baseline"] = opts.baseline
+    out.write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from .executor import ExecutorConfig
 
@@ -81,40 +81,95 @@ class DatabaseConfig(_Section):
         return self
 
 
-class MLPConfig(_Section):
-    hidden_dims: list[int] = [256, 256, 128]
-    dropout: float = Field(0.3, ge=0, lt=1)
-    gate_bias: float = -2.0
+#: the controller sections that configs before issue 12 held (`controller: {kind: mlp, mlp:
+#: {...}, ar: {...}, knn: {...}}`), with the defaults those versions wrote out in full. An old
+#: config is normalised to `{name, options}` (decision 12.10): only values that differ from
+#: these defaults are kept, so a snapshot of an old model directory reads as a short new one.
+LEGACY_CONTROLLER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mlp": {"hidden_dims": [256, 256, 128], "dropout": 0.3, "gate_bias": -2.0},
+    "ar": {"condition_dim": 256, "hidden_dim": 512, "dropout": 0.1, "max_steps": 2,
+           "label_smoothing": 0.03, "param_loss_weight": 50.0},
+    "knn": {"k": 8, "style_weight": 1.0, "audio_weight": 0.25, "strength_weight": 1.0,
+            "max_records": 100_000},
+}
 
 
-class ARConfig(_Section):
-    condition_dim: int = 256
-    hidden_dim: int = 512
-    dropout: float = Field(0.1, ge=0, lt=1)
-    max_steps: int = Field(2, ge=1)
-    label_smoothing: float = Field(0.03, ge=0, lt=1)
-    param_loss_weight: float = 50.0
+def _changed(name: str, section: Any) -> Any:
+    """An old controller section less the values its version wrote as defaults."""
+    if not isinstance(section, dict):
+        return section  # left for validation to refuse
+    defaults = LEGACY_CONTROLLER_DEFAULTS.get(name, {})
+    return {k: v for k, v in section.items() if k not in defaults or defaults[k] != v}
 
 
-class KNNConfig(_Section):
-    """k-nearest-neighbour baseline: distances mix the label, strength and E(A) terms."""
+def split_legacy_controller(data: dict, name: str | None = None) -> tuple[dict, dict[str, Any]]:
+    """Old `controller` mapping -> (new mapping, changed options of the other controllers).
 
-    k: int = Field(8, ge=1, le=512, description="neighbours that vote and average")
-    style_weight: float = Field(1.0, ge=0, description="weight of the Hellinger distance of labels")
-    audio_weight: float = Field(0.25, ge=0, description="weight of the standardised E(A) distance")
-    strength_weight: float = Field(1.0, ge=0, description="weight of |strength difference| (when known)")
-    max_records: int = Field(100_000, ge=1, description="records kept (seeded sample beyond this)")
+    `name` picks whose section becomes `options` (default: the old `kind`): a model's stored
+    config names the controller it was trained as, which may differ from `kind` in an experiment.
+    """
+    data = dict(data)
+    kind = data.pop("kind", None)
+    chosen = name or data.get("name") or kind or "mlp"
+    sections = {n: data.pop(n) for n in list(LEGACY_CONTROLLER_DEFAULTS) if n in data}
+    data["name"] = chosen
+    if chosen in sections:
+        own = _changed(chosen, sections[chosen])
+        extra = data.get("options")
+        data["options"] = {**own, **extra} if isinstance(own, dict) and isinstance(extra, dict) else \
+            (own if extra is None else extra)
+    others = {n: _changed(n, v) for n, v in sections.items() if n != chosen}
+    return data, {n: v for n, v in others.items() if v}
+
+
+def _is_legacy_controller(data: Any) -> bool:
+    return isinstance(data, dict) and ("kind" in data or any(n in data for n in LEGACY_CONTROLLER_DEFAULTS))
+
+
+def normalise_legacy(data: Any) -> Any:
+    """A raw config mapping with a pre-issue-12 `controller: {kind, mlp, ar, knn}` rewritten.
+
+    The named controller's section becomes `controller.options`, the other sections' changed
+    values `experiment.options` (decision 12.10); anything else is returned as it is.
+    """
+    if isinstance(data, dict) and _is_legacy_controller(data.get("controller")):
+        data = dict(data)
+        data["controller"], others = split_legacy_controller(data["controller"])
+        if others:
+            exp = dict(data["experiment"]) if isinstance(data.get("experiment"), dict) else {}
+            have = exp.get("options") if isinstance(exp.get("options"), dict) else {}
+            exp["options"] = {**others, **have}
+            data["experiment"] = exp
+    return data
 
 
 class ControllerConfig(_Section):
-    kind: str = "mlp"
-    mlp: MLPConfig = MLPConfig()
-    ar: ARConfig = ARConfig()
-    knn: KNNConfig = KNNConfig()
+    """Which controller (`name`, a registered plugin) and its `options` (its `Options` model).
+
+    The options are checked against the plugin where it is used (`api/options.py`
+    `check_config_options`, the controller's `build`); the two other keys are the trainer's
+    and apply to every controller.
+    """
+
+    name: str = Field("mlp", description="registered controller plugin (list-plugins --kind controller)")
+    options: dict[str, Any] = Field({}, description="the controller's options (plugin-info NAME)")
     audio_condition_dropout: float = Field(0.0, ge=0, le=1, description="zero E(A) with this probability in training")
     strength_input: bool = Field(
         True, description="feed the edit strength (database: chain_strength; inference: the image "
         "StrengthMap) to the controller beside the label, so parameters scale with the edit (issue 9)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any, info: ValidationInfo) -> Any:
+        # the pre-issue-12 form; a stored model config passes the controller it was trained as
+        if _is_legacy_controller(data):
+            name = (info.context or {}).get("controller") if info is not None else None
+            return split_legacy_controller(data, name)[0]
+        return data
+
+    def for_controller(self, name: str, options: dict[str, Any] | None = None) -> "ControllerConfig":
+        """This section for controller `name` with `options` (the trainer's keys kept)."""
+        return self.model_copy(update={"name": name, "options": dict(options or {})})
 
 
 class LossConfig(_Section):
@@ -231,6 +286,9 @@ class ExperimentConfig(_Section):
     example_transfers: int = Field(3, ge=0)
     vocab_audit_items: int = Field(6, ge=0, description="held-out photos and test clips for the "
                                    "vocabulary audit in the report (0: no audit)")
+    options: dict[str, dict[str, Any]] = Field(
+        {}, description="per-controller options for the controllers trained here other than "
+        "controller.name (whose options are controller.options), e.g. {ar: {max_steps: 3}}")
 
 
 class Config(_Section):
@@ -248,6 +306,18 @@ class Config(_Section):
     data: DataConfig = DataConfig()
     experiment: ExperimentConfig = ExperimentConfig()
     executor: ExecutorConfig = ExecutorConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_controller(cls, data: Any) -> Any:
+        return normalise_legacy(data)
+
+    def controller_config(self, name: str | None = None) -> ControllerConfig:
+        """The controller section for training or loading controller `name` (default: controller.name)."""
+        name = name or self.controller.name
+        if name == self.controller.name:
+            return self.controller
+        return self.controller.for_controller(name, self.experiment.options.get(name, {}))
 
 
 def effective_max_active(cfg: "Config") -> int | None:
@@ -297,6 +367,10 @@ def parse_assignment(text: str) -> tuple[str, str, Any]:
     return key, op, value
 
 
+#: `--set` keys of older versions, still accepted (decision 12.10)
+LEGACY_KEYS = {"controller.kind": "controller.name"}
+
+
 def apply_assignments(data: dict, assignments: list[str]) -> dict:
     """A copy of the raw config mapping `data` with each `--set` applied in order.
 
@@ -310,6 +384,7 @@ def apply_assignments(data: dict, assignments: list[str]) -> dict:
     out = copy.deepcopy(data)
     for text in assignments:
         key, op, value = parse_assignment(text)
+        key = LEGACY_KEYS.get(key, key)
         parts = key.split(".")
         model: Any = Config
         node = out
@@ -348,7 +423,9 @@ def apply_assignments(data: dict, assignments: list[str]) -> dict:
                 if isinstance(child, str) and part in ("image", "audio") and parts[0] == "encoders":
                     child = {"name": child}  # the short form `image: clip`
                 if not isinstance(child, dict):
-                    child = {}
+                    # a section the file leaves out starts from its defaults (`encoders.image.options.X`
+                    # keeps the default encoder's name)
+                    child = field_default.model_dump(mode="json") if isinstance(field_default, BaseModel) else {}
                 node[part] = child
                 node = child
     return out
@@ -367,7 +444,7 @@ def load_config_with(path: str | Path | None, assignments: list[str] | None = No
         if not p.is_file():
             raise DeltaV2AError(f"config file not found: {p}")
         data = read_yaml(p, "config", allow_empty=True) or {}
-    data = apply_assignments(data, list(assignments or []))
+    data = apply_assignments(normalise_legacy(data), list(assignments or []))
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

@@ -15,8 +15,11 @@ def read_yaml(path: Path, what: str, allow_empty: bool = False) -> dict | None:
     """A YAML mapping from `path`; `what` names the file in errors ("vocabulary", ...)."""
     import yaml
 
+    # libyaml's parser when present (same safe constructor, ~10x faster: list-plugins reads
+    # every vocabulary for its summary)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        raw = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - a safe loader
     except OSError as exc:
         raise DeltaV2AError(f"cannot read {what} {path}: {exc.strerror}") from None
     except UnicodeDecodeError:

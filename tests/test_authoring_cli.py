@@ -44,7 +44,7 @@ def test_plugin_info_by_kind():
     enc = run_cli("plugin-info", "perceptual-audio").stdout
     assert "encoders.audio.options" in enc and "normalisation" in enc
     ctl = run_cli("plugin-info", "ar").stdout
-    assert "controller.ar" in ctl and "max_steps" in ctl
+    assert "controller.options" in ctl and "max_steps" in ctl
 
 
 def test_image_effect_parameters(media, tmp_path):

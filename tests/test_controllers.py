@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from deltav2a.config import ARConfig, ControllerConfig
+from deltav2a.config import ControllerConfig
 from deltav2a.model.controller import Prediction, count_parameters, predict
 from deltav2a.api.controllers import get_controller
 from deltav2a.errors import DeltaV2AError
@@ -23,7 +23,7 @@ from deltav2a.model.weights import ControllerMetadata, load_controller, read_met
 torch.set_num_threads(1)
 
 EFFECTS = ["lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "playback_rate"]
-SMALL_AR = ControllerConfig(ar=ARConfig(condition_dim=32, hidden_dim=48))
+SMALL_AR = ControllerConfig(name="ar", options={"condition_dim": 32, "hidden_dim": 48})
 
 
 @pytest.fixture
@@ -168,7 +168,7 @@ def test_predict_refuses_bad_inputs(layout):
 
 @pytest.mark.parametrize("max_steps", [1, 2, 3])
 def test_ar_decodes_within_max_steps(layout, max_steps):
-    cfg = ControllerConfig(ar=ARConfig(condition_dim=32, hidden_dim=48, max_steps=max_steps))
+    cfg = ControllerConfig(name="ar", options={"condition_dim": 32, "hidden_dim": 48, "max_steps": max_steps})
     net = _build("ar", layout, cfg=cfg)
     data = ControllerData.synthetic(layout, 64, audio_dim=16, seed=3)
     pred = predict(net, data.style, data.audio)

@@ -141,7 +141,7 @@ def test_set_parsing():
     assert d["effects"]["audio"][-1] == "phaser" and len(d["effects"]["audio"]) == 9
     assert d["encoders"]["image"] == {"name": "clip", "options": {"x": 1}} and d["training"]["epochs"] == 7
     cfg = load_config_with(QUICK, ["controller.kind=ar", "effects.audio+=[lpf]"])
-    assert cfg.controller.kind == "ar" and cfg.effects.audio[-1] == "lpf" and cfg.training.epochs == 3
+    assert cfg.controller.name == "ar" and cfg.effects.audio[-1] == "lpf" and cfg.training.epochs == 3
 
 
 def test_notes_numbers_only_beside_their_setup():
@@ -165,6 +165,6 @@ def test_controller_kind_selects_what_run_trains():
     from deltav2a.config import load_config_with
 
     cfg = load_config_with(QUICK, with_controller_kind(["controller.kind=mlp", "controller.kind=ar"]))
-    assert cfg.experiment.controllers == ["ar"] and cfg.controller.kind == "ar"
+    assert cfg.experiment.controllers == ["ar"] and cfg.controller.name == "ar"
     both = with_controller_kind(["controller.kind=ar", "experiment.controllers=[mlp,ar]"])
     assert load_config_with(QUICK, both).experiment.controllers == ["mlp", "ar"]

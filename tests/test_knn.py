@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from deltav2a.config import ControllerConfig, KNNConfig, TrainingConfig
+from deltav2a.config import ControllerConfig, TrainingConfig
 from deltav2a.api.controllers import get_controller
 from deltav2a.model.controller import predict
 from deltav2a.errors import DeltaV2AError
@@ -27,7 +27,7 @@ def layout() -> ParamLayout:
 
 
 def _knn(layout, style_dim=24, audio_dim=16, **opts):
-    cfg = ControllerConfig(knn=KNNConfig(**opts))
+    cfg = ControllerConfig(name="knn", options=dict(**opts))
     return get_controller("knn").build(style_dim, audio_dim, layout, cfg)
 
 
@@ -128,7 +128,7 @@ def test_saved_records_round_trip(layout, tmp_path):
     info = net.fit(data, seed=4)
     assert info == {"records": 120, "records_available": 300, "strength": False}
     meta = ControllerMetadata(
-        controller="knn", config=ControllerConfig(knn=KNNConfig(k=5, max_records=120)).model_dump(mode="json"),
+        controller="knn", config=ControllerConfig(name="knn", options=dict(k=5, max_records=120)).model_dump(mode="json"),
         layout=layout.describe(), style_dim=24, audio_dim=16,
         vocabulary={"name": "v3", "fingerprint": "v"}, encoders={"audio": {"name": "a", "fingerprint": "a"}},
         thresholds={e: 0.5 for e in layout.effects})
@@ -150,7 +150,7 @@ def test_unfitted_and_mismatched_inputs_are_refused(layout):
 def test_trainer_fits_instead_of_training(layout, tmp_path):
     data = ControllerData.synthetic(layout, 400, audio_dim=16, seed=5)
     train, val = data.split(0.25, seed=0)
-    res = train_controller("knn", train, val, layout, ControllerConfig(knn=KNNConfig(k=4)),
+    res = train_controller("knn", train, val, layout, ControllerConfig(name="knn", options=dict(k=4)),
                            TrainingConfig(epochs=50), out_dir=tmp_path / "t", seed=0, progress=False)
     assert res.best_epoch == 1 and len(res.history) == 1 and res.parameters == 0
     assert res.module.n_records == len(train)
@@ -173,7 +173,7 @@ def test_numpy_inference_gives_the_modules_answers(layout, tmp_path):
     net = _knn(layout, style_dim=25, k=6)
     net.fit(data, seed=0)
     meta = ControllerMetadata(
-        controller="knn", config=ControllerConfig(knn=KNNConfig(k=6)).model_dump(mode="json"),
+        controller="knn", config=ControllerConfig(name="knn", options=dict(k=6)).model_dump(mode="json"),
         layout=layout.describe(), style_dim=25, audio_dim=16, strength_input=True,
         vocabulary={"name": "v3", "fingerprint": "v"}, encoders={"audio": {"name": "a", "fingerprint": "a"}},
         thresholds={e: 0.5 for e in layout.effects})
@@ -207,7 +207,7 @@ def test_numpy_inference_refuses_what_the_module_refuses(layout, tmp_path):
     net = _knn(layout)
     net.fit(data)
     meta = ControllerMetadata(
-        controller="knn", config=ControllerConfig().model_dump(mode="json"), layout=layout.describe(),
+        controller="knn", config=ControllerConfig(name="knn").model_dump(mode="json"), layout=layout.describe(),
         style_dim=24, audio_dim=16, vocabulary={"name": "v3", "fingerprint": "v"},
         encoders={"audio": {"name": "a", "fingerprint": "a"}}, thresholds={e: 0.5 for e in layout.effects})
     w = save_controller(tmp_path / "ctl", net, meta)
@@ -290,7 +290,7 @@ def test_a_clip_unlike_every_training_clip_gets_no_audio_term(layout, tmp_path):
     net._range = None
 
     meta = ControllerMetadata(
-        controller="knn", config=ControllerConfig(knn=KNNConfig(k=5, audio_weight=1.0)).model_dump(mode="json"),
+        controller="knn", config=ControllerConfig(name="knn", options=dict(k=5, audio_weight=1.0)).model_dump(mode="json"),
         layout=layout.describe(), style_dim=25, audio_dim=16, strength_input=True,
         vocabulary={"name": "v3", "fingerprint": "v"}, encoders={"audio": {"name": "a", "fingerprint": "a"}},
         thresholds={e: 0.5 for e in layout.effects})

@@ -65,7 +65,7 @@ def test_every_example_is_registered_from_the_package(fx):
     assert set(mine) == {("audio_effect", "phaser"), ("image_effect", "swirl"), ("vocabulary", "moods"),
                          ("encoder", "perceptual-image-grey"), ("controller", "linear")}
     assert data["errors"] == []
-    assert [p["name"] for p in mine[("audio_effect", "phaser")]["params"]] == ["rate_hz", "depth", "mix"]
+    assert [p["name"] for p in mine[("audio_effect", "phaser")]["params"]] == ["rate_hz", "depth", "mix", "centre_hz"]
     assert [p["name"] for p in mine[("image_effect", "swirl")]["params"]] == ["intensity", "max_degrees"]
 
 
@@ -99,7 +99,7 @@ def test_plugin_info_of_vocabulary_encoder_controller(fx):
     res = run_cli("plugin-info", "perceptual-image-grey", env=fx["env"])
     assert res.returncode == 0 and "encoders.image.options" in res.stdout and "normalisation" in res.stdout
     res = run_cli("plugin-info", "mlp", env=fx["env"])
-    assert res.returncode == 0 and "controller.mlp" in res.stdout and "hidden_dims" in res.stdout
+    assert res.returncode == 0 and "controller.options" in res.stdout and "hidden_dims" in res.stdout
 
 
 def test_encoder_example_is_blind_to_colour(fx):

@@ -210,3 +210,26 @@ def test_plugin_info_shows_parameters():
         assert {"minimum", "maximum", "scale", "bypass", "default"} <= set(p)
     res = run_cli("plugin-info", "no_such_thing")
     assert res.returncode == 2 and "no plugin named" in res.stderr
+
+
+@pytest.mark.parametrize("args,absent", [
+    # --help loads every plugin (they may add commands) but validates no options: no pydantic
+    (["--help"], ("torch", "numpy", "pedalboard", "pydantic", "rich.table", "yaml")),
+    # the table is plain text: rich's console and tables cost more than the rest of the listing
+    (["list-plugins"], ("torch", "numpy", "pedalboard", "rich.table", "rich.console")),
+])
+def test_start_up_imports_stay_light(args, absent):
+    """Issue 12's start-up budget (< 0.3 s): what `--help` and `list-plugins` must not import."""
+    code = textwrap.dedent(f"""
+        import sys, io, contextlib
+        from deltav2a.cli.main import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                main({args!r})
+            except SystemExit as e:
+                assert e.code in (0, None), e.code
+        print(",".join(m for m in {absent!r} if m in sys.modules))
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "", f"imported: {res.stdout}"

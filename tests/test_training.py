@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from deltav2a.config import ARConfig, ControllerConfig, LossConfig, ThresholdConfig, TrainingConfig
+from deltav2a.config import ControllerConfig, LossConfig, ThresholdConfig, TrainingConfig
 from deltav2a.model.controller import predict
 from deltav2a.errors import DeltaV2AError
 from deltav2a.evaluation import (PROBE_ROWS, active_param_rmse_gated, activity_f1, evaluate,
@@ -25,7 +25,7 @@ from deltav2a.training.trainer import cosine_lr, train_controller
 torch.set_num_threads(1)
 
 EFFECTS = ["lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "playback_rate"]
-SMALL_AR = ControllerConfig(ar=ARConfig(condition_dim=64, hidden_dim=128))
+SMALL_AR = ControllerConfig(name="ar", options={"condition_dim": 64, "hidden_dim": 128})
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,8 @@
 
 The class is light (torch is imported by `build()`, never at registration); what the built
 module must do is described in `model/controller.py`, which the trainer and inference use.
+Options are a `PluginOptions` model (`Options`, api/options.py); the config holds
+`controller: {name, options}`, and `build()` reads them with `cls.parse_options(cfg.options)`.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .effects import _first_line
+from .optionsref import OptionsRef
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .options import PluginOptions
     from collections.abc import Mapping
 
     import numpy as np
@@ -32,6 +36,15 @@ class Controller:
     # True: the built module has `fit(data, seed)` that stores the training records (knn);
     # the trainer calls it once instead of running gradient epochs
     fits_data: ClassVar[bool] = False
+    #: what `controller.options` may set (none by default); subclass `PluginOptions`
+    Options: ClassVar["type[PluginOptions]"] = OptionsRef("deltav2a.api.options:PluginOptions")  # type: ignore[assignment]
+
+    @classmethod
+    def parse_options(cls, raw: "Mapping[str, Any] | None") -> "PluginOptions":
+        """`raw` checked against `Options`; one-line DeltaV2AError naming the controller and key."""
+        from .options import validate_options  # pydantic: when options are used, not at import
+
+        return validate_options(f"controller '{cls.name}'", cls.Options, raw)
 
     @classmethod
     def summary(cls) -> str:
@@ -39,8 +52,11 @@ class Controller:
 
     @classmethod
     def describe(cls) -> dict:
+        from .options import describe_options
+
         return {"name": cls.name, "kind": cls.kind, "summary": cls.summary(),
-                "doc": inspect.cleandoc(cls.__doc__ or ""), "params": []}
+                "doc": inspect.cleandoc(cls.__doc__ or ""), "params": [],
+                "options": describe_options(cls.Options)}
 
     @classmethod
     def build(cls, style_dim: int, audio_dim: int, layout: "ParamLayout",

@@ -135,30 +135,44 @@ class BlockStream:
 
 
 class AudioEffect(Effect):
-    """A Pedalboard plugin (or a render step outside Pedalboard) with typed parameters.
+    """The one base of audio effects: typed `params` and a public `build(values)`.
 
-    `plugin(**raw)` builds the Pedalboard object; effects that cannot be expressed as one
-    (`outside_pedalboard = True`) implement `process` instead and are rendered after the
-    Pedalboard part of a chain. `tail_seconds` says how long the effect keeps sounding
-    after its input stops, so chains can keep reverb and echo tails instead of cutting them.
+    An effect that is one Pedalboard plugin implements `build(values)` (values: every
+    parameter, validated, raw units, already adapted to the sample rate) and returns the
+    Pedalboard object; chains put it into one Pedalboard with the other such steps, block by
+    block for long clips. An effect that cannot be one (`outside_pedalboard = True`)
+    implements `process` instead and is rendered after the Pedalboard part of a chain.
+    `tail_seconds` says how long the effect keeps sounding after its input stops, so chains
+    keep reverb and echo tails instead of cutting them.
+
+    Sample-rate limits are declared on the `Param` (`max_fraction_of_nyquist`), so
+    `at_sample_rate` needs no override for them; built-ins and third-party effects are
+    rendered by exactly the same code.
     """
 
     kind: ClassVar[str] = "audio effect"
     outside_pedalboard: ClassVar[bool] = False
-    #: the Pedalboard plugin has no latency, so a long clip may be rendered block by block
-    #: with its state carried over (core/render/chain.py); True for `PedalboardEffect`s
+    #: the Pedalboard plugin from `build` has no latency, so a long clip may be rendered block
+    #: by block with its state carried over (core/render/chain.py); declare True when that is
+    #: so (False, the default, renders the clip whole: always correct, more memory)
     streamable: ClassVar[bool] = False
     #: finite input always gives finite output (e.g. cutoffs held below Nyquist), so a chain
     #: of such effects skips its NaN/Inf scan of the rendered audio; leave False unless tested
     finite_output: ClassVar[bool] = False
 
-    def plugin(self, **raw: float) -> Any:
+    def build(self, values: Mapping[str, float]) -> Any:
+        """The Pedalboard plugin for `values` (every parameter, validated; see `plugin`)."""
         raise DeltaV2AError(f"audio effect '{self.name}' is not a Pedalboard plugin")
+
+    def plugin(self, **raw: float) -> Any:
+        """`build` on `raw` validated, defaults filled in (what chains call; not an override point)."""
+        return self.build(self.resolve(raw))
 
     def process(self, audio: "np.ndarray", sample_rate: int, **raw: float) -> "np.ndarray":
         import pedalboard
 
-        return pedalboard.Pedalboard([self.plugin(**raw)])(audio, sample_rate)
+        values = self.at_sample_rate(sample_rate, self.resolve(raw))
+        return pedalboard.Pedalboard([self.plugin(**values)])(audio, sample_rate)
 
     def tail_seconds(self, **raw: float) -> float:
         return 0.0
@@ -168,8 +182,13 @@ class AudioEffect(Effect):
         return None
 
     def at_sample_rate(self, sample_rate: float, raw: Mapping[str, float]) -> dict[str, float]:
-        """Adapt raw values to a sample rate before `plugin` (e.g. keep cutoffs below Nyquist)."""
-        return dict(raw)
+        """Raw values adapted to a sample rate before `build`: each `Param`'s declared limit
+        (`max_fraction_of_nyquist`) applied. Override only for limits a Param cannot state."""
+        out = dict(raw)
+        for p in self.params:
+            if p.name in out and p.max_fraction_of_nyquist is not None:
+                out[p.name] = p.at_sample_rate(out[p.name], sample_rate)
+        return out
 
     #: parameters left at their default by `params_at_intensity` (no "stronger" direction)
     intensity_fixed: ClassVar[tuple[str, ...]] = ()
@@ -194,39 +213,26 @@ class AudioEffect(Effect):
         return out
 
 
-# JUCE's first-order IIR filters use a bilinear transform whose pre-warp, tan(pi*fc/fs),
-# blows up at Nyquist (a 20 kHz low-pass at 22.05 kHz renders NaN). Cutoffs are held below
-# this fraction of the sample rate.
-MAX_CUTOFF_FRACTION = 0.49
+#: JUCE's first-order IIR filters use a bilinear transform whose pre-warp, tan(pi*fc/fs),
+#: blows up at Nyquist; filter frequencies declare this limit (0.49 x the sample rate)
+JUCE_MAX_FRACTION_OF_NYQUIST = 0.98
 
 
 class PedalboardEffect(AudioEffect):
-    """An audio effect that is one Pedalboard plugin built from validated raw values.
+    """The spelling before issue 12, kept so plugins written against it still load.
 
-    Subclasses implement `_build(values)`; a `cutoff_hz` parameter is held below Nyquist at
-    render time, since `plugin(**raw)` alone does not know the sample rate. A subclass
-    wrapping a plugin with latency must set `streamable = False`.
+    New effects subclass `AudioEffect` and implement `build`; this class forwards `build`
+    to a `_build` override and, as before, declares itself streamable. Sample-rate limits
+    come from the `Param`s, as for any effect.
     """
 
     streamable: ClassVar[bool] = True
 
-    def plugin(self, **raw: float) -> Any:
-        return self._build(self.resolve(raw))
+    def build(self, values: Mapping[str, float]) -> Any:
+        return self._build(values)
 
     def _build(self, values: Mapping[str, float]) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def process(self, audio: "np.ndarray", sample_rate: int, **raw: float) -> "np.ndarray":
-        import pedalboard
-
-        values = self.at_sample_rate(sample_rate, self.resolve(raw))
-        return pedalboard.Pedalboard([self._build(values)])(audio, sample_rate)
-
-    def at_sample_rate(self, sample_rate: float, raw: Mapping[str, float]) -> dict[str, float]:
-        out = dict(raw)
-        if "cutoff_hz" in out:
-            out["cutoff_hz"] = min(float(out["cutoff_hz"]), MAX_CUTOFF_FRACTION * float(sample_rate))
-        return out
 
 
 def parse_image_effect_spec(spec: str) -> tuple[type[ImageEffect], dict[str, float]]:

@@ -4,6 +4,10 @@ An encoder is constructed from its config options without loading anything heavy
 and heavy imports happen on the first `encode_*` call. The `fingerprint` names everything
 that changes the vectors (weights, preprocessing, descriptor normalisation version), and
 trained models record it so they refuse to run against a different encoder.
+
+Options are declared as `Options`, a `PluginOptions` model (api/options.py): the config's
+`encoders.image.options` are validated against it before the encoder exists, so a typo is a
+one-line error naming the encoder and the key, and `plugin-info` shows every option.
 """
 
 from __future__ import annotations
@@ -11,8 +15,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
 from .effects import _first_line
+from .optionsref import OptionsRef
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .options import PluginOptions
+    from collections.abc import Mapping
+
     import numpy as np
     from PIL.Image import Image as PILImage
 
@@ -23,9 +31,21 @@ class Encoder:
     name: ClassVar[str] = ""
     modality: ClassVar[Modality] = "image"
     kind: ClassVar[str] = "encoder"
+    #: what the config's `options` may set (none by default); subclass `PluginOptions`
+    Options: ClassVar["type[PluginOptions]"] = OptionsRef("deltav2a.api.options:PluginOptions")  # type: ignore[assignment]
 
     def __init__(self, **options: Any) -> None:
-        self.options = options
+        #: the validated options (defaults filled in)
+        self.opts = self.parse_options(options)
+        #: the options the user set, validated and coerced (what fingerprints and sidecars record)
+        self.options: dict[str, Any] = self.opts.model_dump(exclude_unset=True)
+
+    @classmethod
+    def parse_options(cls, raw: "Mapping[str, Any] | None") -> "PluginOptions":
+        """`raw` checked against `Options`; one-line DeltaV2AError naming the encoder and key."""
+        from .options import validate_options  # pydantic: when options are used, not at import
+
+        return validate_options(f"encoder '{cls.name}'", cls.Options, raw)
 
     @classmethod
     def summary(cls) -> str:
@@ -33,8 +53,11 @@ class Encoder:
 
     @classmethod
     def describe(cls) -> dict:
+        from .options import describe_options
+
         return {"name": cls.name, "kind": cls.kind, "modality": cls.modality,
-                "summary": cls.summary(), "doc": (cls.__doc__ or "").strip(), "params": []}
+                "summary": cls.summary(), "doc": (cls.__doc__ or "").strip(), "params": [],
+                "options": describe_options(cls.Options)}
 
     @property
     def dim(self) -> int:  # pragma: no cover - abstract

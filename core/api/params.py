@@ -29,6 +29,10 @@ class Param:
     unit: str = ""
     doc: str = ""
     integer: bool = field(default=False)
+    #: the value is held at or below this fraction of the Nyquist frequency when rendering
+    #: at a sample rate (e.g. 0.98 for JUCE filters, whose bilinear pre-warp blows up at
+    #: Nyquist: a 20 kHz low-pass renders NaN at 22.05 kHz); None: no sample-rate limit
+    max_fraction_of_nyquist: float | None = None
 
     def __post_init__(self) -> None:
         if not self.minimum < self.maximum:
@@ -38,6 +42,15 @@ class Param:
         for label, value in (("default", self.default), ("bypass", self.bypass)):
             if not self.minimum <= value <= self.maximum:
                 raise ValueError(f"{self.name}: {label} {value} is outside its range")
+        frac = self.max_fraction_of_nyquist
+        if frac is not None and not 0.0 < frac <= 1.0:
+            raise ValueError(f"{self.name}: max_fraction_of_nyquist must be in (0, 1], got {frac}")
+
+    def at_sample_rate(self, raw: float, sample_rate: float) -> float:
+        """`raw`, held at or below `max_fraction_of_nyquist` x sample_rate / 2 when declared."""
+        if self.max_fraction_of_nyquist is None:
+            return raw
+        return min(float(raw), self.max_fraction_of_nyquist * 0.5 * float(sample_rate))
 
     def normalise(self, raw: float) -> float:
         """Raw value -> position in [0, 1] along the parameter's scale."""
@@ -85,4 +98,6 @@ class Param:
             "default": self.default,
             "unit": self.unit,
             "doc": self.doc,
+            **({"max_fraction_of_nyquist": self.max_fraction_of_nyquist}
+               if self.max_fraction_of_nyquist is not None else {}),
         }

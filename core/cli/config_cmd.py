@@ -17,10 +17,13 @@ def show(
     sets: List[str] = typer.Option([], "--set", help="KEY=VALUE or KEY+=VALUE, as for `run`."),
 ) -> None:
     """Print the effective config (defaults are the notes' Appendix C values), e.g. to see
-    the keys `run --set` takes: `config show --set effects.audio+=phaser`."""
+    the keys `run --set` takes: `config show --set effects.audio+=phaser`. The encoders' and
+    controllers' options are checked against their plugins (`plugin-info NAME` lists them)."""
+    from ..api.options import check_config_options
     from ..config import dump_config, load_config_with
 
     cfg = load_config_with(config, sets)
+    check_config_options(cfg, cfg.experiment.controllers)  # each plugin's Options
     if as_json:
         typer.echo(cfg.model_dump_json(indent=2))
     else:

@@ -33,21 +33,22 @@ def _params(rec) -> list[dict]:
 
 
 def _options(rec) -> list[dict]:
-    """What a user can set for an encoder or controller, and the config key that sets it."""
-    obj = rec.obj
-    if rec.kind == "encoder":
-        key = f"encoders.{getattr(obj, 'modality', 'image')}.options"
-        return [{"name": o, "set": f"{key}.{o}"} for o in getattr(obj, "OPTIONS", ())]
-    if rec.kind == "controller":
-        from ..config import ControllerConfig
+    """An encoder's or controller's `Options` (type, default, meaning) and the key that sets each.
 
-        section = ControllerConfig.model_fields.get(rec.name)
-        if section is not None and isinstance(section.annotation, type):
-            return [{"name": fname, "default": f.get_default(call_default_factory=True),
-                     "doc": f.description or "", "set": f"controller.{rec.name}.{fname}"}
-                    for fname, f in section.annotation.model_fields.items()]
-        return [{"name": k, "doc": v} for k, v in dict(getattr(obj, "options", {}) or {}).items()]
-    return []
+    Read from the plugin's pydantic model (api/options.py), the same for built-ins and
+    third-party plugins; other kinds have none.
+    """
+    if rec.kind not in ("encoder", "controller"):
+        return []
+    from ..api.options import describe_options
+
+    try:
+        rows = describe_options(getattr(rec.obj, "Options", None))
+    except Exception:  # a listing must not break on one plugin
+        return []
+    key = (f"encoders.{getattr(rec.obj, 'modality', 'image')}.options" if rec.kind == "encoder"
+           else "controller.options")
+    return [{**row, "set": f"{key}.{row['name']}"} for row in rows]
 
 
 def details(rec) -> dict:
@@ -64,6 +65,10 @@ def details(rec) -> dict:
                      "templates": vocab.templates.model_dump(), "fingerprint": vocab.fingerprint()})
     elif rec.kind in ("encoder", "controller"):
         info["options"] = _options(rec)
+    if rec.kind == "controller":
+        info["set_name"] = f"controller.name={rec.name}"
+    elif rec.kind == "encoder":
+        info["set_name"] = f"encoders.{info.get('modality', 'image')}.name={rec.name}"
     return info
 
 
@@ -81,33 +86,36 @@ def list_plugins(
                "errors": [f.as_dict() for f in reg.failures]}
         typer.echo(json_text(out))
         return
-    from rich.console import Console
-    from rich.table import Table
+    # plain text, not rich: the listing is the command people run most to see what is
+    # installed, and rich's console and tables cost more start-up than the rest of it
+    import shutil
 
-    console = Console(width=None if wide else min(Console().width, 80))
+    width = shutil.get_terminal_size((80, 24)).columns
+    width = width if wide else min(width, 80)
+    out: list[str] = []
     for kind_name, (_hook, label) in KINDS.items():
         rows = [r for r in records if r.kind == kind_name]
         if not rows:
             continue
         plural = label[:-1] + "ies" if label.endswith("y") else label + "s"
-        table = Table(title=plural, title_justify="left", show_edge=False, pad_edge=False)
         cols = ("name", "distribution", "version")
         cells = [(r.name, r.distribution, r.version) for r in rows]
         widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-        for c, w in zip(cols, widths):
-            table.add_column(c, no_wrap=True, min_width=w)
         # three separators of 3 characters between four columns; the summary gets the rest
-        room = max(20, console.width - sum(widths) - 9 - 1)
-        table.add_column("summary (more: plugin-info NAME)", no_wrap=True, max_width=room)
+        room = max(20, width - sum(widths) - 9 - 1)
+        head = "summary (more: plugin-info NAME)"
+        out.append(plural)
+        out.append(" ┃ ".join([*(c.ljust(w) for c, w in zip(cols, widths)), head[:room]]).rstrip())
+        out.append("━╇━".join("━" * w for w in (*widths, min(room, len(head)))))
         for row, r in zip(cells, rows):
-            summary = r.summary
-            table.add_row(*row, summary if len(summary) <= room else summary[:room - 1] + "…")
-        console.print(table)
-        console.print()
+            summary = " ".join(r.summary.split())
+            summary = summary if len(summary) <= room else summary[:room - 1] + "…"
+            out.append(" │ ".join([*(c.ljust(w) for c, w in zip(row, widths)), summary]).rstrip())
+        out.append("")
     if reg.failures:
-        console.print("[bold red]plugins with errors[/]")
-        for f in reg.failures:
-            console.print(f"  {f.plugin} ({f.distribution} {f.version}): {f.error}", markup=False)
+        out.append("plugins with errors")
+        out += [f"  {f.plugin} ({f.distribution} {f.version}): {f.error}" for f in reg.failures]
+    typer.echo("\n".join(out))
 
 
 def plugin_info(
@@ -139,26 +147,29 @@ def plugin_info(
         for col in ("parameter", "range", "scale", "bypass", "default", "unit", "meaning"):
             table.add_column(col, overflow="fold")
         for p in params:
+            meaning = p.get("doc", "")
+            if p.get("max_fraction_of_nyquist"):
+                meaning += f" (held below {p['max_fraction_of_nyquist']:g} x the Nyquist frequency)"
             table.add_row(p["name"], f"[{p['minimum']:g}, {p['maximum']:g}]", p["scale"],
-                          f"{p['bypass']:g}", f"{p['default']:g}", p.get("unit", ""), p.get("doc", ""))
+                          f"{p['bypass']:g}", f"{p['default']:g}", p.get("unit", ""), meaning.strip())
         console.print(table)
     if info.get("terms"):
         console.print(f"terms ({len(info['terms'])}): " + ", ".join(info["terms"]), markup=False)
         for modality, templates in info["templates"].items():
             console.print(f"{modality} templates: " + " | ".join(templates), markup=False)
+    if info.get("set_name"):
+        console.print(f"choose it with --set {info['set_name']}", markup=False)
     if info.get("options"):
-        keys = {o["set"].rsplit(".", 1)[0] for o in info["options"] if o.get("set")}
-        if keys:
-            console.print(f"options (set with --set {next(iter(keys))}.NAME=VALUE):", markup=False)
-        if not any("default" in o or o.get("doc") for o in info["options"]):  # names only (described above)
-            console.print("  " + ", ".join(o["name"] for o in info["options"]), markup=False)
-            return
+        key = info["options"][0]["set"].rsplit(".", 1)[0]
+        console.print(f"options (set with --set {key}.NAME=VALUE):", markup=False)
         table = Table(show_edge=False)
-        for col in ("option", "default", "meaning"):
+        for col in ("option", "type", "default", "meaning"):
             table.add_column(col, overflow="fold")
         for o in info["options"]:
-            table.add_row(o["name"], json_text(o["default"], indent=None) if "default" in o else "",
-                          o.get("doc", ""))
+            bounds = ", ".join(f"{b} {o[b]:g}" if isinstance(o[b], (int, float)) else f"{b} {o[b]}"
+                               for b in ("ge", "gt", "le", "lt") if b in o)
+            table.add_row(o["name"], o["type"] + (f" ({bounds})" if bounds else ""),
+                          json_text(o["default"], indent=None), o.get("doc", ""))
         console.print(table)
     elif rec.kind in ("encoder", "controller"):
         console.print("options: none")

@@ -9,12 +9,13 @@ import typer
 
 
 def with_controller_kind(sets: list[str]) -> list[str]:
-    """`run` trains `experiment.controllers`; `--set controller.kind=ar` alone means "train ar"."""
-    from ..config import parse_assignment
+    """`run` trains `experiment.controllers`; `--set controller.name=ar` alone means "train ar"
+    (`controller.kind`, the key of older versions, too)."""
+    from ..config import LEGACY_KEYS, parse_assignment
 
-    keys = [parse_assignment(a)[0] for a in sets]
-    if "controller.kind" in keys and "experiment.controllers" not in keys:
-        kind = parse_assignment(sets[len(keys) - 1 - keys[::-1].index("controller.kind")])[2]
+    keys = [LEGACY_KEYS.get(k, k) for k in (parse_assignment(a)[0] for a in sets)]
+    if "controller.name" in keys and "experiment.controllers" not in keys:
+        kind = parse_assignment(sets[len(keys) - 1 - keys[::-1].index("controller.name")])[2]
         return [*sets, f"experiment.controllers=[{kind}]"]
     return sets
 
@@ -23,7 +24,7 @@ def run(
     config: Path = typer.Argument(..., help="Experiment config (e.g. configs/quick.yaml)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (default: runs/<config name>)."),
     sets: List[str] = typer.Option([], "--set", help="Override a config key: KEY=VALUE (dotted, e.g. "
-                                   "vocabulary=v1, controller.kind=ar, training.epochs=5) or KEY+=VALUE "
+                                   "vocabulary=v1, controller.name=ar, training.epochs=5) or KEY+=VALUE "
                                    "to append to a list (effects.audio+=phaser). Repeatable."),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="KEY=A,B,C: run once per value (into the same "
                                         "run directory) and write sweep-KEY.md/.csv/.png comparing them."),

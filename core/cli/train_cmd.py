@@ -26,8 +26,11 @@ def train(
     claim([output / n for n in ("config.yaml", "controller.json", "controller.safetensors")], db, val_db, config)
     cfg = load_config(config, {"training": {"epochs": epochs}} if epochs else None)
     if controller:
-        cfg.controller.kind = controller
-    summary = train_stage(cfg, db, output, val_db, cfg.controller.kind, resume=not restart, replace=restart)
+        cfg.controller = cfg.controller_config(controller)
+    from ..api.options import check_config_options
+
+    check_config_options(cfg)  # a typo in an option fails before the database is read
+    summary = train_stage(cfg, db, output, val_db, cfg.controller.name, resume=not restart, replace=restart)
     typer.echo(f"{summary['controller']}: best epoch {summary['best_epoch']}/{summary['epochs']}, "
                f"{summary['selection_metric']} = {summary['best_value']:.4f}; wrote {output}")
 

@@ -175,8 +175,14 @@ def check_names(cfg: "Config") -> None:
                 problems.append(f"encoders.{modality}: encoder '{choice.name}' encodes {cls.modality}")
         except DeltaV2AError as exc:
             problems.append(f"encoders.{modality}: {exc}")
-    for n in dict.fromkeys([*cfg.experiment.controllers, cfg.controller.kind]):
+    for n in dict.fromkeys([*cfg.experiment.controllers, cfg.controller.name]):
         need("controller", n, "controllers")
+    try:
+        from ..api.options import check_config_options
+
+        check_config_options(cfg, cfg.experiment.controllers)
+    except DeltaV2AError as exc:
+        problems.append(str(exc))
     try:
         from ..style.vocab import load_vocabulary
 
@@ -340,7 +346,10 @@ def run_experiment(cfg: "Config", config_path: Path | None, run_dir: Path, log: 
             return {k: v for k, v in stages.calibrate_stage(out, calib_images, dbs["train"], cfg.seed).items()
                     if k != "grid"}
 
-        ex.stage(f"train_{name}", {**model_inputs, "controller_name": name, "epochs": ccfg.training.epochs},
+        # keyed by this controller's own section: its options (controller.options or
+        # experiment.options.NAME) and the trainer's keys, not the other controllers' options
+        ex.stage(f"train_{name}", {**model_inputs, "controller": cfg.controller_config(name).model_dump(mode="json"),
+                                   "controller_name": name, "epochs": ccfg.training.epochs},
                  ["db_train", "db_val"], do_train)
         ex.stage(f"thresholds_{name}", ex.section("inference"), [f"train_{name}"], do_thresholds)
         ex.stage(f"calibration_{name}", {"images": [ex.rel(p) for p in calib_images],

@@ -75,7 +75,7 @@ def save_model(model_dir: Path, cfg: "Config", module: Any, controller: str, lay
     model_dir.mkdir(parents=True, exist_ok=True)
     write_text(model_dir / "config.yaml", dump_config(cfg))
     meta = ControllerMetadata(
-        controller=controller, config=cfg.controller.model_dump(mode="json"), layout=layout.describe(),
+        controller=controller, config=cfg.controller_config(controller).model_dump(mode="json"), layout=layout.describe(),
         style_dim=int(module.style_dim), audio_dim=int(module.audio_dim),
         vocabulary=vocabulary_identity(cfg), encoders=encoder_identities(cfg),
         thresholds={e: float(t) for e, t in thresholds.items()}, calibration=calibration, training=training,
@@ -117,7 +117,7 @@ def train_stage(cfg: "Config", db_dir: Path, out_dir: Path, val_db_dir: Path | N
     from ..training.trainer import train_controller
 
     _torch_threads(cfg)
-    name = controller or cfg.controller.kind
+    name = controller or cfg.controller.name
     db = load_db(cfg, db_dir)
     layout = layout_for(cfg)
     if val_db_dir is not None:
@@ -126,7 +126,7 @@ def train_stage(cfg: "Config", db_dir: Path, out_dir: Path, val_db_dir: Path | N
         train, val = split_by_clip(db, cfg.training.val_fraction, cfg.seed)
     if not cfg.controller.strength_input:
         train, val = train.without_strength(), val.without_strength()
-    res = train_controller(name, train, val, layout, cfg.controller, cfg.training,
+    res = train_controller(name, train, val, layout, cfg.controller_config(name), cfg.training,
                            out_dir=out_dir / "training", seed=cfg.seed, resume=resume, overwrite=replace,
                            progress=progress)
     summary = res.summary()
@@ -210,7 +210,9 @@ def probes_stage(cfg: "Config", train_db_dir: Path, test_db_dir: Path) -> list[d
 
     train = load_db(cfg, train_db_dir).data
     test = load_db(cfg, test_db_dir).data
-    rows = linear_probe_table(train, test, layout_for(cfg), gate_bias=cfg.controller.mlp.gate_bias)
+    # the probe mimics the MLP controller's initial gate: its gate_bias option, when it is set
+    gate_bias = float(cfg.controller_config("mlp").options.get("gate_bias", -2.0))
+    rows = linear_probe_table(train, test, layout_for(cfg), gate_bias=gate_bias)
     return [r.as_dict() for r in rows]
 
 

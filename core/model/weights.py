@@ -216,7 +216,8 @@ def load_controller(path: str | Path, *, vocabulary: Mapping[str, Any] | None = 
         raise DeltaV2AError(f"{where}: weights file {weights} is missing")
     verify_checksum(header, weights, where, meta_path.name)
     try:
-        cfg = ControllerConfig.model_validate(meta.config)
+        # older models stored {kind, mlp, ar, knn}: this model's own section is its options
+        cfg = ControllerConfig.model_validate(meta.config, context={"controller": meta.controller})
     except Exception as exc:  # pydantic ValidationError: report the first problem only
         raise DeltaV2AError(f"{where}: stored controller config is invalid: "
                             f"{str(exc).splitlines()[0]}") from None

@@ -2,7 +2,7 @@
 
 The templates (`templates/KIND.py` and `templates/test_KIND.py`) are the smallest working
 plugin of each kind, written like the examples in docs/plugins.md; `$name`, `$module`,
-`$cls` and `$dist` are filled in with `string.Template`. Nothing is overwritten: the target
+`$cls`, `$options` and `$dist` are filled in with `string.Template`. Nothing is overwritten: the target
 folder must not exist.
 """
 
@@ -60,7 +60,8 @@ def names_for(name: str) -> dict[str, str]:
                             "start with a letter and have at most 40 characters")
     module = "deltav2a_" + name.replace("-", "_")
     cls = "".join(part.capitalize() for part in re.split(r"[-_]", name))
-    return {"name": name, "module": module, "cls": cls, "dist": "deltav2a-" + name.replace("_", "-")}
+    return {"name": name, "module": module, "cls": cls, "options": cls + "Options",
+            "dist": "deltav2a-" + name.replace("_", "-")}
 
 
 def scaffold(name: str, kind: str, out: Path) -> list[Path]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-from deltav2a.api.effects import MAX_CUTOFF_FRACTION, AudioEffect, PedalboardEffect
+from deltav2a.api.effects import JUCE_MAX_FRACTION_OF_NYQUIST, AudioEffect
 from deltav2a.api.params import Param
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,7 +33,7 @@ TAIL_FLOOR_DB = 60.0  # "inaudible": the conventional RT60 criterion
 
 
 
-class Lowpass(PedalboardEffect):
+class Lowpass(AudioEffect):
     """First-order low-pass filter (6 dB/octave): darker, muffled, distant.
 
     Pedalboard's `LowpassFilter`. Because the slope is gentle, the effect is subtle until
@@ -45,22 +45,24 @@ class Lowpass(PedalboardEffect):
     """
 
     name: ClassVar[str] = "lowpass"
+    streamable: ClassVar[bool] = True  # no latency: long clips render block by block
     finite_output: ClassVar[bool] = True  # tested: finite in, finite out
     params: ClassVar[tuple[Param, ...]] = (
         Param(
             "cutoff_hz", 100.0, 20000.0, default=1500.0, bypass=20000.0, scale="log", unit="Hz",
+            max_fraction_of_nyquist=JUCE_MAX_FRACTION_OF_NYQUIST,
             doc="-3 dB frequency; lower is darker. 20000 Hz is the top of human hearing "
                 "(bypass).",
         ),
     )
 
-    def _build(self, values: Mapping[str, float]) -> Any:
+    def build(self, values: Mapping[str, float]) -> Any:
         import pedalboard
 
         return pedalboard.LowpassFilter(cutoff_frequency_hz=float(values["cutoff_hz"]))
 
 
-class Highpass(PedalboardEffect):
+class Highpass(AudioEffect):
     """First-order high-pass filter (6 dB/octave): thinner, smaller, telephone-like.
 
     Pedalboard's `HighpassFilter`. 20 Hz (bypass) is the bottom of human hearing; it only
@@ -69,22 +71,24 @@ class Highpass(PedalboardEffect):
     """
 
     name: ClassVar[str] = "highpass"
+    streamable: ClassVar[bool] = True  # no latency: long clips render block by block
     finite_output: ClassVar[bool] = True  # tested: finite in, finite out
     params: ClassVar[tuple[Param, ...]] = (
         Param(
             "cutoff_hz", 20.0, 8000.0, default=500.0, bypass=20.0, scale="log", unit="Hz",
+            max_fraction_of_nyquist=JUCE_MAX_FRACTION_OF_NYQUIST,
             doc="-3 dB frequency; higher is thinner. 20 Hz is the bottom of human hearing "
                 "(bypass).",
         ),
     )
 
-    def _build(self, values: Mapping[str, float]) -> Any:
+    def build(self, values: Mapping[str, float]) -> Any:
         import pedalboard
 
         return pedalboard.HighpassFilter(cutoff_frequency_hz=float(values["cutoff_hz"]))
 
 
-class Bitcrush(PedalboardEffect):
+class Bitcrush(AudioEffect):
     """Bit-depth reduction: grainy, lo-fi quantisation noise.
 
     Pedalboard's `Bitcrush` rounds samples to steps of 2^-bit_depth (no clipping);
@@ -93,6 +97,7 @@ class Bitcrush(PedalboardEffect):
     """
 
     name: ClassVar[str] = "bitcrush"
+    streamable: ClassVar[bool] = True  # no latency: long clips render block by block
     finite_output: ClassVar[bool] = True  # tested: finite in, finite out
     params: ClassVar[tuple[Param, ...]] = (
         Param(
@@ -102,13 +107,13 @@ class Bitcrush(PedalboardEffect):
         ),
     )
 
-    def _build(self, values: Mapping[str, float]) -> Any:
+    def build(self, values: Mapping[str, float]) -> Any:
         import pedalboard
 
         return pedalboard.Bitcrush(bit_depth=float(values["bit_depth"]))
 
 
-class Reverb(PedalboardEffect):
+class Reverb(AudioEffect):
     """Freeverb-style room reverb: space, distance, wash.
 
     Pedalboard's `Reverb` (juce::Reverb). JUCE scales the dry level by 2 and the wet level
@@ -119,6 +124,7 @@ class Reverb(PedalboardEffect):
     """
 
     name: ClassVar[str] = "reverb"
+    streamable: ClassVar[bool] = True  # no latency: long clips render block by block
     finite_output: ClassVar[bool] = True  # tested: finite in, finite out
     params: ClassVar[tuple[Param, ...]] = (
         Param(
@@ -142,7 +148,7 @@ class Reverb(PedalboardEffect):
         ),
     )
 
-    def _build(self, values: Mapping[str, float]) -> Any:
+    def build(self, values: Mapping[str, float]) -> Any:
         import pedalboard
 
         return pedalboard.Reverb(
@@ -173,7 +179,7 @@ class Reverb(PedalboardEffect):
         return drop_db / db_per_pass * _FREEVERB_LONGEST_COMB_S + _FREEVERB_ALLPASS_MARGIN_S
 
 
-class Distortion(PedalboardEffect):
+class Distortion(AudioEffect):
     """tanh waveshaping after a drive gain: saturation, grit, aggression.
 
     Pedalboard's `Distortion` computes tanh(x * 10^(drive_db/20)). At 0 dB (bypass) it is
@@ -182,6 +188,7 @@ class Distortion(PedalboardEffect):
     """
 
     name: ClassVar[str] = "distortion"
+    streamable: ClassVar[bool] = True  # no latency: long clips render block by block
     finite_output: ClassVar[bool] = True  # tested: finite in, finite out
     params: ClassVar[tuple[Param, ...]] = (
         Param(
@@ -191,13 +198,13 @@ class Distortion(PedalboardEffect):
         ),
     )
 
-    def _build(self, values: Mapping[str, float]) -> Any:
+    def build(self, values: Mapping[str, float]) -> Any:
         import pedalboard
 
         return pedalboard.Distortion(drive_db=float(values["drive_db"]))
 
 
-class Delay(PedalboardEffect):
+class Delay(AudioEffect):
     """Feedback echo: repeats that add rhythm and space.
 
     Pedalboard's `Delay`: out = (1 - mix) x dry + mix x echoes, the k-th echo at
@@ -207,6 +214,7 @@ class Delay(PedalboardEffect):
     """
 
     name: ClassVar[str] = "delay"
+    streamable: ClassVar[bool] = True  # no latency: long clips render block by block
     finite_output: ClassVar[bool] = True  # tested: finite in, finite out
     params: ClassVar[tuple[Param, ...]] = (
         Param(
@@ -225,7 +233,7 @@ class Delay(PedalboardEffect):
         ),
     )
 
-    def _build(self, values: Mapping[str, float]) -> Any:
+    def build(self, values: Mapping[str, float]) -> Any:
         import pedalboard
 
         return pedalboard.Delay(
@@ -300,5 +308,5 @@ BUILTIN_AUDIO_EFFECTS: tuple[type[AudioEffect], ...] = (
 
 __all__ = [
     "BUILTIN_AUDIO_EFFECTS", "Bitcrush", "Delay", "Distortion", "Highpass", "Lowpass",
-    "MAX_CUTOFF_FRACTION", "PlaybackRate", "Reverb",
+    "PlaybackRate", "Reverb",
 ]

@@ -31,7 +31,9 @@ from torch import nn
 from deltav2a.training.losses import huber, smoothed_cross_entropy
 
 if TYPE_CHECKING:  # pragma: no cover
-    from deltav2a.config import ARConfig, LossConfig
+    from deltav2a.config import LossConfig
+
+    from .options import AROptions as ARConfig
     from deltav2a.model.layout import ParamLayout
 
 

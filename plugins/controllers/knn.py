@@ -44,7 +44,7 @@ from deltav2a.errors import DeltaV2AError
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from deltav2a.config import KNNConfig
+    from .options import KNNOptions as KNNConfig
     from deltav2a.model.layout import ParamLayout
     from deltav2a.model.data import ControllerData
 

@@ -30,7 +30,7 @@ from deltav2a.errors import DeltaV2AError
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from deltav2a.config import KNNConfig
+    from .options import KNNOptions as KNNConfig
     from deltav2a.model.layout import ParamLayout
 
 #: the persistent buffers of `knn.KNNNet` (its `data_buffers`), i.e. the file's tensors

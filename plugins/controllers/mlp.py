@@ -25,7 +25,9 @@ from torch import nn
 from deltav2a.training.losses import controller_loss
 
 if TYPE_CHECKING:  # pragma: no cover
-    from deltav2a.config import LossConfig, MLPConfig
+    from deltav2a.config import LossConfig
+
+    from .options import MLPOptions as MLPConfig
     from deltav2a.model.layout import ParamLayout
 
 

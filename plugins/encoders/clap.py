@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from deltav2a.api.encoders import AudioEncoder
+from deltav2a.api.optionsref import OptionsRef
 from deltav2a.errors import DeltaV2AError
 
 from .clip import (
@@ -184,25 +185,15 @@ def describe_checkpoint(sd: dict) -> tuple[str | None, bool]:
 class ClapAudioEncoder(AudioEncoder):
     """LAION-CLAP audio encoder; default HTSAT-base music checkpoint, 48 kHz mono, 512-d unit vectors.
 
-    Options: `amodel` (laion architecture, default HTSAT-base), `tmodel` (roberta),
-    `checkpoint` (env DELTAV2A_CLAP_CHECKPOINT), `text_model_dir` (env
-    DELTAV2A_CLAP_TEXT_MODEL), `max_duration` (seconds kept from the start, default 20;
-    0 = all), `window_seconds` (default 10), `sample_rate` (model rate, 48000),
-    `allow_unsafe_checkpoint`, `device` (auto, cpu, cuda), `batch_size` (windows per
-    forward pass, default 8).
+    Options: `ClapOptions` (plugins/encoders/options.py; `deltav2a plugin-info clap`).
     """
 
     name: ClassVar[str] = "clap"
-    OPTIONS: ClassVar[tuple[str, ...]] = (
-        "amodel", "tmodel", "checkpoint", "text_model_dir", "max_duration", "window_seconds",
-        "sample_rate", "allow_unsafe_checkpoint", "device", "batch_size")
+    Options = OptionsRef("deltav2a_plugins.encoders.options:ClapOptions")
 
     def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        unknown = sorted(set(options) - set(self.OPTIONS))
-        if unknown:
-            raise DeltaV2AError(f"encoder 'clap' has no option {', '.join(map(repr, unknown))} "
-                                f"(known: {', '.join(self.OPTIONS)})")
+        super().__init__(**options)  # validates against ClapOptions
+        options = self.options
         self.amodel = str(options.get("amodel") or "HTSAT-base").strip()
         self.tmodel = str(options.get("tmodel") or "roberta").strip()
         if self.tmodel != "roberta":

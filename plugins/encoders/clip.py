@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
 from deltav2a.api.encoders import ImageEncoder
+from deltav2a.api.optionsref import OptionsRef
 from deltav2a.errors import DeltaV2AError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -182,19 +182,17 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-class _DropMessages(logging.Filter):
-    """open_clip logs 'initialized randomly' while we build before loading our weights."""
-
-    PREFIXES = ("No pretrained weights loaded",)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.getMessage()).startswith(self.PREFIXES)
+#: open_clip logs 'initialized randomly' while we build before loading our weights
+_DROPPED_MESSAGES = ("No pretrained weights loaded",)
 
 
 @contextlib.contextmanager
 def _quiet_open_clip() -> Iterator[None]:
+    import logging  # here, not at import: registering the encoder stays cheap
+
     root = logging.getLogger()
-    flt = _DropMessages()
+    flt = logging.Filter()
+    flt.filter = lambda record: not str(record.getMessage()).startswith(_DROPPED_MESSAGES)  # type: ignore[method-assign]
     root.addFilter(flt)
     try:
         yield
@@ -245,23 +243,15 @@ class _Source:
 class ClipImageEncoder(ImageEncoder):
     """CLIP image encoder (open_clip); default ViT-L-14 with OpenAI weights, 768-d unit vectors.
 
-    Options: `model` (open_clip architecture, default ViT-L-14), `pretrained` (weights tag,
-    default openai: decides QuickGELU and image normalisation), `checkpoint` (local weights
-    file or folder; env DELTAV2A_CLIP_CHECKPOINT), `quick_gelu` (override the tag's choice),
-    `device` (auto, cpu, cuda), `batch_size` (images per forward pass, default 16),
-    `allow_unsafe_checkpoint` (permit a pickled checkpoint you named to run code on load).
+    Options: `ClipOptions` (plugins/encoders/options.py; `deltav2a plugin-info clip`).
     """
 
     name: ClassVar[str] = "clip"
-    OPTIONS: ClassVar[tuple[str, ...]] = ("model", "pretrained", "checkpoint", "quick_gelu",
-                                          "device", "batch_size", "allow_unsafe_checkpoint")
+    Options = OptionsRef("deltav2a_plugins.encoders.options:ClipOptions")
 
     def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        unknown = sorted(set(options) - set(self.OPTIONS))
-        if unknown:
-            raise DeltaV2AError(f"encoder 'clip' has no option {', '.join(map(repr, unknown))} "
-                                f"(known: {', '.join(self.OPTIONS)})")
+        super().__init__(**options)  # validates against ClipOptions
+        options = self.options
         self.model_name = str(options.get("model") or "ViT-L-14").strip()
         tag = options.get("pretrained", "openai")
         self.pretrained = "" if tag is None else str(tag).strip()

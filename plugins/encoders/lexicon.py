@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
+from deltav2a.api.optionsref import OptionsRef
 from deltav2a.errors import DeltaV2AError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -567,16 +568,12 @@ class PerceptualBase:
     #: (default: DESCRIPTORS only)
     DESCRIPTOR_SETS: ClassVar[tuple[tuple[str, ...], ...]] = ()
     ALGORITHM_REVISION: ClassVar[int] = 1
-    OPTIONS: ClassVar[tuple[str, ...]] = ("normalisation", "lexicon", "lexicon_version",
-                                          "lexicon_supplements", "device", "batch_size")
+    Options = OptionsRef("deltav2a_plugins.encoders.options:PerceptualOptions")
 
     options: dict[str, Any]
 
     def _init_options(self, options: dict[str, Any]) -> None:
-        unknown = sorted(set(options) - set(self.OPTIONS))
-        if unknown:
-            raise DeltaV2AError(f"encoder '{self.name}' has no option {', '.join(map(repr, unknown))} "
-                                f"(known: {', '.join(self.OPTIONS)})")
+        """`options`: the validated ones (`Encoder.__init__` checked them against `Options`)."""
         self._lex_path = _lexicon_path(self.name, options)
         self._norm_path = _normalisation_path(options, self._lex_path)
         sup = options.get("lexicon_supplements") or []

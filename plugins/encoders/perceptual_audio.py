@@ -352,8 +352,8 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
     ALGORITHM_REVISION: ClassVar[int] = 1
 
     def __init__(self, **options) -> None:
-        super().__init__(**options)
-        self._init_options(options)
+        super().__init__(**options)  # validates against PerceptualOptions
+        self._init_options(self.options)
 
     @staticmethod
     def _check(clip: "np.ndarray", index: int, sample_rate: float) -> "np.ndarray":

@@ -231,8 +231,8 @@ class PerceptualImageEncoder(PerceptualBase, ImageEncoder):
     ALGORITHM_REVISION: ClassVar[int] = 1
 
     def __init__(self, **options) -> None:
-        super().__init__(**options)
-        self._init_options(options)
+        super().__init__(**options)  # validates against PerceptualOptions
+        self._init_options(self.options)
 
     def raw_descriptors(self, images: Sequence["PILImage"]) -> "np.ndarray":
         """(N, dim) raw (untransformed) descriptors; what the normalisation fit consumes."""

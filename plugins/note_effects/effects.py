@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-from deltav2a.api.effects import AudioEffect, ImageEffect, PedalboardEffect
+from deltav2a.api.effects import JUCE_MAX_FRACTION_OF_NYQUIST, AudioEffect, ImageEffect
 from deltav2a.api.params import Param
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -116,7 +116,7 @@ class Contrast(ImageEffect):
 # ------------------------------------------------------------------ audio
 
 
-class Lpf(PedalboardEffect):
+class Lpf(AudioEffect):
     """Second-order low-pass (12 dB/octave): the note's "lpf", steeper than `lowpass`.
 
     Two of JUCE's first-order low-passes in series (a nested Pedalboard), so the stop band
@@ -126,14 +126,16 @@ class Lpf(PedalboardEffect):
     """
 
     name: ClassVar[str] = "lpf"
+    streamable: ClassVar[bool] = True  # no latency: long clips render block by block
     params: ClassVar[tuple[Param, ...]] = (
         Param("cutoff_hz", 100.0, 20000.0, default=1500.0, bypass=20000.0, scale="log", unit="Hz",
+              max_fraction_of_nyquist=JUCE_MAX_FRACTION_OF_NYQUIST,
               doc="-6 dB frequency of the two-stage filter; lower is darker. 20000 Hz is bypass."),
     )
     synonyms: ClassVar[tuple[str, ...]] = (
         "muffled", "dull", "dark", "filtered", "muted", "underwater", "veiled", "low pass")
 
-    def _build(self, values: Mapping[str, float]) -> Any:
+    def build(self, values: Mapping[str, float]) -> Any:
         import pedalboard
 
         fc = float(values["cutoff_hz"])
@@ -141,7 +143,7 @@ class Lpf(PedalboardEffect):
                                       pedalboard.LowpassFilter(cutoff_frequency_hz=fc)])
 
 
-class HighShelf(PedalboardEffect):
+class HighShelf(AudioEffect):
     """High-shelf boost: "brighter", more air and presence above the shelf frequency.
 
     Pedalboard's `HighShelfFilter` (RBJ shelf, Q 0.707). The gain range is symmetric, so
@@ -151,23 +153,25 @@ class HighShelf(PedalboardEffect):
     """
 
     name: ClassVar[str] = "highshelf"
+    streamable: ClassVar[bool] = True  # no latency: long clips render block by block
     params: ClassVar[tuple[Param, ...]] = (
         Param("gain_db", -18.0, 18.0, default=6.0, bypass=0.0, unit="dB",
               doc="Shelf gain; positive brightens, negative darkens. 0 dB is bypass."),
         Param("cutoff_hz", 1000.0, 12000.0, default=4000.0, bypass=4000.0, scale="log", unit="Hz",
+              max_fraction_of_nyquist=JUCE_MAX_FRACTION_OF_NYQUIST,
               doc="Shelf midpoint frequency; held below 0.49 x the sample rate."),
     )
     intensity_fixed: ClassVar[tuple[str, ...]] = ("cutoff_hz",)
     synonyms: ClassVar[tuple[str, ...]] = ("bright", "crisp", "airy", "clear", "brilliant", "sparkling")
 
-    def _build(self, values: Mapping[str, float]) -> Any:
+    def build(self, values: Mapping[str, float]) -> Any:
         import pedalboard
 
         return pedalboard.HighShelfFilter(cutoff_frequency_hz=float(values["cutoff_hz"]),
                                           gain_db=float(values["gain_db"]), q=1.0 / math.sqrt(2.0))
 
 
-class AudioSaturation(PedalboardEffect):
+class AudioSaturation(AudioEffect):
     """Normalised tanh saturation: quiet parts pushed up into a soft knee, peaks kept at 0 dBFS.
 
     y = tanh(g x) / tanh(g) with g = 10^(drive_db / 20) - 1. Full-scale stays full-scale (no
@@ -179,13 +183,14 @@ class AudioSaturation(PedalboardEffect):
     """
 
     name: ClassVar[str] = "saturation"
+    streamable: ClassVar[bool] = True  # no latency: long clips render block by block
     params: ClassVar[tuple[Param, ...]] = (
         Param("drive_db", 0.0, 30.0, default=12.0, bypass=0.0, unit="dB",
               doc="Drive into the normalised tanh; 0 dB is bypass, 30 dB near square-wave."),
     )
     synonyms: ClassVar[tuple[str, ...]] = ("saturated", "warm", "overdriven", "distorted", "gritty", "dense")
 
-    def _build(self, values: Mapping[str, float]) -> Any:
+    def build(self, values: Mapping[str, float]) -> Any:
         import pedalboard
 
         g = 10.0 ** (float(values["drive_db"]) / 20.0) - 1.0

@@ -36,10 +36,10 @@ class Chorus(AudioEffect):
         Param("mix", 0.0, 1.0, default=0.5, bypass=0.0, doc="wet share of the output"),
     )
 
-    def plugin(self, rate_hz: float, depth: float, mix: float):
+    def build(self, values):
         import pedalboard
 
-        return pedalboard.Chorus(rate_hz=rate_hz, depth=depth, mix=mix)
+        return pedalboard.Chorus(rate_hz=values["rate_hz"], depth=values["depth"], mix=values["mix"])
 
 
 @hookimpl
