@@ -201,6 +201,7 @@ def darken_registry():
 
 def test_declared_nyquist_limit_is_honoured_at_22k(darken_registry):
     from deltav2a.render.chain import AudioChain
+    from deltav2a.render.settings import ChainSettings
 
     sr = 22050
     rng = np.random.default_rng(0)
@@ -210,7 +211,7 @@ def test_declared_nyquist_limit_is_honoured_at_22k(darken_registry):
     raw = pedalboard.Pedalboard([pedalboard.LowpassFilter(20000.0)])(x, sr)
     assert not np.isfinite(raw).all()
     expected = pedalboard.Pedalboard([pedalboard.LowpassFilter(held)])(x, sr)
-    out = AudioChain(["test_darken:corner_hz=20000"], tail="cut")(x, sr)
+    out = AudioChain(ChainSettings.parse(["test_darken:corner_hz=20000"]), tail="cut")(x, sr)
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(_Darken().process(x, sr, corner_hz=20000.0), expected)
     # at 48 kHz the value is below the limit and passes unchanged
