@@ -1,4 +1,4 @@
-"""The strength-matching tuning protocol (decisions 9.31, 9.37), NOT the held-out one: 3 photos
+"""The strength-matching tuning protocol (decisions 9.31, 9.37, 9.40), NOT the held-out one: 3 photos
 of the half `deltav2a run` calibrated on x 2 val-split clips (one per track) x 7 image effects
 x intensities 0.1 ... 0.9, each model directory (e.g. copies of the shipped model differing
 only in `inference.strength_match`) scored like `diagnose quality` (the first one's encoders

@@ -238,15 +238,20 @@ class InferenceConfig(_Section):
     scale_by_confidence: bool = Field(
         True, description="move predicted parameters toward bypass by the norm confidence c, so an "
         "image that barely changed leaves the audio almost untouched (not in the notes)")
-    strength_match: Literal["off", "chain", "params"] = Field(
+    strength_match: Literal["off", "chain", "params", "nested"] = Field(
         "off", description="chain: the controller answers for the edit's direction (the uncalibrated "
         "label) at reference_strength, which fixes the effect set and each effect's parameter direction; "
         "the image strength then sets how far each effect moves from bypass (its chain strength, "
         "core/strength.match_strength). off: the controller's own answer at the image strength. Chain "
-        "tracks strength better and costs the k-NN label agreement (decision 9.31), so off by default. "
-        "params: the set from the own answer (as off), the parameters from chain (decision 9.37)")
+        "tracks strength better and costs the k-NN label agreement (decision 9.31). "
+        "params: the set from the own answer (as off), the parameters from chain (decision 9.37). "
+        "nested: an effect voted for at any gentler size of the edit's direction (strengths 0, "
+        "nested_step, ... up to the image strength) stays in the set, so a stronger edit never drops "
+        "an effect a gentler one had; parameters as off (decision 9.40)")
     reference_strength: float = Field(0.5, ge=0, le=1, description="strength input the controller is asked "
                                       "at under strength_match (0.5: the training database's median)")
+    nested_step: float = Field(0.1, gt=0, le=1, description="spacing of the gentler strengths the controller "
+                               "is asked at under strength_match: nested (decision 9.40)")
     search: SearchConfig = SearchConfig()
 
 

@@ -207,3 +207,42 @@ def test_params_mode_keeps_the_own_set_and_takes_the_chain_parameters():
         m = dist[:, owner == e].mean(axis=1)
         assert np.all(np.diff(m) >= -1e-9), (tm.layout.effects[e], np.round(m, 3))
         assert m[-1] > m[1]
+
+
+def test_nested_mode_never_drops_an_effect_a_gentler_size_had():
+    """`strength_match: nested` (9.40) on the shipped k-NN: for one edit direction at growing
+    strengths, the own vote drops effects as the strength grows (what switched the set between
+    intensities), the nested activity never does, it is at least the own vote at that strength,
+    the rendered set (no cap) only grows, and the parameters are exactly `off`'s."""
+    from deltav2a.api.registry import get
+    from deltav2a.errors import DeltaV2AError
+    from deltav2a.media.examples import groove, landscape_image
+    from deltav2a.model.plan import select_active
+    from deltav2a.model.strength import controller_prediction
+    from deltav2a.transfer.pipeline import TransferModel
+
+    tm = TransferModel()
+    assert tm.cfg.inference.strength_match == "off"  # measured: an option, not the default (9.40)
+    sr = tm.cfg.audio.sample_rate
+    emb = np.repeat(tm.audio_embedding(groove(seconds=3.0, sample_rate=sr, seed=2), sr).reshape(1, -1), 11, axis=0)
+    photo = landscape_image(seed=1)
+    label = tm.read_edit([photo], [get("image_effect", "add_noise")().apply(photo, 0.9, seed=0)])[0]
+    style = np.repeat(label.label[None, :], 11, axis=0)
+    direction = np.repeat(label.direction_label[None, :], 11, axis=0)
+    strength = np.linspace(0.0, 1.0, 11)
+    own = tm.controller.predict(direction, emb, strength.astype(np.float32)).activity
+    assert (np.diff(own, axis=0) < -1e-9).any()  # the case is one where the own vote drops effects
+    got = {}
+    for mode in ("off", "nested"):
+        tm.cfg.inference.strength_match = mode
+        got[mode] = controller_prediction(tm.cfg, tm.controller, style, emb, strength, direction=direction)
+    nested = got["nested"].activity
+    assert np.all(np.diff(nested, axis=0) >= -1e-9), np.round(nested, 3)
+    assert np.all(nested >= own - 1e-9)
+    np.testing.assert_array_equal(got["nested"].params, got["off"].params)
+    on = select_active(nested, tm.thresholds(), tm.layout, max_active=None)
+    assert all(np.all(on[i] <= on[i + 1]) for i in range(10))
+    from deltav2a.model.strength import nested_activity
+
+    with pytest.raises(DeltaV2AError, match="nested step"):
+        nested_activity(tm.controller, direction, emb, strength, 0.0)

@@ -247,7 +247,10 @@ def controller_prediction(cfg: Any, loaded: Any, style: Any, audio: Any, strengt
     between two sizes of one edit), then `match_strength` moves each effect from bypass to the
     given strength. `params` (9.37): the activity (so the set) is the controller's own answer
     for `style` at the given strength, as `off`, which reads the label best; the parameters
-    are `chain`'s, so within a set the change grows with the strength. `off`, or a controller
+    are `chain`'s, so within a set the change grows with the strength. `nested` (9.40): the
+    parameters are `off`'s; the activity of each effect is the most the controller gives it for
+    the direction at any size of the edit up to the given one (`nested_activity`), so an effect
+    that a gentler size of the same edit rendered is not dropped by a stronger one. `off`, or a controller
     without a strength input: its own answer. The transfer, the threshold tuning and
     `evaluate` all go through here, so the thresholds are tuned on, and the metrics measure,
     the parameters that are rendered.
@@ -257,7 +260,45 @@ def controller_prediction(cfg: Any, loaded: Any, style: Any, audio: Any, strengt
     mode = cfg.inference.strength_match
     if mode == "off" or not loaded.strength_input or strength is None:
         return loaded.predict(style, audio, strength)  # (no strength for a strength-input one: its error)
+    if mode == "nested":
+        own = loaded.predict(style, audio, strength)
+        activity = nested_activity(loaded, style if direction is None else direction, audio, strength,
+                                   cfg.inference.nested_step)
+        return Prediction(activity.astype(own.activity.dtype), own.params)
     ref = loaded.predict(style if direction is None else direction, audio, cfg.inference.reference_strength)
     params = match_strength(ref.params, strength, loaded.layout, cfg.database.param_min_intensity)
     activity = loaded.predict(style, audio, strength).activity if mode == "params" else ref.activity
     return Prediction(activity, params.astype(ref.params.dtype))
+
+
+def nested_activity(loaded: Any, direction: Any, audio: Any, strength: Any, step: float) -> "np.ndarray":
+    """(N, E) activity for `strength_match: nested` (decision 9.40): per effect, the largest
+    activity the controller gives the edit's direction at strength 0, step, 2 step, ... below
+    each record's strength, and at that strength itself (a running maximum along the strength
+    axis).
+
+    Why: between two sizes of one edit the neighbours' vote switched the effect set (9.37: 35 of
+    42 series), and a stronger edit that drops an effect the gentler one rendered changes the
+    clip less. Read this way the set can only grow with the strength (before the `max_active`
+    cap ranks it), while each effect still enters at the size where the controller first votes
+    for it, so strength-specific choices (distortion only for strong edits) survive. The
+    direction, not the calibrated label, is asked: the calibrated label is flatter for a smaller
+    edit, so it would move the query along with the size.
+    """
+    import numpy as np
+
+    step = float(step)
+    if not step > 0:
+        raise DeltaV2AError(f"nested step must be positive, got {step}")
+    direction = np.atleast_2d(np.asarray(direction))
+    n = direction.shape[0]
+    s = np.broadcast_to(np.asarray(strength, dtype=np.float64).reshape(-1), (n,))
+    best = np.asarray(loaded.predict(direction, audio, s.astype(np.float32)).activity, dtype=np.float64)
+    for g in np.arange(0.0, float(s.max()), step):
+        below = s > g + 1e-9
+        if not below.any():
+            continue
+        act = np.asarray(loaded.predict(direction[below], np.asarray(audio)[below], float(g)).activity,
+                         dtype=np.float64)
+        best[below] = np.maximum(best[below], act)
+    return best
