@@ -371,6 +371,7 @@ def describe_mono(m: "np.ndarray", width: float,
 
 #: analysis 2 (normalisation version 3, issue 15): the same 24 descriptors from half the frames
 HOP_2 = 1024               # 23.2 ms hop (frames still 2048 samples, 46 ms: every sample is seen twice)
+ECHO_BASELINE_2 = 5        # echo prominence over a 5-lag (116 ms) moving average: ~100 ms, as in analysis 1
 FLOOR_FRAME_STEP = 4       # spectral_floor: the 5th percentile of every 4th frame (93 ms apart)
 
 
@@ -561,10 +562,10 @@ def describe_mono_2(m: "np.ndarray", width: float,
             lo = max(2, int(round(ECHO_LAGS_S[0] / hop_s)))
             hi = int(round(ECHO_LAGS_S[1] / hop_s))
             win = ac[lo: hi + 1]
-            if len(win) > ECHO_BASELINE:
-                kern = np.ones(ECHO_BASELINE) / ECHO_BASELINE
-                padded = np.concatenate([np.full(ECHO_BASELINE // 2, win[0]), win,
-                                         np.full(ECHO_BASELINE // 2, win[-1])])
+            if len(win) > ECHO_BASELINE_2:
+                kern = np.ones(ECHO_BASELINE_2) / ECHO_BASELINE_2
+                padded = np.concatenate([np.full(ECHO_BASELINE_2 // 2, win[0]), win,
+                                         np.full(ECHO_BASELINE_2 // 2, win[-1])])
                 baseline = np.convolve(padded, kern, mode="valid")
                 out["echo_periodicity"] = float(np.max(win - baseline))
         sd = logb.std(axis=0)
