@@ -33,6 +33,7 @@ NaN or Inf samples raise DeltaV2AError.
 from __future__ import annotations
 
 import math
+import threading
 from typing import TYPE_CHECKING, ClassVar, Sequence
 
 from deltav2a.api.encoders import AudioEncoder
@@ -372,7 +373,28 @@ def describe_mono(m: "np.ndarray", width: float,
 #: analysis 2 (normalisation version 3, issue 15): the same 24 descriptors from half the frames
 HOP_2 = 1024               # 23.2 ms hop (frames still 2048 samples, 46 ms: every sample is seen twice)
 ECHO_BASELINE_2 = 5        # echo prominence over a 5-lag (116 ms) moving average: ~100 ms, as in analysis 1
+FFT_BLOCK = 64             # frames per FFT call (the complex output of a block is ~0.5 MB)
 FLOOR_FRAME_STEP = 4       # spectral_floor: the 5th percentile of every 4th frame (93 ms apart)
+
+
+_WORKSPACE = threading.local()
+
+
+def _buffer(name: str, shape: tuple[int, ...]) -> "np.ndarray":
+    """A float32 array of `shape` from this thread's workspace (contents undefined).
+
+    Allocating and freeing the 2-5 MB per-frame arrays of every clip made glibc grow and trim
+    the heap each time, and the page faults cost about a quarter of analysis 2's time. The
+    buffers grow to the largest clip seen (30 s at most: about 25 MB per thread) and stay.
+    """
+    import numpy as np
+
+    bufs = _WORKSPACE.__dict__.setdefault("bufs", {})
+    size = int(np.prod(shape))
+    buf = bufs.get(name)
+    if buf is None or buf.size < size:
+        buf = bufs[name] = np.empty(size, dtype=np.float32)
+    return buf[:size].reshape(shape)
 
 
 def _band_matrix(n_bins: int, edges: "np.ndarray") -> "np.ndarray":
@@ -386,19 +408,39 @@ def _band_matrix(n_bins: int, edges: "np.ndarray") -> "np.ndarray":
     return out
 
 
-def _consts_2() -> dict[str, "np.ndarray"]:
+#: analysis 2's time-frequency grid per analysis rate: (frame, hop) in samples. Only 44.1 kHz:
+#: analysing 48 kHz input natively (frames of 2250, hop 1125: the same grid within 1 %)
+#: would save the resampling (~3 ms of a 10 s clip) but moved some coordinates by up to
+#: 0.3 (clipping ratio, low-mid band share) against the same music at 44.1 kHz, where
+#: resampling first keeps every coordinate within 0.03. So every other rate is resampled.
+NATIVE_GRIDS_2: dict[int, tuple[int, int]] = {SR: (NFFT, HOP_2)}
+_GRIDS: dict[int, dict] = {}
+
+
+def _grid_2(sr: int) -> dict:
+    """Analysis 2's constants at one native rate: window, bins up to 20 kHz, band slices."""
     import numpy as np
 
-    c = _consts()
-    if "bandmat" not in c:
-        c["bandmat"] = _band_matrix(len(c["freqs"]), c["band_edges"])
-        c["ms_bands"] = {name: _span(c["freqs"], lo, hi) for name, lo, hi in
+    if sr not in _GRIDS:
+        nfft, hop = NATIVE_GRIDS_2[sr]
+        win = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(nfft) / nfft)).astype(np.float32)
+        pscale = 2.0 / (nfft * float(np.sum(win.astype(np.float64) ** 2)))
+        freqs = np.arange(int(MAX_HZ * nfft / sr) + 1) * (sr / nfft)
+        bins = freqs[1:]
+        top_bin = len(freqs) - 1
+        edges = np.unique(np.geomspace(1, top_bin, N_ONSET_BANDS + 1).astype(int))[:-1]
+        _GRIDS[sr] = {
+            "sr": sr, "nfft": nfft, "hop": hop, "env_block": int(round(sr * ENV_BLOCK / SR)),
+            # the window carries sqrt(pscale), so |X|^2 is already the calibrated bin power
+            "win_scaled": (win * np.sqrt(pscale)).astype(np.float32),
+            "freqs": freqs, "hf_bins": _span(bins, *HF_BAND_HZ), "mid_bins": _span(bins, *MID_BAND_HZ),
+            "floor_bins": _span(bins, FLOOR_FROM_HZ, sr), "bandmat": _band_matrix(len(freqs), edges),
+            "ms_bands": {name: _span(freqs, lo, hi) for name, lo, hi in
                          zip(("band_bass", "band_low_mid", "band_mid", "band_presence", "band_brilliance"),
-                             BANDS_HZ[:-1], BANDS_HZ[1:])}
-        c["reg"] = _span(c["freqs"], *REGISTER_BAND_HZ)
-        # the window carries sqrt(pscale), so |X|^2 is already the calibrated bin power
-        c["win_scaled"] = (c["win"] * np.sqrt(c["pscale"])).astype(np.float32)
-    return c
+                             BANDS_HZ[:-1], BANDS_HZ[1:])},
+            "reg": _span(freqs, *REGISTER_BAND_HZ),
+        }
+    return _GRIDS[sr]
 
 
 def _dot_ms(x: "np.ndarray", y: "np.ndarray | None" = None) -> float:
@@ -429,14 +471,15 @@ def stereo_width_2(clip: "np.ndarray") -> float:
     return float(np.clip(1.0 - mid / total, 0.0, 1.0))
 
 
-def describe_mono_2(m: "np.ndarray", width: float,
-                    names: Sequence[str] = DESCRIPTORS_V2) -> "np.ndarray":
+def describe_mono_2(m: "np.ndarray", width: float, names: Sequence[str] = DESCRIPTORS_V2,
+                    sample_rate: int = SR) -> "np.ndarray":
     """Analysis 2 (normalisation version 3): describe_mono's descriptors at half the cost.
 
     Same definitions, same 44.1 kHz rate and 2048-sample (46 ms) Hann frames, with a hop
     of 1024 (23.2 ms) instead of 512; sums in float32 where float64 bought nothing; the
-    spectral floor's per-frame percentile on every 2nd frame; onset bands by one matrix
-    product. Only the time step of the frame-wise descriptors changes: spectral flux
+    spectral floor's per-frame percentile on every 4th frame; onset bands by one matrix
+    product; the large per-frame arrays live in a per-thread workspace (_buffer) instead of
+    being allocated afresh for every clip. Only the time step of the frame-wise descriptors changes: spectral flux
     compares frames 23 ms apart, echo periodicity looks at lags of 46 ms to 1 s (was 23 ms),
     spectral persistence is interpolated on a 23 ms grid. docs/perceptual_encoders.md,
     "Analysis versions", lists what each descriptor keeps.
@@ -445,8 +488,8 @@ def describe_mono_2(m: "np.ndarray", width: float,
     import scipy.fft as sfft
     from numpy.lib.stride_tricks import sliding_window_view
 
-    c = _consts_2()
-    hop = HOP_2
+    c = _grid_2(int(sample_rate))
+    sr, nfft, hop, env_block = c["sr"], c["nfft"], c["hop"], c["env_block"]
     nan = float("nan")
     out = {name: nan for name in DESCRIPTORS_V2}
     out["stereo_width"] = width
@@ -455,15 +498,19 @@ def describe_mono_2(m: "np.ndarray", width: float,
     ms = _dot_ms(m)
     out["rms_level"] = 10.0 * math.log10(max(ms, SILENCE))
     out["spectral_floor"] = 0.0
-    if n < NFFT:
-        m = np.concatenate([m, np.zeros(NFFT - n, dtype=np.float32)])
-    frames = sliding_window_view(m, NFFT)[::hop]
-    spec = sfft.rfft(frames * c["win_scaled"], axis=1, workers=1, overwrite_x=True)
-    # |X|^2 of the bins up to 20 kHz: square the (re, im) pairs in place, then add them
-    ri = spec[:, : len(c["freqs"])].view(np.float32)
-    np.square(ri, out=ri)
-    p = np.add(ri[:, 0::2], ri[:, 1::2])
-    del spec, ri
+    if n < nfft:
+        m = np.concatenate([m, np.zeros(nfft - n, dtype=np.float32)])
+    frames = sliding_window_view(m, nfft)[::hop]
+    nf, nb = len(frames), len(c["freqs"])
+    w = np.multiply(frames, c["win_scaled"], out=_buffer("frames", (nf, nfft)))
+    p = _buffer("power", (nf, nb))
+    for a in range(0, nf, FFT_BLOCK):  # blocks: the FFT's output stays small and reused
+        spec = sfft.rfft(w[a: a + FFT_BLOCK], axis=1, workers=1, overwrite_x=True)
+        # |X|^2 of the bins up to 20 kHz: square the (re, im) pairs in place, then add them
+        ri = spec[:, :nb].view(np.float32)
+        np.square(ri, out=ri)
+        np.add(ri[:, 0::2], ri[:, 1::2], out=p[a: a + FFT_BLOCK])
+    del spec, ri, w
     energy = p.sum(axis=1)
     top = float(energy.max())
     if top <= SILENCE:
@@ -491,12 +538,14 @@ def describe_mono_2(m: "np.ndarray", width: float,
 
     # per-frame flatness (full band, upper band, mid band); floor 120 dB under each frame's peak
     floor = pa.max(axis=1, keepdims=True) * np.float32(1e-12) + np.float32(1e-30)
-    pf = pa[:, 1:] + floor
-    logp = np.log(pf)
-    out["spectral_flatness"] = _log_flatness_32(logp, pf)
+    pf = np.add(pa[:, 1:], floor, out=_buffer("pf", (len(pa), nb - 1)))
     hf, mid, above = c["hf_bins"], c["mid_bins"], c["floor_bins"]
-    out["hf_flatness"] = _log_flatness_32(logp[:, hf], pf[:, hf])
-    out["harmonic_distortion"] = _log_flatness_32(logp[:, mid], pf[:, mid])
+    spans = {"spectral_flatness": slice(None), "hf_flatness": hf, "harmonic_distortion": mid}
+    arith = {name: np.log(pf[:, sl].mean(axis=1).astype(np.float64)) for name, sl in spans.items()}
+    logp = np.log(pf, out=pf)  # in place: the arithmetic means are taken
+    for name, sl in spans.items():
+        # exp(mean over frames of ln(geometric / arithmetic mean)), as _log_flatness
+        out[name] = float(np.exp(np.mean(logp[:, sl].mean(axis=1).astype(np.float64) - arith[name])))
     upper = logp[::FLOOR_FRAME_STEP, above]
     k = int(FLOOR_QUANTILE / 100.0 * (upper.shape[1] - 1))
     out["spectral_floor"] = float(np.exp(np.median(np.sort(upper, axis=1)[:, k])))
@@ -505,7 +554,7 @@ def describe_mono_2(m: "np.ndarray", width: float,
     # spectral flux, normalised by the frame's magnitude (level-independent)
     if len(pa) > 1:
         mag = np.sqrt(p, out=p)  # p is not needed after this (pa: no longer either)
-        d = np.subtract(mag[1:], mag[:-1])
+        d = np.subtract(mag[1:], mag[:-1], out=_buffer("flux", (nf - 1, nb)))
         rise = np.maximum(d, 0, out=d).sum(axis=1)
         norm = mag[1:].sum(axis=1)
         sel = active[1:] & (norm > 0)
@@ -515,10 +564,10 @@ def describe_mono_2(m: "np.ndarray", width: float,
 
     # time domain: crest factor, clipping
     x = m[:n]
-    nfr = n // NFFT
+    nfr = n // nfft
     if nfr >= 1:
-        fr = x[: nfr * NFFT].reshape(nfr, NFFT)
-        rms = np.sqrt(np.einsum("ij,ij->i", fr, fr) / np.float32(NFFT))
+        fr = x[: nfr * nfft].reshape(nfr, nfft)
+        rms = np.sqrt(np.einsum("ij,ij->i", fr, fr) / np.float32(nfft))
         peak = np.maximum(fr.max(axis=1), -fr.min(axis=1))
         ok = rms > max(float(rms.max()) * 1e-3, 1e-6)
         if ok.any():
@@ -529,13 +578,13 @@ def describe_mono_2(m: "np.ndarray", width: float,
         out["clipping_ratio"] = float(np.count_nonzero(x >= t) + np.count_nonzero(x <= -t)) / n
 
     # 10 ms envelope: decay depth, modulation depth, gap depth
-    nb = n // ENV_BLOCK
-    seg = x[: nb * ENV_BLOCK].reshape(nb, ENV_BLOCK)
-    e = (np.einsum("ij,ij->i", seg, seg) / np.float32(ENV_BLOCK)).astype(np.float64)
+    nblk = n // env_block
+    seg = x[: nblk * env_block].reshape(nblk, env_block)
+    e = (np.einsum("ij,ij->i", seg, seg) / np.float32(env_block)).astype(np.float64)
     if len(e) >= 4:
         edb = 10.0 * np.log10(e + SILENCE)
         edb = np.maximum(edb, edb.max() - 80.0)
-        w = max(2, int(round(DECAY_WINDOW_S * SR / ENV_BLOCK)))
+        w = max(2, int(round(DECAY_WINDOW_S * sr / env_block)))
         padded = np.concatenate([np.full(w - 1, edb[0]), edb])
         running = sliding_window_view(padded, w).max(axis=1)
         act = edb > edb.max() - ENV_RANGE_DB
@@ -544,7 +593,7 @@ def describe_mono_2(m: "np.ndarray", width: float,
         if amp.mean() > 0:
             out["modulation_depth"] = float(amp.std() / amp.mean())
         if "gap_depth" in names:
-            h = int(round(GAP_HALF_WINDOW_S * SR / ENV_BLOCK))
+            h = int(round(GAP_HALF_WINDOW_S * sr / env_block))
             padded = np.concatenate([np.full(h, edb[0]), edb, np.full(h, edb[-1])])
             view = sliding_window_view(padded, 2 * h + 1)
             ref = (_upper_quartile_21(view) if view.shape[1] == 21 and GAP_QUANTILE == 75.0
@@ -558,7 +607,7 @@ def describe_mono_2(m: "np.ndarray", width: float,
         rise = np.maximum(np.diff(logb, axis=0), 0.0)
         ac = _autocorr(rise)
         if ac is not None:
-            hop_s = hop / SR
+            hop_s = hop / sr
             lo = max(2, int(round(ECHO_LAGS_S[0] / hop_s)))
             hi = int(round(ECHO_LAGS_S[1] / hop_s))
             win = ac[lo: hi + 1]
@@ -580,7 +629,7 @@ def describe_mono_2(m: "np.ndarray", width: float,
                     lag = i - 1 + (acz[i - 1] - PERSISTENCE_LEVEL) / (acz[i - 1] - acz[i])
                 else:
                     lag = float(len(acz))
-                out["spectral_persistence"] = float(lag) * hop / SR
+                out["spectral_persistence"] = float(lag) * hop / sr
     return np.array([out[k] for k in names], dtype=np.float64)
 
 
@@ -658,9 +707,14 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
         for a, b in _windows(clip.shape[1], sr):
             part = clip[:, a:b]
             mono = _downmix(part)
-            width = stereo_width_2(part) if fast else _stereo_width(part, mono[0])
+            if fast:
+                rate = int(sr) if sr in NATIVE_GRIDS_2 else SR
+                mono = resample(np.ascontiguousarray(mono, dtype=np.float32), sr, rate)[0]
+                rows.append(describe_mono_2(mono, stereo_width_2(part), names, rate))
+                continue
+            width = _stereo_width(part, mono[0])
             mono = resample(np.ascontiguousarray(mono, dtype=np.float32), sr, SR)[0]
-            rows.append(describe_mono_2(mono, width, names) if fast else describe_mono(mono, width, names))
+            rows.append(describe_mono(mono, width, names))
         return rows
 
     def raw_descriptors(self, clips: Sequence["np.ndarray"], sample_rate: float) -> "np.ndarray":
