@@ -233,18 +233,20 @@ def describe_mono(m: "np.ndarray", width: float,
     if n < NFFT:
         m = np.concatenate([m, np.zeros(NFFT - n, dtype=np.float32)])
     frames = sliding_window_view(m, NFFT)[::HOP]
-    spec = sfft.rfft(frames * c["win"], axis=1, workers=1)
-    spec = spec[:, : len(c["freqs"])]
-    # (re * re + im * im) * pscale, in place: the same operations in the same order
-    p = np.multiply(spec.real, spec.real)
-    p += np.multiply(spec.imag, spec.imag)
+    nf, nb = len(frames), len(c["freqs"])
+    # the same operations in the same order as before, into this thread's workspace (_buffer)
+    spec = sfft.rfft(np.multiply(frames, c["win"], out=_buffer("frames", (nf, NFFT))), axis=1, workers=1)
+    spec = spec[:, :nb]
+    p = np.multiply(spec.real, spec.real, out=_buffer("power", (nf, nb)))
+    p += np.multiply(spec.imag, spec.imag, out=_buffer("power_im", (nf, nb)))
     p *= c["pscale"]
+    del spec
     energy = p.sum(axis=1).astype(np.float64)
     top = float(energy.max())
     if top <= SILENCE:
         return np.array([out[k] for k in names], dtype=np.float64)
     active = energy > max(top * FRAME_RANGE, SILENCE)
-    pa = p[active]
+    pa = p if active.all() else p[active]  # same values; no copy when every frame is active
     freqs = c["freqs"]
 
     # long-term spectrum shape
@@ -269,8 +271,8 @@ def describe_mono(m: "np.ndarray", width: float,
 
     # per-frame flatness (full band, upper band, mid band); floor 120 dB under each frame's peak
     floor = pa.max(axis=1, keepdims=True) * np.float32(1e-12) + np.float32(1e-30)
-    pf = pa[:, 1:] + floor   # bin 0 (DC) left out
-    logp = np.log(pf)
+    pf = np.add(pa[:, 1:], floor, out=_buffer("pf", (len(pa), nb - 1)))   # bin 0 (DC) left out
+    logp = np.log(pf, out=_buffer("logp", pf.shape))
     out["spectral_flatness"] = _log_flatness(logp, pf)
     hf, mid, above = c["hf_bins"], c["mid_bins"], c["floor_bins"]
     out["hf_flatness"] = _log_flatness(logp[:, hf], pf[:, hf])
@@ -283,8 +285,8 @@ def describe_mono(m: "np.ndarray", width: float,
 
     # spectral flux, normalised by the frame's magnitude (level-independent)
     if len(pa) > 1:
-        mag = np.sqrt(p)
-        d = np.subtract(mag[1:], mag[:-1])
+        mag = np.sqrt(p, out=_buffer("power_im", p.shape))
+        d = np.subtract(mag[1:], mag[:-1], out=_buffer("flux", (nf - 1, nb)))
         rise = np.maximum(d, 0, out=d).sum(axis=1, dtype=np.float64)
         norm = mag[1:].sum(axis=1, dtype=np.float64)
         sel = active[1:] & (norm > 0)
@@ -378,19 +380,24 @@ FLOOR_FRAME_STEP = 4       # spectral_floor: the 5th percentile of every 4th fra
 
 
 _WORKSPACE = threading.local()
+WORKSPACE_MAX_ELEMENTS = 1 << 22   # float32: 16 MB
 
 
 def _buffer(name: str, shape: tuple[int, ...]) -> "np.ndarray":
     """A float32 array of `shape` from this thread's workspace (contents undefined).
 
     Allocating and freeing the 2-5 MB per-frame arrays of every clip made glibc grow and trim
-    the heap each time, and the page faults cost about a quarter of analysis 2's time. The
-    buffers grow to the largest clip seen (30 s at most: about 25 MB per thread) and stay.
+    the heap each time, and the page faults cost about a quarter of the analysis time. The
+    buffers grow to the largest clip seen and stay (a 10 s clip: about 20 MB per thread for
+    analysis 1, 12 MB for analysis 2); an array over WORKSPACE_MAX_ELEMENTS (16 MB; clips
+    over ~20 s) is allocated afresh and not kept, so the workspace stays bounded.
     """
     import numpy as np
 
     bufs = _WORKSPACE.__dict__.setdefault("bufs", {})
     size = int(np.prod(shape))
+    if size > WORKSPACE_MAX_ELEMENTS:
+        return np.empty(shape, dtype=np.float32)
     buf = bufs.get(name)
     if buf is None or buf.size < size:
         buf = bufs[name] = np.empty(size, dtype=np.float32)
