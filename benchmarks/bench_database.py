@@ -91,7 +91,7 @@ def _bare_render(job) -> tuple[float, int]:
         y = np.ascontiguousarray(y, dtype=np.float32)
         if encode:
             encoder.encode_audio([y], sr)
-    _CPU[encode] = min(_CPU.get(encode, float("inf")), time.process_time() - cpu0) / len(paths)
+    _CPU[encode] = min(_CPU.get(encode, float("inf")), (time.process_time() - cpu0) / len(paths))
     return time.perf_counter() - start, len(paths)
 
 

@@ -1,8 +1,12 @@
 """`perceptual-audio`: a clip as 24 interpretable, normalised low-level descriptors (23 with
 lexicons v1/v2, whose normalisation predates `gap_depth`).
 
-No weights and no downloads: numpy/scipy/soxr only, about 35 ms for a 10 s stereo clip on
-one core, so it is the default audio encoder whenever nothing else is configured.
+No weights and no downloads: numpy/scipy/soxr only, so it is the default audio encoder
+whenever nothing else is configured. Two analyses compute the same descriptors (issue 15):
+analysis 1 (normalisations 1 and 2, the default; ~25 ms for a 10 s stereo clip on one
+core) and analysis 2 (normalisation 3, encoder option `normalisation_version: "3"`; hop
+1024 instead of 512, ~8 ms, > 1,000x real time). docs/perceptual_encoders.md, "Analysis
+versions", says what differs and how closely the two agree.
 
 Every descriptor is an absolute property of the one clip, so E(A') - E(A) says what an
 effect changed: a low-pass lowers the bandwidth, centroid and upper band shares; a
@@ -660,7 +664,8 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
     width, and with lexicon v3 gap depth: the gaps a gate cuts), analysed at a fixed 44.1 kHz and passed through a fixed, versioned
     normalisation. Text is embedded through a shipped lexicon that grounds every vocabulary
     term in signed descriptor directions. numpy/scipy/soxr only; a few milliseconds per
-    second of audio on one core. See docs/perceptual_encoders.md.
+    second of audio on one core (under one with normalisation 3's analysis 2). See
+    docs/perceptual_encoders.md.
     """
 
     name: ClassVar[str] = "perceptual-audio"
