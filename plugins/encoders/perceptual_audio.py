@@ -408,17 +408,6 @@ def _buffer(name: str, shape: tuple[int, ...]) -> "np.ndarray":
     return buf[:size].reshape(shape)
 
 
-def _band_matrix(n_bins: int, edges: "np.ndarray") -> "np.ndarray":
-    """(n_bins, bands) 0/1 float32: bins summed into the log-spaced onset bands (a matmul)."""
-    import numpy as np
-
-    out = np.zeros((n_bins, len(edges)), dtype=np.float32)
-    bounds = list(edges) + [n_bins]
-    for j in range(len(edges)):
-        out[bounds[j]: bounds[j + 1], j] = 1.0
-    return out
-
-
 #: analysis 2's time-frequency grid per analysis rate: (frame, hop) in samples. Only 44.1 kHz:
 #: analysing 48 kHz input natively (frames of 2250, hop 1125: the same grid within 1 %)
 #: would save the resampling (~3 ms of a 10 s clip) but moved some coordinates by up to
@@ -445,7 +434,7 @@ def _grid_2(sr: int) -> dict:
             # the window carries sqrt(pscale), so |X|^2 is already the calibrated bin power
             "win_scaled": (win * np.sqrt(pscale)).astype(np.float32),
             "freqs": freqs, "hf_bins": _span(bins, *HF_BAND_HZ), "mid_bins": _span(bins, *MID_BAND_HZ),
-            "floor_bins": _span(bins, FLOOR_FROM_HZ, sr), "bandmat": _band_matrix(len(freqs), edges),
+            "floor_bins": _span(bins, FLOOR_FROM_HZ, sr), "band_edges": edges,
             "ms_bands": {name: _span(freqs, lo, hi) for name, lo, hi in
                          zip(("band_bass", "band_low_mid", "band_mid", "band_presence", "band_brilliance"),
                              BANDS_HZ[:-1], BANDS_HZ[1:])},
@@ -455,10 +444,18 @@ def _grid_2(sr: int) -> dict:
 
 
 def _dot_ms(x: "np.ndarray", y: "np.ndarray | None" = None) -> float:
-    """Mean of x * y (x * x) for float32 x, y: one BLAS dot, promoted to float64 after."""
+    """Mean of x * y (x * x) for float32 x, y: float32 sums of 1024-sample rows, added in float64.
+
+    Not np.dot: BLAS may spread a long dot product over every core, which oversubscribes
+    the database's worker processes; einsum's own loops stay on one thread.
+    """
     import numpy as np
 
-    return float(np.dot(x, x if y is None else y)) / max(1, x.size)
+    y = x if y is None else y
+    k = x.size // 1024 * 1024
+    rows = np.einsum("ij,ij->i", x[:k].reshape(-1, 1024), y[:k].reshape(-1, 1024))
+    tail = float(np.einsum("i,i->", x[k:], y[k:], dtype=np.float64)) if k < x.size else 0.0
+    return (float(rows.sum(dtype=np.float64)) + tail) / max(1, x.size)
 
 
 def stereo_width_2(clip: "np.ndarray") -> float:
@@ -488,8 +485,7 @@ def describe_mono_2(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
 
     Same definitions, same 44.1 kHz rate and 2048-sample (46 ms) Hann frames, with a hop
     of 1024 (23.2 ms) instead of 512; sums in float32 where float64 bought nothing; the
-    spectral floor's per-frame percentile on every 4th frame; onset bands by one matrix
-    product; the large per-frame arrays live in a per-thread workspace (_buffer) instead of
+    spectral floor's per-frame percentile on every 4th frame; onset bands by reduceat in float32; the large per-frame arrays live in a per-thread workspace (_buffer) instead of
     being allocated afresh for every clip. Only the time step of the frame-wise descriptors changes: spectral flux
     compares frames 23 ms apart, echo periodicity looks at lags of 46 ms to 1 s (was 23 ms),
     spectral persistence is interpolated on a 23 ms grid. docs/perceptual_encoders.md,
@@ -530,7 +526,8 @@ def describe_mono_2(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
     pa = p[active] if not active.all() else p
     freqs = c["freqs"]
     # onset bands now: the flux below turns p into magnitudes in place
-    bands = (p @ c["bandmat"]).astype(np.float64) if len(p) >= 8 else None
+    # (reduceat, not a matrix product: BLAS could go multi-threaded inside a worker process)
+    bands = np.add.reduceat(p, c["band_edges"], axis=1).astype(np.float64) if len(p) >= 8 else None
 
     # long-term spectrum shape
     s = pa.mean(axis=0, dtype=np.float64)
