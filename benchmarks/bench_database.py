@@ -16,7 +16,12 @@ build's own overhead (loading, sampling, labels, Parquet, processes).
 Both executors are measured: `local` (the process pool) and `ray` (a private local Ray
 started by the build; its start-up of a few seconds is inside the timed build).
 
+`--normalisation-version 3` builds with perceptual-audio's normalisation 3 (analysis 2,
+issue 15) instead of the configured default (normalisation 2), for the bare render + encode
+too; its results go to benchmarks/results/database_normalisation_3.json.
+
 Run:  .venv/bin/python benchmarks/bench_database.py [--clips 6] [--augmentations 40] [--executors local,ray]
+      [--normalisation-version 3]
 Writes benchmarks/results/database.json and prints a summary. Timings on a shared 2-core
 machine are noisy; each configuration is run --repeats times and the best run is kept.
 """
@@ -69,13 +74,15 @@ def _bare_render(job) -> tuple[float, int]:
     from deltav2a.model.layout import ParamLayout
     from deltav2a.style.pairs import load_clip
 
-    paths, records, sr, encode = job
+    paths, records, sr, encode, options = job
     cfg = Config()
+    cfg.encoders.audio.options.update(options)
     layout = ParamLayout.from_names(cfg.effects.audio)
     encoder = load_encoder(cfg.encoders.audio, "audio")
     clips = {p: load_clip(Path(p), cfg) for p in set(paths)}
     boards = _boards(records, layout, sr)
     start = time.perf_counter()
+    cpu0 = time.process_time()
     for path, (board, outside) in zip(paths, boards):
         x = clips[path]
         y = board(x, sr) if len(board) else x
@@ -84,11 +91,16 @@ def _bare_render(job) -> tuple[float, int]:
         y = np.ascontiguousarray(y, dtype=np.float32)
         if encode:
             encoder.encode_audio([y], sr)
+    _CPU[encode] = min(_CPU.get(encode, float("inf")), (time.process_time() - cpu0) / len(paths))
     return time.perf_counter() - start, len(paths)
 
 
-def bare_rate(paths, records, sr, workers: int, encode: bool = False) -> float:
-    jobs = [(paths[i::workers], records[i::workers], sr, encode) for i in range(workers)]
+#: best per-item CPU seconds of the in-process (1 worker) bare runs: {encode: seconds}
+_CPU: dict[bool, float] = {}
+
+
+def bare_rate(paths, records, sr, workers: int, encode: bool = False, options: dict | None = None) -> float:
+    jobs = [(paths[i::workers], records[i::workers], sr, encode, options or {}) for i in range(workers)]
     if workers == 1:
         seconds, n = _bare_render(jobs[0])
         return n / seconds
@@ -96,7 +108,7 @@ def bare_rate(paths, records, sr, workers: int, encode: bool = False) -> float:
 
     ctx = mp.get_context("forkserver")
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        list(pool.map(_bare_render, [(j[0][:1], j[1][:1], sr, encode) for j in jobs]))  # warm up
+        list(pool.map(_bare_render, [(j[0][:1], j[1][:1], sr, encode, j[4]) for j in jobs]))  # warm up
         start = time.perf_counter()
         results = list(pool.map(_bare_render, jobs))
         wall = time.perf_counter() - start
@@ -119,12 +131,20 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--executors", default="local,ray", help="local and/or ray (a private local Ray)")
-    ap.add_argument("--out", type=Path, default=HERE / "results" / "database.json")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="default: results/database.json (results/database_normalisation_3.json with 3)")
+    ap.add_argument("--normalisation-version", default=None,
+                    help="perceptual-audio normalisation_version (default: the config's)")
     args = ap.parse_args()
+    options = {"normalisation_version": args.normalisation_version} if args.normalisation_version else {}
+    if args.out is None:
+        name = f"database_normalisation_{args.normalisation_version}.json" if options else "database.json"
+        args.out = HERE / "results" / name
     if not (MUSIC / "manifest.csv").is_file():
         sys.exit(f"needs the shared music data at {MUSIC}")
 
     cfg = Config()
+    cfg.encoders.audio.options.update(options)
     sr = cfg.audio.sample_rate
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,10 +160,13 @@ def main() -> None:
             best = None
             run_cfg = cfg.model_copy(deep=True)
             run_cfg.executor.kind = executor
+            cpu_per_record = float("inf")
             for r in range(args.repeats):
                 out = tmp / f"db-{executor}-w{w}-r{r}"
+                c0 = time.process_time()
                 s = build_database(run_cfg, splits, out, augmentations=args.augmentations, workers=w,
                                    limit_clips=args.clips, progress=False)
+                cpu_per_record = min(cpu_per_record, (time.process_time() - c0) / s.records)
                 if best is None or s.records_per_second > best.records_per_second:
                     best = s
                 reference = reference or out
@@ -152,7 +175,7 @@ def main() -> None:
             records = list(zip(db.data.params, db.data.active, db.chain_order))
             if w not in bare_cache:
                 bare_cache[w] = (max(bare_rate(paths, records, sr, w) for _ in range(args.repeats)),
-                                 max(bare_rate(paths, records, sr, w, encode=True)
+                                 max(bare_rate(paths, records, sr, w, encode=True, options=options)
                                      for _ in range(args.repeats)))
             bare, bare_enc = bare_cache[w]
             t = best.timings
@@ -171,6 +194,15 @@ def main() -> None:
                 "ratio_to_render_plus_encode": best.records_per_second / bare_enc,
                 "time_split_pct": {k: 100.0 * v / busy for k, v in t.items()},
             })
+            if executor == "local" and w == 1:
+                # in-process build and bare runs: CPU time per record, robust to a loaded machine
+                rows[-1].update({
+                    "cpu_ms_per_record": 1000 * cpu_per_record,
+                    "bare_render_cpu_ms": 1000 * _CPU[False],
+                    "bare_render_plus_encode_cpu_ms": 1000 * _CPU[True],
+                    "ratio_cpu": _CPU[False] / cpu_per_record,
+                    "ratio_to_render_plus_encode_cpu": _CPU[True] / cpu_per_record,
+                })
         import soundfile as sf
 
         lengths = sorted({round(min(sf.info(p).duration, cfg.audio.max_duration), 2) for p in paths})
@@ -178,6 +210,7 @@ def main() -> None:
     result = {
         "benchmark": "build_database records/s vs bare Pedalboard renders/s of the same chains",
         "encoder": cfg.encoders.audio.name,
+        "encoder_options": dict(cfg.encoders.audio.options),
         "clips": args.clips,
         "clip_seconds": lengths,
         "augmentations_per_clip": args.augmentations,
@@ -196,6 +229,10 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     for r in rows:
+        if "ratio_cpu" in r:
+            print(f"local workers=1 by CPU time: {r['cpu_ms_per_record']:.1f} ms/record, bare render "
+                  f"{r['bare_render_cpu_ms']:.1f} ms, render+encode {r['bare_render_plus_encode_cpu_ms']:.1f} ms: "
+                  f"ratio {r['ratio_cpu']:.2f}, vs render+encode {r['ratio_to_render_plus_encode_cpu']:.2f}")
         split = ", ".join(f"{k} {v:.0f} %" for k, v in r["time_split_pct"].items())
         print(f"{r['executor']} workers={r['workers']}: DB {r['db_records_per_s']:.1f} records/s, bare render "
               f"{r['bare_pedalboard_renders_per_s']:.1f} renders/s, ratio {r['ratio']:.2f} "

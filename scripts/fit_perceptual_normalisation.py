@@ -27,8 +27,17 @@ that descriptor was fitted, every other constant was kept as it was:
     .venv/bin/python scripts/fit_perceptual_normalisation.py --data ../shared/data --version 2 \
         --file plugins/encoders/data/perceptual_normalisation_v2.yaml --only gap_depth --write
 
+Normalisation version 3 (issue 15) keeps version 2's descriptors and image constants; its
+audio constants were refitted because audio analysis 2 computes them on a coarser time grid.
+It was fitted on the training split only (seed 0, 8:1:1 by track, as `deltav2a database
+splits` makes it), so no held-out clip shaped its constants:
+
+    .venv/bin/python scripts/fit_perceptual_normalisation.py --data ../shared/data --version 3 \
+        --file plugins/encoders/data/perceptual_normalisation_v3.yaml --modality audio --split train --write
+
 Corpus: every image of DATA/images and every clip of DATA/music (their manifests list the
-sources and licences). Clips are read at their own rate; the encoder resamples internally.
+sources and licences), or with --split the clips of that split. Clips are read at their own
+rate; the encoder resamples internally.
 """
 
 from __future__ import annotations
@@ -69,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="normalisation file to refit (default: the version-1 file)")
     ap.add_argument("--only", default="", help="comma-separated descriptors to fit; the others "
                     "keep their constants (default: all)")
+    ap.add_argument("--modality", choices=("image", "audio"), default=None,
+                    help="fit only this modality; the other keeps its constants (default: both)")
+    ap.add_argument("--split", choices=("train", "val", "test"), default=None,
+                    help="fit the music clips of this split only (seed 0, 8:1:1 by track)")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -91,10 +104,18 @@ def main(argv: list[str] | None = None) -> int:
 
     image_files = rows("images")
     music_files = rows("music")
+    if args.split:
+        from deltav2a.database.splits import make_splits
+
+        splits = make_splits(args.data / "music", args.data / "music" / "manifest.csv", seed=0)
+        chosen = {c.file for c in splits.clips if c.split == args.split}
+        music_files = [f for f in music_files if f in chosen]
     img_enc = PerceptualImageEncoder(normalisation=str(target))
     aud_enc = PerceptualAudioEncoder(normalisation=str(target))
 
-    fit_images = not only or bool(only & set(img_enc.descriptor_names))
+    fit_images = (not only or bool(only & set(img_enc.descriptor_names))) and args.modality != "audio"
+    if args.modality == "image":
+        music_files = []
     print(f"images: {len(image_files) if fit_images else 0}", file=sys.stderr)
     img_raw = (np.stack([img_enc.raw_descriptors([Image.open(args.data / "images" / f).convert("RGB")])[0]
                          for f in image_files]) if fit_images else None)
@@ -103,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     for f in music_files:
         x, sr = load_audio(args.data / "music" / f)
         aud_raw.append(aud_enc.raw_descriptors([x], sr)[0])
-    aud_raw = np.stack(aud_raw)
+    aud_raw = np.stack(aud_raw) if aud_raw else None
 
     for modality, enc, raw in (("image", img_enc, img_raw), ("audio", aud_enc, aud_raw)):
         if raw is None:
@@ -126,10 +147,17 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
 
     raw_doc["normalisation_version"] = str(args.version)
-    items = (f"{len(image_files)} images and " if fit_images else "") + f"{len(music_files)} music clips"
-    fitted = f"{items} of the DeltaV2A development corpus (shared/data), {_dt.date.today().isoformat()}"
+    parts = ([f"{len(image_files)} images"] if fit_images else []) + (
+        [f"{len(music_files)} music clips" + (f" (the {args.split} split, seed 0)" if args.split else "")]
+        if music_files else [])
+    fitted = f"{' and '.join(parts)} of the DeltaV2A development corpus (shared/data), {_dt.date.today().isoformat()}"
     base = str(raw_doc.get("fitted_on", "")).split("; ")[0]  # the full fit, before any --only refit
-    raw_doc["fitted_on"] = fitted if not only else f"{base}; {', '.join(sorted(only))}: {fitted}"
+    if only:
+        raw_doc["fitted_on"] = f"{base}; {', '.join(sorted(only))}: {fitted}"
+    elif args.modality:
+        raw_doc["fitted_on"] = f"{base}; {args.modality} refitted on {fitted}"
+    else:
+        raw_doc["fitted_on"] = fitted
     text = HEADER + yaml.safe_dump(raw_doc, sort_keys=False, width=100, allow_unicode=True)
     if args.write:
         target.write_text(text, encoding="utf-8")

@@ -44,7 +44,12 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 NORMALISATION_FILE = DATA_DIR / "perceptual_normalisation.yaml"
 #: every shipped normalisation, by `normalisation_version`; version 2 (issue 16) adds the audio
 #: descriptor `gap_depth` and keeps every constant of version 1
-NORMALISATION_FILES = {"1": NORMALISATION_FILE, "2": DATA_DIR / "perceptual_normalisation_v2.yaml"}
+NORMALISATION_FILES = {"1": NORMALISATION_FILE, "2": DATA_DIR / "perceptual_normalisation_v2.yaml",
+                       "3": DATA_DIR / "perceptual_normalisation_v3.yaml"}
+#: version 3 (issue 15) keeps version 2's 24 audio descriptors but computes them with audio
+#: analysis 2 (half the frames; see docs/perceptual_encoders.md, "Analysis versions"), so its
+#: audio constants were refitted; its image section is version 2's. Picked by the encoder
+#: option `normalisation_version`; no shipped lexicon names it yet.
 LEXICON_FILE = DATA_DIR / "perceptual_lexicon.yaml"
 #: every shipped lexicon version, by `lexicon_version`: the newest is the default, older ones
 #: stay loadable (encoder option `lexicon_version`) so models trained with them still run
@@ -115,14 +120,20 @@ class NormalisationTable:
     output_scale: float
     descriptors: tuple[DescriptorSpec, ...]
     source: Path
+    #: how the raw descriptors are computed (`<modality>.analysis` in the file, default 1);
+    #: the encoder refuses an analysis it does not implement
+    analysis: int = 1
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(d.name for d in self.descriptors)
 
     def digest(self) -> str:
-        return _digest({"version": self.version, "squash": self.squash,
-                        "output_scale": self.output_scale, "descriptors": [d.as_dict() for d in self.descriptors]})
+        doc = {"version": self.version, "squash": self.squash,
+               "output_scale": self.output_scale, "descriptors": [d.as_dict() for d in self.descriptors]}
+        if self.analysis != 1:  # absent for analysis 1, so older tables keep their digest
+            doc["analysis"] = self.analysis
+        return _digest(doc)
 
     def transformed(self, raw: "np.ndarray") -> "np.ndarray":
         """(N, D) raw -> (N, D) transformed values (NaN where undefined); used by the fit."""
@@ -174,6 +185,10 @@ def load_normalisation(path: Path, modality: Modality, expected: Sequence[str] |
     section = raw.get(modality)
     if not isinstance(section, dict) or not isinstance(section.get("descriptors"), list):
         raise DeltaV2AError(f"normalisation file {path}: no '{modality}.descriptors' list")
+    analysis = section.get("analysis", 1)
+    if not isinstance(analysis, int) or isinstance(analysis, bool) or not 1 <= analysis <= 1000:
+        raise DeltaV2AError(f"normalisation file {path}: {modality}.analysis must be a positive "
+                            f"integer, got {analysis!r}")
     specs: list[DescriptorSpec] = []
     for i, item in enumerate(section["descriptors"]):
         where = f"normalisation file {path}: {modality}.descriptors[{i}]"
@@ -205,7 +220,7 @@ def load_normalisation(path: Path, modality: Modality, expected: Sequence[str] |
             f"version of the encoder computes {' or '.join(str(list(e)) for e in allowed)}: the file "
             "belongs to another encoder version")
     return NormalisationTable(modality, str(version), float(squash), float(output_scale),
-                              tuple(specs), path)
+                              tuple(specs), path, analysis)
 
 
 # ------------------------------------------------------------------ lexicon
@@ -505,15 +520,26 @@ def _cached(kind: str, path: Path, modality: str, names: tuple[str, ...], loader
     return _CACHE[key]
 
 
-def _normalisation_path(options: dict[str, Any], lexicon: Path) -> Path:
-    """The `normalisation` option, else the normalisation the lexicon file names.
+def _normalisation_path(who: str, options: dict[str, Any], lexicon: Path) -> Path:
+    """The `normalisation` (a file) or `normalisation_version` (shipped) option, else the
+    normalisation the lexicon file names.
 
     A lexicon that grounds words in a descriptor added by a later normalisation names it
     (`normalisation_version: '2'` in lexicon v3); lexicons without the key (v1, v2 and older
     custom files) use version 1, so their encoders are what they always were.
     """
+    chosen = options.get("normalisation_version")
+    if options.get("normalisation") and chosen is not None:
+        raise DeltaV2AError(f"encoder '{who}': give the option 'normalisation' (a file) or "
+                            "'normalisation_version' (a shipped one), not both")
     if options.get("normalisation"):
         return Path(options["normalisation"])
+    if chosen is not None:
+        key = str(chosen).strip()
+        if key not in NORMALISATION_FILES:
+            raise DeltaV2AError(f"encoder '{who}': no shipped normalisation version {chosen!r} "
+                                f"(shipped: {', '.join(sorted(NORMALISATION_FILES))})")
+        return NORMALISATION_FILES[key]
     version = _lexicon_normalisation_version(lexicon)
     if version not in NORMALISATION_FILES:
         raise DeltaV2AError(f"lexicon {lexicon}: no shipped normalisation version {version!r} "
@@ -557,6 +583,8 @@ class PerceptualBase:
     Options: `normalisation` and `lexicon` (paths) replace the shipped data files, for
     experiments; `lexicon_version` picks one of the shipped lexicons (LEXICON_FILES; the
     newest by default; "1" is the lexicon the first shipped models were trained with);
+    `normalisation_version` picks a shipped normalisation (NORMALISATION_FILES; by default the
+    one the lexicon names), e.g. "3" for audio analysis 2 (issue 15, > 1,000x real time);
     `device` and `batch_size` are accepted and ignored so configurations written for the
     neural encoders also work here.
     """
@@ -569,13 +597,15 @@ class PerceptualBase:
     DESCRIPTOR_SETS: ClassVar[tuple[tuple[str, ...], ...]] = ()
     ALGORITHM_REVISION: ClassVar[int] = 1
     Options = OptionsRef("deltav2a_plugins.encoders.options:PerceptualOptions")
+    #: the `<modality>.analysis` values of a normalisation file this encoder computes
+    ANALYSES: ClassVar[tuple[int, ...]] = (1,)
 
     options: dict[str, Any]
 
     def _init_options(self, options: dict[str, Any]) -> None:
         """`options`: the validated ones (`Encoder.__init__` checked them against `Options`)."""
         self._lex_path = _lexicon_path(self.name, options)
-        self._norm_path = _normalisation_path(options, self._lex_path)
+        self._norm_path = _normalisation_path(self.name, options, self._lex_path)
         sup = options.get("lexicon_supplements") or []
         if isinstance(sup, str) or not all(isinstance(x, str) for x in sup):
             raise DeltaV2AError(f"encoder '{self.name}': lexicon_supplements must be a list of "
@@ -606,8 +636,14 @@ class PerceptualBase:
     @property
     def table(self) -> NormalisationTable:
         if self._table is None:
-            self._table = _cached("norm", self._norm_path, self.modality,
-                                  self.DESCRIPTOR_SETS or (self.DESCRIPTORS,), load_normalisation)
+            table = _cached("norm", self._norm_path, self.modality,
+                            self.DESCRIPTOR_SETS or (self.DESCRIPTORS,), load_normalisation)
+            if table.analysis not in self.ANALYSES:
+                raise DeltaV2AError(
+                    f"normalisation file {table.source}: {self.modality} analysis {table.analysis} "
+                    f"is not one this version of '{self.name}' computes "
+                    f"({', '.join(map(str, self.ANALYSES))})")
+            self._table = table
         return self._table
 
     @property

@@ -42,6 +42,9 @@ class ClapOptions(PluginOptions):
 class PerceptualOptions(PluginOptions):
     normalisation: Optional[str] = Field(None, description="normalisation table (YAML path) replacing the "
                                          "one the lexicon names, for experiments")
+    normalisation_version: Optional[str] = Field(None, description="a shipped normalisation (NORMALISATION_FILES: "
+                                                 "'3' is the faster analysis 2, decision 15.11; default: the one "
+                                                 "the lexicon names)")
     lexicon: Optional[str] = Field(None, description="lexicon file (YAML path) replacing the shipped one")
     lexicon_version: Optional[str] = Field(None, description="a shipped lexicon (LEXICON_FILES; default: "
                                            "the newest; '1' is the first shipped models' lexicon)")
@@ -49,7 +52,7 @@ class PerceptualOptions(PluginOptions):
     device: Optional[str] = Field(None, description="accepted and ignored (configs for the neural encoders work)")
     batch_size: Optional[int] = Field(None, description="accepted and ignored")
 
-    @field_validator("lexicon_version", mode="before")
+    @field_validator("lexicon_version", "normalisation_version", mode="before")
     @classmethod
     def _version_text(cls, v: Any) -> Any:
         # YAML reads `lexicon_version: 3` as a number; the shipped versions are names

@@ -1,8 +1,12 @@
 """`perceptual-audio`: a clip as 24 interpretable, normalised low-level descriptors (23 with
 lexicons v1/v2, whose normalisation predates `gap_depth`).
 
-No weights and no downloads: numpy/scipy/soxr only, about 35 ms for a 10 s stereo clip on
-one core, so it is the default audio encoder whenever nothing else is configured.
+No weights and no downloads: numpy/scipy/soxr only, so it is the default audio encoder
+whenever nothing else is configured. Two analyses compute the same descriptors (issue 15):
+analysis 1 (normalisations 1 and 2, the default; ~25 ms for a 10 s stereo clip on one
+core) and analysis 2 (normalisation 3, encoder option `normalisation_version: "3"`; hop
+1024 instead of 512, ~8 ms, > 1,000x real time). docs/perceptual_encoders.md, "Analysis
+versions", says what differs and how closely the two agree.
 
 Every descriptor is an absolute property of the one clip, so E(A') - E(A) says what an
 effect changed: a low-pass lowers the bandwidth, centroid and upper band shares; a
@@ -33,6 +37,7 @@ NaN or Inf samples raise DeltaV2AError.
 from __future__ import annotations
 
 import math
+import threading
 from typing import TYPE_CHECKING, ClassVar, Sequence
 
 from deltav2a.api.encoders import AudioEncoder
@@ -126,6 +131,14 @@ def _log_flatness(logp: "np.ndarray", p: "np.ndarray") -> float:
     return float(np.exp(np.mean(lf)))
 
 
+def _log_flatness_32(logp: "np.ndarray", p: "np.ndarray") -> float:
+    """_log_flatness with float32 row sums (pairwise: ~1e-7 relative over 1,000 bins)."""
+    import numpy as np
+
+    lf = logp.mean(axis=1).astype(np.float64) - np.log(p.mean(axis=1).astype(np.float64))
+    return float(np.exp(np.mean(lf)))
+
+
 def _autocorr(x: "np.ndarray") -> "np.ndarray | None":
     """Normalised autocorrelation along axis 0 of mean-removed envelopes, summed over columns.
 
@@ -151,8 +164,11 @@ def _block_power(x: "np.ndarray", block: int) -> "np.ndarray":
     return np.square(seg).mean(axis=1, dtype=np.float64)
 
 
-def _stereo_width(clip: "np.ndarray") -> float:
-    """Side share of the energy: 1 - E[mean of channels^2] / mean of E[channel^2]."""
+def _stereo_width(clip: "np.ndarray", mono: "np.ndarray | None" = None) -> float:
+    """Side share of the energy: 1 - E[mean of channels^2] / mean of E[channel^2].
+
+    `mono` is the float32 mean of the channels when the caller has it already.
+    """
     import numpy as np
 
     if clip.shape[0] < 2:
@@ -160,8 +176,36 @@ def _stereo_width(clip: "np.ndarray") -> float:
     total = float(np.mean([_mean_square(ch) for ch in clip]))
     if total <= SILENCE:
         return 0.0
-    mid = _mean_square(clip.mean(axis=0, dtype=np.float32))
+    mid = _mean_square(clip.mean(axis=0, dtype=np.float32) if mono is None else mono)
     return max(0.0, 1.0 - mid / total)
+
+
+def _downmix(part: "np.ndarray") -> "np.ndarray":
+    """(1, n) float32 mean of the channels (the clip itself when it is mono).
+
+    Two channels: (L + R) * 0.5, which is bit for bit numpy's float32 mean over the channel
+    axis ((L + R) / 2; halving is exact) at a third of its cost.
+    """
+    import numpy as np
+
+    if part.shape[0] == 1:
+        return part
+    if part.shape[0] == 2:
+        out = np.add(part[0], part[1], dtype=np.float32)
+        out *= np.float32(0.5)
+        return out[None, :]
+    return part.mean(axis=0, keepdims=True, dtype=np.float32)
+
+
+def _upper_quartile_21(windows: "np.ndarray") -> "np.ndarray":
+    """np.percentile(windows, 75, axis=1) for rows of 21 values: the 16th smallest.
+
+    With 21 values the 75th percentile falls exactly on index 15 (0.75 * 20), where numpy's
+    linear interpolation returns that value unchanged; a row sort finds it faster.
+    """
+    import numpy as np
+
+    return np.sort(windows, axis=1)[:, 15]
 
 
 def _mean_square(x: "np.ndarray") -> float:
@@ -193,15 +237,20 @@ def describe_mono(m: "np.ndarray", width: float,
     if n < NFFT:
         m = np.concatenate([m, np.zeros(NFFT - n, dtype=np.float32)])
     frames = sliding_window_view(m, NFFT)[::HOP]
-    spec = sfft.rfft(frames * c["win"], axis=1, workers=1)
-    spec = spec[:, : len(c["freqs"])]
-    p = (spec.real * spec.real + spec.imag * spec.imag) * c["pscale"]
+    nf, nb = len(frames), len(c["freqs"])
+    # the same operations in the same order as before, into this thread's workspace (_buffer)
+    spec = sfft.rfft(np.multiply(frames, c["win"], out=_buffer("frames", (nf, NFFT))), axis=1, workers=1)
+    spec = spec[:, :nb]
+    p = np.multiply(spec.real, spec.real, out=_buffer("power", (nf, nb)))
+    p += np.multiply(spec.imag, spec.imag, out=_buffer("power_im", (nf, nb)))
+    p *= c["pscale"]
+    del spec
     energy = p.sum(axis=1).astype(np.float64)
     top = float(energy.max())
     if top <= SILENCE:
         return np.array([out[k] for k in names], dtype=np.float64)
     active = energy > max(top * FRAME_RANGE, SILENCE)
-    pa = p[active]
+    pa = p if active.all() else p[active]  # same values; no copy when every frame is active
     freqs = c["freqs"]
 
     # long-term spectrum shape
@@ -226,20 +275,23 @@ def describe_mono(m: "np.ndarray", width: float,
 
     # per-frame flatness (full band, upper band, mid band); floor 120 dB under each frame's peak
     floor = pa.max(axis=1, keepdims=True) * np.float32(1e-12) + np.float32(1e-30)
-    pf = pa[:, 1:] + floor   # bin 0 (DC) left out
-    logp = np.log(pf)
+    pf = np.add(pa[:, 1:], floor, out=_buffer("pf", (len(pa), nb - 1)))   # bin 0 (DC) left out
+    logp = np.log(pf, out=_buffer("logp", pf.shape))
     out["spectral_flatness"] = _log_flatness(logp, pf)
     hf, mid, above = c["hf_bins"], c["mid_bins"], c["floor_bins"]
     out["hf_flatness"] = _log_flatness(logp[:, hf], pf[:, hf])
     out["harmonic_distortion"] = _log_flatness(logp[:, mid], pf[:, mid])
     upper = logp[:, above]
     k = int(FLOOR_QUANTILE / 100.0 * (upper.shape[1] - 1))
-    out["spectral_floor"] = float(np.exp(np.median(np.partition(upper, k, axis=1)[:, k])))
+    # the k-th smallest of each row; numpy's SIMD sort finds it in half the time of a
+    # partition (and a selection has one exact answer, so the value is the same)
+    out["spectral_floor"] = float(np.exp(np.median(np.sort(upper, axis=1)[:, k])))
 
     # spectral flux, normalised by the frame's magnitude (level-independent)
     if len(pa) > 1:
-        mag = np.sqrt(p)
-        rise = np.maximum(mag[1:] - mag[:-1], 0).sum(axis=1, dtype=np.float64)
+        mag = np.sqrt(p, out=_buffer("power_im", p.shape))
+        d = np.subtract(mag[1:], mag[:-1], out=_buffer("flux", (nf - 1, nb)))
+        rise = np.maximum(d, 0, out=d).sum(axis=1, dtype=np.float64)
         norm = mag[1:].sum(axis=1, dtype=np.float64)
         sel = active[1:] & (norm > 0)
         if sel.any():
@@ -282,7 +334,9 @@ def describe_mono(m: "np.ndarray", width: float,
             # gap, not "inactive"); a dip counts at most ENV_RANGE_DB
             h = int(round(GAP_HALF_WINDOW_S * SR / ENV_BLOCK))
             padded = np.concatenate([np.full(h, edb[0]), edb, np.full(h, edb[-1])])
-            ref = np.percentile(sliding_window_view(padded, 2 * h + 1), GAP_QUANTILE, axis=1)
+            view = sliding_window_view(padded, 2 * h + 1)
+            ref = (_upper_quartile_21(view) if view.shape[1] == 21 and GAP_QUANTILE == 75.0
+                   else np.percentile(view, GAP_QUANTILE, axis=1))
             live = ref > edb.max() - ENV_RANGE_DB
             out["gap_depth"] = float(np.mean(np.clip(ref - edb, 0.0, ENV_RANGE_DB)[live]))
 
@@ -322,6 +376,271 @@ def describe_mono(m: "np.ndarray", width: float,
     return np.array([out[k] for k in names], dtype=np.float64)
 
 
+#: analysis 2 (normalisation version 3, issue 15): the same 24 descriptors from half the frames
+HOP_2 = 1024               # 23.2 ms hop (frames still 2048 samples, 46 ms: every sample is seen twice)
+ECHO_BASELINE_2 = 5        # echo prominence over a 5-lag (116 ms) moving average: ~100 ms, as in analysis 1
+FFT_BLOCK = 64             # frames per FFT call (the complex output of a block is ~0.5 MB)
+FLOOR_FRAME_STEP = 4       # spectral_floor: the 5th percentile of every 4th frame (93 ms apart)
+
+
+_WORKSPACE = threading.local()
+WORKSPACE_MAX_ELEMENTS = 1 << 22   # float32: 16 MB
+
+
+def _buffer(name: str, shape: tuple[int, ...]) -> "np.ndarray":
+    """A float32 array of `shape` from this thread's workspace (contents undefined).
+
+    Allocating and freeing the 2-5 MB per-frame arrays of every clip made glibc grow and trim
+    the heap each time, and the page faults cost about a quarter of the analysis time. The
+    buffers grow to the largest clip seen and stay (a 10 s clip: about 20 MB per thread for
+    analysis 1, 12 MB for analysis 2); an array over WORKSPACE_MAX_ELEMENTS (16 MB; clips
+    over ~20 s) is allocated afresh and not kept, so the workspace stays bounded.
+    """
+    import numpy as np
+
+    bufs = _WORKSPACE.__dict__.setdefault("bufs", {})
+    size = int(np.prod(shape))
+    if size > WORKSPACE_MAX_ELEMENTS:
+        return np.empty(shape, dtype=np.float32)
+    buf = bufs.get(name)
+    if buf is None or buf.size < size:
+        buf = bufs[name] = np.empty(size, dtype=np.float32)
+    return buf[:size].reshape(shape)
+
+
+#: analysis 2's time-frequency grid per analysis rate: (frame, hop) in samples. Only 44.1 kHz:
+#: analysing 48 kHz input natively (frames of 2250, hop 1125: the same grid within 1 %)
+#: would save the resampling (~3 ms of a 10 s clip) but moved some coordinates by up to
+#: 0.3 (clipping ratio, low-mid band share) against the same music at 44.1 kHz, where
+#: resampling first keeps every coordinate within 0.03. So every other rate is resampled.
+NATIVE_GRIDS_2: dict[int, tuple[int, int]] = {SR: (NFFT, HOP_2)}
+_GRIDS: dict[int, dict] = {}
+
+
+def _grid_2(sr: int) -> dict:
+    """Analysis 2's constants at one native rate: window, bins up to 20 kHz, band slices."""
+    import numpy as np
+
+    if sr not in _GRIDS:
+        nfft, hop = NATIVE_GRIDS_2[sr]
+        win = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(nfft) / nfft)).astype(np.float32)
+        pscale = 2.0 / (nfft * float(np.sum(win.astype(np.float64) ** 2)))
+        freqs = np.arange(int(MAX_HZ * nfft / sr) + 1) * (sr / nfft)
+        bins = freqs[1:]
+        top_bin = len(freqs) - 1
+        edges = np.unique(np.geomspace(1, top_bin, N_ONSET_BANDS + 1).astype(int))[:-1]
+        _GRIDS[sr] = {
+            "sr": sr, "nfft": nfft, "hop": hop, "env_block": int(round(sr * ENV_BLOCK / SR)),
+            # the window carries sqrt(pscale), so |X|^2 is already the calibrated bin power
+            "win_scaled": (win * np.sqrt(pscale)).astype(np.float32),
+            "freqs": freqs, "hf_bins": _span(bins, *HF_BAND_HZ), "mid_bins": _span(bins, *MID_BAND_HZ),
+            "floor_bins": _span(bins, FLOOR_FROM_HZ, sr), "band_edges": edges,
+            "ms_bands": {name: _span(freqs, lo, hi) for name, lo, hi in
+                         zip(("band_bass", "band_low_mid", "band_mid", "band_presence", "band_brilliance"),
+                             BANDS_HZ[:-1], BANDS_HZ[1:])},
+            "reg": _span(freqs, *REGISTER_BAND_HZ),
+        }
+    return _GRIDS[sr]
+
+
+def _dot_ms(x: "np.ndarray", y: "np.ndarray | None" = None) -> float:
+    """Mean of x * y (x * x) for float32 x, y: float32 sums of 1024-sample rows, added in float64.
+
+    Not np.dot: BLAS may spread a long dot product over every core, which oversubscribes
+    the database's worker processes; einsum's own loops stay on one thread.
+    """
+    import numpy as np
+
+    y = x if y is None else y
+    k = x.size // 1024 * 1024
+    rows = np.einsum("ij,ij->i", x[:k].reshape(-1, 1024), y[:k].reshape(-1, 1024))
+    tail = float(np.einsum("i,i->", x[k:], y[k:], dtype=np.float64)) if k < x.size else 0.0
+    return (float(rows.sum(dtype=np.float64)) + tail) / max(1, x.size)
+
+
+def stereo_width_2(clip: "np.ndarray") -> float:
+    """_stereo_width from three dot products (L.L, R.R, L.R) instead of three passes and a copy.
+
+    With two channels, E[((L + R) / 2)^2] = (E[L^2] + 2 E[LR] + E[R^2]) / 4, so the value is
+    the same quantity; it differs from analysis 1 only by float32 rounding. More than two
+    channels use the general form.
+    """
+    import numpy as np
+
+    if clip.shape[0] < 2:
+        return 0.0
+    if clip.shape[0] > 2:
+        return _stereo_width(clip)
+    ll, rr, lr = _dot_ms(clip[0]), _dot_ms(clip[1]), _dot_ms(clip[0], clip[1])
+    total = 0.5 * (ll + rr)
+    if total <= SILENCE:
+        return 0.0
+    mid = 0.25 * (ll + 2.0 * lr + rr)
+    return float(np.clip(1.0 - mid / total, 0.0, 1.0))
+
+
+def describe_mono_2(m: "np.ndarray", width: float, names: Sequence[str] = DESCRIPTORS_V2,
+                    sample_rate: int = SR) -> "np.ndarray":
+    """Analysis 2 (normalisation version 3): describe_mono's descriptors at half the cost.
+
+    Same definitions, same 44.1 kHz rate and 2048-sample (46 ms) Hann frames, with a hop
+    of 1024 (23.2 ms) instead of 512; sums in float32 where float64 bought nothing; the
+    spectral floor's per-frame percentile on every 4th frame; onset bands by reduceat in float32; the large per-frame arrays live in a per-thread workspace (_buffer) instead of
+    being allocated afresh for every clip. Only the time step of the frame-wise descriptors changes: spectral flux
+    compares frames 23 ms apart, echo periodicity looks at lags of 46 ms to 1 s (was 23 ms),
+    spectral persistence is interpolated on a 23 ms grid. docs/perceptual_encoders.md,
+    "Analysis versions", lists what each descriptor keeps.
+    """
+    import numpy as np
+    import scipy.fft as sfft
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    c = _grid_2(int(sample_rate))
+    sr, nfft, hop, env_block = c["sr"], c["nfft"], c["hop"], c["env_block"]
+    nan = float("nan")
+    out = {name: nan for name in DESCRIPTORS_V2}
+    out["stereo_width"] = width
+    m = np.ascontiguousarray(m, dtype=np.float32)
+    n = len(m)
+    ms = _dot_ms(m)
+    out["rms_level"] = 10.0 * math.log10(max(ms, SILENCE))
+    out["spectral_floor"] = 0.0
+    if n < nfft:
+        m = np.concatenate([m, np.zeros(nfft - n, dtype=np.float32)])
+    frames = sliding_window_view(m, nfft)[::hop]
+    nf, nb = len(frames), len(c["freqs"])
+    w = np.multiply(frames, c["win_scaled"], out=_buffer("frames", (nf, nfft)))
+    p = _buffer("power", (nf, nb))
+    for a in range(0, nf, FFT_BLOCK):  # blocks: the FFT's output stays small and reused
+        spec = sfft.rfft(w[a: a + FFT_BLOCK], axis=1, workers=1, overwrite_x=True)
+        # |X|^2 of the bins up to 20 kHz: square the (re, im) pairs in place, then add them
+        ri = spec[:, :nb].view(np.float32)
+        np.square(ri, out=ri)
+        np.add(ri[:, 0::2], ri[:, 1::2], out=p[a: a + FFT_BLOCK])
+    del spec, ri, w
+    energy = p.sum(axis=1)
+    top = float(energy.max())
+    if top <= SILENCE:
+        return np.array([out[k] for k in names], dtype=np.float64)
+    active = energy > max(top * FRAME_RANGE, SILENCE)
+    pa = p[active] if not active.all() else p
+    freqs = c["freqs"]
+    # onset bands now: the flux below turns p into magnitudes in place
+    # (reduceat, not a matrix product: BLAS could go multi-threaded inside a worker process)
+    bands = np.add.reduceat(p, c["band_edges"], axis=1).astype(np.float64) if len(p) >= 8 else None
+
+    # long-term spectrum shape
+    s = pa.mean(axis=0, dtype=np.float64)
+    total = float(s.sum())
+    centroid = float((freqs * s).sum() / total)
+    out["spectral_centroid"] = centroid
+    cum = np.cumsum(s) / total
+    out["spectral_rolloff"] = float(freqs[min(int(np.searchsorted(cum, 0.85)), len(freqs) - 1)])
+    out["spectral_bandwidth"] = float(np.sqrt(((freqs - centroid) ** 2 * s).sum() / total))
+    out["zero_crossing_rate"] = 2.0 * float(np.sqrt((freqs * freqs * s).sum() / total))
+    for name, span in c["ms_bands"].items():
+        out[name] = float(s[span].sum() / total)
+    sreg = s[c["reg"]]
+    if float(sreg.sum()) > 0:
+        out["pitch_register"] = float(np.exp((np.log(freqs[c["reg"]]) * sreg).sum() / sreg.sum()))
+
+    # per-frame flatness (full band, upper band, mid band); floor 120 dB under each frame's peak
+    floor = pa.max(axis=1, keepdims=True) * np.float32(1e-12) + np.float32(1e-30)
+    pf = np.add(pa[:, 1:], floor, out=_buffer("pf", (len(pa), nb - 1)))
+    hf, mid, above = c["hf_bins"], c["mid_bins"], c["floor_bins"]
+    spans = {"spectral_flatness": slice(None), "hf_flatness": hf, "harmonic_distortion": mid}
+    arith = {name: np.log(pf[:, sl].mean(axis=1).astype(np.float64)) for name, sl in spans.items()}
+    logp = np.log(pf, out=pf)  # in place: the arithmetic means are taken
+    for name, sl in spans.items():
+        # exp(mean over frames of ln(geometric / arithmetic mean)), as _log_flatness
+        out[name] = float(np.exp(np.mean(logp[:, sl].mean(axis=1).astype(np.float64) - arith[name])))
+    upper = logp[::FLOOR_FRAME_STEP, above]
+    k = int(FLOOR_QUANTILE / 100.0 * (upper.shape[1] - 1))
+    out["spectral_floor"] = float(np.exp(np.median(np.sort(upper, axis=1)[:, k])))
+    del pf, logp, upper
+
+    # spectral flux, normalised by the frame's magnitude (level-independent)
+    if len(pa) > 1:
+        mag = np.sqrt(p, out=p)  # p is not needed after this (pa: no longer either)
+        d = np.subtract(mag[1:], mag[:-1], out=_buffer("flux", (nf - 1, nb)))
+        rise = np.maximum(d, 0, out=d).sum(axis=1)
+        norm = mag[1:].sum(axis=1)
+        sel = active[1:] & (norm > 0)
+        if sel.any():
+            out["spectral_flux"] = float(np.mean(rise[sel] / norm[sel], dtype=np.float64))
+        del d
+
+    # time domain: crest factor, clipping
+    x = m[:n]
+    nfr = n // nfft
+    if nfr >= 1:
+        fr = x[: nfr * nfft].reshape(nfr, nfft)
+        rms = np.sqrt(np.einsum("ij,ij->i", fr, fr) / np.float32(nfft))
+        peak = np.maximum(fr.max(axis=1), -fr.min(axis=1))
+        ok = rms > max(float(rms.max()) * 1e-3, 1e-6)
+        if ok.any():
+            out["crest_factor"] = float(np.median(peak[ok] / rms[ok]))
+    pk = max(float(x.max()), -float(x.min()))
+    if pk > 0:
+        t = np.float32(CLIP_LEVEL * pk)
+        out["clipping_ratio"] = float(np.count_nonzero(x >= t) + np.count_nonzero(x <= -t)) / n
+
+    # 10 ms envelope: decay depth, modulation depth, gap depth
+    nblk = n // env_block
+    seg = x[: nblk * env_block].reshape(nblk, env_block)
+    e = (np.einsum("ij,ij->i", seg, seg) / np.float32(env_block)).astype(np.float64)
+    if len(e) >= 4:
+        edb = 10.0 * np.log10(e + SILENCE)
+        edb = np.maximum(edb, edb.max() - 80.0)
+        w = max(2, int(round(DECAY_WINDOW_S * sr / env_block)))
+        padded = np.concatenate([np.full(w - 1, edb[0]), edb])
+        running = sliding_window_view(padded, w).max(axis=1)
+        act = edb > edb.max() - ENV_RANGE_DB
+        out["decay_depth"] = float(np.mean((running - edb)[act]))
+        amp = np.sqrt(e[act])
+        if amp.mean() > 0:
+            out["modulation_depth"] = float(amp.std() / amp.mean())
+        if "gap_depth" in names:
+            h = int(round(GAP_HALF_WINDOW_S * sr / env_block))
+            padded = np.concatenate([np.full(h, edb[0]), edb, np.full(h, edb[-1])])
+            view = sliding_window_view(padded, 2 * h + 1)
+            ref = (_upper_quartile_21(view) if view.shape[1] == 21 and GAP_QUANTILE == 75.0
+                   else np.percentile(view, GAP_QUANTILE, axis=1))
+            live = ref > edb.max() - ENV_RANGE_DB
+            out["gap_depth"] = float(np.mean(np.clip(ref - edb, 0.0, ENV_RANGE_DB)[live]))
+
+    # band-wise onset strength, echo periodicity, spectral persistence (as describe_mono)
+    if bands is not None:
+        logb = np.log(bands + top * 1e-8)
+        rise = np.maximum(np.diff(logb, axis=0), 0.0)
+        ac = _autocorr(rise)
+        if ac is not None:
+            hop_s = hop / sr
+            lo = max(2, int(round(ECHO_LAGS_S[0] / hop_s)))
+            hi = int(round(ECHO_LAGS_S[1] / hop_s))
+            win = ac[lo: hi + 1]
+            if len(win) > ECHO_BASELINE_2:
+                kern = np.ones(ECHO_BASELINE_2) / ECHO_BASELINE_2
+                padded = np.concatenate([np.full(ECHO_BASELINE_2 // 2, win[0]), win,
+                                         np.full(ECHO_BASELINE_2 // 2, win[-1])])
+                baseline = np.convolve(padded, kern, mode="valid")
+                out["echo_periodicity"] = float(np.max(win - baseline))
+        sd = logb.std(axis=0)
+        live = sd > 1e-6
+        if live.any():
+            zb = (logb[:, live] - logb[:, live].mean(axis=0)) / sd[live]
+            acz = _autocorr(zb)
+            if acz is not None:
+                below = np.flatnonzero(acz < PERSISTENCE_LEVEL)
+                if len(below):
+                    i = int(below[0])
+                    lag = i - 1 + (acz[i - 1] - PERSISTENCE_LEVEL) / (acz[i - 1] - acz[i])
+                else:
+                    lag = float(len(acz))
+                out["spectral_persistence"] = float(lag) * hop / sr
+    return np.array([out[k] for k in names], dtype=np.float64)
+
+
 def _windows(n: int, sample_rate: float) -> list[tuple[int, int]]:
     """Sample ranges analysed for a clip of n samples (whole, or 3 x 10 s for long clips)."""
     if n <= MAX_SECONDS * sample_rate:
@@ -342,7 +661,8 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
     width, and with lexicon v3 gap depth: the gaps a gate cuts), analysed at a fixed 44.1 kHz and passed through a fixed, versioned
     normalisation. Text is embedded through a shipped lexicon that grounds every vocabulary
     term in signed descriptor directions. numpy/scipy/soxr only; a few milliseconds per
-    second of audio on one core. See docs/perceptual_encoders.md.
+    second of audio on one core (under one with normalisation 3's analysis 2). See
+    docs/perceptual_encoders.md.
     """
 
     name: ClassVar[str] = "perceptual-audio"
@@ -350,6 +670,9 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
     DESCRIPTORS: ClassVar[tuple[str, ...]] = DESCRIPTORS
     DESCRIPTOR_SETS: ClassVar[tuple[tuple[str, ...], ...]] = DESCRIPTOR_SETS
     ALGORITHM_REVISION: ClassVar[int] = 1
+    #: analysis 1: 512-sample hop (normalisation versions 1, 2); analysis 2: describe_mono_2
+    #: (normalisation version 3)
+    ANALYSES: ClassVar[tuple[int, ...]] = (1, 2)
 
     def __init__(self, **options) -> None:
         super().__init__(**options)  # validates against PerceptualOptions
@@ -387,13 +710,20 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
 
         from deltav2a.media.io import resample
 
+        names = self.descriptor_names
+        fast = self.table.analysis == 2
         rows = []
         for a, b in _windows(clip.shape[1], sr):
             part = clip[:, a:b]
-            width = _stereo_width(part)
-            mono = part.mean(axis=0, keepdims=True, dtype=np.float32) if part.shape[0] > 1 else part
+            mono = _downmix(part)
+            if fast:
+                rate = int(sr) if sr in NATIVE_GRIDS_2 else SR
+                mono = resample(np.ascontiguousarray(mono, dtype=np.float32), sr, rate)[0]
+                rows.append(describe_mono_2(mono, stereo_width_2(part), names, rate))
+                continue
+            width = _stereo_width(part, mono[0])
             mono = resample(np.ascontiguousarray(mono, dtype=np.float32), sr, SR)[0]
-            rows.append(describe_mono(mono, width, self.descriptor_names))
+            rows.append(describe_mono(mono, width, names))
         return rows
 
     def raw_descriptors(self, clips: Sequence["np.ndarray"], sample_rate: float) -> "np.ndarray":
