@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from deltav2a.api import registry as plugins
     from deltav2a.database.splits import make_splits
     from deltav2a.media.io import load_audio
-    from deltav2a.render.chain import AudioChain, EffectSetting
+    from deltav2a.render.chain import AudioChain, ChainSettings, EffectSetting
 
     music = args.data / "music"
     splits = make_splits(music, music / "manifest.csv", seed=0)
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in EFFECTS:
             cls = plugins.get("audio_effect", name)
             for t in INTENSITIES:
-                chain = AudioChain([EffectSetting(name, cls.params_at_intensity(t))], tail="cut")
+                chain = AudioChain(ChainSettings([EffectSetting(name, cls.params_at_intensity(t))]), tail="cut")
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     y = chain(x, sr)

@@ -700,7 +700,7 @@ def test_normalisation_3_is_analysis_2_and_means_what_2_means():
     from scipy.stats import spearmanr
 
     from deltav2a.api import registry as plugins
-    from deltav2a.render.chain import AudioChain, EffectSetting
+    from deltav2a.render.chain import AudioChain, ChainSettings, EffectSetting
 
     v2, v3 = PerceptualAudioEncoder(), PerceptualAudioEncoder(normalisation_version="3")
     assert v3.table.analysis == 2 and v3.table.version == "3" and v3.descriptor_names == v2.descriptor_names
@@ -721,7 +721,7 @@ def test_normalisation_3_is_analysis_2_and_means_what_2_means():
                      "stutter"):
             cls = plugins.get("audio_effect", name)
             for t in (0.2, 0.5, 0.9):
-                chain = AudioChain([EffectSetting(name, cls.params_at_intensity(t))], tail="cut")
+                chain = AudioChain(ChainSettings([EffectSetting(name, cls.params_at_intensity(t))]), tail="cut")
                 with _w.catch_warnings():
                     _w.simplefilter("ignore")
                     y = chain(x, SR)
