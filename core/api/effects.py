@@ -218,23 +218,6 @@ class AudioEffect(Effect):
 JUCE_MAX_FRACTION_OF_NYQUIST = 0.98
 
 
-class PedalboardEffect(AudioEffect):
-    """The spelling before issue 12, kept so plugins written against it still load.
-
-    New effects subclass `AudioEffect` and implement `build`; this class forwards `build`
-    to a `_build` override and, as before, declares itself streamable. Sample-rate limits
-    come from the `Param`s, as for any effect.
-    """
-
-    streamable: ClassVar[bool] = True
-
-    def build(self, values: Mapping[str, float]) -> Any:
-        return self._build(values)
-
-    def _build(self, values: Mapping[str, float]) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
 def parse_image_effect_spec(spec: str) -> tuple[type[ImageEffect], dict[str, float]]:
     """`"motion_blur:angle=45,intensity=0.7"` -> (effect class, validated raw values).
 
