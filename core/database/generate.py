@@ -285,6 +285,8 @@ def _one_math_thread() -> Any:
     on two cores run four busy threads. The records do not change: those dot products only
     decide finiteness, the encoder sums with einsum, and the labels' small matrix product
     splits no sum across threads (tests compare records built with and without the limit).
+    Ray actors need no call: Ray sets OMP_NUM_THREADS=1 for a one-CPU actor, which
+    OpenBLAS reads when it loads (checked: one thread).
     """
     from threadpoolctl import threadpool_limits
 
