@@ -214,6 +214,36 @@ def test_same_seed_same_db_whatever_the_worker_count(built, tmp_path):
     assert not table_of(tmp_path / "db3").column("params").equals(table_of(db_dir).column("params"))
 
 
+def test_math_threads_are_limited_in_the_build_and_records_do_not_change(built, tmp_path, monkeypatch):
+    """Issue 15: the build runs BLAS on one thread (no oversubscription by the workers), the
+    caller gets its own limits back, and a build with the library's default threads writes
+    the same records (the reference build `built` ran with the limit)."""
+    import contextlib
+
+    from threadpoolctl import threadpool_info
+
+    from deltav2a.database import generate
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    splits, db_dir, _ = built
+    before = blas_threads()
+    seen: list[list[int]] = []
+    run = generate.ClipWorker.run
+    monkeypatch.setattr(generate.ClipWorker, "run", lambda self, t: (seen.append(blas_threads()), run(self, t))[1])
+    build_database(Config(), splits, tmp_path / "limited", augmentations=N_AUG, workers=1, progress=False)
+    assert seen and all(n == [1] * len(before) for n in seen)
+    assert blas_threads() == before                              # the caller's limits are back
+    assert table_of(tmp_path / "limited").equals(table_of(db_dir))
+
+    seen.clear()
+    monkeypatch.setattr(generate, "_one_math_thread", contextlib.nullcontext)
+    build_database(Config(), splits, tmp_path / "free", augmentations=N_AUG, workers=1, progress=False)
+    assert seen and all(n == before for n in seen)               # really built without the limit
+    assert table_of(tmp_path / "free").equals(table_of(db_dir))
+
+
 def test_rerun_is_a_no_op_and_other_settings_are_refused(built, tmp_path):
     import shutil
 

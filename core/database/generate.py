@@ -276,11 +276,29 @@ def _die_with(parent_pid: int) -> None:
     threading.Thread(target=watch, name="deltav2a-parent-watch", daemon=True).start()
 
 
+def _one_math_thread() -> Any:
+    """Limit BLAS/OpenMP pools to one thread in this process (threadpoolctl; the limit holds
+    until the returned object's `restore_original_limits`, or its `with` block ends).
+
+    A build worker is one unit of parallelism already: numpy's OpenBLAS would otherwise
+    start a thread per core for the long dot products of the input checks, so two workers
+    on two cores run four busy threads. The records do not change: those dot products only
+    decide finiteness, the encoder sums with einsum, and the labels' small matrix product
+    splits no sum across threads (tests compare records built with and without the limit).
+    Ray actors need no call: Ray sets OMP_NUM_THREADS=1 for a one-CPU actor, which
+    OpenBLAS reads when it loads (checked: one thread).
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
 def _init_worker(spec: JobSpec, parent_pid: int | None = None) -> None:
     import signal
 
     if parent_pid is not None:
         _die_with(parent_pid)
+    _one_math_thread()  # for the life of this pool process
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     for key in [k for k in os.environ if k.startswith("DELTAV2A_") and k not in spec.env]:
         del os.environ[key]
@@ -742,9 +760,10 @@ def _build_locked(plan: Plan, out: Path, workers: int | None, overwrite: bool, p
     start = time.perf_counter()
     try:
         if tasks and n_workers == 1 and plan.cfg.executor.kind == "local":
-            worker = ClipWorker(spec)
-            for t in tasks:
-                finish(worker.run(t))
+            with _one_math_thread():  # the caller's own limits come back afterwards
+                worker = ClipWorker(spec)
+                for t in tasks:
+                    finish(worker.run(t))
         elif tasks and plan.cfg.executor.kind == "ray":
             from ..executor import ray_map
 
