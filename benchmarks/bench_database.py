@@ -6,7 +6,7 @@ the *accepted* chains of those records are rendered again with Pedalboard alone 
 built by hand from the stored raw values, playback_rate through the effect's own soxr
 `process`), with the same number of processes, and nothing else: no loading, no encoding,
 no labels, no writing. The ratio DB records/s : bare renders/s says how much of the build
-is spent outside rendering (target >= 0.7).
+is spent outside rendering (issue 15's targets: >= 0.6 x bare render, >= 0.9 x render + encode).
 
 The build's own time split (load / encode / render, summed over workers) is reported too,
 so a low ratio can be traced to its cause, and so is the rate of rendering *and* encoding
@@ -42,7 +42,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MUSIC = Path(os.environ.get("DELTAV2A_SHARED_DATA", HERE.parent.parent / "shared" / "data")) / "music"
-TARGET_RATIO = 0.7
+TARGET_RATIO = 0.6  # issue 15: >= 0.6 x bare render with one worker
+TARGET_RATIO_RENDER_ENCODE = 0.9  # and >= 0.9 x render + one encode of A'
 
 
 def _boards(records, layout, sr):
@@ -201,6 +202,7 @@ def main() -> None:
                 "meets_target": best.records_per_second / bare >= TARGET_RATIO,
                 "bare_render_plus_encode_per_s": bare_enc,
                 "ratio_to_render_plus_encode": best.records_per_second / bare_enc,
+                "meets_target_render_plus_encode": best.records_per_second / bare_enc >= TARGET_RATIO_RENDER_ENCODE,
                 "time_split_pct": {k: 100.0 * v / busy for k, v in t.items()},
             })
             if executor == "local" and w == 1:
