@@ -790,3 +790,26 @@ def test_normalisation_3_through_the_cli(tmp_path):
         results[version] = {row["effect"]: row["mean"] for row in rows}
     assert results["2"].keys() == results["3"].keys() and results["2"] != results["3"]
     assert all(0.06 < v < 5 for v in results["3"].values()), results["3"]
+
+
+def test_analysis_2_fused_passes_match_the_separate_ones():
+    """Decision 15.16: the one-pass downmix + stereo width is bit for bit the separate
+    downmix and three dot products, and the clipping ratio counted only in frames whose
+    peak reaches the threshold is the count over every sample (odd lengths, a tail, loud
+    clipping, a mono and a silent clip)."""
+    from deltav2a_plugins.encoders import perceptual_audio as pa
+
+    rng = np.random.default_rng(3)
+    for n in (3000, 44100, 441000 + 517):
+        clip = (rng.standard_normal((2, n)) * 0.2).astype(np.float32)
+        clip[1] = 0.6 * clip[0] + 0.4 * clip[1]
+        mono, width = pa.downmix_width_2(clip)
+        assert np.array_equal(mono, pa._downmix(clip)[0]) and width == pa.stereo_width_2(clip)
+        for gain in (1.0, 8.0):  # 8: a quarter of the samples clipped at +-1
+            x = np.clip(mono * gain, -1.0, 1.0)
+            got = pa.describe_mono_2(x, 0.0)[pa.DESCRIPTORS_V2.index("clipping_ratio")]
+            t = np.float32(pa.CLIP_LEVEL * float(np.abs(x).max()))
+            assert got == (np.count_nonzero(x >= t) + np.count_nonzero(x <= -t)) / n
+    mono_clip = rng.standard_normal((1, 5000)).astype(np.float32)
+    assert pa.downmix_width_2(mono_clip)[1] == 0.0
+    assert pa.downmix_width_2(np.zeros((2, 4096), np.float32))[1] == 0.0
