@@ -344,36 +344,48 @@ def describe_mono(m: "np.ndarray", width: float,
     # autocorrelated and summed over bands: an echo repeats the same onsets one delay later
     if len(p) >= 8:
         bands = np.add.reduceat(p, c["band_edges"], axis=1, dtype=np.float64)
-        logb = np.log(bands + top * 1e-8)
-        rise = np.maximum(np.diff(logb, axis=0), 0.0)
-        ac = _autocorr(rise)
-        if ac is not None:
-            hop_s = HOP / SR
-            lo = max(2, int(round(ECHO_LAGS_S[0] / hop_s)))
-            hi = int(round(ECHO_LAGS_S[1] / hop_s))
-            win = ac[lo: hi + 1]
-            if len(win) > ECHO_BASELINE:
-                k = np.ones(ECHO_BASELINE) / ECHO_BASELINE
-                padded = np.concatenate([np.full(ECHO_BASELINE // 2, win[0]), win,
-                                         np.full(ECHO_BASELINE // 2, win[-1])])
-                baseline = np.convolve(padded, k, mode="valid")
-                out["echo_periodicity"] = float(np.max(win - baseline))
-        # spectral persistence: how long the (per-band standardised) band levels stay
-        # correlated with themselves; speeding the clip up shortens it, reverb lengthens it
-        sd = logb.std(axis=0)
-        live = sd > 1e-6
-        if live.any():
-            zb = (logb[:, live] - logb[:, live].mean(axis=0)) / sd[live]
-            acz = _autocorr(zb)
-            if acz is not None:
-                below = np.flatnonzero(acz < PERSISTENCE_LEVEL)
-                if len(below):
-                    i = int(below[0])
-                    lag = i - 1 + (acz[i - 1] - PERSISTENCE_LEVEL) / (acz[i - 1] - acz[i])
-                else:
-                    lag = float(len(acz))
-                out["spectral_persistence"] = float(lag) * HOP / SR
+        _band_dynamics(np.log(bands + top * 1e-8), HOP, SR, ECHO_BASELINE, out)
     return np.array([out[k] for k in names], dtype=np.float64)
+
+
+def _band_dynamics(logb: np.ndarray, hop: int, sr: float, baseline_frames: int,
+                   out: dict[str, float]) -> None:
+    """Echo periodicity and spectral persistence from per-frame log band levels (both analyses).
+
+    Echo periodicity: the positive log change per band (onset strength), autocorrelated and
+    summed over bands, peak above a running baseline within ECHO_LAGS_S: an echo repeats
+    the same onsets one delay later. Spectral persistence: how long the per-band
+    standardised levels stay correlated with themselves; speeding the clip up shortens it,
+    reverb lengthens it. `hop`/`sr` and the baseline length are the analysis' own.
+    """
+    import numpy as np
+
+    rise = np.maximum(np.diff(logb, axis=0), 0.0)
+    ac = _autocorr(rise)
+    if ac is not None:
+        hop_s = hop / sr
+        lo = max(2, int(round(ECHO_LAGS_S[0] / hop_s)))
+        hi = int(round(ECHO_LAGS_S[1] / hop_s))
+        win = ac[lo: hi + 1]
+        if len(win) > baseline_frames:
+            k = np.ones(baseline_frames) / baseline_frames
+            padded = np.concatenate([np.full(baseline_frames // 2, win[0]), win,
+                                     np.full(baseline_frames // 2, win[-1])])
+            baseline = np.convolve(padded, k, mode="valid")
+            out["echo_periodicity"] = float(np.max(win - baseline))
+    sd = logb.std(axis=0)
+    live = sd > 1e-6
+    if live.any():
+        zb = (logb[:, live] - logb[:, live].mean(axis=0)) / sd[live]
+        acz = _autocorr(zb)
+        if acz is not None:
+            below = np.flatnonzero(acz < PERSISTENCE_LEVEL)
+            if len(below):
+                i = int(below[0])
+                lag = i - 1 + (acz[i - 1] - PERSISTENCE_LEVEL) / (acz[i - 1] - acz[i])
+            else:
+                lag = float(len(acz))
+            out["spectral_persistence"] = float(lag) * hop / sr
 
 
 #: analysis 2 (normalisation version 3, issue 15): the same 24 descriptors from half the frames
@@ -712,33 +724,7 @@ def describe_mono_2(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
 
     # band-wise onset strength, echo periodicity, spectral persistence (as describe_mono)
     if with_bands:
-        logb = np.log(bands + top * 1e-8)
-        rise = np.maximum(np.diff(logb, axis=0), 0.0)
-        ac = _autocorr(rise)
-        if ac is not None:
-            hop_s = hop / sr
-            lo = max(2, int(round(ECHO_LAGS_S[0] / hop_s)))
-            hi = int(round(ECHO_LAGS_S[1] / hop_s))
-            win = ac[lo: hi + 1]
-            if len(win) > ECHO_BASELINE_2:
-                kern = np.ones(ECHO_BASELINE_2) / ECHO_BASELINE_2
-                padded = np.concatenate([np.full(ECHO_BASELINE_2 // 2, win[0]), win,
-                                         np.full(ECHO_BASELINE_2 // 2, win[-1])])
-                baseline = np.convolve(padded, kern, mode="valid")
-                out["echo_periodicity"] = float(np.max(win - baseline))
-        sd = logb.std(axis=0)
-        live = sd > 1e-6
-        if live.any():
-            zb = (logb[:, live] - logb[:, live].mean(axis=0)) / sd[live]
-            acz = _autocorr(zb)
-            if acz is not None:
-                below = np.flatnonzero(acz < PERSISTENCE_LEVEL)
-                if len(below):
-                    i = int(below[0])
-                    lag = i - 1 + (acz[i - 1] - PERSISTENCE_LEVEL) / (acz[i - 1] - acz[i])
-                else:
-                    lag = float(len(acz))
-                out["spectral_persistence"] = float(lag) * hop / sr
+        _band_dynamics(np.log(bands + top * 1e-8), hop, sr, ECHO_BASELINE_2, out)
     return np.array([out[k] for k in names], dtype=np.float64)
 
 
