@@ -168,6 +168,9 @@ def test_plugin_info_human_tables():
     low = run_cli("plugin-info", "lowpass", env={"COLUMNS": "300"}).stdout  # one row per line
     assert "(held below 0.98 x the Nyquist frequency)" in low
     assert "options: none" in run_cli("plugin-info", "search").stdout
+    # the docstring's source line breaks are not kept: at 300 columns a paragraph is one line
+    wide = run_cli("plugin-info", "perceptual-audio", env={"COLUMNS": "300"}).stdout
+    assert "flatness, five band energies, crest factor" in wide
 
 
 # ------------------------------------------------------------------ sample-rate limits per Param

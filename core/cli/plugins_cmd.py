@@ -140,7 +140,9 @@ def plugin_info(
     if info.get("summary") and rec.kind == "vocabulary":
         console.print(info["summary"], markup=False)
     if info.get("doc"):
-        console.print(inspect.cleandoc(info["doc"]), markup=False)
+        # a docstring is hard-wrapped for the source; rejoin each paragraph so the console
+        # wraps it once at its own width (else every source line break shows up ragged)
+        console.print(_unwrap(inspect.cleandoc(info["doc"])), markup=False)
     params = info.get("params") or []
     if params:
         table = Table(show_edge=False)
@@ -204,3 +206,15 @@ def register(app: typer.Typer) -> None:
     app.command("list-plugins")(list_plugins)
     app.command("plugin-info")(plugin_info)
     app.add_typer(plugin_app, name="plugin")
+
+
+def _unwrap(text: str) -> str:
+    """Rejoin a hard-wrapped docstring's lines into one line per paragraph or list item."""
+    out: list[str] = []
+    for line in text.splitlines():
+        item = line.lstrip().startswith(("- ", "* ", "• "))
+        if out and line.strip() and out[-1].strip() and not item:
+            out[-1] = out[-1].rstrip() + " " + line.strip()
+        else:
+            out.append(line)
+    return "\n".join(out)
