@@ -11,8 +11,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .effects import _first_line
-from .optionsref import OptionsRef
+from .optionsref import OptionsPlugin
 
 if TYPE_CHECKING:  # pragma: no cover
     from .options import PluginOptions
@@ -26,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     # layer above it
 
 
-class Controller:
+class Controller(OptionsPlugin):
     """Base class of registered controllers: a name, a description and a module factory."""
 
     name: ClassVar[str] = ""
@@ -36,19 +35,6 @@ class Controller:
     # True: the built module has `fit(data, seed)` that stores the training records (knn);
     # the trainer calls it once instead of running gradient epochs
     fits_data: ClassVar[bool] = False
-    #: what `controller.options` may set (none by default); subclass `PluginOptions`
-    Options: ClassVar["type[PluginOptions]"] = OptionsRef("deltav2a.api.options:PluginOptions")  # type: ignore[assignment]
-
-    @classmethod
-    def parse_options(cls, raw: "Mapping[str, Any] | None") -> "PluginOptions":
-        """`raw` checked against `Options`; one-line DeltaV2AError naming the controller and key."""
-        from .options import validate_options  # pydantic: when options are used, not at import
-
-        return validate_options(f"controller '{cls.name}'", cls.Options, raw)
-
-    @classmethod
-    def summary(cls) -> str:
-        return _first_line(cls.__doc__)
 
     @classmethod
     def describe(cls) -> dict:

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
-from .effects import _first_line
-from .optionsref import OptionsRef
+from .optionsref import OptionsPlugin
 
 if TYPE_CHECKING:  # pragma: no cover
     from .options import PluginOptions
-    from collections.abc import Mapping
 
     import numpy as np
     from PIL.Image import Image as PILImage
@@ -27,29 +25,16 @@ if TYPE_CHECKING:  # pragma: no cover
 Modality = Literal["image", "audio"]
 
 
-class Encoder:
+class Encoder(OptionsPlugin):
     name: ClassVar[str] = ""
     modality: ClassVar[Modality] = "image"
     kind: ClassVar[str] = "encoder"
-    #: what the config's `options` may set (none by default); subclass `PluginOptions`
-    Options: ClassVar["type[PluginOptions]"] = OptionsRef("deltav2a.api.options:PluginOptions")  # type: ignore[assignment]
 
     def __init__(self, **options: Any) -> None:
         #: the validated options (defaults filled in)
         self.opts = self.parse_options(options)
         #: the options the user set, validated and coerced (what fingerprints and sidecars record)
         self.options: dict[str, Any] = self.opts.model_dump(exclude_unset=True)
-
-    @classmethod
-    def parse_options(cls, raw: "Mapping[str, Any] | None") -> "PluginOptions":
-        """`raw` checked against `Options`; one-line DeltaV2AError naming the encoder and key."""
-        from .options import validate_options  # pydantic: when options are used, not at import
-
-        return validate_options(f"encoder '{cls.name}'", cls.Options, raw)
-
-    @classmethod
-    def summary(cls) -> str:
-        return _first_line(cls.__doc__)
 
     @classmethod
     def describe(cls) -> dict:

@@ -12,7 +12,12 @@ built-ins use the reference only to keep `--help` from importing pydantic.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Mapping
+
+    from .options import PluginOptions
 
 
 class OptionsRef:
@@ -33,3 +38,29 @@ class OptionsRef:
 
     def __repr__(self) -> str:
         return f"OptionsRef({self.target!r})"
+
+
+class OptionsPlugin:
+    """What encoders and controllers share: `Options`, `parse_options` and `summary`.
+
+    Kept here, free of pydantic, because the CLI imports every plugin class at start-up;
+    `parse_options` imports pydantic only when options are actually checked.
+    """
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    #: what the config's `options` may set (none by default); subclass `PluginOptions`
+    Options: ClassVar["type[PluginOptions]"] = OptionsRef("deltav2a.api.options:PluginOptions")  # type: ignore[assignment]
+
+    @classmethod
+    def parse_options(cls, raw: "Mapping[str, Any] | None") -> "PluginOptions":
+        """`raw` checked against `Options`; one-line DeltaV2AError naming the plugin and key."""
+        from .options import validate_options  # pydantic: when options are used, not at import
+
+        return validate_options(f"{cls.kind} '{cls.name}'", cls.Options, raw)
+
+    @classmethod
+    def summary(cls) -> str:
+        from .effects import _first_line
+
+        return _first_line(cls.__doc__)

@@ -528,18 +528,9 @@ def _normalisation_path(who: str, options: dict[str, Any], lexicon: Path) -> Pat
     (`normalisation_version: '2'` in lexicon v3); lexicons without the key (v1, v2 and older
     custom files) use version 1, so their encoders are what they always were.
     """
-    chosen = options.get("normalisation_version")
-    if options.get("normalisation") and chosen is not None:
-        raise DeltaV2AError(f"encoder '{who}': give the option 'normalisation' (a file) or "
-                            "'normalisation_version' (a shipped one), not both")
-    if options.get("normalisation"):
-        return Path(options["normalisation"])
+    chosen = _file_or_shipped(who, options, "normalisation", NORMALISATION_FILES)
     if chosen is not None:
-        key = str(chosen).strip()
-        if key not in NORMALISATION_FILES:
-            raise DeltaV2AError(f"encoder '{who}': no shipped normalisation version {chosen!r} "
-                                f"(shipped: {', '.join(sorted(NORMALISATION_FILES))})")
-        return NORMALISATION_FILES[key]
+        return chosen
     version = _lexicon_normalisation_version(lexicon)
     if version not in NORMALISATION_FILES:
         raise DeltaV2AError(f"lexicon {lexicon}: no shipped normalisation version {version!r} "
@@ -559,19 +550,26 @@ def _lexicon_normalisation_version(path: Path) -> str:
 
 def _lexicon_path(who: str, options: dict[str, Any]) -> Path:
     """The lexicon file from the `lexicon` (path) or `lexicon_version` (shipped) option."""
-    version = options.get("lexicon_version")
-    if options.get("lexicon") and version is not None:
-        raise DeltaV2AError(f"encoder '{who}': give the option 'lexicon' (a file) or 'lexicon_version' "
-                            "(a shipped lexicon), not both")
-    if options.get("lexicon"):
-        return Path(options["lexicon"])
+    chosen = _file_or_shipped(who, options, "lexicon", LEXICON_FILES)
+    return LEXICON_FILES[DEFAULT_LEXICON_VERSION] if chosen is None else chosen
+
+
+def _file_or_shipped(who: str, options: dict[str, Any], option: str, shipped: dict[str, Path]) -> Path | None:
+    """The file of the `<option>` (a path) or `<option>_version` (a shipped one) option, or
+    None when neither is set; both at once, or an unknown version, is a one-line error."""
+    version = options.get(f"{option}_version")
+    if options.get(option) and version is not None:
+        raise DeltaV2AError(f"encoder '{who}': give the option '{option}' (a file) or "
+                            f"'{option}_version' (a shipped one), not both")
+    if options.get(option):
+        return Path(options[option])
     if version is None:
-        return LEXICON_FILES[DEFAULT_LEXICON_VERSION]
+        return None
     key = str(version).strip()
-    if key not in LEXICON_FILES:
-        raise DeltaV2AError(f"encoder '{who}': no shipped lexicon version {version!r} "
-                            f"(shipped: {', '.join(sorted(LEXICON_FILES))})")
-    return LEXICON_FILES[key]
+    if key not in shipped:
+        raise DeltaV2AError(f"encoder '{who}': no shipped {option} version {version!r} "
+                            f"(shipped: {', '.join(sorted(shipped))})")
+    return shipped[key]
 
 
 class PerceptualBase:
