@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import TYPE_CHECKING, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from deltav2a.api.encoders import AudioEncoder
 from deltav2a.errors import DeltaV2AError
@@ -312,12 +312,32 @@ def describe_mono(m: "np.ndarray", width: float,
     if pk > 0:
         out["clipping_ratio"] = float(np.count_nonzero(ax >= CLIP_LEVEL * pk)) / n
 
-    # 10 ms envelope: decay depth (how far the level falls below its recent peak) and modulation
+    # 10 ms envelope: decay depth, modulation depth, gap depth
     e = _block_power(x, ENV_BLOCK)
+    _envelope_descriptors(e, SR, ENV_BLOCK, names, out)
+
+    # band-wise onset strength (positive log change in 24 log-spaced bands, 11.6 ms hop),
+    # autocorrelated and summed over bands: an echo repeats the same onsets one delay later
+    if len(p) >= 8:
+        bands = np.add.reduceat(p, c["band_edges"], axis=1, dtype=np.float64)
+        _band_dynamics(np.log(bands + top * 1e-8), HOP, SR, ECHO_BASELINE, out)
+    return np.array([out[k] for k in names], dtype=np.float64)
+
+
+def _envelope_descriptors(e: "np.ndarray", sr: float, env_block: int, names: Any,
+                          out: dict[str, float]) -> None:
+    """Decay depth, modulation depth and gap depth from the 10 ms block powers `e` (both analyses).
+
+    Decay depth: how far the level falls below its recent peak; modulation depth: the spread
+    of the active blocks' amplitude.
+    """
+    import numpy as np
+    from numpy.lib.stride_tricks import sliding_window_view
+
     if len(e) >= 4:
         edb = 10.0 * np.log10(e + SILENCE)
         edb = np.maximum(edb, edb.max() - 80.0)
-        w = max(2, int(round(DECAY_WINDOW_S * SR / ENV_BLOCK)))
+        w = max(2, int(round(DECAY_WINDOW_S * sr / env_block)))
         padded = np.concatenate([np.full(w - 1, edb[0]), edb])
         running = sliding_window_view(padded, w).max(axis=1)
         act = edb > edb.max() - ENV_RANGE_DB
@@ -332,20 +352,13 @@ def describe_mono(m: "np.ndarray", width: float,
             # little within 100 ms, and reverb and compression fill the gaps. Blocks count
             # where their neighbourhood is active (a silent gap inside music is the deepest
             # gap, not "inactive"); a dip counts at most ENV_RANGE_DB
-            h = int(round(GAP_HALF_WINDOW_S * SR / ENV_BLOCK))
+            h = int(round(GAP_HALF_WINDOW_S * sr / env_block))
             padded = np.concatenate([np.full(h, edb[0]), edb, np.full(h, edb[-1])])
             view = sliding_window_view(padded, 2 * h + 1)
             ref = (_upper_quartile_21(view) if view.shape[1] == 21 and GAP_QUANTILE == 75.0
                    else np.percentile(view, GAP_QUANTILE, axis=1))
             live = ref > edb.max() - ENV_RANGE_DB
             out["gap_depth"] = float(np.mean(np.clip(ref - edb, 0.0, ENV_RANGE_DB)[live]))
-
-    # band-wise onset strength (positive log change in 24 log-spaced bands, 11.6 ms hop),
-    # autocorrelated and summed over bands: an echo repeats the same onsets one delay later
-    if len(p) >= 8:
-        bands = np.add.reduceat(p, c["band_edges"], axis=1, dtype=np.float64)
-        _band_dynamics(np.log(bands + top * 1e-8), HOP, SR, ECHO_BASELINE, out)
-    return np.array([out[k] for k in names], dtype=np.float64)
 
 
 def _band_dynamics(logb: np.ndarray, hop: int, sr: float, baseline_frames: int,
@@ -702,25 +715,7 @@ def describe_mono_2(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
     nblk = n // env_block
     seg = x[: nblk * env_block].reshape(nblk, env_block)
     e = (np.einsum("ij,ij->i", seg, seg) / np.float32(env_block)).astype(np.float64)
-    if len(e) >= 4:
-        edb = 10.0 * np.log10(e + SILENCE)
-        edb = np.maximum(edb, edb.max() - 80.0)
-        w = max(2, int(round(DECAY_WINDOW_S * sr / env_block)))
-        padded = np.concatenate([np.full(w - 1, edb[0]), edb])
-        running = sliding_window_view(padded, w).max(axis=1)
-        act = edb > edb.max() - ENV_RANGE_DB
-        out["decay_depth"] = float(np.mean((running - edb)[act]))
-        amp = np.sqrt(e[act])
-        if amp.mean() > 0:
-            out["modulation_depth"] = float(amp.std() / amp.mean())
-        if "gap_depth" in names:
-            h = int(round(GAP_HALF_WINDOW_S * sr / env_block))
-            padded = np.concatenate([np.full(h, edb[0]), edb, np.full(h, edb[-1])])
-            view = sliding_window_view(padded, 2 * h + 1)
-            ref = (_upper_quartile_21(view) if view.shape[1] == 21 and GAP_QUANTILE == 75.0
-                   else np.percentile(view, GAP_QUANTILE, axis=1))
-            live = ref > edb.max() - ENV_RANGE_DB
-            out["gap_depth"] = float(np.mean(np.clip(ref - edb, 0.0, ENV_RANGE_DB)[live]))
+    _envelope_descriptors(e, sr, env_block, names, out)
 
     # band-wise onset strength, echo periodicity, spectral persistence (as describe_mono)
     if with_bands:
