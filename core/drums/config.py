@@ -24,7 +24,9 @@ PRESET_DIR = Path(__file__).resolve().parent / "presets"
 RULE_TERMS = ("E", "S", "A_fast", "D", "D_short", "L", "M", "H", "F", "Z",
               "one_minus_S", "one_minus_E", "L_plus_M", "one",
               # ours (docs/drums.md "Acoustic features"): tonality, body-pitch registers, ring, centroid
-              "T", "one_minus_T", "P_kick", "P_tom", "T_kick", "T_tom", "R", "R_short", "C", "A_slow")
+              "T", "one_minus_T", "P_kick", "P_tom", "T_kick", "T_tom", "R", "R_short", "C", "A_slow",
+              # ours (docs/drums.md "Fourth pass"): several strokes in one sample (a roll, a fill figure)
+              "G", "T_tom_or_G")
 
 
 class _S(BaseModel):
@@ -103,6 +105,14 @@ class DSP(_S):
         "(ours) register memberships ramp linearly over this many octaves centred on each edge"))
     centroid_range_hz: tuple[float, float] = Field((100.0, 8000.0), description=(
         "(ours) C = log position of the spectral centroid in this range, clipped to [0, 1]"))
+    strike_rise_db: float = Field(10.0, gt=0, le=60, description=(
+        "(ours) a re-attack: the attack envelope rises this many dB above its lowest point since the "
+        "last stroke (a stroke of a roll comes back well above the previous one's tail)"))
+    strike_floor_db: float = Field(20.0, gt=0, le=80, description=(
+        "(ours) and reaches within this many dB of the peak (ripple of a decaying tail does not count)"))
+    figure_strokes: float = Field(4.0, gt=0, le=100, description=(
+        "(ours) G = re-attacks / this, clipped to 1: four strokes after the first make a figure "
+        "(a roll or fill), not one hit"))
 
     @model_validator(mode="after")
     def _ranges(self) -> "DSP":
@@ -208,6 +218,9 @@ class LowConfidenceTextureExtra(_S):
     enabled: bool = True
     percussive_roles: RoleList = ["CORE", "ACCENT", "MOTION", "FILL"]
     multiply: float = Field(0.80, ge=0, description="(ours) the note gives no factor")
+    struck_only: bool = Field(False, description=(
+        "(ours) fire only for a struck hit, A_fast > 0 (it peaks within the note's attack window); a hit "
+        "that swells in is not a percussive hit narrowly taken by TEXTURE. False: always, as the note"))
 
 
 class Guards(_S):

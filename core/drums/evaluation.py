@@ -24,7 +24,7 @@ VARIANTS = {"rules": "rule", "text": "text", "fused": "fused", "fused+guards": "
 ROLES = [r.value for r in ROLE_ORDER]
 CSV_FEATURES = ("energy", "sharpness", "attack_time", "decay_time", "low_ratio", "mid_ratio",
                 "high_ratio", "spectral_flatness", "zero_crossing_rate", "duration",
-                "body_pitch_hz", "tonality", "ring_time", "spectral_centroid_hz")
+                "body_pitch_hz", "tonality", "ring_time", "spectral_centroid_hz", "strikes")
 
 
 def read_labels(path: Path) -> dict[str, str]:

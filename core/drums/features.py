@@ -34,12 +34,18 @@ told from kicks, drones from hits); only presets whose weights name their terms 
   note's decay (to 30 %, -10.5 dB) ends while a tom still rings; -20 dB separates the
   ring of a tom or a drone from a kick's thud.
 * spectral_centroid_hz: the power-weighted mean over frames of librosa's spectral centroid.
+* strikes: re-attacks after the peak, on the attack's 16 ms envelope: the level climbs
+  `strike_rise_db` (10 dB) above its lowest point since the last stroke and comes within
+  `strike_floor_db` (20 dB) of the peak. A one-shot is one stroke (0); a roll is a stroke
+  every 40-60 ms (dozens); a drone's slow swells or a kick tail's ripple stay under 10 dB.
 
 Their terms: T = tonality; P_kick / P_tom = membership of the body pitch in the kick
 register (below 75 Hz) / tom register (75-250 Hz), ramping over half an octave at each
 edge; T_kick = T * P_kick, T_tom = T * P_tom ("a pitched body in that register");
 R = ring_time / 1 s, R_short = 1 - R; C = log-position of the centroid in 100 Hz-8 kHz;
-A_slow = 1 - A_fast (a swell, not a strike).
+A_slow = 1 - A_fast (a swell, not a strike); G = strikes / `figure_strokes`, clipped to 1
+(a figure of strokes: a roll or a fill); T_tom_or_G = max(T_tom, G) (what a FILL is: a
+pitched tom body, or several strokes).
 """
 
 from __future__ import annotations
@@ -128,13 +134,32 @@ def extract(y: "np.ndarray", sr: int, cfg: "RoleAssignerConfig") -> DSPFeatures:
     rafter = np.flatnonzero(denv[dpk:] <= float(denv[dpk]) * 10 ** (-d.ring_db / 20.0))
     ring_time = (int(rafter[0]) if len(rafter) else len(denv) - dpk) * dt
 
+    strikes = count_strikes(env[peak_i:], d.strike_rise_db, d.strike_floor_db)
     pitch, ton = body_pitch(y[peak_i * d.envelope_hop:], sr, cfg)
     return DSPFeatures(energy=energy, sharpness=sharpness, attack_time=attack_time,
                        decay_time=decay_time, low_ratio=_clip01(low), mid_ratio=_clip01(mid),
                        high_ratio=_clip01(high), spectral_flatness=flatness,
                        zero_crossing_rate=zc, duration=len(y) / sr, body_pitch_hz=pitch,
                        tonality=ton, ring_time=min(2.0, ring_time) if math.isfinite(ring_time) else 0.0,
-                       spectral_centroid_hz=centroid if math.isfinite(centroid) else 0.0)
+                       spectral_centroid_hz=centroid if math.isfinite(centroid) else 0.0,
+                       strikes=strikes)
+
+
+def count_strikes(env: "np.ndarray", rise_db: float, floor_db: float) -> int:
+    """Re-attacks in an amplitude envelope that starts at its peak: climbs of `rise_db` above
+    the lowest level since the last stroke that come within `floor_db` of the peak."""
+    import numpy as np
+
+    if len(env) == 0 or not float(env[0]) > 0:
+        return 0
+    level = 20.0 * np.log10(np.maximum(np.asarray(env, dtype=np.float64), 1e-12) / float(env[0]))
+    n, low = 0, 0.0
+    for v in level[1:]:
+        low = min(low, float(v))
+        if v - low >= rise_db and v >= -floor_db:
+            n += 1
+            low = float(v)
+    return n
 
 
 def body_pitch(body: "np.ndarray", sr: int, cfg: "RoleAssignerConfig") -> tuple[float, float]:
@@ -184,10 +209,11 @@ def rule_terms(f: DSPFeatures, cfg: "RoleAssignerConfig") -> dict[str, float]:
     c_lo, c_hi = d.centroid_range_hz
     c = _clip01(math.log(f.spectral_centroid_hz / c_lo) / math.log(c_hi / c_lo)) if f.spectral_centroid_hz > 0 else 0.0
     t = _clip01(f.tonality)
+    g = _clip01(f.strikes / d.figure_strokes)
     return {"E": f.energy, "S": f.sharpness, "A_fast": a_fast, "D": dd, "D_short": 1.0 - dd,
             "L": f.low_ratio, "M": f.mid_ratio, "H": f.high_ratio, "F": f.spectral_flatness,
             "Z": f.zero_crossing_rate, "one_minus_S": 1.0 - f.sharpness,
             "one_minus_E": 1.0 - f.energy, "L_plus_M": f.low_ratio + f.mid_ratio, "one": 1.0,
             "T": t, "one_minus_T": 1.0 - t, "P_kick": p_kick, "P_tom": p_tom,
             "T_kick": t * p_kick, "T_tom": t * p_tom, "R": r, "R_short": 1.0 - r, "C": c,
-            "A_slow": 1.0 - a_fast}
+            "A_slow": 1.0 - a_fast, "G": g, "T_tom_or_G": max(t * p_tom, g)}

@@ -68,7 +68,7 @@ def apply_guards(p: ScoreVector, terms: dict[str, float], cfg: "RoleAssignerConf
             cur = _normalised(q)
 
     lc = g.low_confidence_texture_extra
-    if lc.enabled:
+    if lc.enabled and (not lc.struck_only or terms["A_fast"] > 0):
         (top, p1), (second, p2) = cur.sorted()[:2]
         if top == "TEXTURE" and second in lc.percussive_roles and p1 - p2 < cfg.fusion.confidence_margin_threshold:
             q = dict(cur.values)

@@ -46,6 +46,7 @@ class DSPFeatures:
     tonality: float = 0.0            # share of the body's power in that partial, [0, 1]
     ring_time: float = 0.0           # peak to `ring_db` below it, s (clipped to 2)
     spectral_centroid_hz: float = 0.0  # power-weighted mean frequency of the hit, Hz
+    strikes: int = 0                 # re-attacks after the peak (strokes of a roll), count
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(float(v), 6) for k, v in asdict(self).items()}
