@@ -13,7 +13,7 @@ drums_app = typer.Typer(help="Drum one-shots -> musical roles (CORE, ACCENT, MOT
                         no_args_is_help=True)
 
 _CONFIG = typer.Option(None, "--config", "-c", help="Drums config YAML (default: the note's values).")
-_PRESET = typer.Option(None, "--preset", help="A shipped preset: note, tuned or acoustic (see docs/drums.md).")
+_PRESET = typer.Option(None, "--preset", help="A shipped preset: note, tuned, acoustic or acoustic2 (see docs/drums.md).")
 _ENCODER = typer.Option(None, "--encoder", help="Text-side audio encoder by name (overrides the config).")
 
 
