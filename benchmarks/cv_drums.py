@@ -11,7 +11,7 @@ candidate setting recomputes rules -> fusion -> guards with that setting, and re
   grid's first = most note-like point) on the OTHER groups only, used to predict that group;
   the pooled predictions give one accuracy / macro F1 over all files.
 
-With `--share S` (for `acoustic`, whose weights are (1 - S) * note + S * signature, S = 0.5)
+With `--share S` (for `acoustic` and `acoustic2`, whose weights are (1 - S) * note + S * signature, S = 0.5)
 the signature is recovered from the preset and the share joins the grid (SHARES), so the
 held-out numbers also cover choosing how much say the acoustic signature gets.
 
