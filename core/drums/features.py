@@ -20,8 +20,9 @@
 The derived rule terms (A_fast, D, D_short) normalise the times by the note's windows:
 A_fast = 1 - attack/attack_window, D = decay/decay_window, both clipped to [0, 1].
 
-Four features of ours, for what a drummer hears and the note's nine miss (toms were never
-told from kicks, drones from hits); only presets whose weights name their terms use them:
+Five features of ours, for what a drummer hears and the note's nine miss (toms were never
+told from kicks, drones from hits, a roll from a snare); only presets whose weights name
+their terms use them:
 
 * body_pitch_hz: the strongest partial between 25 Hz and 2 kHz of the body, the first
   150 ms from the envelope peak (Hann window, zero-padded FFT). A kick's or tom's membrane

@@ -28,9 +28,10 @@ ROLE_ORDER: tuple[Role, ...] = tuple(Role)
 @dataclass(frozen=True)
 class DSPFeatures:
     """The note's nine features of one hit, each in [0, 1] (times in seconds, clipped to 1),
-    and four of ours that the note lacks (body pitch and tonality, ring time, spectral
-    centroid; docs/drums.md "Acoustic features"). Ours default to 0 so a result built from
-    the note's nine alone stays valid; the `note` preset's rules never read them."""
+    and five of ours that the note lacks (body pitch and tonality, ring time, spectral
+    centroid, docs/drums.md "Acoustic features"; the stroke count, "Fourth pass"). Ours
+    default to 0 so a result built from the note's nine alone stays valid; the `note`
+    preset's rules never read them."""
 
     energy: float
     sharpness: float
