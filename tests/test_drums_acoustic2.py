@@ -88,6 +88,8 @@ def test_acoustic2_tells_a_roll_and_each_hit_and_differs_from_acoustic_only_ther
     assert ac2.guards.low_confidence_texture_extra.struck_only
     assert not ac.guards.low_confidence_texture_extra.struck_only
     assert not RoleAssignerConfig().guards.low_confidence_texture_extra.struck_only   # the note's default
+    note = RoleAssignerConfig.preset("note")
+    assert not any({"G", "T_tom_or_G"} & set(w) for w in note.rule_scoring.weights.values())
     assert ac2.model_copy(update={"guards": ac.guards, "rule_scoring": ac.rule_scoring}) == ac
 
 

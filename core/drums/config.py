@@ -88,7 +88,7 @@ class DSP(_S):
     active_db: float = Field(60.0, gt=0, description="(ours) frames this far under the loudest are left out of flatness/ZCR")
     # Acoustic features the note lacks (all ours; docs/drums.md "Acoustic features"). Only
     # presets whose weights name their terms (T, P_kick, P_tom, T_kick, T_tom, R, R_short, C,
-    # A_slow) are affected; the note's rules never read them.
+    # A_slow; the strokes' G, T_tom_or_G) are affected; the note's rules never read them.
     body_window_sec: float = Field(0.15, ge=0.02, le=1, description=(
         "(ours) the body of a hit: this long from the envelope peak (4 periods of a 30 Hz kick)"))
     body_band_hz: tuple[float, float] = Field((25.0, 2000.0), description=(
