@@ -582,8 +582,8 @@ class PerceptualBase:
     `ALGORITHM_REVISION` (bumped whenever a raw descriptor is computed differently).
 
     Options: `normalisation` and `lexicon` (paths) replace the shipped data files, for
-    experiments; `lexicon_version` picks one of the shipped lexicons (LEXICON_FILES; the
-    newest by default; "1" is the lexicon the first shipped models were trained with);
+    experiments; `lexicon_version` picks one of the shipped lexicons (LEXICON_FILES; "3" by
+    default, "4" reads normalisation 3; "1" is the lexicon the first shipped models were trained with);
     `normalisation_version` picks a shipped normalisation (NORMALISATION_FILES; by default the
     one the lexicon names), e.g. "3" for audio analysis 2 (issue 15, > 1,000x real time);
     `device` and `batch_size` are accepted and ignored so configurations written for the
