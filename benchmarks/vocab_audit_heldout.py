@@ -1,4 +1,4 @@
-"""Issue 16 acceptance: lexicons v1, v2 and v3 on held-out media (docs/vocab_audit.md).
+"""Issue 16 acceptance: lexicons v1 to v4 on held-out media (docs/vocab_audit.md).
 
 Protocol, fixed before any lexicon work:
   * photos of DATA/images sorted by name: even positions = dev half, odd = held-out half;
@@ -8,8 +8,9 @@ Protocol, fixed before any lexicon work:
   * intensities 0.35/0.6/0.9, T = database.temperature (0.1), v3, default perceptual encoders;
     all two-effect chains for reach; oracle on 30 pairs (seed 0) and 1000 pairs (seed 1).
 
-The media are embedded once, with the default (lexicon v3) encoders, and read against every
-lexicon's term embeddings. Lexicon v3 uses normalisation version 2, whose audio vector is
+The media are embedded once, with the configured encoders (default: lexicon v3, normalisation
+2, 48 kHz; `--set` overrides, e.g. normalisation 3 at 44.1 kHz for lexicon v4), and read
+against every lexicon's term embeddings. Lexicon v3 uses normalisation version 2, whose audio vector is
 version 1's 23 coordinates (bit-identical: same descriptors, same constants) plus
 `gap_depth`; v1 and v2 read the first 23 coordinates. The image vectors are the same in all
 three. The audio effects are the default config's (eight since issue 16's `stutter`); the
@@ -18,6 +19,13 @@ over all eight.
 
     .venv/bin/python benchmarks/vocab_audit_heldout.py --data ../shared/data --half heldout \
         -o benchmarks/results/vocab_audit
+
+Lexicon v4 (normalisation 3), on the media of the default the model moves to (analysis 2,
+44.1 kHz):
+
+    .venv/bin/python benchmarks/vocab_audit_heldout.py --data ../shared/data --half heldout \
+        -o benchmarks/results/vocab_audit_n3 --versions 3,4 \
+        --set audio.sample_rate=44100 --set encoders.audio.options.normalisation_version=3
 
 `--cache FILE` keeps the embeddings (npz) between runs, for lexicon work on the dev half.
 """
@@ -33,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from deltav2a.experiment import vocab_audit as va
-from deltav2a.config import load_config
+from deltav2a.config import load_config, load_config_with
 from deltav2a.style.encoding import load_encoder, term_embeddings
 from deltav2a.media.io import load_image
 from deltav2a.style.pairs import load_clip
@@ -82,6 +90,24 @@ def embed(args, cfg) -> tuple[list[Path], list[Path], "va.EffectEmbeddings", "va
     return photos, clips, img, aud, pairs
 
 
+def lexicon_encoders(version: str, cfg) -> tuple:
+    """The encoders whose text side is lexicon `version`, on the media's normalisation where
+    the lexicon reads the same descriptors (v3 and v4 read normalisations 2 and 3 alike: same
+    24 names), so the reported fingerprints name what actually made the media vectors; v1/v2
+    (23 descriptors) read the media's first 23 coordinates on their own normalisation 1."""
+    media = {m: dict(getattr(cfg.encoders, m).options or {}) for m in ("image", "audio")}
+    out = []
+    for m in ("image", "audio"):
+        enc = load_encoder(f"perceptual-{m}", m, lexicon_version=version)
+        norm = media[m].get("normalisation_version") or media["audio"].get("normalisation_version")
+        if norm is not None:
+            alt = load_encoder(f"perceptual-{m}", m, lexicon_version=version, normalisation_version=str(norm))
+            if alt.descriptor_names == enc.descriptor_names:
+                enc = alt
+        out.append(enc)
+    return tuple(out)
+
+
 def sliced(emb: "va.EffectEmbeddings", dim: int) -> "va.EffectEmbeddings":
     """The first `dim` coordinates: what an encoder of an older normalisation computes."""
     return replace(emb, before=emb.before[..., :dim], after=emb.after[..., :dim])
@@ -94,16 +120,18 @@ def main() -> None:
     ap.add_argument("-o", "--output", type=Path, required=True)
     ap.add_argument("--cache", type=Path, default=None, help="npz file keeping the embeddings between runs")
     ap.add_argument("--versions", default="1,2,3", help="lexicon versions to read (default 1,2,3)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override for the media side, as for `run --set` (e.g. audio.sample_rate=44100, "
+                         "encoders.audio.options.normalisation_version=3); the audio effects and T come from it too")
     args = ap.parse_args()
-    cfg = load_config(None)
+    cfg = load_config_with(None, args.sets)
     photos, clips, img, aud_all, pairs_all = embed(args, cfg)
     voc = load_vocabulary("v3")
     T = cfg.database.temperature
     args.output.mkdir(parents=True, exist_ok=True)
     summary = {}
     for version in args.versions.split(","):
-        lex_i = load_encoder("perceptual-image", "image", lexicon_version=version)
-        lex_a = load_encoder("perceptual-audio", "audio", lexicon_version=version)
+        lex_i, lex_a = lexicon_encoders(version, cfg)
         aud, pairs = sliced(aud_all, lex_a.dim), sliced(pairs_all, lex_a.dim)
         Vi, Va = term_embeddings(lex_i, voc, "image"), term_embeddings(lex_a, voc, "audio")
         r = va.audit_from_embeddings(img, aud, Vi, Va, voc.terms, T, n_pairs=30, seed=0, pairs=pairs)

@@ -266,6 +266,36 @@ def test_rerun_is_a_no_op_and_other_settings_are_refused(built, tmp_path):
         build_database(Config(), splits, tmp_path / "foreign", augmentations=N_AUG, progress=False)
 
 
+def test_lexicon_v4_relabels_a_normalisation_3_database(audio_dir, tmp_path):
+    """Lexicon v4 reads normalisation 3: a database built with v3 on normalisation 3 (44.1 kHz,
+    what the default moves to) switches to v4 by relabelling alone, no render, same E(A)
+    (decision 16.22); from normalisation 2 it would have to be re-encoded."""
+    import shutil
+
+    splits = all_train_splits(audio_dir, tmp_path / "splits.json", files=sorted(
+        p.name for p in audio_dir.glob("*.wav"))[:2])
+
+    def cfg(options: dict) -> Config:
+        return load_config(overrides={"audio": {"sample_rate": 44100}, "encoders": {
+            "audio": {"name": "perceptual-audio", "options": options}}})
+
+    v3 = build_database(cfg({"normalisation_version": "3"}), splits, tmp_path / "v3", augmentations=2,
+                        workers=1, progress=False)
+    copy = tmp_path / "v4"
+    shutil.copytree(tmp_path / "v3", copy)
+    v4 = build_database(cfg({"lexicon_version": "4"}), splits, copy, augmentations=2, workers=1,
+                        overwrite=True, progress=False)
+    assert v4.shards_written == 0 and v4.renders == 0 and v4.fingerprint != v3.fingerprint
+    assert table_of(copy).column("embedding_after").equals(table_of(tmp_path / "v3").column("embedding_after"))
+    assert not table_of(copy).column("style").equals(table_of(tmp_path / "v3").column("style"))
+    # from normalisation 2 the media vectors differ: that is a rebuild, not a relabel
+    n2 = tmp_path / "n2"
+    build_database(cfg({}), splits, n2, augmentations=2, workers=1, progress=False)
+    redone = build_database(cfg({"lexicon_version": "4"}), splits, n2, augmentations=2, workers=1,
+                            overwrite=True, progress=False)
+    assert redone.shards_written == redone.n_shards
+
+
 def test_vocabulary_change_relabels_instead_of_rerendering(built, tmp_path):
     """--overwrite with only another vocabulary recomputes the style column from the stored
     embeddings: nothing is rendered, and the result equals a fresh build with that vocabulary."""

@@ -342,7 +342,9 @@ def test_lexicon_versions_stay_loadable():
         for cls in (PerceptualImageEncoder, PerceptualAudioEncoder):
             assert cls(lexicon_version=version).lexicon.version == version
     assert lx.LEXICON_FILES[lx.DEFAULT_LEXICON_VERSION] == lx.LEXICON_FILE
-    assert lx.DEFAULT_LEXICON_VERSION == max(lx.LEXICON_FILES, key=int)
+    # v3 stays the default while the default config is on normalisation 2; v4, the newest,
+    # reads normalisation 3 and becomes the default with the move to it (decision 16.20)
+    assert lx.DEFAULT_LEXICON_VERSION == "3" and max(lx.LEXICON_FILES, key=int) == "4"
     v1 = {"image": "perceptual-image/1/b2ce78f3009c4b2f", "audio": "perceptual-audio/1/01222d581fae7c39"}
     assert PerceptualImageEncoder(lexicon_version="1").fingerprint() == v1["image"]
     assert PerceptualAudioEncoder(lexicon_version="1").fingerprint() == v1["audio"]
@@ -359,6 +361,13 @@ def test_lexicon_versions_stay_loadable():
     assert PerceptualImageEncoder().fingerprint().startswith("perceptual-image/2/")
     assert PerceptualAudioEncoder().fingerprint().startswith("perceptual-audio/2/")
     assert {PerceptualAudioEncoder().fingerprint()}.isdisjoint({v1["audio"], v2["audio"]})
+    # v3 as it was shipped (recorded when v4 was added): adding v4 must not move it
+    v3 = {"image": "perceptual-image/2/aeaea9bac2bc4e13", "audio": "perceptual-audio/2/eb540c94b4700fba"}
+    assert PerceptualImageEncoder(lexicon_version="3").fingerprint() == v3["image"] == PerceptualImageEncoder().fingerprint()
+    assert PerceptualAudioEncoder(lexicon_version="3").fingerprint() == v3["audio"] == PerceptualAudioEncoder().fingerprint()
+    v4 = {"image": "perceptual-image/3/eb8896c785910480", "audio": "perceptual-audio/3/60e7dc590aa06176"}
+    assert PerceptualImageEncoder(lexicon_version="4").fingerprint() == v4["image"]
+    assert PerceptualAudioEncoder(lexicon_version="4").fingerprint() == v4["audio"]
     with pytest.raises(DeltaV2AError, match="no shipped lexicon version '7'"):
         PerceptualAudioEncoder(lexicon_version="7")
     with pytest.raises(DeltaV2AError, match="not both"):
@@ -412,6 +421,42 @@ def test_gap_depth_rises_with_a_gate_and_falls_with_reverb(music):
     assert wet[i] < base[i]
     raw = enc.raw_descriptors([x, AudioChain(ChainSettings.parse(["stutter:depth=1,duty=0.5,rate_hz=8"]), tail="cut")(x, SR)], SR)
     assert raw[1, i] > raw[0, i] + 5.0  # dB: closed halves sit far below the open ones
+
+
+#: the v3 words lexicon v4 re-grounds on the audio side (with their exact antonyms); every
+#: other direction, and the whole image side, is v3's (docs/perceptual_encoders.md, "What
+#: version 4 changes")
+V4_REGROUNDED = {"expansive", "confined", "hollow", "fragmented", "cohesive"}
+
+
+def test_lexicon_v4_regrounds_three_words_on_normalisation_3(music, photos):
+    """v4 reads normalisation 3 (analysis 2): its media vectors are exactly those of v3 with
+    `normalisation_version: "3"`, so a database built that way is relabelled, not re-rendered;
+    it changes the audio directions of expansive, hollow and fragmented (and their antonyms)
+    only, each for its meaning: expansive = extent in space (no smear in time), hollow = the
+    middle missing (no room smear), fragmented = the level also falls between the pieces."""
+    v3i, v3a = PerceptualImageEncoder(lexicon_version="3"), PerceptualAudioEncoder(lexicon_version="3")
+    v4i, v4a = PerceptualImageEncoder(lexicon_version="4"), PerceptualAudioEncoder(lexicon_version="4")
+    assert v4a.table.version == v4i.table.version == "3" and v4a.table.analysis == 2
+    assert v4a.descriptor_names == v3a.descriptor_names and v4a.dim == 24
+    on3 = PerceptualAudioEncoder(lexicon_version="3", normalisation_version="3")
+    assert np.array_equal(v4a.encode_audio(music, SR), on3.encode_audio(music, SR))
+    assert np.array_equal(v4i.encode_images(photos), v3i.encode_images(photos))
+    terms = _vocab("v3").terms
+    assert np.array_equal(v4i.encode_text(terms), v3i.encode_text(terms))  # image side unchanged
+    new, old = v4a.encode_text(terms), v3a.encode_text(terms)
+    changed = {t for t, a, b in zip(terms, new, old) if not np.array_equal(a, b)}
+    assert changed == V4_REGROUNDED
+    w = dict(zip(terms, new))
+    names = list(v4a.descriptor_names)
+    smear = [names.index(n) for n in ("decay_depth", "echo_periodicity", "spectral_persistence", "gap_depth")]
+    assert not w["expansive"][smear].any() and not w["hollow"][smear].any()
+    assert w["expansive"].argmax() == names.index("stereo_width")
+    assert w["hollow"][names.index("band_mid")] < 0 and w["hollow"][names.index("band_low_mid")] < 0
+    assert w["fragmented"][names.index("decay_depth")] > 0 and w["fragmented"].argmax() == names.index("gap_depth")
+    assert np.allclose(w["cohesive"], -w["fragmented"]) and np.allclose(w["confined"], -w["expansive"])
+    # the re-grounded axis dense/hollow stays negatively correlated
+    assert float(np.dot(w["dense"], w["hollow"])) < 0
 
 
 def test_a_custom_lexicon_picks_its_normalisation(tmp_path):

@@ -49,12 +49,15 @@ NORMALISATION_FILES = {"1": NORMALISATION_FILE, "2": DATA_DIR / "perceptual_norm
 #: version 3 (issue 15) keeps version 2's 24 audio descriptors but computes them with audio
 #: analysis 2 (half the frames; see docs/perceptual_encoders.md, "Analysis versions"), so its
 #: audio constants were refitted; its image section is version 2's. Picked by the encoder
-#: option `normalisation_version`; no shipped lexicon names it yet.
+#: option `normalisation_version`, or by lexicon v4, which names it.
 LEXICON_FILE = DATA_DIR / "perceptual_lexicon.yaml"
 #: every shipped lexicon version, by `lexicon_version`: the newest is the default, older ones
 #: stay loadable (encoder option `lexicon_version`) so models trained with them still run
 LEXICON_FILES = {"1": DATA_DIR / "perceptual_lexicon_v1.yaml", "2": DATA_DIR / "perceptual_lexicon_v2.yaml",
-                 "3": LEXICON_FILE}
+                 "3": LEXICON_FILE, "4": DATA_DIR / "perceptual_lexicon_v4.yaml"}
+#: the default stays v3 (normalisation 2) while the shipped model and the default config are
+#: on normalisation 2; v4 (issue 16, third pass) reads normalisation 3 and becomes the default
+#: together with the move to analysis 2 and the re-ship (decisions 15.13, 16.20)
 DEFAULT_LEXICON_VERSION = "3"
 
 TRANSFORMS = ("identity", "log", "logit")
@@ -579,8 +582,8 @@ class PerceptualBase:
     `ALGORITHM_REVISION` (bumped whenever a raw descriptor is computed differently).
 
     Options: `normalisation` and `lexicon` (paths) replace the shipped data files, for
-    experiments; `lexicon_version` picks one of the shipped lexicons (LEXICON_FILES; the
-    newest by default; "1" is the lexicon the first shipped models were trained with);
+    experiments; `lexicon_version` picks one of the shipped lexicons (LEXICON_FILES; "3" by
+    default, "4" reads normalisation 3; "1" is the lexicon the first shipped models were trained with);
     `normalisation_version` picks a shipped normalisation (NORMALISATION_FILES; by default the
     one the lexicon names), e.g. "3" for audio analysis 2 (issue 15, > 1,000x real time);
     `device` and `batch_size` are accepted and ignored so configurations written for the

@@ -47,7 +47,7 @@ class PerceptualOptions(PluginOptions):
                                                  "the lexicon names)")
     lexicon: Optional[str] = Field(None, description="lexicon file (YAML path) replacing the shipped one")
     lexicon_version: Optional[str] = Field(None, description="a shipped lexicon (LEXICON_FILES; default: "
-                                           "the newest; '1' is the first shipped models' lexicon)")
+                                           "'3'; '4' reads normalisation 3 (issue 16, third pass); '1' is the first shipped models' lexicon)")
     lexicon_supplements: list[str] = Field([], description="supplement names or YAML paths added to the lexicon")
     device: Optional[str] = Field(None, description="accepted and ignored (configs for the neural encoders work)")
     batch_size: Optional[int] = Field(None, description="accepted and ignored")
