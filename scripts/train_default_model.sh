@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild the shipped default model (core/models/default) from ../shared/data:
-# perceptual encoders (audio at 44.1 kHz with normalisation 3, decision 15.20), lexicon and
-# vocabulary v3, the k-NN controller (best on held-out transfer quality; MLP and AR are
+# perceptual encoders, v3, the k-NN controller (best on held-out transfer quality; MLP and AR are
 # trained beside it for the report), tuned thresholds, strength maps,
 # calibration. Deterministic for the config's seed on CPU.
 set -euo pipefail
