@@ -3,7 +3,7 @@
 The seven effects of the research chain (lowpass, bitcrush, reverb, highpass, distortion,
 delay and playback_rate) and `stutter`, a rhythmic gate added so that *fragmented* has a
 sound (issue 16, decision 16.10), and two that are not in the default list:
-`radio` (band narrowed and compressed: *flat*) and `smear` (a motion blur in time: *fluid*),
+`narrowband` (an old radio's band, narrowed from both ends: *flat*) and `smear` (a motion blur in time: *fluid*),
 decisions 16.30-16.31. Registration only imports the effect classes; pedalboard, numpy
 and soxr are imported when something is rendered, so `deltav2a list-plugins` stays fast.
 """
@@ -14,9 +14,9 @@ from deltav2a.api.hookspecs import hookimpl
 @hookimpl
 def register_audio_effects(register):
     from .pedalboard_effects import BUILTIN_AUDIO_EFFECTS
-    from .radio import Radio
+    from .narrowband import Narrowband
     from .smear import Smear
     from .stutter import Stutter
 
-    for cls in (*BUILTIN_AUDIO_EFFECTS, Stutter, Radio, Smear):
+    for cls in (*BUILTIN_AUDIO_EFFECTS, Stutter, Narrowband, Smear):
         register(cls)

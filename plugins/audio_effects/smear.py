@@ -68,7 +68,9 @@ def smear_time(audio: "np.ndarray", sample_rate: float, length_ms: float, mix: f
     k = smear_kernel(sample_rate, length_ms)
     wet = fftconvolve(x.astype(np.float64), k.reshape((1,) * (x.ndim - 1) + (-1,)), mode="full", axes=-1)
     wet = wet[..., :x.shape[-1]]
-    out = (1.0 - mix) * x + mix * wet.astype(np.float32)
+    # the copies are uncorrelated with the dry sound: an equal-power crossfade keeps the level
+    dry_gain, wet_gain = np.cos(0.5 * np.pi * mix), np.sin(0.5 * np.pi * mix)
+    out = dry_gain * x + wet_gain * wet.astype(np.float32)
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
 
 
@@ -85,13 +87,13 @@ class Smear(AudioEffect):
     finite_output: ClassVar[bool] = True  # tested; non-finite samples are zeroed
     params: ClassVar[tuple[Param, ...]] = (
         Param(
-            "length_ms", 30.0, 800.0, default=250.0, bypass=30.0, scale="log", unit="ms",
-            doc="Length of the time blur; 30 ms (bypass; no neutral value) leaves the rhythm "
-                "intact, 250 ms runs a bar's eighth notes together, 800 ms a long streak.",
+            "length_ms", 30.0, 1000.0, default=400.0, bypass=30.0, unit="ms",
+            doc="Length of the time blur; 30 ms (bypass; no neutral value) fuses into one sound, "
+                "250 ms runs eighth notes at 120 BPM together, 1000 ms a long streak over two beats.",
         ),
         Param(
             "mix", 0.0, 1.0, default=0.7, bypass=0.0,
-            doc="Crossfade dry -> smeared; 0 is the dry signal (bypass), 1 the smear only.",
+            doc="Equal-power crossfade dry -> smeared; 0 is the dry signal (bypass), 1 the smear only.",
         ),
     )
 
