@@ -2,13 +2,14 @@
 
 A motion-blurred photo is each pixel averaged with its neighbours along one line; a viewer
 calls it *fluid*: flowing, streaming, smeared. The same operation on a sound averages each
-moment's short-time spectrum with its neighbours along time: attacks are softened, the gaps
+moment with the moments around it along time: attacks are softened, the gaps
 between notes fill with the notes around them and the spectrum changes slowly, so the notes
 run into one another (legato, "smeared in time"), which is lexicon v4's *fluid* audio direction.
 The default effects only come close through a reverb, which also darkens the tail (damping),
 widens the image and adds a room: it reads *muddy* and *expansive* before *fluid*; a delay
 adds periodic copies (*layered*, *oscillating*). The smear adds neither a room, nor width,
-nor periodic echoes, nor a tilt of the spectrum.
+nor periodic echoes, nor a tilt of the spectrum. (A smeared hi-hat becomes a sustained noise
+wash: the encoder reads part of that as *granular*, docs/vocab_audit.md.)
 
 Rendered outside Pedalboard with numpy/scipy: the sound is convolved with a sparse kernel of
 `length_ms` whose taps (one every 2 ms on average, jittered: "velvet noise") all have the
