@@ -541,3 +541,20 @@ def test_narrowband_and_smear_finite_deterministic_at_every_sample_rate(sr):
             np.testing.assert_array_equal(y, e.process(x.copy(), sr, **e.params_at_intensity(u)))
     assert effect("smear").tail_seconds(length_ms=300.0, mix=0.5) == pytest.approx(0.3)
     assert effect("smear").tail_seconds(mix=0.0) == 0.0
+
+
+def test_narrowband_and_smear_render_in_a_chain_in_the_given_order(fixture_audio):
+    """The re-ship order (docs/vocab_audit.md): narrowband with the Pedalboard effects, smear
+    outside before the gate; a kept tail includes the smear's length."""
+    from deltav2a.render.chain import AudioChain, ChainSettings
+
+    order = ["lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "narrowband", "smear",
+             "stutter", "playback_rate"]
+    specs = ["stutter", "smear:length_ms=300,mix=0.8", "narrowband", "reverb"]
+    chain = AudioChain(ChainSettings.parse(specs), order=order, tail="keep")
+    assert chain.names == ["reverb", "narrowband", "smear", "stutter"]
+    assert not chain.streamable or chain._streams(SR, 2) is None      # smear needs the whole clip
+    out = chain.render(fixture_audio, SR).audio
+    assert np.isfinite(out).all() and out.shape[1] >= fixture_audio.shape[1] + int(0.3 * SR)
+    cut = AudioChain(ChainSettings.parse(specs), order=order, tail="cut")(fixture_audio, SR)
+    assert cut.shape == fixture_audio.shape and np.isfinite(cut).all()
