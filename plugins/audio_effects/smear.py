@@ -76,7 +76,7 @@ def smear_time(audio: "np.ndarray", sample_rate: float, length_ms: float, mix: f
 
 
 class Smear(AudioEffect):
-    """Motion blur in time: each moment's spectrum averaged with its neighbours over `length_ms`.
+    """Motion blur in time: the sound averaged with copies of itself spread over `length_ms`.
 
     Rendered outside Pedalboard (convolution with a fixed velvet-noise box kernel). mix 0
     (bypass) returns the input untouched; deterministic. The smear sounds on for `length_ms`
