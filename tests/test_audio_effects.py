@@ -1,4 +1,4 @@
-"""The built-in audio effects (the notes' seven and `stutter`), rendered with real Pedalboard, soxr
+"""The built-in audio effects (the notes' seven, `stutter`, `narrowband` and `smear`), rendered with real Pedalboard, soxr
 and numpy.
 
 Fixtures are synthetic and seeded (harmonic tones, noise bursts, clicks, then silence),
@@ -29,6 +29,8 @@ EXPECTED_PARAMS = {
     "delay": ("delay_seconds", "feedback", "mix"),
     "playback_rate": ("rate",),
     "stutter": ("rate_hz", "duty", "depth", "smoothing_ms"),
+    "narrowband": ("low_cut_hz", "high_cut_hz"),
+    "smear": ("length_ms", "mix"),
 }
 
 
@@ -96,7 +98,7 @@ def fixture_audio() -> np.ndarray:
 # ----------------------------------------------------------------- registration
 
 
-def test_all_eight_registered_through_entry_points():
+def test_all_ten_registered_through_entry_points():
     names = set(get_registry().names("audio_effect"))
     assert set(EXPECTED_PARAMS) <= names
     for name, params in EXPECTED_PARAMS.items():
@@ -106,9 +108,9 @@ def test_all_eight_registered_through_entry_points():
         assert issubclass(cls, AudioEffect) and cls.name == name
         assert tuple(p.name for p in cls.params) == params
         assert cls.summary()
-    assert sum(len(p) for p in EXPECTED_PARAMS.values()) == 16
+    assert sum(len(p) for p in EXPECTED_PARAMS.values()) == 20
     outside = {n for n in EXPECTED_PARAMS if get("audio_effect", n).outside_pedalboard}
-    assert outside == {"playback_rate", "stutter"}
+    assert outside == {"playback_rate", "stutter", "smear"}
 
 
 def test_registration_and_chain_import_stay_cheap():
@@ -117,7 +119,7 @@ def test_registration_and_chain_import_stay_cheap():
         "from deltav2a.api.registry import load_registry\n"
         "r = load_registry(only=['audio_effects'])\n"
         "import deltav2a.render.chain\n"
-        "assert len(r.names('audio_effect')) == 8, r.names('audio_effect')\n"
+        "assert len(r.names('audio_effect')) == 10, r.names('audio_effect')\n"
         "heavy = [m for m in ('numpy', 'pedalboard', 'soxr', 'torch') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
@@ -136,7 +138,8 @@ def test_params_are_fully_declared(name):
             assert p.default != p.bypass, f"{name}.{p.name}: default must be an active setting"
     logs = {(name, p.name) for p in cls.params if p.scale == "log"}
     expected_log = {("lowpass", "cutoff_hz"), ("highpass", "cutoff_hz"), ("playback_rate", "rate"),
-                    ("stutter", "rate_hz")}
+                    ("stutter", "rate_hz"), ("narrowband", "low_cut_hz"),
+                    ("narrowband", "high_cut_hz")}
     assert logs == {k for k in expected_log if k[0] == name}
 
 
@@ -173,7 +176,7 @@ def test_log_scale_spacing_is_geometric():
 
 def test_reverb_delay_playback_bypass_are_exact(fixture_audio):
     x = fixture_audio
-    for name in ("reverb", "delay", "playback_rate", "stutter"):
+    for name in ("reverb", "delay", "playback_rate", "stutter", "smear"):
         e = effect(name)
         y = e.process(x, SR, **e.bypass_values())
         assert y.shape == x.shape
@@ -451,3 +454,107 @@ def test_stutter_is_deterministic_and_streams_like_a_whole_render(fixture_audio)
         pos += n
     np.testing.assert_array_equal(np.concatenate(parts, axis=1), whole)
     assert st.ratio == 1.0 and e.tail_seconds() == 0.0
+
+
+# ----------------------------------------------------------------- narrowband and smear (issue 16, 16.30-16.31)
+
+
+def spectral_bandwidth(x: np.ndarray, sr: int = SR) -> float:
+    spec = np.abs(np.fft.rfft(x.mean(axis=0))) ** 2
+    freqs = np.fft.rfftfreq(x.shape[1], 1 / sr)
+    c = (spec * freqs).sum() / spec.sum()
+    return float(np.sqrt((spec * (freqs - c) ** 2).sum() / spec.sum()))
+
+
+def frame_rms(x: np.ndarray, sr: int, ms: float = 10.0) -> np.ndarray:
+    n = int(sr * ms / 1000)
+    m = x.mean(axis=0)[: x.shape[1] // n * n].astype(np.float64)
+    return np.sqrt((m.reshape(-1, n) ** 2).mean(axis=1))
+
+
+def test_narrowband_bypass_is_flat():
+    """Bypass: two 20 Hz / 20 kHz first-order sections each, within the single filters'
+    flatness doubled; a 1 kHz sine keeps its level."""
+    e = effect("narrowband")
+    f, h = magnitude_response_db(e, SR, **e.bypass_values())
+    assert np.max(np.abs(h[(f >= 100) & (f <= 10000)])) < 0.4
+    y = e.process(sine(1000.0, SR, 1.0, 0.9), SR, **e.bypass_values())
+    assert np.abs(y[:, SR // 2:]).max() == pytest.approx(0.9, rel=0.01)  # after the filters' onset
+
+
+def test_narrowband_narrows_the_band_from_both_ends(fixture_audio):
+    """Stronger settings narrow the spectrum; both ends are cut at 12 dB/octave while the
+    middle passes (unlike a low-pass, the mid-band stays the loudest part)."""
+    e = effect("narrowband")
+    x = fixture_audio
+    bw = []
+    for u in (0.05, 0.5, 1.0):
+        y = e.process(x, SR, **e.params_at_intensity(u))
+        assert np.isfinite(y).all() and y.shape == x.shape
+        bw.append(spectral_bandwidth(y))
+    assert bw[0] > bw[1] > bw[2]
+    f, h = magnitude_response_db(e, SR, **e.params_at_intensity(1.0))  # 200 Hz - 2.5 kHz
+    at = lambda hz: float(h[np.argmin(np.abs(f - hz))])
+    assert abs(at(700)) < 1.5
+    assert at(700) > at(50) + 15 and at(700) > at(10000) + 15
+    assert at(25) - at(50) == pytest.approx(-12.0, abs=2.0)        # 12 dB/octave below the band
+    assert at(10000) - at(5000) == pytest.approx(-12.0, abs=2.0)   # and above it
+
+
+def test_smear_fills_gaps_keeps_level_and_adds_no_width():
+    """Pulses with silent gaps: the smear fills the gaps (motion blur in time), keeps the
+    overall level (decorrelated taps), and a mono input stays identical on both channels."""
+    sr = SR
+    t = np.arange(3 * sr) / sr
+    pulse = (0.5 * np.sin(2 * np.pi * 220 * t) * (np.mod(t, 0.5) < 0.1)).astype(np.float32)
+    x = np.stack([pulse, pulse])
+    e = effect("smear")
+    y = e.process(x, sr, length_ms=400.0, mix=1.0)
+    ex, ey = frame_rms(x, sr), frame_rms(y, sr)
+    gaps = ex < 1e-6
+    assert ey[gaps].mean() > 0.2 * ex[~gaps].mean()
+    assert 0.7 < rms(y) / rms(x) < 1.4
+    np.testing.assert_array_equal(y[0], y[1])
+    shorter = e.process(x, sr, length_ms=60.0, mix=1.0)
+    assert frame_rms(shorter, sr)[gaps].mean() < ey[gaps].mean()
+
+
+def test_smear_has_no_periodic_echo():
+    """The taps are jittered: the kernel's autocorrelation has no peak away from zero lag
+    (a delay's regular repeats would show one), so the smear is not heard as an echo."""
+    from deltav2a_plugins.audio_effects.smear import smear_kernel
+
+    k = smear_kernel(SR, 500.0)
+    ac = np.correlate(k, k, mode="full")[k.size - 1:]
+    assert ac[0] == pytest.approx(1.0, rel=1e-9)
+    assert np.abs(ac[int(0.001 * SR):]).max() < 0.2
+
+
+@pytest.mark.parametrize("sr", [22050, 44100, 48000])
+def test_narrowband_and_smear_finite_deterministic_at_every_sample_rate(sr):
+    x = music_like(sr=sr)
+    for name in ("narrowband", "smear"):
+        e = effect(name)
+        for u in (0.35, 0.6, 0.9, 1.0):
+            y = e.process(x, sr, **e.params_at_intensity(u))
+            assert np.isfinite(y).all() and y.shape == x.shape, (name, u)
+            np.testing.assert_array_equal(y, e.process(x.copy(), sr, **e.params_at_intensity(u)))
+    assert effect("smear").tail_seconds(length_ms=300.0, mix=0.5) == pytest.approx(0.3)
+    assert effect("smear").tail_seconds(mix=0.0) == 0.0
+
+
+def test_narrowband_and_smear_render_in_a_chain_in_the_given_order(fixture_audio):
+    """The re-ship order (docs/vocab_audit.md): narrowband with the Pedalboard effects, smear
+    outside before the gate; a kept tail includes the smear's length."""
+    from deltav2a.render.chain import AudioChain, ChainSettings
+
+    order = ["lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "narrowband", "smear",
+             "stutter", "playback_rate"]
+    specs = ["stutter", "smear:length_ms=300,mix=0.8", "narrowband", "reverb"]
+    chain = AudioChain(ChainSettings.parse(specs), order=order, tail="keep")
+    assert chain.names == ["reverb", "narrowband", "smear", "stutter"]
+    assert not chain.streamable or chain._streams(SR, 2) is None      # smear needs the whole clip
+    out = chain.render(fixture_audio, SR).audio
+    assert np.isfinite(out).all() and out.shape[1] >= fixture_audio.shape[1] + int(0.3 * SR)
+    cut = AudioChain(ChainSettings.parse(specs), order=order, tail="cut")(fixture_audio, SR)
+    assert cut.shape == fixture_audio.shape and np.isfinite(cut).all()

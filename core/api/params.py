@@ -65,7 +65,8 @@ class Param:
         u = min(max(float(u), 0.0), 1.0)
         if self.scale == "log":
             lo, hi = math.log(self.minimum), math.log(self.maximum)
-            return math.exp(lo + u * (hi - lo))
+            # exp(log(m)) can round below m (2500 -> 2499.9999999999995): keep the ends valid
+            return min(max(math.exp(lo + u * (hi - lo)), self.minimum), self.maximum)
         return self.minimum + u * (self.maximum - self.minimum)
 
     @property

@@ -2,7 +2,9 @@
 
 The seven effects of the research chain (lowpass, bitcrush, reverb, highpass, distortion,
 delay and playback_rate) and `stutter`, a rhythmic gate added so that *fragmented* has a
-sound (issue 16, decision 16.10). Registration only imports the effect classes; pedalboard, numpy
+sound (issue 16, decision 16.10), and two that are not in the default list:
+`narrowband` (an old radio's band, narrowed from both ends: *flat*) and `smear` (a motion blur in time: *fluid*),
+decisions 16.30-16.31. Registration only imports the effect classes; pedalboard, numpy
 and soxr are imported when something is rendered, so `deltav2a list-plugins` stays fast.
 """
 
@@ -12,7 +14,9 @@ from deltav2a.api.hookspecs import hookimpl
 @hookimpl
 def register_audio_effects(register):
     from .pedalboard_effects import BUILTIN_AUDIO_EFFECTS
+    from .narrowband import Narrowband
+    from .smear import Smear
     from .stutter import Stutter
 
-    for cls in (*BUILTIN_AUDIO_EFFECTS, Stutter):
+    for cls in (*BUILTIN_AUDIO_EFFECTS, Stutter, Narrowband, Smear):
         register(cls)
