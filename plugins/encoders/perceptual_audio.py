@@ -197,17 +197,6 @@ def _downmix(part: "np.ndarray") -> "np.ndarray":
     return part.mean(axis=0, keepdims=True, dtype=np.float32)
 
 
-def _upper_quartile_21(windows: "np.ndarray") -> "np.ndarray":
-    """np.percentile(windows, 75, axis=1) for rows of 21 values: the 16th smallest.
-
-    With 21 values the 75th percentile falls exactly on index 15 (0.75 * 20), where numpy's
-    linear interpolation returns that value unchanged; a row sort finds it faster.
-    """
-    import numpy as np
-
-    return np.sort(windows, axis=1)[:, 15]
-
-
 def _mean_square(x: "np.ndarray") -> float:
     """Mean of x^2 for float32 x, accumulated in float64 (pairwise) without a float64 copy."""
     import numpy as np
@@ -333,13 +322,16 @@ def _envelope_descriptors(e: "np.ndarray", sr: float, env_block: int, names: Any
     """
     import numpy as np
     from numpy.lib.stride_tricks import sliding_window_view
+    from scipy.ndimage import maximum_filter1d, rank_filter
 
     if len(e) >= 4:
         edb = 10.0 * np.log10(e + SILENCE)
         edb = np.maximum(edb, edb.max() - 80.0)
         w = max(2, int(round(DECAY_WINDOW_S * sr / env_block)))
-        padded = np.concatenate([np.full(w - 1, edb[0]), edb])
-        running = sliding_window_view(padded, w).max(axis=1)
+        # the maximum of the w blocks ending at each block, the first block's level before
+        # the clip (mode "nearest"): the same values as the maximum over a sliding window
+        # view of the padded levels, a tenth of the time (decision 15.34)
+        running = maximum_filter1d(edb, w, origin=(w - 1) // 2, mode="nearest")
         act = edb > edb.max() - ENV_RANGE_DB
         out["decay_depth"] = float(np.mean((running - edb)[act]))
         amp = np.sqrt(e[act])
@@ -353,10 +345,14 @@ def _envelope_descriptors(e: "np.ndarray", sr: float, env_block: int, names: Any
             # where their neighbourhood is active (a silent gap inside music is the deepest
             # gap, not "inactive"); a dip counts at most ENV_RANGE_DB
             h = int(round(GAP_HALF_WINDOW_S * sr / env_block))
-            padded = np.concatenate([np.full(h, edb[0]), edb, np.full(h, edb[-1])])
-            view = sliding_window_view(padded, 2 * h + 1)
-            ref = (_upper_quartile_21(view) if view.shape[1] == 21 and GAP_QUANTILE == 75.0
-                   else np.percentile(view, GAP_QUANTILE, axis=1))
+            if 2 * h + 1 == 21 and GAP_QUANTILE == 75.0:
+                # with 21 values the 75th percentile falls exactly on the 16th smallest
+                # (0.75 * 20 = 15), which numpy's linear interpolation returns unchanged: a
+                # rank filter (edges held, mode "nearest") finds that same value directly
+                ref = rank_filter(edb, 15, size=21, mode="nearest")
+            else:
+                padded = np.concatenate([np.full(h, edb[0]), edb, np.full(h, edb[-1])])
+                ref = np.percentile(sliding_window_view(padded, 2 * h + 1), GAP_QUANTILE, axis=1)
             live = ref > edb.max() - ENV_RANGE_DB
             out["gap_depth"] = float(np.mean(np.clip(ref - edb, 0.0, ENV_RANGE_DB)[live]))
 
