@@ -330,7 +330,7 @@ def _envelope_descriptors(e: "np.ndarray", sr: float, env_block: int, names: Any
         w = max(2, int(round(DECAY_WINDOW_S * sr / env_block)))
         # the maximum of the w blocks ending at each block, the first block's level before
         # the clip (mode "nearest"): the same values as the maximum over a sliding window
-        # view of the padded levels, a tenth of the time (decision 15.34)
+        # view of the padded levels, a tenth of the time (decision 15.32)
         running = maximum_filter1d(edb, w, origin=(w - 1) // 2, mode="nearest")
         act = edb > edb.max() - ENV_RANGE_DB
         out["decay_depth"] = float(np.mean((running - edb)[act]))
