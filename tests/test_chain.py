@@ -475,6 +475,7 @@ def test_output_scan_follows_the_declaration_not_the_package(third_party_registr
     """Built-ins skip the NaN/Inf scan because they declare `finite_output`, which any plugin
     may do; a third-party effect that declares it is trusted the same way (decision 12.2)."""
     assert not AudioChain(ChainSettings.parse(["lowpass", "reverb", "playback_rate:rate=1.2"]), tail="cut")._check_output
+    assert not AudioChain(ChainSettings.parse(["stutter", "delay"]), tail="cut")._check_output  # gain in [0, 1]
     assert AudioChain(ChainSettings.parse(["lowpass", "test_gain"]), tail="cut")._check_output
     monkeypatch.setattr(_NanMaker, "finite_output", True)  # a false declaration is believed
     chain = AudioChain(ChainSettings.parse(["lowpass", "test_nan"]), tail="cut")
@@ -598,3 +599,15 @@ def test_render_to_file_leaves_nothing_when_the_chain_fails(monkeypatch, tmp_pat
     with pytest.raises(DeltaV2AError, match="NaN or Inf"):
         chain.render_to_file(x, 22050, tmp_path / "o.wav")
     assert list(tmp_path.iterdir()) == [] and board is not None
+
+
+def test_checked_input_renders_the_same_without_the_input_scan(audio):
+    """render(checked=True) (the database build, whose clip load_clip checked once) gives the
+    same samples; it trusts the caller, so NaN input is then not the chain's to catch."""
+    chain = AudioChain(ChainSettings.parse(["lowpass", "stutter:depth=1", "delay"]), tail="cut")
+    np.testing.assert_array_equal(chain.render(audio, SR, checked=True).audio, chain(audio, SR))
+    bad = audio.copy()
+    bad[0, 10] = np.nan
+    with pytest.raises(DeltaV2AError, match="NaN or Inf"):
+        chain(bad, SR)
+    assert np.isnan(chain.render(bad, SR, checked=True).audio).any()

@@ -858,3 +858,55 @@ def test_analysis_2_fused_passes_match_the_separate_ones():
     mono_clip = rng.standard_normal((1, 5000)).astype(np.float32)
     assert pa.downmix_width_2(mono_clip)[1] == 0.0
     assert pa.downmix_width_2(np.zeros((2, 4096), np.float32))[1] == 0.0
+
+
+def test_analysis_2_matches_its_frozen_copy():
+    """Decisions 15.30-15.39 made analysis 2 cheaper without moving its descriptors beyond
+    float32 rounding (normalisation 3's constants were fitted on the earlier code): against a
+    frozen copy of it, every normalised coordinate within 1e-6 and the same undefined (NaN)
+    descriptors, on every kind of input and on renders of every effect."""
+    import warnings as _w
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import frozen_perceptual_audio_analysis2 as frozen
+
+    from deltav2a.api import registry as plugins
+    from deltav2a.render.chain import AudioChain, ChainSettings, EffectSetting
+
+    enc = PerceptualAudioEncoder(normalisation_version="3")
+    half = synthetic_music(6, 3.0)
+    half[:, : half.shape[1] // 2] = 0.0
+    inputs = _analysis_inputs() + [(half, SR), (synthetic_music(7, 1.0)[:, :3000], SR)]
+    x = synthetic_music(8, 3.0)
+    for name in ("lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "playback_rate", "stutter"):
+        cls = plugins.get("audio_effect", name)
+        with _w.catch_warnings():
+            _w.simplefilter("ignore")
+            inputs.append((AudioChain(ChainSettings([EffectSetting(name, cls.params_at_intensity(0.9))]),
+                                      tail="cut")(x, SR), SR))
+    for clip, sr in inputs:
+        new = enc._raw_windows(enc._check(clip, 0, sr, 2), sr)
+        old = frozen.raw_windows(clip, sr)
+        assert len(new) == len(old)
+        for a, b in zip(new, old):
+            assert np.array_equal(np.isnan(a), np.isnan(b)), (a, b)
+        za, zb = enc.table.normalise(np.stack(new)), enc.table.normalise(np.stack(old))
+        assert np.abs(za.astype(np.float64) - zb).max() <= 1e-6, np.abs(za - zb).max()
+
+
+@pytest.mark.parametrize("channels,seconds,sr", [(2, 1.0, SR), (2, 31.0, SR), (1, 1.0, SR), (3, 1.0, SR),
+                                                 (2, 1.0, 48000)])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_analysis_2_finds_every_nan_and_inf(channels, seconds, sr, bad):
+    """Analysis 2 reads a stereo clip's finiteness from its downmix's sums of squares instead
+    of a scan of its own (decision 15.30): NaN or Inf anywhere (the 1024-sample rows, the
+    tail, outside a long clip's three windows, other channel counts) is still the one-line error."""
+    enc = PerceptualAudioEncoder(normalisation_version="3")
+    n = int(seconds * sr) + 517
+    for where in (5, n - 3, n // 2 + 1):
+        clip = (np.random.default_rng(where).standard_normal((channels, n)) * 0.1).astype(np.float32)
+        clip[channels - 1, where] = bad
+        with pytest.raises(DeltaV2AError, match="clip 0 contains NaN or Inf samples"):
+            enc.encode_audio([clip], sr)
+        with pytest.raises(DeltaV2AError, match="NaN or Inf"):
+            enc.raw_descriptors([clip], sr)

@@ -176,7 +176,7 @@ class ClipWorker:
                 aug = self.sampler.sample(record_rng(self.spec.seed, task.clip_id, a, attempt))
                 chain = self.sampler.chain(aug, db.tail, cfg.effects.max_tail_seconds)
                 r0 = time.perf_counter()
-                y = chain(x, sr)
+                y = chain.render(x, sr, checked=True).audio  # x: checked by load_clip
                 r1 = time.perf_counter()
                 e_b = self._encode(y, sr)
                 t_render += r1 - r0

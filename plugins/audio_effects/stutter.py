@@ -60,6 +60,9 @@ class Stutter(AudioEffect):
 
     name: ClassVar[str] = "stutter"
     outside_pedalboard: ClassVar[bool] = True
+    # the gain is in [1 - depth, 1], within [0, 1]: finite samples stay finite, so chains
+    # with a stutter skip the render's NaN/Inf scan of A' (decision 15.33)
+    finite_output: ClassVar[bool] = True
     params: ClassVar[tuple[Param, ...]] = (
         Param(
             "rate_hz", 2.0, 16.0, default=8.0, bypass=2.0, scale="log", unit="Hz",

@@ -1,0 +1,156 @@
+"""Build rate of two checkouts, alternated under the same load (1 worker, one pinned core).
+
+On a shared machine the load moves between runs by more than a few-percent change in the
+build, so `bench_database.py` run once per checkout cannot tell them apart. Here two
+long-lived worker processes, one importing `deltav2a` / `deltav2a_plugins` from a base
+checkout and one from this tree, take turns: each round builds the same database (6 clips x
+40 augmentations at 44.1 kHz, perceptual-audio normalisation 3, the configuration of issue
+15's 0.6 x bare render target) in both, then times the bare Pedalboard render and the bare
+render + encode of the same chains (as `bench_database.py` does), all in process CPU time per
+record. Paired per-round ratios are robust to the load drifting; the best round of each is
+the estimate of the quiet rate. At the end the two databases' E(A), E(A'), style labels and
+parameters are compared bit for bit.
+
+The base checkout: a folder holding `deltav2a` and `deltav2a_plugins` (links to another
+checkout's `core/` and `plugins/`), e.g. for commit C:
+
+    git archive C | tar -x -C /tmp/base/src
+    mkdir /tmp/base/path && ln -s /tmp/base/src/core /tmp/base/path/deltav2a \
+        && ln -s /tmp/base/src/plugins /tmp/base/path/deltav2a_plugins
+
+Run:  .venv/bin/python benchmarks/bench_database_paired.py --base /tmp/base/path [--rounds 8] [--core 1]
+      [--out results/database_paired.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OPTIONS = {"normalisation_version": "3"}
+SAMPLE_RATE = 44100
+
+
+def worker() -> None:
+    """Answers `build`, `bare`, `bare_enc`, `records` on stdin with one JSON line each."""
+    sys.path.insert(0, str(HERE))
+    import numpy as np
+
+    import bench_database as bd
+    from deltav2a.config import Config
+    from deltav2a.database import build_database, load_database
+    from deltav2a.database.splits import make_splits, write_splits
+
+    cfg = Config()
+    cfg.encoders.audio.options.update(OPTIONS)
+    cfg.audio.sample_rate = SAMPLE_RATE
+    tmp = Path(tempfile.mkdtemp(prefix="paired-"))
+    splits = write_splits(make_splits(bd.MUSIC, bd.MUSIC / "manifest.csv", seed=0), tmp / "splits.json")
+    build_database(cfg, splits, tmp / "warm", augmentations=1, workers=1, limit_clips=1, progress=False)
+    k, ref = 0, None
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd == "build":
+            k += 1
+            c0 = time.process_time()
+            s = build_database(cfg, splits, tmp / f"db{k}", augmentations=40, workers=1, limit_clips=6,
+                               progress=False)
+            out = {"cpu_ms": 1000 * (time.process_time() - c0) / s.records, "records": s.records}
+            ref = ref or tmp / f"db{k}"
+        elif cmd in ("bare", "bare_enc") and ref is not None:
+            db = load_database(ref)
+            paths = [str(bd.MUSIC / c) for c in db.clip_id]
+            records = list(zip(db.data.params, db.data.active, db.chain_order))
+            encode = cmd == "bare_enc"
+            bd._CPU.clear()
+            bd._bare_render((paths, records, SAMPLE_RATE, encode, OPTIONS))
+            out = {"cpu_ms": 1000 * bd._CPU[encode]}
+        elif cmd == "records" and ref is not None:
+            db = load_database(ref)
+            path = tmp / "records.npy"
+            np.save(path, np.concatenate([db.data.audio, db.embedding_after, db.data.style, db.data.params], 1))
+            out = {"path": str(path)}
+        else:
+            break
+        print(json.dumps(out), flush=True)
+
+
+def main() -> None:
+    import numpy as np
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", required=True, type=Path, help="folder with the base checkout's deltav2a, deltav2a_plugins")
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--core", type=int, default=1, help="the CPU both workers are pinned to")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "database_paired.json")
+    args = ap.parse_args()
+    if not (args.base / "deltav2a").is_dir() or not (args.base / "deltav2a_plugins").is_dir():
+        print(f"error: {args.base} must hold deltav2a/ and deltav2a_plugins/ (see --help)", file=sys.stderr)
+        sys.exit(2)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    procs = {}
+    for name, pythonpath in (("base", str(args.base.resolve())), ("new", "")):
+        procs[name] = subprocess.Popen(
+            ["taskset", "-c", str(args.core), sys.executable, __file__, "--worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True, env=dict(env, PYTHONPATH=pythonpath))
+
+    def ask(name: str, cmd: str) -> dict:
+        p = procs[name]
+        p.stdin.write(cmd + "\n")
+        p.stdin.flush()
+        while True:
+            line = p.stdout.readline()
+            if not line:
+                print(f"error: the {name} worker died", file=sys.stderr)
+                sys.exit(1)
+            if line.startswith("{"):
+                return json.loads(line)
+
+    res = {n: {"build": [], "bare": [], "bare_enc": []} for n in procs}
+    load_start = os.getloadavg()
+    for r in range(args.rounds):
+        order = ("base", "new") if r % 2 == 0 else ("new", "base")
+        for cmd in ("build", "bare", "bare_enc"):
+            for n in order:
+                res[n][cmd].append(ask(n, cmd)["cpu_ms"])
+        print(f"round {r}: " + "; ".join(f"{n} build {res[n]['build'][-1]:.2f} bare {res[n]['bare'][-1]:.2f} "
+                                          f"render+encode {res[n]['bare_enc'][-1]:.2f} ms" for n in procs), flush=True)
+    same = bool(np.array_equal(np.load(ask("base", "records")["path"]), np.load(ask("new", "records")["path"])))
+    for p in procs.values():
+        p.stdin.write("quit\n")
+        p.stdin.flush()
+        p.wait()
+    summary = {}
+    for n in procs:
+        best = {k: min(v) for k, v in res[n].items()}
+        summary[n] = {"best_ms": best, "median_ms": {k: float(np.median(v)) for k, v in res[n].items()},
+                      "ratio_bare": best["bare"] / best["build"],
+                      "ratio_render_plus_encode": best["bare_enc"] / best["build"]}
+        print(f"{n}: build {best['build']:.2f} ms/record (median {summary[n]['median_ms']['build']:.2f}), bare render "
+              f"{best['bare']:.2f}, render+encode {best['bare_enc']:.2f}: ratio {summary[n]['ratio_bare']:.3f}, "
+              f"vs render+encode {summary[n]['ratio_render_plus_encode']:.3f} (best rounds, CPU time)")
+    paired = {k: sorted(a / b for a, b in zip(res["new"][k], res["base"][k])) for k in ("build", "bare_enc")}
+    for k, v in paired.items():
+        print(f"paired {k} new/base: median {v[len(v) // 2]:.3f} (range {v[0]:.3f}-{v[-1]:.3f})")
+    print(f"records identical: {same}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "benchmark": "paired 1-worker build, base vs this tree (44.1 kHz, normalisation 3, 6 clips x 40)",
+        "rounds": res, "summary": summary, "paired_median_new_over_base": {k: v[len(v) // 2] for k, v in paired.items()},
+        "records_identical": same, "load_average_start": list(load_start), "load_average_end": list(os.getloadavg()),
+        "cpus": os.cpu_count()}, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--worker"]:
+        worker()
+    else:
+        main()
