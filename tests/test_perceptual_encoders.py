@@ -365,8 +365,7 @@ def test_lexicon_versions_stay_loadable():
     v3 = {"image": "perceptual-image/2/aeaea9bac2bc4e13", "audio": "perceptual-audio/2/eb540c94b4700fba"}
     assert PerceptualImageEncoder(lexicon_version="3").fingerprint() == v3["image"] == PerceptualImageEncoder().fingerprint()
     assert PerceptualAudioEncoder(lexicon_version="3").fingerprint() == v3["audio"] == PerceptualAudioEncoder().fingerprint()
-    # v4 as changed by issue 16's fifth pass (granular and thin re-grounded, decision 16.40)
-    v4 = {"image": "perceptual-image/3/eb8896c785910480", "audio": "perceptual-audio/3/7d12f1e7957434ab"}
+    v4 = {"image": "perceptual-image/3/eb8896c785910480", "audio": "perceptual-audio/3/60e7dc590aa06176"}
     assert PerceptualImageEncoder(lexicon_version="4").fingerprint() == v4["image"]
     assert PerceptualAudioEncoder(lexicon_version="4").fingerprint() == v4["audio"]
     with pytest.raises(DeltaV2AError, match="no shipped lexicon version '7'"):
@@ -426,18 +425,16 @@ def test_gap_depth_rises_with_a_gate_and_falls_with_reverb(music):
 
 #: the v3 words lexicon v4 re-grounds on the audio side (with their exact antonyms); every
 #: other direction, and the whole image side, is v3's (docs/perceptual_encoders.md, "What
-#: version 4 changes"); granular/polished and thin since issue 16's fifth pass (decision 16.40)
-V4_REGROUNDED = {"expansive", "confined", "hollow", "fragmented", "cohesive", "granular", "polished", "thin"}
+#: version 4 changes")
+V4_REGROUNDED = {"expansive", "confined", "hollow", "fragmented", "cohesive"}
 
 
 def test_lexicon_v4_regrounds_three_words_on_normalisation_3(music, photos):
     """v4 reads normalisation 3 (analysis 2): its media vectors are exactly those of v3 with
     `normalisation_version: "3"`, so a database built that way is relabelled, not re-rendered;
-    it changes the audio directions of expansive, hollow and fragmented (and their antonyms),
-    granular and thin only, each for its meaning: expansive = extent in space (no smear in
-    time), hollow = the middle missing (no room smear), fragmented = the level also falls
-    between the pieces, granular = noise inside the sound (not a floor filled by content moved
-    up, which is thin's)."""
+    it changes the audio directions of expansive, hollow and fragmented (and their antonyms)
+    only, each for its meaning: expansive = extent in space (no smear in time), hollow = the
+    middle missing (no room smear), fragmented = the level also falls between the pieces."""
     v3i, v3a = PerceptualImageEncoder(lexicon_version="3"), PerceptualAudioEncoder(lexicon_version="3")
     v4i, v4a = PerceptualImageEncoder(lexicon_version="4"), PerceptualAudioEncoder(lexicon_version="4")
     assert v4a.table.version == v4i.table.version == "3" and v4a.table.analysis == 2
@@ -460,17 +457,6 @@ def test_lexicon_v4_regrounds_three_words_on_normalisation_3(music, photos):
     assert np.allclose(w["cohesive"], -w["fragmented"]) and np.allclose(w["confined"], -w["expansive"])
     # the re-grounded axis dense/hollow stays negatively correlated
     assert float(np.dot(w["dense"], w["hollow"])) < 0
-    # granular is noise inside the sound (the distortion band's and the top band's flatness),
-    # the raised floor its weakest sign; thin is the weight moving up, the floor secondary
-    g, th, v3w = w["granular"], w["thin"], dict(zip(terms, old))
-    ix = {n: names.index(n) for n in ("harmonic_distortion", "spectral_flatness", "hf_flatness", "spectral_floor",
-                                      "band_bass", "pitch_register")}
-    assert g.argmax() == ix["harmonic_distortion"] and np.count_nonzero(g) == 4
-    assert 0 < g[ix["spectral_floor"]] < min(g[ix["hf_flatness"]], g[ix["spectral_flatness"]])
-    assert v3w["granular"].argmax() == ix["spectral_floor"]  # v3: the floor first
-    assert np.allclose(w["polished"], -g)
-    assert 0 < th[ix["spectral_floor"]] < min(-th[ix["band_bass"]], th[ix["pitch_register"]])
-    assert th[ix["spectral_floor"]] < v3w["thin"][ix["spectral_floor"]]
 
 
 def test_a_custom_lexicon_picks_its_normalisation(tmp_path):
