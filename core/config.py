@@ -238,7 +238,7 @@ class InferenceConfig(_Section):
     scale_by_confidence: bool = Field(
         True, description="move predicted parameters toward bypass by the norm confidence c, so an "
         "image that barely changed leaves the audio almost untouched (not in the notes)")
-    strength_match: Literal["off", "chain", "params", "nested"] = Field(
+    strength_match: Literal["off", "chain", "params", "nested", "matched", "nested_matched"] = Field(
         "off", description="chain: the controller answers for the edit's direction (the uncalibrated "
         "label) at reference_strength, which fixes the effect set and each effect's parameter direction; "
         "the image strength then sets how far each effect moves from bypass (its chain strength, "
@@ -247,7 +247,16 @@ class InferenceConfig(_Section):
         "params: the set from the own answer (as off), the parameters from chain (decision 9.37). "
         "nested: an effect voted for at any gentler size of the edit's direction (strengths 0, "
         "nested_step, ... up to the image strength) stays in the set, so a stronger edit never drops "
-        "an effect a gentler one had; parameters as off (decision 9.40)")
+        "an effect a gentler one had; parameters as off (decision 9.40). matched: set and parameter "
+        "directions as off, each effect moved along its ray from bypass to the image strength "
+        "(match_strength), so within one set a stronger edit always moves further; nested_matched: "
+        "the set as nested, the parameters as matched (decision 9.70)")
+    match_floor: float | None = Field(
+        None, ge=0, lt=1, description="in a transfer, the mean normalised distance from bypass that image "
+        "strength 0 is matched to under strength_match chain / params / matched / nested_matched "
+        "(distance = floor + strength * (1 - floor)); null = database.param_min_intensity, the records' "
+        "unit. The database stages (threshold tuning, evaluate) always use the records' unit, since "
+        "their strengths are chain strengths already (decision 9.71)")
     reference_strength: float = Field(0.5, ge=0, le=1, description="strength input the controller is asked "
                                       "at under strength_match (0.5: the training database's median)")
     nested_step: float = Field(0.1, gt=0, le=1, description="spacing of the gentler strengths the controller "

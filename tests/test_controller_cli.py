@@ -216,3 +216,37 @@ def test_search_and_refine_record_their_trajectory(calibrated, tmp_path, flags, 
     assert side["controller"]["source"] == source and 1 <= side["n_effects"] <= 2
     traj = side["controller"]["trajectory"]
     assert traj and all(b >= a for a, b in zip(traj, traj[1:]))
+
+
+def test_knn_parameter_head_fits_on_a_real_database_and_transfers(dbs, tmp_path):
+    """`params_from: head` (decision 9.60) through the CLI on a database of real renders: the
+    head is fitted with the records, saved, evaluated (the same vote as the plain k-NN, so the
+    same F1) and used by a torch-free transfer."""
+    from deltav2a.media.examples import landscape_image
+
+    cfg = tmp_path / "head.yaml"
+    cfg.write_text("controller: {name: knn, strength_input: true, "
+                   "options: {params_from: head, head_hidden: 16, head_epochs: 20}}\n")
+    out = {}
+    for name, extra in (("head", ("-c", str(cfg))), ("plain", ())):
+        model = tmp_path / f"model_{name}"
+        res = run_cli("train", "--db", str(dbs["train"]), "--val-db", str(dbs["val"]), "--controller", "knn",
+                      *extra, "-o", str(model))
+        assert res.returncode == 0, res.stderr
+        res = run_cli("evaluate", "--model", str(model), "--test-db", str(dbs["test"]), "--train-db",
+                      str(dbs["train"]), "-o", str(tmp_path / f"eval_{name}"))
+        assert res.returncode == 0, res.stderr
+        out[name] = json.loads((tmp_path / f"eval_{name}" / "metrics.json").read_text())
+    meta = json.loads((tmp_path / "model_head" / "controller.json").read_text())
+    assert meta["config"]["options"]["params_from"] == "head"
+    assert meta["training"]["best"]["fit_head_epochs"] == 20
+    head, plain = out["head"]["tuned"], out["plain"]["tuned"]
+    assert head["macro_f1"] == plain["macro_f1"]  # the vote is the neighbours' in both modes
+    assert 0 < head["active_param_rmse"] < 1 and head["active_param_rmse"] != plain["active_param_rmse"]
+    img = tmp_path / "i.png"
+    landscape_image(160, 120, seed=1).save(img)
+    clip = next((dbs["root"] / "audio").glob("*.wav"))
+    res = run_cli("transfer", "--image", str(img), "--image-effect", "motion_blur:0.8", "--audio", str(clip),
+                  "-m", str(tmp_path / "model_head"), "-o", str(tmp_path / "out.wav"), "--no-summary")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "out.wav").stat().st_size > 1000

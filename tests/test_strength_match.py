@@ -246,3 +246,115 @@ def test_nested_mode_never_drops_an_effect_a_gentler_size_had():
 
     with pytest.raises(DeltaV2AError, match="nested step"):
         nested_activity(tm.controller, direction, emb, strength, 0.0)
+
+
+def test_matched_modes_keep_the_set_and_move_each_effect_to_the_image_strength():
+    """`strength_match: matched` / `nested_matched` (9.70) on the shipped k-NN: the activity is
+    `off`'s / `nested`'s; the parameters are the own answer's moved along each effect's ray to the
+    image strength, so each effect alone has exactly that chain strength (unless pinned at its
+    bounds), stays on the own answer's side of bypass, and for one direction a larger strength
+    never moves an effect less; a real render of one blur at 0.3 and 0.9 keeps the set (a low-pass)
+    and changes the clip more at 0.9."""
+    from deltav2a.api.registry import get
+    from deltav2a.experiment.quality import logmel_distance
+    from deltav2a.media.examples import groove, landscape_image
+    from deltav2a.model.strength import _param_distance, chain_strength, controller_prediction
+    from deltav2a.style.encoding import model_config
+    from deltav2a.transfer.pipeline import DEFAULT_MODEL, TransferModel
+
+    cfg = model_config(DEFAULT_MODEL)
+    tm = TransferModel(DEFAULT_MODEL, config=cfg)
+    sr = tm.cfg.audio.sample_rate
+    x = groove(seconds=3.0, sample_rate=sr, seed=2)
+    emb = np.repeat(tm.audio_embedding(x, sr).reshape(1, -1), 11, axis=0)
+    photo = landscape_image(seed=1)
+    label = tm.read_edit([photo], [get("image_effect", "adaptive_blur")().apply(photo, 0.6, seed=0)])[0]
+    style = np.repeat(label.label[None, :], 11, axis=0)
+    direction = np.repeat(label.direction_label[None, :], 11, axis=0)
+    strength = np.linspace(0.0, 1.0, 11)
+    got = {}
+    for mode in ("off", "nested", "matched", "nested_matched"):
+        tm.cfg.inference.strength_match = mode
+        got[mode] = controller_prediction(tm.cfg, tm.controller, style, emb, strength, direction=direction)
+    np.testing.assert_array_equal(got["matched"].activity, got["off"].activity)
+    np.testing.assert_array_equal(got["nested_matched"].activity, got["nested"].activity)
+    np.testing.assert_array_equal(got["nested_matched"].params, got["matched"].params)
+    assert not np.allclose(got["matched"].params, got["off"].params)
+    bypass = tm.layout.bypass_array().astype(np.float64)
+    floor = tm.cfg.database.param_min_intensity
+    owner = tm.layout.param_effect_array()
+    own, matched = got["off"].params.astype(np.float64), got["matched"].params.astype(np.float64)
+    dist = _param_distance(matched, bypass)
+    checked = 0
+    for e in range(tm.layout.n_effects):
+        cols = owner == e
+        moved = np.abs(own[:, cols] - bypass[cols]) > 1e-6
+        assert np.all(np.sign(matched[:, cols] - bypass[cols])[moved] == np.sign(own[:, cols] - bypass[cols])[moved])
+        m = dist[:, cols].mean(axis=1)
+        assert np.all(np.diff(m) >= -1e-6), (tm.layout.effects[e], np.round(m, 3))
+        act = np.zeros((11, tm.layout.n_effects), bool)
+        act[:, e] = True
+        s = chain_strength(act, matched, tm.layout, floor)
+        free = moved.any(axis=1) & (np.abs(matched[:, cols] - 0.5) < 0.5 - 1e-6).all(axis=1)
+        np.testing.assert_allclose(s[free], strength[free], atol=1e-4)
+        checked += int(free.sum())
+    assert checked >= 11
+    # a real transfer: same set at 0.3 and 0.9 -> the stronger edit changes the clip more
+    tm.cfg.inference.strength_match = "matched"
+    fx = get("image_effect", "adaptive_blur")()
+    res = {t: tm.transfer(photo, fx.apply(photo, t, seed=0), x, sr) for t in (0.3, 0.9)}
+    assert res[0.9].sidecar["controller"]["strength_match"] == "matched"
+    assert res[0.3].plan.effects == res[0.9].plan.effects == ["lowpass"]
+    d = {t: logmel_distance(x, r.audio[:, : x.shape[1]], sr) for t, r in res.items()}
+    assert d[0.9] > d[0.3] + 3.0, d
+
+
+def test_match_floor_moves_transfers_only():
+    """`inference.match_floor` (9.71): a transfer maps image strength s to the mean distance
+    floor + s (1 - floor) from bypass; the database stages (no floor passed) keep the records'
+    unit (`database.param_min_intensity`) whatever the option says; a lower floor renders the same
+    set nearer bypass, and the sidecar records the floor."""
+    from deltav2a.api.registry import get
+    from deltav2a.media.examples import groove, landscape_image
+    from deltav2a.model.strength import _param_distance, controller_prediction
+    from deltav2a.style.encoding import model_config
+    from deltav2a.transfer.pipeline import DEFAULT_MODEL, TransferModel
+
+    cfg = model_config(DEFAULT_MODEL)
+    cfg.inference.strength_match = "matched"
+    tm = TransferModel(DEFAULT_MODEL, config=cfg)
+    sr = tm.cfg.audio.sample_rate
+    x = groove(seconds=3.0, sample_rate=sr, seed=2)
+    emb = tm.audio_embedding(x, sr).reshape(1, -1)
+    photo = landscape_image(seed=1)
+    after = get("image_effect", "adaptive_blur")().apply(photo, 0.3, seed=0)
+    label = tm.read_edit([photo], [after])[0]
+    args = (tm.cfg, tm.controller, label.label[None, :], emb, label.strength)
+    tm.cfg.inference.match_floor = 0.0
+    db_unit = controller_prediction(*args, direction=label.direction_label[None, :])
+    explicit = controller_prediction(*args, direction=label.direction_label[None, :],
+                                     floor=tm.cfg.database.param_min_intensity)
+    np.testing.assert_array_equal(db_unit.params, explicit.params)
+    zero = controller_prediction(*args, direction=label.direction_label[None, :], floor=0.0)
+    np.testing.assert_array_equal(zero.activity, db_unit.activity)
+    bypass = tm.layout.bypass_array().astype(np.float64)
+    owner = tm.layout.param_effect_array()
+    on = np.flatnonzero(db_unit.activity[0] > 0)
+    assert on.size
+    for e in on:
+        cols = owner == e
+        near = _param_distance(zero.params.astype(np.float64), bypass)[0, cols].mean()
+        far = _param_distance(db_unit.params.astype(np.float64), bypass)[0, cols].mean()
+        assert near < far, tm.layout.effects[e]
+    res = {f: None for f in (None, 0.0)}
+    for f in res:
+        tm.cfg.inference.match_floor = f
+        res[f] = tm.transfer(photo, after, x, sr, audio_emb=emb)
+        assert res[f].sidecar["controller"]["match_floor"] == f
+    assert res[0.0].plan.effects == res[None].plan.effects
+
+    def moved(plan):
+        u, act = tm.layout.from_raw(plan.settings)
+        return float(np.abs(np.asarray(u, np.float64) - bypass)[np.asarray(act)[owner]].sum())
+
+    assert moved(res[0.0].plan) < moved(res[None].plan)

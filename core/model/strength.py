@@ -237,11 +237,16 @@ def fit_report(smap: StrengthMap, norms: Any, intensities: Any) -> dict:
 
 
 def controller_prediction(cfg: Any, loaded: Any, style: Any, audio: Any, strength: Any,
-                          direction: Any = None) -> Any:
+                          direction: Any = None, floor: float | None = None) -> Any:
     """A loaded controller's `Prediction` as inference uses it (`inference.strength_match`).
 
     `direction`: the edit's direction label (`StyleLabel.direction`, before the confidence
     mix); None = `style` (the database's labels are directions already).
+    `floor`: the mean distance from bypass that strength 0 is matched to by the modes that call
+    `match_strength`; None = `database.param_min_intensity` (the records' own unit, what the
+    database stages use). A transfer passes `inference.match_floor` (9.71): the image strength is
+    a size on the image's scale (0 = unchanged), and the records' floor, a sampling choice that
+    keeps every record audible, would make the gentlest edit as far from bypass as that floor.
     `chain`: the controller is asked with the direction at `inference.reference_strength` (the
     set and each effect's direction come from the label and E(A) alone, so they do not switch
     between two sizes of one edit), then `match_strength` moves each effect from bypass to the
@@ -250,7 +255,12 @@ def controller_prediction(cfg: Any, loaded: Any, style: Any, audio: Any, strengt
     are `chain`'s, so within a set the change grows with the strength. `nested` (9.40): the
     parameters are `off`'s; the activity of each effect is the most the controller gives it for
     the direction at any size of the edit up to the given one (`nested_activity`), so an effect
-    that a gentler size of the same edit rendered is not dropped by a stronger one. `off`, or a controller
+    that a gentler size of the same edit rendered is not dropped by a stronger one. `matched` (9.70):
+    the set and each effect's parameter direction are `off`'s (the own answer at the image
+    strength), and `match_strength` moves each effect along its ray to the image strength: the
+    neighbours' / head's answer barely changes between two sizes of one edit when the image
+    strengths are close, while the matched distance grows strictly with the strength.
+    `nested_matched`: the set as `nested`, the parameters as `matched`. `off`, or a controller
     without a strength input: its own answer. The transfer, the threshold tuning and
     `evaluate` all go through here, so the thresholds are tuned on, and the metrics measure,
     the parameters that are rendered.
@@ -258,15 +268,20 @@ def controller_prediction(cfg: Any, loaded: Any, style: Any, audio: Any, strengt
     from .controller import Prediction
 
     mode = cfg.inference.strength_match
+    floor = cfg.database.param_min_intensity if floor is None else float(floor)
     if mode == "off" or not loaded.strength_input or strength is None:
         return loaded.predict(style, audio, strength)  # (no strength for a strength-input one: its error)
-    if mode == "nested":
+    if mode in ("nested", "matched", "nested_matched"):
         own = loaded.predict(style, audio, strength)
-        activity = nested_activity(loaded, style if direction is None else direction, audio, strength,
-                                   cfg.inference.nested_step)
-        return Prediction(activity.astype(own.activity.dtype), own.params)
+        activity, params = own.activity, own.params
+        if mode != "matched":
+            activity = nested_activity(loaded, style if direction is None else direction, audio, strength,
+                                       cfg.inference.nested_step).astype(own.activity.dtype)
+        if mode != "nested":
+            params = match_strength(own.params, strength, loaded.layout, floor).astype(own.params.dtype)
+        return Prediction(activity, params)
     ref = loaded.predict(style if direction is None else direction, audio, cfg.inference.reference_strength)
-    params = match_strength(ref.params, strength, loaded.layout, cfg.database.param_min_intensity)
+    params = match_strength(ref.params, strength, loaded.layout, floor)
     activity = loaded.predict(style, audio, strength).activity if mode == "params" else ref.activity
     return Prediction(activity, params.astype(ref.params.dtype))
 

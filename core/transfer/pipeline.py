@@ -239,7 +239,8 @@ class TransferModel:
         # strength_match: directions (chain: also the set) from the edit's direction, the size from its strength
         pred = controller_prediction(self.cfg, self.controller, label.label[None, :], audio_emb.reshape(1, -1),
                                      label.strength if self.controller.strength_input else None,
-                                     direction=label.direction_label[None, :])
+                                     direction=label.direction_label[None, :],
+                                     floor=self.cfg.inference.match_floor)
         scale = float(label.confidence) if self.cfg.inference.scale_by_confidence else 1.0
         return plan_from_prediction(pred.activity[0], pred.params[0], self.layout, self.thresholds(),
                                     source=self.controller.metadata.controller, max_active=self.max_active,
@@ -308,7 +309,8 @@ class TransferModel:
                            "activity": plan.activity, "thresholds": plan.thresholds,
                            "active": plan.effects, "strength": plan.strength,
                            "max_active": self.max_active, "trajectory": list(plan.trajectory),
-                           "strength_match": self.cfg.inference.strength_match},
+                           "strength_match": self.cfg.inference.strength_match,
+                           "match_floor": self.cfg.inference.match_floor},
             "n_effects": len(plan.steps),
             "database_mean_active": training.get("database_mean_active"),
             "effects": plan.settings.to_records(),

@@ -80,6 +80,15 @@ class KNNNet(nn.Module):
                              persistent=False)
         self.register_buffer("bypass", torch.as_tensor(layout.bypass, dtype=torch.float32),
                              persistent=False)
+        # the learned parameter head (knn_head.py, decision 9.60): architecture-sized buffers,
+        # present only in that mode, so a model without it loads exactly as before
+        self.params_from = str(cfg.params_from)
+        self.head_cfg = cfg
+        if self.params_from == "head":
+            from .knn_head import head_shapes
+
+            for name, shape in head_shapes(self.style_dim, int(cfg.head_hidden), P).items():
+                self.register_buffer(name, torch.zeros(shape))
 
     @property
     def n_records(self) -> int:
@@ -114,8 +123,20 @@ class KNNNet(nn.Module):
         std = audio.std(dim=0, unbiased=False)
         self.audio_std = torch.where(std > 1e-8, std, torch.ones_like(std))
         self._range = None  # the stored clips changed: recompute their range on the next query
-        return {"records": int(len(idx)), "records_available": n,
-                "strength": bool(self.strength.numel())}
+        info = {"records": int(len(idx)), "records_available": n, "strength": bool(self.strength.numel())}
+        if self.params_from == "head":
+            from .knn_head import fit_head
+
+            c = self.head_cfg
+            tensors, head_info = fit_head(
+                data.style[idx], None if strength is None else np.asarray(strength, np.float32)[idx],
+                self.layout.expand(np.asarray(data.active[idx], dtype=bool)), data.params[idx],
+                hidden=int(c.head_hidden), epochs=int(c.head_epochs), lr=float(c.head_lr),
+                weight_decay=float(c.head_weight_decay), dropout=float(c.head_dropout), seed=seed)
+            for name, t in tensors.items():
+                setattr(self, name, t)
+            info.update(head_info)
+        return info
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
         # the record count is data, not architecture: take the stored shapes
@@ -205,6 +226,8 @@ class KNNNet(nn.Module):
                     style.new_zeros((0, self.layout.n_params)))
         idx, _ = self.neighbours(style, audio, strength)
         activity = self.active[idx].mean(dim=1)      # (N, E): the k neighbours' vote
+        if self.params_from == "head":
+            return activity, self._head_params(style, strength)
         # each effect's parameters: the mean over the k nearest records that HAVE that effect
         # (decision 9.34), not over the few of the k overall neighbours that happen to have it
         params = self.bypass[None, :].repeat(style.shape[0], 1)
@@ -216,3 +239,15 @@ class KNNNet(nn.Module):
             ids, _ = self.neighbours(style, audio, strength, among=has[:, e])
             params[:, cols] = self.params[ids][:, :, cols].mean(dim=1)
         return activity, params
+
+    def _head_params(self, style: torch.Tensor, strength: torch.Tensor | None) -> torch.Tensor:
+        """(N, P) parameters from the learned head (`params_from: head`); an effect no stored
+        record has stays at bypass, as with the neighbours' mean."""
+        from .knn_head import HEAD_TENSORS, head_forward_torch
+
+        if strength is None or self.strength.numel() != self.n_records:
+            raise DeltaV2AError("knn: params_from 'head' needs a strength with each query and stored records "
+                                "with a strength")
+        out = head_forward_torch({n: getattr(self, n) for n in HEAD_TENSORS}, style, strength.to(style.dtype))
+        seen = (self.active > 0.5).any(dim=0)[self.param_effect]
+        return torch.where(seen[None, :], out.to(style.dtype), self.bypass[None, :].to(style.dtype))

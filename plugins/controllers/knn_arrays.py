@@ -99,8 +99,12 @@ class KNNArrays:
                  state: Mapping[str, "np.ndarray"], where: str = "knn controller") -> None:
         import numpy as np
 
-        missing = [k for k in STATE if k not in state]
-        extra = sorted(set(state) - set(STATE))
+        from .knn_head import HEAD_TENSORS, head_shapes
+
+        head = str(getattr(cfg, "params_from", "neighbours")) == "head"
+        names = STATE + (HEAD_TENSORS if head else ())
+        missing = [k for k in names if k not in state]
+        extra = sorted(set(state) - set(names))
         if missing or extra:
             what = f"{missing[0]}: file has nothing" if missing else f"unexpected tensor {extra[0]}"
             raise DeltaV2AError(f"{where}: weights do not fit the 'knn' controller ({what})")
@@ -118,6 +122,14 @@ class KNNArrays:
         if a["strength"].shape not in ((0,), (n,)):
             raise DeltaV2AError(f"{where}: weights do not fit the 'knn' controller (strength: file has "
                                 f"{list(a['strength'].shape)}, expected [0] or [{n}])")
+        if head:  # the learned parameter head (knn_head.py): sized by the architecture
+            for name, shape in head_shapes(int(style_dim), int(cfg.head_hidden), P).items():
+                w = np.asarray(state[name]).astype(np.float32, copy=False)
+                if w.shape != shape:
+                    raise DeltaV2AError(f"{where}: weights do not fit the 'knn' controller ({name}: file has "
+                                        f"{list(w.shape)}, expected {list(shape)})")
+                a[name] = w
+        self.head = head
         self.layout, self.style_dim, self.audio_dim = layout, int(style_dim), int(audio_dim)
         self.cfg = cfg  # k and the three distance weights, as `KNNNet` reads them
         self.state = a
@@ -196,6 +208,16 @@ class KNNArrays:
                     np.zeros((0, self.layout.n_params), np.float32))
         idx = self.neighbours(style, audio, strength)
         activity = self.state["active"][idx].mean(axis=1, dtype=np.float32)  # (N, E): the vote
+        if self.head:  # `params_from: head` (knn_head.py): the learned head, not the neighbours
+            from .knn_head import HEAD_TENSORS, head_forward
+
+            if strength is None or self.state["strength"].size != self.n_records:
+                raise DeltaV2AError("knn: params_from 'head' needs a strength with each query and stored "
+                                    "records with a strength")
+            params = head_forward({n: self.state[n] for n in HEAD_TENSORS}, style, strength)
+            seen = (self.state["active"] > 0.5).any(axis=0)[self.param_effect]
+            params = np.where(seen[None, :], params, self.bypass[None, :])
+            return activity.astype(np.float32), params.astype(np.float32)
         # each effect's parameters: the mean over the k nearest records that HAVE it (9.34);
         # summed in float64 and rounded once: torch's float32 order depends on the shapes, so
         # the two agree to an ulp (~1e-7 of a normalised parameter), not bit for bit

@@ -6,6 +6,8 @@ name these models with `OptionsRef` (api/optionsref.py), resolved when options a
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from deltav2a.api.options import PluginOptions
@@ -32,3 +34,11 @@ class KNNOptions(PluginOptions):
     audio_weight: float = Field(0.25, ge=0, description="weight of the standardised E(A) distance")
     strength_weight: float = Field(1.0, ge=0, description="weight of |strength difference| (when known)")
     max_records: int = Field(100_000, ge=1, description="records kept (seeded sample beyond this)")
+    params_from: Literal["neighbours", "head"] = Field(
+        "neighbours", description="parameters: the mean over the nearest records with the effect, or a small "
+                                  "head learned on (label, strength) at fit (decision 9.60)")
+    head_hidden: int = Field(128, ge=1, le=4096, description="width of the parameter head's two hidden layers")
+    head_epochs: int = Field(60, ge=1, le=10_000, description="passes over the records when fitting the head")
+    head_lr: float = Field(3e-3, gt=0, description="AdamW learning rate of the head")
+    head_weight_decay: float = Field(1e-2, ge=0, description="AdamW weight decay of the head")
+    head_dropout: float = Field(0.1, ge=0, lt=1, description="dropout after each hidden layer of the head")
