@@ -19,7 +19,9 @@ checkout's `core/` and `plugins/`), e.g. for commit C:
         && ln -s /tmp/base/src/plugins /tmp/base/path/deltav2a_plugins
 
 Run:  .venv/bin/python benchmarks/bench_database_paired.py --base /tmp/base/path [--rounds 8] [--core 1]
-      [--out results/database_paired.json]
+      [--rate 44100] [--normalisation 3] [--encode-block B] [--out results/database_paired.json]
+
+`--rate 48000 --normalisation 2` measures the default configuration instead.
 """
 
 from __future__ import annotations
@@ -48,9 +50,14 @@ def worker() -> None:
     from deltav2a.database import build_database, load_database
     from deltav2a.database.splits import make_splits, write_splits
 
+    rate = int(os.environ.get("PAIRED_RATE", SAMPLE_RATE))
+    options = dict(OPTIONS, normalisation_version=os.environ.get("PAIRED_NORMALISATION",
+                                                                 OPTIONS["normalisation_version"]))
     cfg = Config()
-    cfg.encoders.audio.options.update(OPTIONS)
-    cfg.audio.sample_rate = SAMPLE_RATE
+    cfg.encoders.audio.options.update(options)
+    cfg.audio.sample_rate = rate
+    if os.environ.get("PAIRED_ENCODE_BLOCK"):  # this tree only (decision 15.40)
+        cfg.database.encode_block = int(os.environ["PAIRED_ENCODE_BLOCK"])
     tmp = Path(tempfile.mkdtemp(prefix="paired-"))
     splits = write_splits(make_splits(bd.MUSIC, bd.MUSIC / "manifest.csv", seed=0), tmp / "splits.json")
     build_database(cfg, splits, tmp / "warm", augmentations=1, workers=1, limit_clips=1, progress=False)
@@ -70,7 +77,7 @@ def worker() -> None:
             records = list(zip(db.data.params, db.data.active, db.chain_order))
             encode = cmd == "bare_enc"
             bd._CPU.clear()
-            bd._bare_render((paths, records, SAMPLE_RATE, encode, OPTIONS))
+            bd._bare_render((paths, records, rate, encode, options))
             out = {"cpu_ms": 1000 * bd._CPU[encode]}
         elif cmd == "records" and ref is not None:
             db = load_database(ref)
@@ -89,17 +96,24 @@ def main() -> None:
     ap.add_argument("--base", required=True, type=Path, help="folder with the base checkout's deltav2a, deltav2a_plugins")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--core", type=int, default=1, help="the CPU both workers are pinned to")
+    ap.add_argument("--rate", type=int, choices=(44100, 48000), default=SAMPLE_RATE, help="audio.sample_rate")
+    ap.add_argument("--normalisation", choices=("1", "2", "3"), default=OPTIONS["normalisation_version"],
+                    help="perceptual-audio normalisation_version")
+    ap.add_argument("--encode-block", type=int, default=None,
+                    help="this tree's database.encode_block (default: its config default)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "database_paired.json")
     args = ap.parse_args()
     if not (args.base / "deltav2a").is_dir() or not (args.base / "deltav2a_plugins").is_dir():
         print(f"error: {args.base} must hold deltav2a/ and deltav2a_plugins/ (see --help)", file=sys.stderr)
         sys.exit(2)
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               PAIRED_RATE=str(args.rate), PAIRED_NORMALISATION=args.normalisation)
     procs = {}
     for name, pythonpath in (("base", str(args.base.resolve())), ("new", "")):
         procs[name] = subprocess.Popen(
             ["taskset", "-c", str(args.core), sys.executable, __file__, "--worker"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True, env=dict(env, PYTHONPATH=pythonpath))
+            stdout=subprocess.PIPE, text=True, env=dict(env, PYTHONPATH=pythonpath, PAIRED_ENCODE_BLOCK=str(
+                args.encode_block) if name == "new" and args.encode_block else ""))
 
     def ask(name: str, cmd: str) -> dict:
         p = procs[name]
@@ -142,7 +156,8 @@ def main() -> None:
     print(f"records identical: {same}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
-        "benchmark": "paired 1-worker build, base vs this tree (44.1 kHz, normalisation 3, 6 clips x 40)",
+        "benchmark": f"paired 1-worker build, base vs this tree ({args.rate} Hz, normalisation "
+                     f"{args.normalisation}, 6 clips x 40)", "encode_block_new": args.encode_block,
         "rounds": res, "summary": summary, "paired_median_new_over_base": {k: v[len(v) // 2] for k, v in paired.items()},
         "records_identical": same, "load_average_start": list(load_start), "load_average_end": list(os.getloadavg()),
         "cpus": os.cpu_count()}, indent=1) + "\n")
