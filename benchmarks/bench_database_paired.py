@@ -2,14 +2,19 @@
 
 On a shared machine the load moves between runs by more than a few-percent change in the
 build, so `bench_database.py` run once per checkout cannot tell them apart. Here two
-long-lived worker processes, one importing `deltav2a` / `deltav2a_plugins` from a base
-checkout and one from this tree, take turns: each round builds the same database (6 clips x
+worker processes, one importing `deltav2a` / `deltav2a_plugins` from a base checkout and one
+from this tree, take turns: each round builds the same database (6 clips x
 40 augmentations at 44.1 kHz, perceptual-audio normalisation 3, the configuration of issue
 15's 0.6 x bare render target) in both, then times the bare Pedalboard render and the bare
 render + encode of the same chains (as `bench_database.py` does), all in process CPU time per
 record. Paired per-round ratios are robust to the load drifting; the best round of each is
 the estimate of the quiet rate. At the end the two databases' E(A), E(A'), style labels and
 parameters are compared bit for bit.
+
+Both workers are started anew every round (`--no-fresh` keeps them for the whole run, as the
+first version did): one process keeps its memory layout for its life, and with long-lived
+workers two copies of the *same* code differed by 2 % (bare render + encode) to 7 % (build)
+for a whole run (decision 15.40), as large as the changes being measured.
 
 The base checkout: a folder holding `deltav2a` and `deltav2a_plugins` (links to another
 checkout's `core/` and `plugins/`), e.g. for commit C:
@@ -101,6 +106,9 @@ def main() -> None:
                     help="perceptual-audio normalisation_version")
     ap.add_argument("--encode-block", type=int, default=None,
                     help="this tree's database.encode_block (default: its config default)")
+    ap.add_argument("--fresh", action=argparse.BooleanOptionalAction, default=True,
+                    help="start both workers anew every round (default): a long-lived process keeps "
+                         "its memory layout, which biased whole runs by up to 7 %% (decision 15.40)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "database_paired.json")
     args = ap.parse_args()
     if not (args.base / "deltav2a").is_dir() or not (args.base / "deltav2a_plugins").is_dir():
@@ -108,12 +116,20 @@ def main() -> None:
         sys.exit(2)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                PAIRED_RATE=str(args.rate), PAIRED_NORMALISATION=args.normalisation)
-    procs = {}
-    for name, pythonpath in (("base", str(args.base.resolve())), ("new", "")):
-        procs[name] = subprocess.Popen(
-            ["taskset", "-c", str(args.core), sys.executable, __file__, "--worker"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True, env=dict(env, PYTHONPATH=pythonpath, PAIRED_ENCODE_BLOCK=str(
-                args.encode_block) if name == "new" and args.encode_block else ""))
+    procs: dict[str, subprocess.Popen] = {}
+
+    def start() -> None:
+        for name, pythonpath in (("base", str(args.base.resolve())), ("new", "")):
+            procs[name] = subprocess.Popen(
+                ["taskset", "-c", str(args.core), sys.executable, __file__, "--worker"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, text=True, env=dict(env, PYTHONPATH=pythonpath, PAIRED_ENCODE_BLOCK=str(
+                    args.encode_block) if name == "new" and args.encode_block else ""))
+
+    def stop() -> None:
+        for p in procs.values():
+            p.stdin.write("quit\n")
+            p.stdin.flush()
+            p.wait()
 
     def ask(name: str, cmd: str) -> dict:
         p = procs[name]
@@ -127,9 +143,13 @@ def main() -> None:
             if line.startswith("{"):
                 return json.loads(line)
 
-    res = {n: {"build": [], "bare": [], "bare_enc": []} for n in procs}
+    res = {n: {"build": [], "bare": [], "bare_enc": []} for n in ("base", "new")}
     load_start = os.getloadavg()
     for r in range(args.rounds):
+        if r == 0 or (args.fresh and r > 0):
+            if r > 0:
+                stop()
+            start()
         order = ("base", "new") if r % 2 == 0 else ("new", "base")
         for cmd in ("build", "bare", "bare_enc"):
             for n in order:
@@ -137,10 +157,7 @@ def main() -> None:
         print(f"round {r}: " + "; ".join(f"{n} build {res[n]['build'][-1]:.2f} bare {res[n]['bare'][-1]:.2f} "
                                           f"render+encode {res[n]['bare_enc'][-1]:.2f} ms" for n in procs), flush=True)
     same = bool(np.array_equal(np.load(ask("base", "records")["path"]), np.load(ask("new", "records")["path"])))
-    for p in procs.values():
-        p.stdin.write("quit\n")
-        p.stdin.flush()
-        p.wait()
+    stop()
     summary = {}
     for n in procs:
         best = {k: min(v) for k, v in res[n].items()}
@@ -158,6 +175,7 @@ def main() -> None:
     args.out.write_text(json.dumps({
         "benchmark": f"paired 1-worker build, base vs this tree ({args.rate} Hz, normalisation "
                      f"{args.normalisation}, 6 clips x 40)", "encode_block_new": args.encode_block,
+        "fresh_workers_per_round": args.fresh,
         "rounds": res, "summary": summary, "paired_median_new_over_base": {k: v[len(v) // 2] for k, v in paired.items()},
         "records_identical": same, "load_average_start": list(load_start), "load_average_end": list(os.getloadavg()),
         "cpus": os.cpu_count()}, indent=1) + "\n")
