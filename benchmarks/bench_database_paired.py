@@ -24,7 +24,7 @@ checkout's `core/` and `plugins/`), e.g. for commit C:
         && ln -s /tmp/base/src/plugins /tmp/base/path/deltav2a_plugins
 
 Run:  .venv/bin/python benchmarks/bench_database_paired.py --base /tmp/base/path [--rounds 8] [--core 1]
-      [--rate 44100] [--normalisation 3] [--encode-block B] [--out results/database_paired.json]
+      [--rate 44100] [--normalisation 3] [--out results/database_paired.json]
 
 `--rate 48000 --normalisation 2` measures the default configuration instead.
 """
@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -61,8 +62,6 @@ def worker() -> None:
     cfg = Config()
     cfg.encoders.audio.options.update(options)
     cfg.audio.sample_rate = rate
-    if os.environ.get("PAIRED_ENCODE_BLOCK"):  # this tree only (decision 15.40)
-        cfg.database.encode_block = int(os.environ["PAIRED_ENCODE_BLOCK"])
     tmp = Path(tempfile.mkdtemp(prefix="paired-"))
     splits = write_splits(make_splits(bd.MUSIC, bd.MUSIC / "manifest.csv", seed=0), tmp / "splits.json")
     build_database(cfg, splits, tmp / "warm", augmentations=1, workers=1, limit_clips=1, progress=False)
@@ -92,6 +91,7 @@ def worker() -> None:
         else:
             break
         print(json.dumps(out), flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)  # fresh workers would leave one folder per round
 
 
 def main() -> None:
@@ -104,8 +104,6 @@ def main() -> None:
     ap.add_argument("--rate", type=int, choices=(44100, 48000), default=SAMPLE_RATE, help="audio.sample_rate")
     ap.add_argument("--normalisation", choices=("1", "2", "3"), default=OPTIONS["normalisation_version"],
                     help="perceptual-audio normalisation_version")
-    ap.add_argument("--encode-block", type=int, default=None,
-                    help="this tree's database.encode_block (default: its config default)")
     ap.add_argument("--fresh", action=argparse.BooleanOptionalAction, default=True,
                     help="start both workers anew every round (default): a long-lived process keeps "
                          "its memory layout, which biased whole runs by up to 7 %% (decision 15.40)")
@@ -122,8 +120,7 @@ def main() -> None:
         for name, pythonpath in (("base", str(args.base.resolve())), ("new", "")):
             procs[name] = subprocess.Popen(
                 ["taskset", "-c", str(args.core), sys.executable, __file__, "--worker"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, text=True, env=dict(env, PYTHONPATH=pythonpath, PAIRED_ENCODE_BLOCK=str(
-                    args.encode_block) if name == "new" and args.encode_block else ""))
+                stdout=subprocess.PIPE, text=True, env=dict(env, PYTHONPATH=pythonpath))
 
     def stop() -> None:
         for p in procs.values():
@@ -146,7 +143,7 @@ def main() -> None:
     res = {n: {"build": [], "bare": [], "bare_enc": []} for n in ("base", "new")}
     load_start = os.getloadavg()
     for r in range(args.rounds):
-        if r == 0 or (args.fresh and r > 0):
+        if r == 0 or args.fresh:
             if r > 0:
                 stop()
             start()
@@ -174,8 +171,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "benchmark": f"paired 1-worker build, base vs this tree ({args.rate} Hz, normalisation "
-                     f"{args.normalisation}, 6 clips x 40)", "encode_block_new": args.encode_block,
-        "fresh_workers_per_round": args.fresh,
+                     f"{args.normalisation}, 6 clips x 40)", "fresh_workers_per_round": args.fresh,
         "rounds": res, "summary": summary, "paired_median_new_over_base": {k: v[len(v) // 2] for k, v in paired.items()},
         "records_identical": same, "load_average_start": list(load_start), "load_average_end": list(os.getloadavg()),
         "cpus": os.cpu_count()}, indent=1) + "\n")

@@ -73,8 +73,6 @@ class DatabaseConfig(_Section):
     tail: Literal["keep", "cut"] = Field("cut", description="A' keeps A's length so E(A') is comparable")
     shard_size: int = Field(2048, ge=1)
     workers: int = Field(0, ge=0, description="0 = one per CPU core")
-    encode_block: int = Field(8, ge=1, description="renders of one clip held, then encoded back to back "
-                              "(speed only: records are the same for any value)")
 
     @model_validator(mode="after")
     def _range(self) -> "DatabaseConfig":

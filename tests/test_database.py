@@ -244,30 +244,6 @@ def test_math_threads_are_limited_in_the_build_and_records_do_not_change(built, 
     assert table_of(tmp_path / "free").equals(table_of(db_dir))
 
 
-def test_encode_block_changes_no_record_and_no_fingerprint(audio_dir, tmp_path):
-    """Decision 15.40: renders are held `database.encode_block` at a time and encoded back to
-    back, with retries of rejected chains in later passes over the block. Block 1 is the
-    record-by-record order of before; blocks 2 and 8 (one a divisor of nothing here, one
-    larger than the clip's augmentations) write the same shards bit for bit, with a
-    `delta_min_norm` high enough that most records are re-sampled, some to the last attempt."""
-    splits = all_train_splits(audio_dir, tmp_path / "splits.json", files=sorted(
-        p.name for p in audio_dir.glob("*.wav"))[:3])
-    built = {}
-    for block in (1, 2, 8):
-        cfg = load_config(overrides={"database": {"encode_block": block, "delta_min_norm": 1.8,
-                                                  "delta_resample_attempts": 2}})
-        built[block] = build_database(cfg, splits, tmp_path / f"b{block}", augmentations=5, workers=1,
-                                      progress=False)
-    ref = table_of(tmp_path / "b1")
-    attempts = ref.column("attempts").to_numpy()
-    assert (attempts > 1).any() and (attempts == 3).any() and (attempts == 1).any()  # retries ran
-    for block in (2, 8):
-        assert built[block].fingerprint == built[1].fingerprint  # resumable across the setting
-        assert (tmp_path / f"b{block}" / "shard-00000.parquet").read_bytes() == \
-            (tmp_path / "b1" / "shard-00000.parquet").read_bytes()
-        assert table_of(tmp_path / f"b{block}").equals(ref)
-
-
 def test_rerun_is_a_no_op_and_other_settings_are_refused(built, tmp_path):
     import shutil
 

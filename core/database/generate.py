@@ -168,59 +168,35 @@ class ClipWorker:
         below = np.zeros(N, dtype=bool)
         orders: list[list[str]] = []
         e_a64 = e_a.astype(np.float64)
-        # Records are rendered a block at a time and the block's A' encoded back to back
-        # (decision 15.40): the encoder's working arrays stay in cache across encodes
-        # instead of being pushed out by every render. Each (augmentation, attempt) is
-        # sampled from its own seeded generator and rendered by a fresh chain, so the
-        # order of renders changes no value; a rejected chain's retry joins the next pass
-        # over the block's still-pending augmentations.
-        B = db.encode_block
-        for start in range(0, N, B):
-            block = range(start, min(N, start + B))
-            best: dict[int, tuple] = {}
-            tries: dict[int, int] = dict.fromkeys(block, 0)
-            pending = list(block)
+        for a in range(N):
+            best: tuple | None = None
+            tries = 0
             for attempt in range(1 + db.delta_resample_attempts):
-                if not pending:
-                    break
-                made: list[tuple[int, Any, Any, np.ndarray]] = []
-                failed: BaseException | None = None
+                tries += 1
+                aug = self.sampler.sample(record_rng(self.spec.seed, task.clip_id, a, attempt))
+                chain = self.sampler.chain(aug, db.tail, cfg.effects.max_tail_seconds)
                 r0 = time.perf_counter()
-                for a in pending:
-                    try:
-                        aug = self.sampler.sample(record_rng(self.spec.seed, task.clip_id, a, attempt))
-                        chain = self.sampler.chain(aug, db.tail, cfg.effects.max_tail_seconds)
-                        made.append((a, aug, chain.names, chain.render(x, sr, checked=True).audio))
-                    except Exception as exc:  # raised after the encodes that came before it
-                        failed = exc
-                        break
+                y = chain.render(x, sr, checked=True).audio  # x: checked by load_clip
                 r1 = time.perf_counter()
+                e_b = self._encode(y, sr)
                 t_render += r1 - r0
-                done = set()
-                for a, aug, names, y in made:
-                    e_b = self._encode(y, sr)
-                    tries[a] += 1
-                    renders += 1
-                    norm = float(np.linalg.norm(e_b.astype(np.float64) - e_a64))
-                    if a not in best or norm > best[a][0]:
-                        best[a] = (norm, attempt, aug, e_b, names)
-                    if norm >= db.delta_min_norm:
-                        done.add(a)
                 t_enc += time.perf_counter() - r1
-                del made
-                if failed is not None:
-                    raise failed
-                pending = [a for a in pending if a not in done]
-            for a in block:
-                norm, attempt, aug, e_b, names = best[a]
-                active[a] = aug.active
-                params[a] = aug.params
-                raw[a] = self.sampler.raw(aug)
-                after[a] = e_b
-                attempt_kept[a] = attempt
-                attempts[a] = tries[a]
-                below[a] = norm < db.delta_min_norm
-                orders.append(list(names))
+                renders += 1
+                norm = float(np.linalg.norm(e_b.astype(np.float64) - e_a64))
+                if best is None or norm > best[0]:
+                    best = (norm, attempt, aug, e_b, chain.names)
+                if norm >= db.delta_min_norm:
+                    break
+            assert best is not None
+            norm, attempt, aug, e_b, names = best
+            active[a] = aug.active
+            params[a] = aug.params
+            raw[a] = self.sampler.raw(aug)
+            after[a] = e_b
+            attempt_kept[a] = attempt
+            attempts[a] = tries
+            below[a] = norm < db.delta_min_norm
+            orders.append(list(names))
         before = np.repeat(e_a[None, :], N, axis=0)
         style, norms = style_labels(before, after, self.V, db.temperature)
         from ..model.strength import chain_strength
@@ -417,7 +393,6 @@ def plan_database(cfg: "Config", splits_path: str | os.PathLike, *,
 
     db = cfg.database.model_dump(mode="json")
     db.pop("workers")  # how many processes ran changes nothing in the records
-    db.pop("encode_block")  # nor how many renders wait for their encodes (decision 15.40)
     cps = max(1, cfg.database.shard_size // N)
     identity = {
         "seed": seed,
