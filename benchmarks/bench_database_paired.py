@@ -2,14 +2,19 @@
 
 On a shared machine the load moves between runs by more than a few-percent change in the
 build, so `bench_database.py` run once per checkout cannot tell them apart. Here two
-long-lived worker processes, one importing `deltav2a` / `deltav2a_plugins` from a base
-checkout and one from this tree, take turns: each round builds the same database (6 clips x
+worker processes, one importing `deltav2a` / `deltav2a_plugins` from a base checkout and one
+from this tree, take turns: each round builds the same database (6 clips x
 40 augmentations at 44.1 kHz, perceptual-audio normalisation 3, the configuration of issue
 15's 0.6 x bare render target) in both, then times the bare Pedalboard render and the bare
 render + encode of the same chains (as `bench_database.py` does), all in process CPU time per
 record. Paired per-round ratios are robust to the load drifting; the best round of each is
 the estimate of the quiet rate. At the end the two databases' E(A), E(A'), style labels and
 parameters are compared bit for bit.
+
+Both workers are started anew every round (`--no-fresh` keeps them for the whole run, as the
+first version did): one process keeps its memory layout for its life, and with long-lived
+workers two copies of the *same* code differed by 2 % (bare render + encode) to 7 % (build)
+for a whole run (decision 15.40), as large as the changes being measured.
 
 The base checkout: a folder holding `deltav2a` and `deltav2a_plugins` (links to another
 checkout's `core/` and `plugins/`), e.g. for commit C:
@@ -19,7 +24,9 @@ checkout's `core/` and `plugins/`), e.g. for commit C:
         && ln -s /tmp/base/src/plugins /tmp/base/path/deltav2a_plugins
 
 Run:  .venv/bin/python benchmarks/bench_database_paired.py --base /tmp/base/path [--rounds 8] [--core 1]
-      [--out results/database_paired.json]
+      [--rate 44100] [--normalisation 3] [--out results/database_paired.json]
+
+`--rate 48000 --normalisation 2` measures the default configuration instead.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,9 +56,12 @@ def worker() -> None:
     from deltav2a.database import build_database, load_database
     from deltav2a.database.splits import make_splits, write_splits
 
+    rate = int(os.environ.get("PAIRED_RATE", SAMPLE_RATE))
+    options = dict(OPTIONS, normalisation_version=os.environ.get("PAIRED_NORMALISATION",
+                                                                 OPTIONS["normalisation_version"]))
     cfg = Config()
-    cfg.encoders.audio.options.update(OPTIONS)
-    cfg.audio.sample_rate = SAMPLE_RATE
+    cfg.encoders.audio.options.update(options)
+    cfg.audio.sample_rate = rate
     tmp = Path(tempfile.mkdtemp(prefix="paired-"))
     splits = write_splits(make_splits(bd.MUSIC, bd.MUSIC / "manifest.csv", seed=0), tmp / "splits.json")
     build_database(cfg, splits, tmp / "warm", augmentations=1, workers=1, limit_clips=1, progress=False)
@@ -70,7 +81,7 @@ def worker() -> None:
             records = list(zip(db.data.params, db.data.active, db.chain_order))
             encode = cmd == "bare_enc"
             bd._CPU.clear()
-            bd._bare_render((paths, records, SAMPLE_RATE, encode, OPTIONS))
+            bd._bare_render((paths, records, rate, encode, options))
             out = {"cpu_ms": 1000 * bd._CPU[encode]}
         elif cmd == "records" and ref is not None:
             db = load_database(ref)
@@ -80,6 +91,7 @@ def worker() -> None:
         else:
             break
         print(json.dumps(out), flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)  # fresh workers would leave one folder per round
 
 
 def main() -> None:
@@ -89,17 +101,32 @@ def main() -> None:
     ap.add_argument("--base", required=True, type=Path, help="folder with the base checkout's deltav2a, deltav2a_plugins")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--core", type=int, default=1, help="the CPU both workers are pinned to")
+    ap.add_argument("--rate", type=int, choices=(44100, 48000), default=SAMPLE_RATE, help="audio.sample_rate")
+    ap.add_argument("--normalisation", choices=("1", "2", "3"), default=OPTIONS["normalisation_version"],
+                    help="perceptual-audio normalisation_version")
+    ap.add_argument("--fresh", action=argparse.BooleanOptionalAction, default=True,
+                    help="start both workers anew every round (default): a long-lived process keeps "
+                         "its memory layout, which biased whole runs by up to 7 %% (decision 15.40)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "database_paired.json")
     args = ap.parse_args()
     if not (args.base / "deltav2a").is_dir() or not (args.base / "deltav2a_plugins").is_dir():
         print(f"error: {args.base} must hold deltav2a/ and deltav2a_plugins/ (see --help)", file=sys.stderr)
         sys.exit(2)
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    procs = {}
-    for name, pythonpath in (("base", str(args.base.resolve())), ("new", "")):
-        procs[name] = subprocess.Popen(
-            ["taskset", "-c", str(args.core), sys.executable, __file__, "--worker"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True, env=dict(env, PYTHONPATH=pythonpath))
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               PAIRED_RATE=str(args.rate), PAIRED_NORMALISATION=args.normalisation)
+    procs: dict[str, subprocess.Popen] = {}
+
+    def start() -> None:
+        for name, pythonpath in (("base", str(args.base.resolve())), ("new", "")):
+            procs[name] = subprocess.Popen(
+                ["taskset", "-c", str(args.core), sys.executable, __file__, "--worker"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, text=True, env=dict(env, PYTHONPATH=pythonpath))
+
+    def stop() -> None:
+        for p in procs.values():
+            p.stdin.write("quit\n")
+            p.stdin.flush()
+            p.wait()
 
     def ask(name: str, cmd: str) -> dict:
         p = procs[name]
@@ -113,9 +140,13 @@ def main() -> None:
             if line.startswith("{"):
                 return json.loads(line)
 
-    res = {n: {"build": [], "bare": [], "bare_enc": []} for n in procs}
+    res = {n: {"build": [], "bare": [], "bare_enc": []} for n in ("base", "new")}
     load_start = os.getloadavg()
     for r in range(args.rounds):
+        if r == 0 or args.fresh:
+            if r > 0:
+                stop()
+            start()
         order = ("base", "new") if r % 2 == 0 else ("new", "base")
         for cmd in ("build", "bare", "bare_enc"):
             for n in order:
@@ -123,10 +154,7 @@ def main() -> None:
         print(f"round {r}: " + "; ".join(f"{n} build {res[n]['build'][-1]:.2f} bare {res[n]['bare'][-1]:.2f} "
                                           f"render+encode {res[n]['bare_enc'][-1]:.2f} ms" for n in procs), flush=True)
     same = bool(np.array_equal(np.load(ask("base", "records")["path"]), np.load(ask("new", "records")["path"])))
-    for p in procs.values():
-        p.stdin.write("quit\n")
-        p.stdin.flush()
-        p.wait()
+    stop()
     summary = {}
     for n in procs:
         best = {k: min(v) for k, v in res[n].items()}
@@ -142,7 +170,8 @@ def main() -> None:
     print(f"records identical: {same}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
-        "benchmark": "paired 1-worker build, base vs this tree (44.1 kHz, normalisation 3, 6 clips x 40)",
+        "benchmark": f"paired 1-worker build, base vs this tree ({args.rate} Hz, normalisation "
+                     f"{args.normalisation}, 6 clips x 40)", "fresh_workers_per_round": args.fresh,
         "rounds": res, "summary": summary, "paired_median_new_over_base": {k: v[len(v) // 2] for k, v in paired.items()},
         "records_identical": same, "load_average_start": list(load_start), "load_average_end": list(os.getloadavg()),
         "cpus": os.cpu_count()}, indent=1) + "\n")
