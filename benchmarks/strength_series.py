@@ -1,4 +1,4 @@
-"""Per-series reading of strength_diagnosis.py's rows for one variant: image strength, confidence,
+"""Per-series reading of strength_tuning.py --rows output for one variant: image strength, confidence,
 log-mel change and the direction's top term per image effect and intensity, then each failing
 series (rho < 0.8 or the 0.9 edit not above the 0.3 one) with its set per intensity.
 

@@ -1,13 +1,16 @@
-"""The strength-matching tuning protocol (decisions 9.31, 9.37, 9.40), NOT the held-out one: 3 photos
-of the half `deltav2a run` calibrated on x 2 val-split clips (one per track) x 7 image effects
-x intensities 0.1 ... 0.9, each model directory (e.g. copies of the shipped model differing
-only in `inference.strength_match`) scored like `diagnose quality` (the first one's encoders
-are the ruler), plus how many (photo, effect, clip) series keep one effect set.
+"""The strength-matching tuning protocol (decisions 9.31, 9.37, 9.40, 9.70), NOT the held-out one:
+3 photos of the half `deltav2a run` calibrated on x 2 val-split clips (one per track) x 7 image
+effects x intensities 0.1 ... 0.9, each model directory (e.g. copies of the shipped model
+differing only in `inference.strength_match`) scored like `diagnose quality` (the first one's
+encoders are the ruler), plus how many (photo, effect, clip) series keep one effect set.
 
-usage: python benchmarks/strength_tuning.py SPLITS_JSON MODEL_DIR [MODEL_DIR ...]
+`--rows OUT_JSON` also records, per transfer, the model's own image strength, confidence and
+direction's top term, the rendered set with its parameters, and writes all rows to OUT_JSON
+(the diagnosis of decision 9.70; read per series by strength_series.py).
+
+usage: python benchmarks/strength_tuning.py SPLITS_JSON MODEL_DIR [MODEL_DIR ...] [--rows OUT_JSON]
 (data: $DELTAV2A_SHARED_DATA, default ../shared/data)"""
-import os
-import random, sys, time
+import argparse, json, os, random, time
 from pathlib import Path
 import numpy as np
 from deltav2a.transfer.pipeline import TransferModel
@@ -19,21 +22,28 @@ from deltav2a.database.splits import load_splits
 from deltav2a.api.registry import get
 from deltav2a.style.label import style_labels
 
+ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+ap.add_argument("splits", type=Path)
+ap.add_argument("models", type=Path, nargs="+")
+ap.add_argument("--rows", type=Path, help="write every transfer's row, with the diagnosis fields, here")
+args = ap.parse_args()
+
 DATA = Path(os.environ.get("DELTAV2A_SHARED_DATA", "../shared/data"))
 ints = (0.1, 0.3, 0.5, 0.7, 0.9)
 files = list_media(DATA / "images", IMAGE_EXTENSIONS, None, 0)
 sh = list(files); random.Random(0).shuffle(sh)
 photos = seeded_sample(sh[: len(sh) // 2], 3, 7)
-sp = load_splits(Path(sys.argv[1]), DATA / "music")
+sp = load_splits(args.splits, DATA / "music")
 clips = [sp.path_of(c) for c in one_clip_per_track(sp.clips_in("val"), 2, 0)]
 print("photos", [p.stem for p in photos], "clips", [c.stem for c in clips], flush=True)
 models = []
-for d in sys.argv[2:]:
-    cfg = model_config(Path(d))
+for d in args.models:
+    cfg = model_config(d)
     cfg.effects.tail = "cut"
-    models.append((Path(d).name, TransferModel(Path(d), config=cfg)))
+    models.append((d.name, TransferModel(d, config=cfg)))
 ref = models[0][1]
 V = term_embeddings(ref.audio_encoder, ref.vocab, "audio")
+terms = list(ref.vocab.terms)
 cd = []
 for f in clips:
     x, sr = load_audio(f, sample_rate=ref.cfg.audio.sample_rate)
@@ -55,16 +65,24 @@ for p, path in enumerate(photos):
                     y = res.audio
                     aud = style_labels(emb, ref.audio_embedding(y, sr), V, ref.cfg.database.temperature)[0][0]
                     sets.setdefault((name, p, fx_name, k), set()).add(tuple(res.plan.effects))
-                    rows.append(_row(key, name, img, aud, logmel_distance(x, y, sr, mel), len(res.plan.steps)))
+                    row = _row(key, name, img, aud, logmel_distance(x, y, sr, mel), len(res.plan.steps))
+                    if args.rows:
+                        own = tm.read_edit([before], [after])[0]
+                        row.update(strength=float(own.strength), conf=float(own.confidence),
+                                   dir_top=terms[int(np.argmax(own.direction_label))],
+                                   img_top=terms[int(np.argmax(img))], aud_top=terms[int(aud.argmax())],
+                                   plan=[[st.effect, {n: float(v) for n, v in st.params.items()}]
+                                         for st in res.plan.steps])
+                    rows.append(row)
 print(f"{time.time() - t0:.0f} s", flush=True)
-terms = list(ref.vocab.terms)
-print(f"{'variant':24s} agree  top1  fx    rho   share  d0.3/d0.9")
+if args.rows:
+    args.rows.write_text(json.dumps(rows, default=str))
+print(f"{'variant':24s} agree  top1  fx    rho   share  d0.1/d0.3/d0.9")
 for name, _ in models:
     s = score(rows, name, terms, ints)
-    d3 = np.mean([r["dist"] for r in rows if r["method"] == name and r["intensity"] == 0.3])
-    d9 = np.mean([r["dist"] for r in rows if r["method"] == name and r["intensity"] == 0.9])
+    d = [np.mean([r["dist"] for r in rows if r["method"] == name and r["intensity"] == t]) for t in (0.1, 0.3, 0.9)]
     print(f"{name:24s} {s['label_agreement']:.3f} {s['top1_agreement']:.3f} {s['mean_effects']:.2f} "
-          f"{s['strength_rho']:.3f} {s['stronger_share']:.3f} {d3:.1f}/{d9:.1f}")
+          f"{s['strength_rho']:.3f} {s['stronger_share']:.3f} " + "/".join(f"{v:.1f}" for v in d))
     print("   per effect rho:", {e: round(b["strength_rho"], 2) for e, b in s["per_image_effect"].items()})
     one = sum(len(v) == 1 for (m, *_), v in sets.items() if m == name)
     print(f"   series with one effect set over the intensities: {one}/{sum(m == name for m, *_ in sets)}")

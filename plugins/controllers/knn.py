@@ -82,13 +82,17 @@ class KNNNet(nn.Module):
                              persistent=False)
         # the learned parameter head (knn_head.py, decision 9.60): architecture-sized buffers,
         # present only in that mode, so a model without it loads exactly as before
-        self.params_from = str(cfg.params_from)
-        self.head_cfg = cfg
+        self.cfg = cfg
         if self.params_from == "head":
             from .knn_head import head_shapes
 
             for name, shape in head_shapes(self.style_dim, int(cfg.head_hidden), P).items():
                 self.register_buffer(name, torch.zeros(shape))
+
+    @property
+    def params_from(self) -> str:
+        """Where the parameters come from: "neighbours" (9.34) or "head" (knn_head.py, 9.60)."""
+        return str(self.cfg.params_from)
 
     @property
     def n_records(self) -> int:
@@ -127,7 +131,7 @@ class KNNNet(nn.Module):
         if self.params_from == "head":
             from .knn_head import fit_head
 
-            c = self.head_cfg
+            c = self.cfg
             tensors, head_info = fit_head(
                 data.style[idx], None if strength is None else np.asarray(strength, np.float32)[idx],
                 self.layout.expand(np.asarray(data.active[idx], dtype=bool)), data.params[idx],
