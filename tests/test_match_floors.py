@@ -106,6 +106,10 @@ def test_fit_match_floors_on_real_renders(small_db):
     kw = dict(probes=3, seed=0, distances=dists, fraction=0.8, plateau_distance=0.6)
     floors, report = fit_match_floors(cfg, db, layout, enc, V, lambda cid: root / cid, **kw)
     assert set(floors) == {"lowpass", "reverb"}
+    # measured: on these bright grooves a low-pass reads as its strong edits from the first probe
+    # (agreement 0.97 at distance 0.02, floor 0.016), a reverb only between 0.1 and 0.2 (-0.06 at
+    # 0.02, 0.03 at 0.1, 0.90 at 0.2: floor 0.19)
+    assert floors["lowpass"] < 0.05 and floors["lowpass"] + 0.1 < floors["reverb"], floors
     for name, f in floors.items():
         r = report["effects"][name]
         assert 0.0 < f <= MAX_FLOOR and r["plateau"] > 0
