@@ -9,7 +9,7 @@ one switch back to the notes' setup (see `configs/paper.yaml`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
@@ -251,12 +251,15 @@ class InferenceConfig(_Section):
         "directions as off, each effect moved along its ray from bypass to the image strength "
         "(match_strength), so within one set a stronger edit always moves further; nested_matched: "
         "the set as nested, the parameters as matched (decision 9.70)")
-    match_floor: float | None = Field(
-        None, ge=0, lt=1, description="in a transfer, the mean normalised distance from bypass that image "
+    match_floor: Annotated[float, Field(ge=0, lt=1)] | Literal["auto"] | None = Field(
+        None, description="in a transfer, the mean normalised distance from bypass that image "
         "strength 0 is matched to under strength_match chain / params / matched / nested_matched "
         "(distance = floor + strength * (1 - floor)); null = database.param_min_intensity, the records' "
-        "unit. The database stages (threshold tuning, evaluate) always use the records' unit, since "
-        "their strengths are chain strengths already (decision 9.71)")
+        "unit. auto: each effect's own floor stored with the model's calibration (`match_floors`, the "
+        "least distance at which that effect's audio label reads as its strong edits do, fitted by "
+        "`benchmarks/fit_match_floors.py`; decision 9.90). The database stages (threshold tuning, "
+        "evaluate) always use the records' unit, since their strengths are chain strengths already "
+        "(decision 9.71)")
     reference_strength: float = Field(0.5, ge=0, le=1, description="strength input the controller is asked "
                                       "at under strength_match (0.5: the training database's median)")
     nested_step: float = Field(0.1, gt=0, le=1, description="spacing of the gentler strengths the controller "

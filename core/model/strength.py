@@ -159,7 +159,8 @@ def match_strength(params: Any, strength: Any, layout: "ParamLayout", floor: flo
     The controller's parameters give the *direction* of each effect (which parameters move,
     which way, in what proportion); the target gives *how far*: the mean normalised distance
     from bypass becomes floor + strength * (1 - floor), the inverse of `chain_strength`'s
-    rescaling. Per effect, not per rendered set, so any subset that is rendered has exactly
+    rescaling; `floor` is one number for every effect, or (E,) floors in layout order
+    (`match_floor: auto`, each effect's recognisable floor, decision 9.90). Per effect, not per rendered set, so any subset that is rendered has exactly
     the target strength (up to the [0, 1] bounds) and the choice of the set stays independent
     of it. u(g) = clip(bypass + g * (u - bypass), 0, 1) has a mean distance that grows
     continuously with g until every parameter hits its bound, so g is found by bisection and a
@@ -173,10 +174,9 @@ def match_strength(params: Any, strength: Any, layout: "ParamLayout", floor: flo
     target = np.broadcast_to(np.asarray(strength, dtype=np.float64).reshape(-1), (n,)).copy()
     if not np.isfinite(target).all():
         raise DeltaV2AError("target strength must be finite")
-    floor = float(floor)
-    if not 0.0 <= floor < 1.0:
-        raise DeltaV2AError(f"strength floor must lie in [0, 1), got {floor}")
-    want = floor + np.clip(target, 0.0, 1.0) * (1.0 - floor)            # (N,) mean distance wanted
+    floors = effect_floors(floor, layout)
+    # (N, E) mean distance wanted, per effect
+    want_all = floors[None, :] + np.clip(target, 0.0, 1.0)[:, None] * (1.0 - floors[None, :])
     bypass = layout.bypass_array().astype(np.float64)
     step = u0 - bypass[None, :]
     room = np.where(step >= 0, 1.0 - bypass[None, :], bypass[None, :])  # distance to the bound ahead
@@ -184,6 +184,7 @@ def match_strength(params: Any, strength: Any, layout: "ParamLayout", floor: flo
     out = u0.copy()
     for e in range(layout.n_effects):
         cols = np.flatnonzero(owner == e)
+        want = want_all[:, e]
         d = step[:, cols]
         moving = np.abs(d) > 1e-9
         has_dir = moving.any(axis=1)
@@ -203,6 +204,174 @@ def match_strength(params: Any, strength: Any, layout: "ParamLayout", floor: flo
             lo, hi = np.where(short, mid, lo), np.where(short, hi, mid)
         u = np.clip(bypass[None, cols] + hi[:, None] * d, 0.0, 1.0)  # the least g reaching the target
         out[:, cols] = np.where(has_dir[:, None], u, u0[:, cols])
+    return out
+
+
+def effect_floors(floor: Any, layout: "ParamLayout") -> "np.ndarray":
+    """(E,) floors in layout order from one number or one per effect; each finite in [0, 1)."""
+    import numpy as np
+
+    f = np.asarray(floor, dtype=np.float64)
+    if f.ndim == 0:
+        f = np.full(layout.n_effects, float(f))
+    if f.shape != (layout.n_effects,):
+        raise DeltaV2AError(f"strength floors must be one number or one per effect ({layout.n_effects}), "
+                            f"got shape {f.shape}")
+    if not (np.isfinite(f).all() and (f >= 0.0).all() and (f < 1.0).all()):
+        shown = f.tolist() if f.size > 1 else float(f[0])
+        raise DeltaV2AError(f"strength floor must lie in [0, 1), got {shown}")
+    return f
+
+
+def effect_distance(params: Any, layout: "ParamLayout") -> "np.ndarray":
+    """(N, E) each effect's mean normalised distance from bypass (what `match_strength` sets)."""
+    import numpy as np
+
+    dist = _param_distance(np.atleast_2d(params), layout.bypass_array().astype(np.float64))
+    owner = layout.param_effect_array()
+    return np.stack([dist[:, owner == e].mean(axis=1) for e in range(layout.n_effects)], axis=1)
+
+
+#: distances from bypass at which `fit_match_floors` renders each effect's probes
+FLOOR_DISTANCES = (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0)
+#: share of the strong edits' agreement an effect's label must reach to count as recognisable
+FLOOR_FRACTION = 0.8
+#: records at least this far from bypass define an effect's plateau (its strong-edit reading)
+PLATEAU_DISTANCE = 0.6
+#: a stored floor must not exceed this (a floor near 1 would make every strength the strongest edit)
+MAX_FLOOR = 0.95
+
+
+def recognisable_floor(distances: Sequence[float], agreement: Sequence[float], plateau: float,
+                       fraction: float = FLOOR_FRACTION) -> float | None:
+    """The least distance from bypass at which `agreement` (the mean centred cosine of the rendered
+    labels to the effect's plateau direction, one value per distance) reaches `fraction` x `plateau`
+    (the strong records' own mean cosine to that direction): linear between the probe distances,
+    starting from (0, 0) (an unchanged clip has a uniform label, no direction). None: never reached.
+    """
+    import numpy as np
+
+    d = np.concatenate([[0.0], np.asarray(distances, float)])
+    a = np.concatenate([[0.0], np.asarray(agreement, float)])
+    if d.size < 2 or d.shape != a.shape or np.any(np.diff(d) <= 0) or not np.isfinite(a).all():
+        raise DeltaV2AError("recognisable floor needs increasing distances and one finite agreement each")
+    if not (0.0 < fraction <= 1.0 and np.isfinite(plateau) and plateau > 0):
+        raise DeltaV2AError(f"recognisable floor needs a fraction in (0, 1] and a positive plateau, "
+                            f"got {fraction}, {plateau}")
+    goal = fraction * plateau
+    hit = np.flatnonzero(a >= goal)
+    if hit.size == 0:
+        return None
+    i = int(hit[0])  # i >= 1: a[0] = 0 < goal
+    t = (goal - a[i - 1]) / max(a[i] - a[i - 1], 1e-12)
+    return float(d[i - 1] + t * (d[i] - d[i - 1]))
+
+
+def fit_match_floors(cfg: Any, db: Any, layout: "ParamLayout", audio_encoder: Any, V: Any,
+                     clip_path: Any, probes: int = 8, seed: int = 0,
+                     distances: Sequence[float] = FLOOR_DISTANCES, fraction: float = FLOOR_FRACTION,
+                     plateau_distance: float = PLATEAU_DISTANCE, progress: bool = False) -> tuple[dict, dict]:
+    """Per effect, the least distance from bypass at which its audio change is recognisable
+    (`inference.match_floor: auto`, decision 9.90), from the training database.
+
+    Plateau: the effect's single-effect records at least `plateau_distance` from bypass; their mean
+    centred label (the database's audio label of (A, A'), minus 1/K) is the effect's direction, and
+    their mean centred cosine to it is how consistently a strong edit of the effect reads that way.
+    The records never come nearer bypass than `database.param_min_intensity`, so the gentle end is
+    probed: `probes` single-effect records per effect (seeded, distinct clips first) are moved along
+    their own ray from bypass (`match_strength`, floor 0) to each of `distances`, rendered on their
+    clip (`clip_path(clip_id)`) as the database renders them, labelled as the database labels (`V`:
+    the vocabulary's audio term embeddings), and the mean centred cosine to the plateau direction is
+    taken per distance. The floor is where it first reaches `fraction` of the plateau's
+    (`recognisable_floor`); an effect that never does, or has too few records, keeps the records'
+    floor (`database.param_min_intensity`). Returns ({effect: floor}, report).
+    """
+    import numpy as np
+
+    from ..render.chain import AudioChain
+    from ..style.label import style_labels
+    from ..style.pairs import load_clip
+
+    data = db.data
+    K = data.style.shape[1]
+    centred = data.style.astype(np.float64) - 1.0 / K
+    dist = effect_distance(data.params, layout)
+    single = data.active.sum(axis=1) == 1
+    default = min(float(cfg.database.param_min_intensity), MAX_FLOOR)
+    rng = np.random.default_rng(seed)
+    sr = cfg.audio.sample_rate
+    grid = np.asarray(distances, dtype=np.float64)
+    clips: dict[str, Any] = {}
+    floors: dict[str, float] = {}
+    report: dict[str, Any] = {"distances": grid.tolist(), "fraction": float(fraction),
+                              "plateau_distance": float(plateau_distance), "probes": int(probes),
+                              "effects": {}}
+    for e, name in enumerate(layout.effects):
+        mine = np.flatnonzero(single & data.active[:, e])
+        strong = mine[dist[mine, e] >= plateau_distance]
+        ref = centred[strong].mean(axis=0) if strong.size else np.zeros(K)
+        if strong.size < 2 or float(np.linalg.norm(ref)) < 1e-9:
+            floors[name] = default
+            report["effects"][name] = {"floor": default, "reached": False,
+                                       "reason": "fewer than 2 strong single-effect records"}
+            continue
+        ref /= float(np.linalg.norm(ref))
+        plateau = float((centred[strong] @ ref / np.maximum(np.linalg.norm(centred[strong], axis=1),
+                                                               1e-12)).mean())
+        # distinct clips first, then the rest, in a seeded order
+        order = rng.permutation(mine)
+        seen: set[str] = set()
+        firsts = [i for i in order if not (str(db.clip_id[i]) in seen or seen.add(str(db.clip_id[i])))]
+        pick = (firsts + [i for i in order if i not in set(firsts)])[:probes]
+        agree = np.zeros((len(pick), grid.size))
+        active = np.zeros(layout.n_effects, dtype=bool)
+        active[e] = True
+        for j, rec in enumerate(pick):
+            cid = str(db.clip_id[rec])
+            if cid not in clips:
+                clips[cid] = load_clip(clip_path(cid), cfg)
+            u = match_strength(np.repeat(data.params[rec][None, :], grid.size, axis=0), grid, layout, 0.0)
+            after = []
+            for k in range(grid.size):
+                chain = AudioChain(layout.to_raw(u[k], active), order=cfg.effects.chain_order,
+                                   tail=cfg.database.tail, max_tail_seconds=cfg.effects.max_tail_seconds)
+                y = chain.render(clips[cid], sr, checked=True).audio
+                after.append(np.asarray(audio_encoder.encode_audio([y], sr), np.float64)[0])
+            before = np.repeat(data.audio[rec][None, :].astype(np.float64), grid.size, axis=0)
+            labels, _ = style_labels(before, np.stack(after), V, cfg.database.temperature)
+            c = labels.astype(np.float64) - 1.0 / K
+            agree[j] = c @ ref / np.maximum(np.linalg.norm(c, axis=1), 1e-12)
+            if progress:
+                print(f"[floors] {name}: probe {j + 1}/{len(pick)}", flush=True)
+        curve = agree.mean(axis=0)
+        f = recognisable_floor(grid, curve, plateau, fraction)
+        floors[name] = default if f is None else min(float(f), MAX_FLOOR)
+        report["effects"][name] = {"floor": floors[name], "reached": f is not None, "plateau": plateau,
+                                   "plateau_records": int(strong.size), "agreement": curve.tolist(),
+                                   "probe_records": [int(i) for i in pick]}
+    return floors, report
+
+
+def check_match_floors(raw: Any, effects: Sequence[str], where: str = "model") -> dict[str, float]:
+    """A stored `calibration.match_floors` checked against the layout (untrusted model data): one
+    finite floor in [0, MAX_FLOOR] for every effect, and no other key."""
+    import math
+
+    if not isinstance(raw, dict):
+        raise DeltaV2AError(f"{where}: calibration.match_floors must be a mapping effect -> floor")
+    missing = [e for e in effects if e not in raw]
+    extra = [str(k) for k in raw if k not in effects]
+    if missing or extra:
+        raise DeltaV2AError(f"{where}: calibration.match_floors does not match the effects "
+                            f"(missing {missing}, unknown {extra})")
+    out = {}
+    for e in effects:
+        v = raw[e]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                or not 0.0 <= v <= MAX_FLOOR:
+            raise DeltaV2AError(f"{where}: calibration.match_floors.{e} must be a number in "
+                                f"[0, {MAX_FLOOR}], got {v!r}")
+        out[e] = float(v)
     return out
 
 
@@ -243,7 +412,7 @@ def controller_prediction(cfg: Any, loaded: Any, style: Any, audio: Any, strengt
     `direction`: the edit's direction label (`StyleLabel.direction`, before the confidence
     mix); None = `style` (the database's labels are directions already).
     `floor`: the mean distance from bypass that strength 0 is matched to by the modes that call
-    `match_strength`; None = `database.param_min_intensity` (the records' own unit, what the
+    `match_strength` (one number, or (E,) per-effect floors: `match_floor: auto`); None = `database.param_min_intensity` (the records' own unit, what the
     database stages use). A transfer passes `inference.match_floor` (9.71): the image strength is
     a size on the image's scale (0 = unchanged), and the records' floor, a sampling choice that
     keeps every record audible, would make the gentlest edit as far from bypass as that floor.
@@ -268,7 +437,7 @@ def controller_prediction(cfg: Any, loaded: Any, style: Any, audio: Any, strengt
     from .controller import Prediction
 
     mode = cfg.inference.strength_match
-    floor = cfg.database.param_min_intensity if floor is None else float(floor)
+    floor = cfg.database.param_min_intensity if floor is None else floor  # a number or (E,) floors
     if mode == "off" or not loaded.strength_input or strength is None:
         return loaded.predict(style, audio, strength)  # (no strength for a strength-input one: its error)
     if mode in ("nested", "matched", "nested_matched"):

@@ -126,6 +126,10 @@ def _validate_metadata(md: ControllerMetadata, where: Path) -> None:
             raise bad(f"calibration.{key} is not finite ({v!r})")
     if md.calibration is not None and not isinstance(md.calibration, dict):
         raise bad("calibration must be a mapping")
+    if md.calibration and "match_floors" in md.calibration:  # per-effect floors (decision 9.90)
+        from .strength import check_match_floors
+
+        check_match_floors(md.calibration["match_floors"], effects, f"controller metadata {where}")
 
 
 def _describe_id(info: Mapping[str, Any] | None) -> str:

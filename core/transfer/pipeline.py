@@ -143,6 +143,9 @@ class TransferModel:
         # a model calibrated before strength existed: strength = confidence (documented in 9.3)
         self.image_strength = StrengthMap.from_dict(maps["image"]) if "image" in maps else None
         self.audio_strength = StrengthMap.from_dict(maps["audio"]) if "audio" in maps else None
+        # per-effect recognisable floors (`inference.match_floor: auto`, decision 9.90), checked on load
+        self.match_floors = dict(cal["match_floors"]) if "match_floors" in cal else None
+        self.match_floor()  # auto without stored floors: one line now, not at the first transfer
         # without a fitted map (not calibrated yet, or older than strength) strength = confidence
         self.strength_source = "image strength map" if self.image_strength is not None else \
             "confidence (no image strength map: run `deltav2a calibrate` on the model)"
@@ -240,11 +243,23 @@ class TransferModel:
         pred = controller_prediction(self.cfg, self.controller, label.label[None, :], audio_emb.reshape(1, -1),
                                      label.strength if self.controller.strength_input else None,
                                      direction=label.direction_label[None, :],
-                                     floor=self.cfg.inference.match_floor)
+                                     floor=self.match_floor())
         scale = float(label.confidence) if self.cfg.inference.scale_by_confidence else 1.0
         return plan_from_prediction(pred.activity[0], pred.params[0], self.layout, self.thresholds(),
                                     source=self.controller.metadata.controller, max_active=self.max_active,
                                     min_active=self.min_active, strength=label.strength, scale=scale)
+
+    def match_floor(self) -> "float | list[float] | None":
+        """`inference.match_floor` as `controller_prediction` takes it: None, one floor, or with
+        `auto` the model's stored per-effect floors in layout order (decision 9.90)."""
+        floor = self.cfg.inference.match_floor
+        if floor != "auto":
+            return floor
+        if self.match_floors is None:
+            raise DeltaV2AError(f"inference.match_floor is auto but model {self.model_dir} stores no "
+                                "per-effect floors (calibration.match_floors): fit them with "
+                                "benchmarks/fit_match_floors.py, or set a number")
+        return [self.match_floors[e] for e in self.layout.effects]
 
     def render(self, audio: "np.ndarray", sample_rate: int, plan: "EffectPlan | ChainSettings",
                write_to: "str | Path | None" = None) -> tuple["np.ndarray", dict]:
@@ -310,7 +325,9 @@ class TransferModel:
                            "active": plan.effects, "strength": plan.strength,
                            "max_active": self.max_active, "trajectory": list(plan.trajectory),
                            "strength_match": self.cfg.inference.strength_match,
-                           "match_floor": self.cfg.inference.match_floor},
+                           "match_floor": self.cfg.inference.match_floor,
+                           "match_floors": (self.match_floors if self.cfg.inference.match_floor == "auto"
+                                            else None)},
             "n_effects": len(plan.steps),
             "database_mean_active": training.get("database_mean_active"),
             "effects": plan.settings.to_records(),
