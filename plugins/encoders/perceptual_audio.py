@@ -522,7 +522,7 @@ def stereo_width_2(clip: "np.ndarray") -> float:
 DOWNMIX_BLOCK = 64 * 1024  # samples per block of downmix_width_2 (a multiple of _dot_ms's 1024)
 
 
-def downmix_width_2(part: "np.ndarray") -> tuple["np.ndarray", float]:
+def downmix_width_2(part: "np.ndarray", with_ms: bool = False) -> tuple:
     """(mono float32 1-D, stereo width) of a (channels, samples) clip in one pass over it.
 
     Two channels: _downmix's (L + R) * 0.5 and stereo_width_2's three dot products, block
@@ -530,12 +530,14 @@ def downmix_width_2(part: "np.ndarray") -> tuple["np.ndarray", float]:
     the 3.5 MB of a 10 s stereo clip four times). The 1024-sample row sums are the same
     operations as _dot_ms's, collected and added in the same order, so both values are bit
     for bit those of _downmix and stereo_width_2. The mono signal is this thread's
-    workspace (_buffer "mono"): valid until the next call.
+    workspace (_buffer "mono"): valid until the next call. `with_ms` (analysis 3) appends
+    the mono signal's mean square, 0.25 (L.L + 2 L.R + R.R) from the same dot products
+    (None for other channel counts: the caller computes it).
     """
     import numpy as np
 
     if part.shape[0] != 2:
-        return _downmix(part)[0], stereo_width_2(part)
+        return (_downmix(part)[0], stereo_width_2(part)) + ((None,) if with_ms else ())
     left, right = part[0], part[1]
     n = part.shape[1]
     k = n // 1024 * 1024
@@ -558,9 +560,10 @@ def downmix_width_2(part: "np.ndarray") -> tuple["np.ndarray", float]:
 
     ll, rr, lr = mean(0, left, left), mean(1, right, right), mean(2, left, right)
     total = 0.5 * (ll + rr)
+    extra = (max(0.0, 0.25 * (ll + 2.0 * lr + rr)),) if with_ms else ()
     if total <= SILENCE:
-        return mono, 0.0
-    return mono, float(np.clip(1.0 - 0.25 * (ll + 2.0 * lr + rr) / total, 0.0, 1.0))
+        return (mono, 0.0) + extra
+    return (mono, float(np.clip(1.0 - 0.25 * (ll + 2.0 * lr + rr) / total, 0.0, 1.0))) + extra
 
 
 def describe_mono_2(m: "np.ndarray", width: float, names: Sequence[str] = DESCRIPTORS_V2,
@@ -719,6 +722,196 @@ def describe_mono_2(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
     return np.array([out[k] for k in names], dtype=np.float64)
 
 
+
+#: analysis 3 (normalisation version 4, issue 15): analysis 2's descriptors at lower cost.
+#: NFFT_3 / HOP_3: the STFT grid; FLAT_FRAME_STEP_3: the flatness descriptors from every
+#: such frame; FLOOR_FRAME_STEP_3: the spectral floor's percentile from every such frame
+#: (by selection, np.partition, not a sort); CREST_FRAME_3: crest factor frames (46 ms,
+#: as analyses 1 and 2)
+NFFT_3 = 2048
+HOP_3 = 1024
+FLAT_FRAME_STEP_3 = 2
+FLOOR_FRAME_STEP_3 = 8
+CREST_FRAME_3 = 2048
+FFT_BLOCK_3 = 64
+_GRIDS_3: dict[tuple[int, int], dict] = {}
+
+
+def _grid_3(nfft: int, hop: int) -> dict:
+    """Analysis 3's constants for one (frame, hop) grid at 44.1 kHz."""
+    import numpy as np
+
+    key = (nfft, hop)
+    if key not in _GRIDS_3:
+        win = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(nfft) / nfft)).astype(np.float32)
+        pscale = 2.0 / (nfft * float(np.sum(win.astype(np.float64) ** 2)))
+        freqs = np.arange(int(MAX_HZ * nfft / SR) + 1) * (SR / nfft)
+        bins = freqs[1:]
+        top_bin = len(freqs) - 1
+        edges = np.unique(np.geomspace(1, top_bin, N_ONSET_BANDS + 1).astype(int))[:-1]
+        _GRIDS_3[key] = {
+            "nfft": nfft, "hop": hop,
+            "baseline": max(3, 2 * int(round(0.1 * SR / hop / 2.0)) + 1),  # ~100 ms, odd
+            "win_scaled": (win * np.sqrt(pscale)).astype(np.float32),
+            "freqs": freqs, "floor_bins": _span(freqs, FLOOR_FROM_HZ, SR), "band_edges": edges,
+            "ms_bands": {name: _span(freqs, lo, hi) for name, lo, hi in
+                         zip(("band_bass", "band_low_mid", "band_mid", "band_presence", "band_brilliance"),
+                             BANDS_HZ[:-1], BANDS_HZ[1:])},
+            "reg": _span(freqs, *REGISTER_BAND_HZ),
+            "flat_segments": _segments(len(bins), {"spectral_flatness": slice(0, len(bins)),
+                                                   "hf_flatness": _span(bins, *HF_BAND_HZ),
+                                                   "harmonic_distortion": _span(bins, *MID_BAND_HZ)}),
+        }
+    return _GRIDS_3[key]
+
+
+def describe_mono_3(m: "np.ndarray", width: float, names: Sequence[str] = DESCRIPTORS_V2,
+                    nfft: int = NFFT_3, hop: int = HOP_3, flat_step: int = FLAT_FRAME_STEP_3,
+                    floor_step: int = FLOOR_FRAME_STEP_3, ms: float | None = None) -> "np.ndarray":
+    """Analysis 3 (normalisation version 4): describe_mono_2's descriptors at lower cost.
+
+    Mono float32 at 44.1 kHz. What differs from analysis 2 (docs/perceptual_encoders.md,
+    "Analysis versions"): the three flatness descriptors average every `flat_step`-th
+    frame (non-overlapping 46 ms frames: every sample still counts once), and the spectral
+    floor is the median over every `floor_step`-th frame (186 ms apart) of the 5th
+    percentile of the bin powers in 2-20 kHz, found by selection (np.partition) on the
+    powers rather than by sorting their logarithms (the same order statistic; the median
+    of an even count is the mean of the two middle powers, not of their logs). Everything
+    else (the STFT grid, onset bands, flux, envelope, time domain) is analysis 2's. `ms`:
+    the signal's mean square when the caller has it (downmix_width_2's dot products).
+    """
+    import numpy as np
+    import scipy.fft as sfft
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    c = _grid_3(nfft, hop)
+    sr, env_block = SR, ENV_BLOCK
+    nan = float("nan")
+    out = {name: nan for name in DESCRIPTORS_V2}
+    out["stereo_width"] = width
+    m = np.ascontiguousarray(m, dtype=np.float32)
+    n = len(m)
+    ms = _dot_ms(m) if ms is None else ms
+    out["rms_level"] = 10.0 * math.log10(max(ms, SILENCE))
+    out["spectral_floor"] = 0.0
+    if n < max(nfft, CREST_FRAME_3):
+        m = np.concatenate([m, np.zeros(max(nfft, CREST_FRAME_3) - n, dtype=np.float32)])
+    frames = sliding_window_view(m, nfft)[::hop]
+    nf, nb = len(frames), len(c["freqs"])
+    p = _buffer("power", (nf, nb))
+    b = min(nf, FFT_BLOCK_3)
+    block = _buffer("frames", (b, nfft))
+    mag, diff = _buffer("mag", (b + 1, nb)), _buffer("flux", (b, nb))
+    energy = np.empty(nf, dtype=np.float32)
+    rise, norm = np.zeros(nf, dtype=np.float32), np.zeros(nf, dtype=np.float32)
+    colsum = np.zeros(nb, dtype=np.float64)
+    with_bands = nf >= 8
+    bands = np.empty((nf, len(c["band_edges"])), dtype=np.float32) if with_bands else None
+    for a in range(0, nf, FFT_BLOCK_3):
+        z = min(FFT_BLOCK_3, nf - a)
+        w = np.multiply(frames[a: a + z], c["win_scaled"], out=block[:z])
+        spec = sfft.rfft(w, axis=1, workers=1, overwrite_x=True)
+        ma = np.abs(spec[:, :nb], out=mag[1: 1 + z])
+        pb = np.square(ma, out=p[a: a + z])
+        colsum += pb.sum(axis=0)
+        if with_bands:
+            # the onset bands cover bins 1..nb-1: a frame's power is their sum plus bin 0
+            bb = np.add.reduceat(pb, c["band_edges"], axis=1, out=bands[a: a + z])
+            np.add(bb.sum(axis=1), pb[:, 0], out=energy[a: a + z])
+        else:
+            pb.sum(axis=1, out=energy[a: a + z])
+        first = 1 if a == 0 else 0
+        d = np.subtract(mag[1 + first: 1 + z], mag[first: z], out=diff[: z - first])
+        np.maximum(d, 0, out=d).sum(axis=1, out=rise[a + first: a + z])
+        mag[1 + first: 1 + z].sum(axis=1, out=norm[a + first: a + z])
+        mag[0] = mag[z]
+    del spec, ma, pb, w, block, d
+    top = float(energy.max())
+    if top <= SILENCE:
+        return np.array([out[k] for k in names], dtype=np.float64)
+    active = energy > max(top * FRAME_RANGE, SILENCE)
+    every = bool(active.all())
+    freqs = c["freqs"]
+
+    # long-term spectrum shape (all frames)
+    s = colsum / nf if every else p[active].mean(axis=0, dtype=np.float64)
+    total = float(s.sum())
+    centroid = float((freqs * s).sum() / total)
+    out["spectral_centroid"] = centroid
+    cum = np.cumsum(s) / total
+    out["spectral_rolloff"] = float(freqs[min(int(np.searchsorted(cum, 0.85)), len(freqs) - 1)])
+    out["spectral_bandwidth"] = float(np.sqrt(((freqs - centroid) ** 2 * s).sum() / total))
+    out["zero_crossing_rate"] = 2.0 * float(np.sqrt((freqs * freqs * s).sum() / total))
+    for name, span in c["ms_bands"].items():
+        out[name] = float(s[span].sum() / total)
+    sreg = s[c["reg"]]
+    if float(sreg.sum()) > 0:
+        out["pitch_register"] = float(np.exp((np.log(freqs[c["reg"]]) * sreg).sum() / sreg.sum()))
+
+    # the frames of the flatness (every flat_step-th active frame) and, among them, of the
+    # spectral floor (every floor_step-th): a copy, whose logs are then taken in place
+    idx = np.flatnonzero(active)
+    rows = p[idx[::flat_step]]
+    floor = rows.max(axis=1) * np.float32(1e-12) + np.float32(1e-30)  # 120 dB under the frame's peak
+    # spectral floor: k-th smallest power in 2-20 kHz by selection (the order statistic
+    # analysis 2 finds by sorting the logs), median over the frames
+    fs = max(1, floor_step // flat_step)
+    upper = rows[::fs, c["floor_bins"]]
+    k = int(FLOOR_QUANTILE / 100.0 * (upper.shape[1] - 1))
+    kth = np.partition(upper, k, axis=1)[:, k]
+    out["spectral_floor"] = float(np.median(kth.astype(np.float64) + floor[::fs].astype(np.float64)))
+
+    # per-frame flatness (full band, upper band, mid band), bin 0 (DC) left out
+    pa = rows[:, 1:]
+    pa += floor[:, None]
+    edges, members = c["flat_segments"]
+    seg = np.add.reduceat(pa, edges, axis=1).astype(np.float64)
+    arith = {name: np.log(seg[:, i].sum(axis=1) / n_bins) for name, (i, n_bins) in members.items()}
+    logp = np.log(pa, out=pa)
+    seg = np.add.reduceat(logp, edges, axis=1).astype(np.float64)
+    for name, (i, n_bins) in members.items():
+        out[name] = float(np.exp(np.mean(seg[:, i].sum(axis=1) / n_bins - arith[name])))
+    del pa, logp, upper
+
+    # spectral flux, normalised by the frame's magnitude (level-independent)
+    if nf > 1:
+        sel = active[1:] & (norm[1:] > 0)
+        if sel.any():
+            out["spectral_flux"] = float(np.mean(rise[1:][sel] / norm[1:][sel], dtype=np.float64))
+
+    # time domain: crest factor (46 ms frames), clipping
+    x = m[:n]
+    cf = CREST_FRAME_3
+    nfr = n // cf
+    tail = x[nfr * cf:]
+    pk = max(float(tail.max()), -float(tail.min())) if len(tail) else 0.0
+    if nfr >= 1:
+        fr = x[: nfr * cf].reshape(nfr, cf)
+        rms = np.sqrt(np.einsum("ij,ij->i", fr, fr) / np.float32(cf))
+        peak = np.maximum(fr.max(axis=1), -fr.min(axis=1))
+        pk = max(pk, float(peak.max()))
+        ok = rms > max(float(rms.max()) * 1e-3, 1e-6)
+        if ok.any():
+            out["crest_factor"] = float(np.median(peak[ok] / rms[ok]))
+    if pk > 0:
+        t = np.float32(CLIP_LEVEL * pk)
+        hot = np.flatnonzero(peak >= t) if nfr >= 1 else np.zeros(0, dtype=np.intp)
+        parts = [tail, x[: nfr * cf] if 2 * len(hot) > nfr else fr[hot]]
+        out["clipping_ratio"] = float(sum(np.count_nonzero(v >= t) + np.count_nonzero(v <= -t)
+                                          for v in parts)) / n
+
+    # 10 ms envelope: decay depth, modulation depth, gap depth
+    nblk = n // env_block
+    seg = x[: nblk * env_block].reshape(nblk, env_block)
+    e = (np.einsum("ij,ij->i", seg, seg) / np.float32(env_block)).astype(np.float64)
+    _envelope_descriptors(e, sr, env_block, names, out)
+
+    # band-wise onset strength, echo periodicity, spectral persistence
+    if with_bands:
+        _band_dynamics(np.log(bands.astype(np.float64) + top * 1e-8), hop, sr, c["baseline"], out)
+    return np.array([out[k] for k in names], dtype=np.float64)
+
+
 def _windows(n: int, sample_rate: float) -> list[tuple[int, int]]:
     """Sample ranges analysed for a clip of n samples (whole, or 3 x 10 s for long clips)."""
     if n <= MAX_SECONDS * sample_rate:
@@ -749,8 +942,8 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
     DESCRIPTOR_SETS: ClassVar[tuple[tuple[str, ...], ...]] = DESCRIPTOR_SETS
     ALGORITHM_REVISION: ClassVar[int] = 1
     #: analysis 1: 512-sample hop (normalisation versions 1, 2); analysis 2: describe_mono_2
-    #: (normalisation version 3)
-    ANALYSES: ClassVar[tuple[int, ...]] = (1, 2)
+    #: (normalisation version 3); analysis 3: describe_mono_3 (normalisation version 4)
+    ANALYSES: ClassVar[tuple[int, ...]] = (1, 2, 3)
 
     def __init__(self, **options) -> None:
         super().__init__(**options)  # validates against PerceptualOptions
@@ -766,7 +959,7 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
         # analysis 2 of a stereo clip analysed whole reads every sample in its downmix, whose
         # sums of squares are finite iff every sample is: _raw_windows checks there instead of
         # a scan of its own here (decision 15.30: one pass over A' fewer per encode)
-        deferred = analysis == 2 and x.ndim == 2 and x.shape[0] == 2 and x.shape[1] <= MAX_SECONDS * sample_rate
+        deferred = analysis in (2, 3) and x.ndim == 2 and x.shape[0] == 2 and x.shape[1] <= MAX_SECONDS * sample_rate
         x = check_audio(x, f"perceptual-audio: clip {index}", finite=not deferred)
         if x.shape[0] > 16 and x.shape[1] <= 16:
             raise DeltaV2AError(f"perceptual-audio: clip {index} has shape {x.shape}: expected "
@@ -794,10 +987,19 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
         from deltav2a.media.io import check_audio, resample
 
         names = self.descriptor_names
-        fast = self.table.analysis == 2
+        analysis = self.table.analysis
+        fast = analysis == 2
         rows = []
         for a, b in _windows(clip.shape[1], sr):
             part = clip[:, a:b]
+            if analysis == 3:
+                mono, width, ms = downmix_width_2(part, with_ms=True)
+                if not math.isfinite(width):  # NaN/Inf samples (or |x| > 1e19): the exact check
+                    check_audio(clip, f"perceptual-audio: clip {index}")
+                if sr != SR:  # every other rate is resampled first (as analysis 2; decision 15.12)
+                    mono, ms = resample(mono[None, :], sr, SR)[0], None
+                rows.append(describe_mono_3(mono, width, names, ms=ms))
+                continue
             if fast:
                 mono, width = downmix_width_2(part)
                 if not math.isfinite(width):  # NaN/Inf samples (or |x| > 1e19): the exact check
