@@ -791,97 +791,15 @@ def _grid_3(nfft: int, hop: int) -> dict:
     return _GRIDS_3[key]
 
 
-def describe_mono_3(m: "np.ndarray", width: float, names: Sequence[str] = DESCRIPTORS_V2,
-                    nfft: int = NFFT_3, hop: int = HOP_3, flat_step: int = FLAT_FRAME_STEP_3,
-                    floor_step: int = FLOOR_FRAME_STEP_3, ms: float | None = None) -> "np.ndarray":
-    """Analysis 3 (normalisation version 4): describe_mono_2's descriptors at lower cost.
-
-    Mono float32 at 44.1 kHz. What differs from analysis 2 (docs/perceptual_encoders.md,
-    "Analysis versions"): the three flatness descriptors average every `flat_step`-th
-    frame (non-overlapping 46 ms frames: every sample still counts once), and the spectral
-    floor is the median over every `floor_step`-th frame (186 ms apart) of the 5th
-    percentile of the bin powers in 2-20 kHz, found on the powers (_kth_smallest) rather
-    than on their logarithms (the same order statistic; the median
-    of an even count is the mean of the two middle powers, not of their logs). Everything
-    else (the STFT grid, onset bands, flux, envelope, time domain) is analysis 2's. `ms`:
-    the signal's mean square when the caller has it (downmix_width_2's dot products).
-    """
+def _flatness_floor_3(rows: "np.ndarray", c: dict, fs: int, out: dict[str, float]) -> None:
+    """Analysis 3's spectral floor and three flatness measures from the sampled frames'
+    bin powers `rows` (float32, overwritten: the logs are taken in place); the floor reads
+    every fs-th of them."""
     import numpy as np
-    import scipy.fft as sfft
-    from numpy.lib.stride_tricks import sliding_window_view
 
-    c = _grid_3(nfft, hop)
-    sr, env_block = SR, ENV_BLOCK
-    nan = float("nan")
-    out = {name: nan for name in DESCRIPTORS_V2}
-    out["stereo_width"] = width
-    m = np.ascontiguousarray(m, dtype=np.float32)
-    n = len(m)
-    ms = _dot_ms(m) if ms is None else ms
-    out["rms_level"] = 10.0 * math.log10(max(ms, SILENCE))
-    out["spectral_floor"] = 0.0
-    if n < max(nfft, CREST_FRAME_3):
-        m = np.concatenate([m, np.zeros(max(nfft, CREST_FRAME_3) - n, dtype=np.float32)])
-    frames = sliding_window_view(m, nfft)[::hop]
-    nf, nb = len(frames), len(c["freqs"])
-    p = _buffer("power", (nf, nb))
-    b = min(nf, FFT_BLOCK_3)
-    block = _buffer("frames", (b, nfft))
-    mag, diff = _buffer("mag", (b + 1, nb)), _buffer("flux", (b, nb))
-    energy = np.empty(nf, dtype=np.float32)
-    rise, norm = np.zeros(nf, dtype=np.float32), np.zeros(nf, dtype=np.float32)
-    colsum = np.zeros(nb, dtype=np.float64)
-    with_bands = nf >= 8
-    bands = np.empty((nf, len(c["band_edges"])), dtype=np.float32) if with_bands else None
-    for a in range(0, nf, FFT_BLOCK_3):
-        z = min(FFT_BLOCK_3, nf - a)
-        w = np.multiply(frames[a: a + z], c["win_scaled"], out=block[:z])
-        spec = sfft.rfft(w, axis=1, workers=1, overwrite_x=True)
-        ma = np.abs(spec[:, :nb], out=mag[1: 1 + z])
-        pb = np.square(ma, out=p[a: a + z])
-        colsum += pb.sum(axis=0)
-        if with_bands:
-            # the onset bands cover bins 1..nb-1: a frame's power is their sum plus bin 0
-            bb = np.add.reduceat(pb, c["band_edges"], axis=1, out=bands[a: a + z])
-            np.add(bb.sum(axis=1), pb[:, 0], out=energy[a: a + z])
-        else:
-            pb.sum(axis=1, out=energy[a: a + z])
-        first = 1 if a == 0 else 0
-        d = np.subtract(mag[1 + first: 1 + z], mag[first: z], out=diff[: z - first])
-        np.maximum(d, 0, out=d).sum(axis=1, out=rise[a + first: a + z])
-        mag[1 + first: 1 + z].sum(axis=1, out=norm[a + first: a + z])
-        mag[0] = mag[z]
-    del spec, ma, pb, w, block, d
-    top = float(energy.max())
-    if top <= SILENCE:
-        return np.array([out[k] for k in names], dtype=np.float64)
-    active = energy > max(top * FRAME_RANGE, SILENCE)
-    every = bool(active.all())
-    freqs = c["freqs"]
-
-    # long-term spectrum shape (all frames)
-    s = colsum / nf if every else p[active].mean(axis=0, dtype=np.float64)
-    total = float(s.sum())
-    centroid = float((freqs * s).sum() / total)
-    out["spectral_centroid"] = centroid
-    cum = np.cumsum(s) / total
-    out["spectral_rolloff"] = float(freqs[min(int(np.searchsorted(cum, 0.85)), len(freqs) - 1)])
-    out["spectral_bandwidth"] = float(np.sqrt(((freqs - centroid) ** 2 * s).sum() / total))
-    out["zero_crossing_rate"] = 2.0 * float(np.sqrt((freqs * freqs * s).sum() / total))
-    for name, span in c["ms_bands"].items():
-        out[name] = float(s[span].sum() / total)
-    sreg = s[c["reg"]]
-    if float(sreg.sum()) > 0:
-        out["pitch_register"] = float(np.exp((np.log(freqs[c["reg"]]) * sreg).sum() / sreg.sum()))
-
-    # the frames of the flatness (every flat_step-th active frame) and, among them, of the
-    # spectral floor (every floor_step-th): a copy, whose logs are then taken in place
-    idx = np.flatnonzero(active)
-    rows = p[idx[::flat_step]]
     floor = rows.max(axis=1) * np.float32(1e-12) + np.float32(1e-30)  # 120 dB under the frame's peak
     # spectral floor: k-th smallest power in 2-20 kHz by selection (the order statistic
     # analysis 2 finds by sorting the logs), median over the frames
-    fs = max(1, floor_step // flat_step)
     upper = rows[::fs, c["floor_bins"]]
     k = int(FLOOR_QUANTILE / 100.0 * (upper.shape[1] - 1))
     kth = _kth_smallest(upper, k)
@@ -897,7 +815,110 @@ def describe_mono_3(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
     seg = np.add.reduceat(logp, edges, axis=1).astype(np.float64)
     for name, (i, n_bins) in members.items():
         out[name] = float(np.exp(np.mean(seg[:, i].sum(axis=1) / n_bins - arith[name])))
-    del pa, logp, upper
+
+
+def describe_mono_3(m: "np.ndarray", width: float, names: Sequence[str] = DESCRIPTORS_V2,
+                    nfft: int = NFFT_3, hop: int = HOP_3, flat_step: int = FLAT_FRAME_STEP_3,
+                    floor_step: int = FLOOR_FRAME_STEP_3, ms: float | None = None) -> "np.ndarray":
+    """Analysis 3 (normalisation version 4): describe_mono_2's descriptors at lower cost.
+
+    Mono float32 at 44.1 kHz. What differs from analysis 2 (docs/perceptual_encoders.md,
+    "Analysis versions", decision 15.50):
+
+    - the three flatness descriptors average the active frames among every `flat_step`-th
+      frame (non-overlapping 46 ms frames: every sample still counts once), copied out of
+      each FFT block while it is in cache, so the power of every frame is never stored;
+    - the spectral floor is the median over every `floor_step`-th frame (186 ms apart) of
+      the 5th percentile of the bin powers in 2-20 kHz, taken on the powers (_kth_smallest)
+      rather than on their logarithms (the same order statistic; the median of an even
+      count is the mean of the two middle powers, not of their logs);
+    - the long-term spectrum is the mean over every frame (analysis 2: the active ones;
+      a frame more than 60 dB below the loudest adds < 1e-6 of it);
+    - the rms level comes from the downmix's dot products (`ms`, when the caller has it).
+
+    Everything else (the STFT grid, onset bands, flux, envelope, time domain) is analysis 2's.
+    """
+    import numpy as np
+    import scipy.fft as sfft
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    c = _grid_3(nfft, hop)
+    if FFT_BLOCK_3 % flat_step or floor_step % flat_step:
+        raise ValueError(f"flat_step {flat_step} must divide {FFT_BLOCK_3} and floor_step {floor_step}")
+    sr, env_block = SR, ENV_BLOCK
+    nan = float("nan")
+    out = {name: nan for name in DESCRIPTORS_V2}
+    out["stereo_width"] = width
+    m = np.ascontiguousarray(m, dtype=np.float32)
+    n = len(m)
+    ms = _dot_ms(m) if ms is None else ms
+    out["rms_level"] = 10.0 * math.log10(max(ms, SILENCE))
+    out["spectral_floor"] = 0.0
+    if n < max(nfft, CREST_FRAME_3):
+        m = np.concatenate([m, np.zeros(max(nfft, CREST_FRAME_3) - n, dtype=np.float32)])
+    frames = sliding_window_view(m, nfft)[::hop]
+    nf, nb = len(frames), len(c["freqs"])
+    b = min(nf, FFT_BLOCK_3)
+    pblock = _buffer("power", (b, nb))
+    # every flat_step-th frame's power (FFT_BLOCK_3 is a multiple of flat_step, so block
+    # starts are too); the flatness takes their logs in place
+    rows = _buffer("rows", ((nf + flat_step - 1) // flat_step, nb))
+    block = _buffer("frames", (b, nfft))
+    mag, diff = _buffer("mag", (b + 1, nb)), _buffer("flux", (b, nb))
+    energy = np.empty(nf, dtype=np.float32)
+    rise, norm = np.zeros(nf, dtype=np.float32), np.zeros(nf, dtype=np.float32)
+    colsum = np.zeros(nb, dtype=np.float64)
+    with_bands = nf >= 8
+    bands = np.empty((nf, len(c["band_edges"])), dtype=np.float32) if with_bands else None
+    for a in range(0, nf, FFT_BLOCK_3):
+        z = min(FFT_BLOCK_3, nf - a)
+        w = np.multiply(frames[a: a + z], c["win_scaled"], out=block[:z])
+        spec = sfft.rfft(w, axis=1, workers=1, overwrite_x=True)
+        ma = np.abs(spec[:, :nb], out=mag[1: 1 + z])
+        pb = np.square(ma, out=pblock[:z])
+        colsum += pb.sum(axis=0)
+        keep = pb[::flat_step]
+        rows[a // flat_step: a // flat_step + len(keep)] = keep
+        if with_bands:
+            # the onset bands cover bins 1..nb-1: a frame's power is their sum plus bin 0
+            bb = np.add.reduceat(pb, c["band_edges"], axis=1, out=bands[a: a + z])
+            np.add(bb.sum(axis=1), pb[:, 0], out=energy[a: a + z])
+        else:
+            pb.sum(axis=1, out=energy[a: a + z])
+        first = 1 if a == 0 else 0
+        d = np.subtract(mag[1 + first: 1 + z], mag[first: z], out=diff[: z - first])
+        np.maximum(d, 0, out=d).sum(axis=1, out=rise[a + first: a + z])
+        mag[1 + first: 1 + z].sum(axis=1, out=norm[a + first: a + z])
+        mag[0] = mag[z]
+    del spec, ma, pb, w, block, d, keep
+    top = float(energy.max())
+    if top <= SILENCE:
+        return np.array([out[k] for k in names], dtype=np.float64)
+    active = energy > max(top * FRAME_RANGE, SILENCE)
+    freqs = c["freqs"]
+
+    # long-term spectrum shape (all frames)
+    s = colsum / nf
+    total = float(s.sum())
+    centroid = float((freqs * s).sum() / total)
+    out["spectral_centroid"] = centroid
+    cum = np.cumsum(s) / total
+    out["spectral_rolloff"] = float(freqs[min(int(np.searchsorted(cum, 0.85)), len(freqs) - 1)])
+    out["spectral_bandwidth"] = float(np.sqrt(((freqs - centroid) ** 2 * s).sum() / total))
+    out["zero_crossing_rate"] = 2.0 * float(np.sqrt((freqs * freqs * s).sum() / total))
+    for name, span in c["ms_bands"].items():
+        out[name] = float(s[span].sum() / total)
+    sreg = s[c["reg"]]
+    if float(sreg.sum()) > 0:
+        out["pitch_register"] = float(np.exp((np.log(freqs[c["reg"]]) * sreg).sum() / sreg.sum()))
+
+    # the frames of the flatness (the active ones among every flat_step-th) and, among
+    # them, of the spectral floor (every floor_step-th)
+    sampled = active[::flat_step]
+    if sampled.any():
+        _flatness_floor_3(rows if sampled.all() else rows[sampled], c, max(1, floor_step // flat_step), out)
+    else:  # only frames between the sampled ones are active (a lone click): undefined
+        out["spectral_floor"] = nan
 
     # spectral flux, normalised by the frame's magnitude (level-independent)
     if nf > 1:
