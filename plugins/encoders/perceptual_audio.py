@@ -834,7 +834,9 @@ def describe_mono_3(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
       count is the mean of the two middle powers, not of their logs);
     - the long-term spectrum is the mean over every frame (analysis 2: the active ones;
       a frame more than 60 dB below the loudest adds < 1e-6 of it);
-    - the rms level comes from the downmix's dot products (`ms`, when the caller has it).
+    - the rms level comes from the downmix's dot products (`ms`, when the caller has it);
+    - the flux's positive change per frame is (sum |d| + sum d) / 2 (the same quantity up
+      to float32 rounding of the row sums).
 
     Everything else (the STFT grid, onset bands, flux, envelope, time domain) is analysis 2's.
     """
@@ -885,10 +887,12 @@ def describe_mono_3(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
             np.add(bb.sum(axis=1), pb[:, 0], out=energy[a: a + z])
         else:
             pb.sum(axis=1, out=energy[a: a + z])
+        # flux: each frame's summed |change| against the previous frame (the block's
+        # first frame against the previous block's last), and each frame's summed |X|
         first = 1 if a == 0 else 0
         d = np.subtract(mag[1 + first: 1 + z], mag[first: z], out=diff[: z - first])
-        np.maximum(d, 0, out=d).sum(axis=1, out=rise[a + first: a + z])
-        mag[1 + first: 1 + z].sum(axis=1, out=norm[a + first: a + z])
+        np.abs(d, out=d).sum(axis=1, out=rise[a + first: a + z])
+        mag[1: 1 + z].sum(axis=1, out=norm[a: a + z])
         mag[0] = mag[z]
     del spec, ma, pb, w, block, d, keep
     top = float(energy.max())
@@ -920,11 +924,14 @@ def describe_mono_3(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
     else:  # only frames between the sampled ones are active (a lone click): undefined
         out["spectral_floor"] = nan
 
-    # spectral flux, normalised by the frame's magnitude (level-independent)
+    # spectral flux, normalised by the frame's magnitude (level-independent): the positive
+    # change sum(max(d, 0)) is (sum |d| + sum d) / 2 and sum d = norm_t - norm_t-1, which
+    # spares np.maximum (6x slower than np.abs without AVX-512)
     if nf > 1:
+        up = 0.5 * (rise[1:].astype(np.float64) + norm[1:].astype(np.float64) - norm[:-1].astype(np.float64))
         sel = active[1:] & (norm[1:] > 0)
         if sel.any():
-            out["spectral_flux"] = float(np.mean(rise[1:][sel] / norm[1:][sel], dtype=np.float64))
+            out["spectral_flux"] = float(np.mean(np.maximum(up[sel], 0.0) / norm[1:][sel], dtype=np.float64))
 
     # time domain: crest factor (46 ms frames), clipping
     x = m[:n]
