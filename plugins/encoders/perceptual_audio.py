@@ -2,11 +2,13 @@
 lexicons v1/v2, whose normalisation predates `gap_depth`).
 
 No weights and no downloads: numpy/scipy/soxr only, so it is the default audio encoder
-whenever nothing else is configured. Two analyses compute the same descriptors (issue 15):
+whenever nothing else is configured. Three analyses compute the same descriptors (issue 15):
 analysis 1 (normalisations 1 and 2, the default; ~25 ms for a 10 s stereo clip on one
-core) and analysis 2 (normalisation 3, encoder option `normalisation_version: "3"`; hop
-1024 instead of 512, ~6.5 ms, > 1,500x real time). docs/perceptual_encoders.md, "Analysis
-versions", says what differs and how closely the two agree.
+core), analysis 2 (normalisation 3, encoder option `normalisation_version: "3"`; hop
+1024 instead of 512, ~6.5 ms, > 1,500x real time) and analysis 3 (normalisation 4,
+`normalisation_version: "4"`: analysis 2 with sparser flatness and floor frames and fewer
+passes, ~0.83x its time; decision 15.50). docs/perceptual_encoders.md, "Analysis versions"
+and "Analysis 3", says what differs and how closely they agree.
 
 Every descriptor is an absolute property of the one clip, so E(A') - E(A) says what an
 effect changed: a low-pass lowers the bandwidth, centroid and upper band shares; a
