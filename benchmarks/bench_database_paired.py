@@ -27,6 +27,15 @@ Run:  .venv/bin/python benchmarks/bench_database_paired.py --base /tmp/base/path
       [--rate 44100] [--normalisation 3] [--out results/database_paired.json]
 
 `--rate 48000 --normalisation 2` measures the default configuration instead.
+
+Two normalisations of this tree against each other (decision 15.52): `--base self` runs both
+workers on this checkout, and `--base-normalisation 3 --normalisation 4` gives the base
+worker normalisation 3 (analysis 2) and the other normalisation 4 (analysis 3). The records
+then differ by design; the per-round ratios (bare render / build within one worker, a few
+seconds apart) are the load-robust numbers:
+
+    nice -n 10 .venv/bin/python benchmarks/bench_database_paired.py --base self --base-normalisation 3 \
+        --normalisation 4 --rounds 6 --out benchmarks/results/database_paired_n3_n4.json
 """
 
 from __future__ import annotations
@@ -98,18 +107,26 @@ def main() -> None:
     import numpy as np
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base", required=True, type=Path, help="folder with the base checkout's deltav2a, deltav2a_plugins")
+    ap.add_argument("--base", required=True, type=Path, help="folder with the base checkout's deltav2a, "
+                    "deltav2a_plugins, or 'self' (this tree, with --base-normalisation)")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--core", type=int, default=1, help="the CPU both workers are pinned to")
     ap.add_argument("--rate", type=int, choices=(44100, 48000), default=SAMPLE_RATE, help="audio.sample_rate")
-    ap.add_argument("--normalisation", choices=("1", "2", "3"), default=OPTIONS["normalisation_version"],
+    ap.add_argument("--normalisation", choices=("1", "2", "3", "4"), default=OPTIONS["normalisation_version"],
                     help="perceptual-audio normalisation_version")
+    ap.add_argument("--base-normalisation", choices=("1", "2", "3", "4"), default=None,
+                    help="the base worker's normalisation_version (default: --normalisation)")
     ap.add_argument("--fresh", action=argparse.BooleanOptionalAction, default=True,
                     help="start both workers anew every round (default): a long-lived process keeps "
                          "its memory layout, which biased whole runs by up to 7 %% (decision 15.40)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "database_paired.json")
     args = ap.parse_args()
-    if not (args.base / "deltav2a").is_dir() or not (args.base / "deltav2a_plugins").is_dir():
+    self_base = str(args.base) == "self"
+    base_norm = args.base_normalisation or args.normalisation
+    if self_base and base_norm == args.normalisation:
+        print("error: --base self compares two normalisations: give --base-normalisation", file=sys.stderr)
+        sys.exit(2)
+    if not self_base and (not (args.base / "deltav2a").is_dir() or not (args.base / "deltav2a_plugins").is_dir()):
         print(f"error: {args.base} must hold deltav2a/ and deltav2a_plugins/ (see --help)", file=sys.stderr)
         sys.exit(2)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
@@ -117,10 +134,11 @@ def main() -> None:
     procs: dict[str, subprocess.Popen] = {}
 
     def start() -> None:
-        for name, pythonpath in (("base", str(args.base.resolve())), ("new", "")):
+        for name, pythonpath, norm in (("base", "" if self_base else str(args.base.resolve()), base_norm),
+                                       ("new", "", args.normalisation)):
             procs[name] = subprocess.Popen(
                 ["taskset", "-c", str(args.core), sys.executable, __file__, "--worker"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, text=True, env=dict(env, PYTHONPATH=pythonpath))
+                stdout=subprocess.PIPE, text=True, env=dict(env, PYTHONPATH=pythonpath, PAIRED_NORMALISATION=norm))
 
     def stop() -> None:
         for p in procs.values():
@@ -160,10 +178,15 @@ def main() -> None:
         best = {k: min(v) for k, v in res[n].items()}
         summary[n] = {"best_ms": best, "median_ms": {k: float(np.median(v)) for k, v in res[n].items()},
                       "ratio_bare": best["bare"] / best["build"],
-                      "ratio_render_plus_encode": best["bare_enc"] / best["build"]}
+                      "ratio_render_plus_encode": best["bare_enc"] / best["build"],
+                      # per round, within one worker a few seconds apart: robust to the load drifting
+                      "round_ratio_bare_median": float(np.median(np.array(res[n]["bare"]) / res[n]["build"])),
+                      "round_ratio_render_plus_encode_median": float(np.median(
+                          np.array(res[n]["bare_enc"]) / res[n]["build"]))}
         print(f"{n}: build {best['build']:.2f} ms/record (median {summary[n]['median_ms']['build']:.2f}), bare render "
               f"{best['bare']:.2f}, render+encode {best['bare_enc']:.2f}: ratio {summary[n]['ratio_bare']:.3f}, "
-              f"vs render+encode {summary[n]['ratio_render_plus_encode']:.3f} (best rounds, CPU time)")
+              f"vs render+encode {summary[n]['ratio_render_plus_encode']:.3f} (best rounds, CPU time); per-round "
+              f"median {summary[n]['round_ratio_bare_median']:.3f} / {summary[n]['round_ratio_render_plus_encode_median']:.3f}")
     paired = {k: sorted(a / b for a, b in zip(res["new"][k], res["base"][k])) for k in ("build", "bare_enc")}
     for k, v in paired.items():
         print(f"paired {k} new/base: median {v[len(v) // 2]:.3f} (range {v[0]:.3f}-{v[-1]:.3f})")
@@ -171,7 +194,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "benchmark": f"paired 1-worker build, base vs this tree ({args.rate} Hz, normalisation "
-                     f"{args.normalisation}, 6 clips x 40)", "fresh_workers_per_round": args.fresh,
+                     f"{base_norm} (base) / {args.normalisation}, 6 clips x 40)", "fresh_workers_per_round": args.fresh,
+        "base": "this tree" if self_base else str(args.base), "normalisation": {"base": base_norm, "new": args.normalisation},
         "rounds": res, "summary": summary, "paired_median_new_over_base": {k: v[len(v) // 2] for k, v in paired.items()},
         "records_identical": same, "load_average_start": list(load_start), "load_average_end": list(os.getloadavg()),
         "cpus": os.cpu_count()}, indent=1) + "\n")

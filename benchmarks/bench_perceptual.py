@@ -2,7 +2,8 @@
 
 Targets: perceptual-image >= 50 images/s on 512 px photos, perceptual-audio >= 100x real
 time on 10 s clips (issue 15: >= 1,000x). The audio encoder is timed with normalisation 2
-(analysis 1, what the shipped model uses), with normalisation 3 (analysis 2, issue 15), and
+(analysis 1, what the shipped model uses), with normalisation 3 (analysis 2, issue 15), with
+normalisation 4 (analysis 3, decision 15.50), and
 with a frozen copy of analysis 1 from before issue 15 (tests/frozen_perceptual_audio_v2.py,
 which the bit-identity test compares against), all in the same run so they share the load.
 Both wall-clock (best of 3) and process CPU time (best of 3) are reported: on a shared
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     clips48 = [(load_audio(p, sample_rate=48000)) for p in music_files[:n_aud]]
     encoders = {"normalisation_2": aenc.encode_audio,
                 "normalisation_3": plugins.get("encoder", "perceptual-audio")(normalisation_version="3").encode_audio,
+                "normalisation_4": plugins.get("encoder", "perceptual-audio")(normalisation_version="4").encode_audio,
                 "normalisation_2_before_issue_15": _frozen_encoder(aenc)}
     speed: dict[str, dict] = {}
     for key, encode in encoders.items():
@@ -172,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
                   "clip_seconds": round(seconds / len(clips), 2), "source_rate": sr,
                   "by_normalisation": speed,
                   "fingerprint_normalisation_3": plugins.get("encoder", "perceptual-audio")(
-                      normalisation_version="3").fingerprint()},
+                      normalisation_version="3").fingerprint(),
+                  "fingerprint_normalisation_4": plugins.get("encoder", "perceptual-audio")(
+                      normalisation_version="4").fingerprint()},
         "effects_at_intensity_0_5": {"n_items": n_fx, "delta_min_norm": 0.06, "target_range": [0.3, 3.0],
                                      "results": effects},
     }

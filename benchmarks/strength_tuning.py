@@ -9,6 +9,7 @@ direction's top term, the rendered set with its parameters, and writes all rows 
 (the diagnosis of decision 9.70; read per series by strength_series.py).
 
 usage: python benchmarks/strength_tuning.py SPLITS_JSON MODEL_DIR [MODEL_DIR ...] [--rows OUT_JSON]
+       [--photos N] [--clips N]   (defaults 3 and 2: the protocol all earlier rows used)
 (data: $DELTAV2A_SHARED_DATA, default ../shared/data)"""
 import argparse, json, os, random, time
 from pathlib import Path
@@ -26,15 +27,17 @@ ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("splits", type=Path)
 ap.add_argument("models", type=Path, nargs="+")
 ap.add_argument("--rows", type=Path, help="write every transfer's row, with the diagnosis fields, here")
+ap.add_argument("--photos", type=int, default=3, help="calibration-half photos (3: the protocol of 9.31-9.93)")
+ap.add_argument("--clips", type=int, default=2, help="val clips, one per track (2: the protocol of 9.31-9.93)")
 args = ap.parse_args()
 
 DATA = Path(os.environ.get("DELTAV2A_SHARED_DATA", "../shared/data"))
 ints = (0.1, 0.3, 0.5, 0.7, 0.9)
 files = list_media(DATA / "images", IMAGE_EXTENSIONS, None, 0)
 sh = list(files); random.Random(0).shuffle(sh)
-photos = seeded_sample(sh[: len(sh) // 2], 3, 7)
+photos = seeded_sample(sh[: len(sh) // 2], args.photos, 7)
 sp = load_splits(args.splits, DATA / "music")
-clips = [sp.path_of(c) for c in one_clip_per_track(sp.clips_in("val"), 2, 0)]
+clips = [sp.path_of(c) for c in one_clip_per_track(sp.clips_in("val"), args.clips, 0)]
 print("photos", [p.stem for p in photos], "clips", [c.stem for c in clips], flush=True)
 models = []
 for d in args.models:
@@ -83,6 +86,10 @@ for name, _ in models:
     d = [np.mean([r["dist"] for r in rows if r["method"] == name and r["intensity"] == t]) for t in (0.1, 0.3, 0.9)]
     print(f"{name:24s} {s['label_agreement']:.3f} {s['top1_agreement']:.3f} {s['mean_effects']:.2f} "
           f"{s['strength_rho']:.3f} {s['stronger_share']:.3f} " + "/".join(f"{v:.1f}" for v in d))
+    sp = s.get("spread", {})
+    print("   ± sd over photos and clips (bootstrap): agree / top1 / rho / share",
+          " / ".join(f"{sp[k]:.3f}" if k in sp else "–"
+                     for k in ("label_agreement", "top1_agreement", "strength_rho", "stronger_share")))
     print("   per effect rho:", {e: round(b["strength_rho"], 2) for e, b in s["per_image_effect"].items()})
     one = sum(len(v) == 1 for (m, *_), v in sets.items() if m == name)
     print(f"   series with one effect set over the intensities: {one}/{sum(m == name for m, *_ in sets)}")

@@ -296,6 +296,38 @@ def test_lexicon_v4_relabels_a_normalisation_3_database(audio_dir, tmp_path):
     assert redone.shards_written == redone.n_shards
 
 
+def test_normalisation_4_builds_with_lexicon_v3_and_v4(audio_dir, tmp_path):
+    """Normalisation 4 (audio analysis 3, decision 15.50) builds a database with lexicon v3 (the
+    default) and relabels to lexicon v4 without a render (same 24 descriptors); its media
+    vectors are its own: from a normalisation-3 database it is a rebuild, not a relabel."""
+    import shutil
+
+    import numpy as np
+
+    splits = all_train_splits(audio_dir, tmp_path / "splits.json", files=sorted(
+        p.name for p in audio_dir.glob("*.wav"))[:2])
+
+    def cfg(options: dict) -> Config:
+        return load_config(overrides={"audio": {"sample_rate": 44100}, "encoders": {
+            "audio": {"name": "perceptual-audio", "options": options}}})
+
+    n4 = build_database(cfg({"normalisation_version": "4"}), splits, tmp_path / "n4", augmentations=2,
+                        workers=1, progress=False)
+    after = np.array(table_of(tmp_path / "n4").column("embedding_after").to_pylist(), dtype=np.float32)
+    assert after.shape == (n4.records, 24) and np.isfinite(after).all()
+    copy = tmp_path / "n4_lex4"
+    shutil.copytree(tmp_path / "n4", copy)
+    lex4 = build_database(cfg({"normalisation_version": "4", "lexicon_version": "4"}), splits, copy,
+                          augmentations=2, workers=1, overwrite=True, progress=False)
+    assert lex4.renders == 0 and lex4.fingerprint != n4.fingerprint
+    assert table_of(copy).column("embedding_after").equals(table_of(tmp_path / "n4").column("embedding_after"))
+    n3 = tmp_path / "n3"
+    build_database(cfg({"normalisation_version": "3"}), splits, n3, augmentations=2, workers=1, progress=False)
+    redone = build_database(cfg({"normalisation_version": "4"}), splits, n3, augmentations=2, workers=1,
+                            overwrite=True, progress=False)
+    assert redone.shards_written == redone.n_shards
+
+
 def test_vocabulary_change_relabels_instead_of_rerendering(built, tmp_path):
     """--overwrite with only another vocabulary recomputes the style column from the stored
     embeddings: nothing is rendered, and the result equals a fresh build with that vocabulary."""

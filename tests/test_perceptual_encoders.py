@@ -21,7 +21,7 @@ from PIL import Image
 from deltav2a.errors import DeltaV2AError
 from deltav2a.media.io import resample
 from deltav2a_plugins.encoders import lexicon as lx
-from deltav2a_plugins.encoders.perceptual_audio import PerceptualAudioEncoder
+from deltav2a_plugins.encoders.perceptual_audio import DESCRIPTORS_V2, PerceptualAudioEncoder
 from deltav2a_plugins.encoders.perceptual_image import PerceptualImageEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -784,7 +784,7 @@ def test_normalisation_3_is_analysis_2_and_means_what_2_means():
 
 
 def test_normalisation_version_option_errors(tmp_path):
-    with pytest.raises(DeltaV2AError, match=r"no shipped normalisation version '9' \(shipped: 1, 2, 3\)"):
+    with pytest.raises(DeltaV2AError, match=r"no shipped normalisation version '9' \(shipped: 1, 2, 3, 4\)"):
         PerceptualAudioEncoder(normalisation_version="9")
     with pytest.raises(DeltaV2AError, match="not both"):
         PerceptualAudioEncoder(normalisation_version="3", normalisation=str(lx.NORMALISATION_FILES["3"]))
@@ -818,7 +818,7 @@ def test_normalisation_3_through_the_cli(tmp_path):
     audio.mkdir()
     sf.write(audio / "x.wav", synthetic_music(0, 3.0).T, SR)
     results = {}
-    for version in ("2", "3", "9"):
+    for version in ("2", "3", "4", "9"):
         cfg = tmp_path / f"c{version}.yaml"
         cfg.write_text(yaml.safe_dump({"encoders": {"audio": {"name": "perceptual-audio", "options": {
             "normalisation_version": version}}}}))
@@ -827,14 +827,16 @@ def test_normalisation_3_through_the_cli(tmp_path):
         if version == "9":
             assert r.returncode == 2 and not out.exists()
             assert r.stderr.strip().splitlines()[-1] == ("error: encoder 'perceptual-audio': no shipped "
-                                                          "normalisation version '9' (shipped: 1, 2, 3)")
+                                                          "normalisation version '9' (shipped: 1, 2, 3, 4)")
             assert "Traceback" not in r.stderr
             continue
         assert r.returncode == 0, r.stderr
         rows = json.loads((out / "sensitivity_results.json").read_text())["results"]
         results[version] = {row["effect"]: row["mean"] for row in rows}
-    assert results["2"].keys() == results["3"].keys() and results["2"] != results["3"]
+    assert results["2"].keys() == results["3"].keys() == results["4"].keys() and results["2"] != results["3"]
     assert all(0.06 < v < 5 for v in results["3"].values()), results["3"]
+    # analysis 3 (normalisation 4) reads every effect's strength as analysis 2 does, within 5 %
+    assert all(abs(results["4"][k] / results["3"][k] - 1.0) < 0.05 for k in results["3"]), results
 
 
 def test_analysis_2_fused_passes_match_the_separate_ones():
@@ -897,11 +899,12 @@ def test_analysis_2_matches_its_frozen_copy():
 @pytest.mark.parametrize("channels,seconds,sr", [(2, 1.0, SR), (2, 31.0, SR), (1, 1.0, SR), (3, 1.0, SR),
                                                  (2, 1.0, 48000)])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_analysis_2_finds_every_nan_and_inf(channels, seconds, sr, bad):
-    """Analysis 2 reads a stereo clip's finiteness from its downmix's sums of squares instead
-    of a scan of its own (decision 15.30): NaN or Inf anywhere (the 1024-sample rows, the
+@pytest.mark.parametrize("version", ["3", "4"])
+def test_analysis_2_finds_every_nan_and_inf(channels, seconds, sr, bad, version):
+    """Analyses 2 and 3 read a stereo clip's finiteness from its downmix's sums of squares
+    instead of a scan of their own (decision 15.30): NaN or Inf anywhere (the 1024-sample rows, the
     tail, outside a long clip's three windows, other channel counts) is still the one-line error."""
-    enc = PerceptualAudioEncoder(normalisation_version="3")
+    enc = PerceptualAudioEncoder(normalisation_version=version)
     n = int(seconds * sr) + 517
     for where in (5, n - 3, n // 2 + 1):
         clip = (np.random.default_rng(where).standard_normal((channels, n)) * 0.1).astype(np.float32)
@@ -910,3 +913,146 @@ def test_analysis_2_finds_every_nan_and_inf(channels, seconds, sr, bad):
             enc.encode_audio([clip], sr)
         with pytest.raises(DeltaV2AError, match="NaN or Inf"):
             enc.raw_descriptors([clip], sr)
+
+
+#: what analysis 3 computes exactly as analysis 2 (up to float32 rounding): all but the
+#: three flatness descriptors (every 2nd frame) and the spectral floor (every 8th frame)
+ANALYSIS_3_SAME = tuple(n for n in DESCRIPTORS_V2 if n not in (
+    "spectral_flatness", "hf_flatness", "harmonic_distortion", "spectral_floor"))
+
+
+def test_normalisation_4_is_analysis_3():
+    """normalisation_version 4 selects analysis 3 (decision 15.50): 24 descriptors, its own
+    fingerprint, finite and deterministic vectors for every kind of input, the same undefined
+    descriptors as analysis 2, every descriptor it computes as analysis 2 equal to it, and
+    the four it samples more sparsely close to it. Lexicons v3 and v4 both embed text on it."""
+    v3, v4 = PerceptualAudioEncoder(normalisation_version="3"), PerceptualAudioEncoder(normalisation_version="4")
+    assert v4.table.analysis == 3 and v4.table.version == "4" and v4.dim == 24
+    assert v4.descriptor_names == v3.descriptor_names == DESCRIPTORS_V2
+    assert v4.fingerprint().startswith("perceptual-audio/4/") and v4.fingerprint() != v3.fingerprint()
+    # the image side of normalisation 4 is normalisation 3's
+    assert (PerceptualImageEncoder(normalisation_version="4").table.descriptors
+            == PerceptualImageEncoder(normalisation_version="3").table.descriptors)
+    same = [DESCRIPTORS_V2.index(n) for n in ANALYSIS_3_SAME]
+    other = [DESCRIPTORS_V2.index(n) for n in DESCRIPTORS_V2 if n not in ANALYSIS_3_SAME]
+    for clip, sr in _analysis_inputs():
+        vec = v4.encode_audio([clip], sr)
+        assert vec.shape == (1, 24) and vec.dtype == np.float32 and np.isfinite(vec).all()
+        again = PerceptualAudioEncoder(normalisation_version="4").encode_audio([clip.copy()], sr)
+        assert np.array_equal(vec, again)
+        a, b = v3.raw_descriptors([clip], sr)[0], v4.raw_descriptors([clip], sr)[0]
+        assert np.array_equal(np.isnan(a), np.isnan(b)), (a, b)
+        ok = ~np.isnan(a)
+        rel = np.abs(b - a) / np.maximum(np.abs(a), 1e-9)
+        assert (rel[same][ok[same]] < 1e-4).all(), dict(zip(ANALYSIS_3_SAME, rel[same]))
+        za, zb = v3.encode_audio([clip], sr)[0], vec[0]
+        assert np.abs(za[other] - zb[other]).max() < 0.1, (za[other], zb[other])
+    for lexicon in ("3", "4"):
+        enc = PerceptualAudioEncoder(normalisation_version="4", lexicon_version=lexicon)
+        t = enc.encode_text(["muffled and distant", "choppy"])
+        assert t.shape == (2, 24) and np.allclose(np.linalg.norm(t, axis=1), 1.0, atol=1e-5)
+
+
+def test_analysis_3_level_and_floor_match_their_definitions():
+    """Analysis 3 takes the mono level from the downmix's dot products and finds the spectral
+    floor's percentile by selection: the same mean square as a direct sum, and the same
+    order statistic as analysis 2's sort, on the frames it samples."""
+    from deltav2a_plugins.encoders import perceptual_audio as pa
+
+    rng = np.random.default_rng(5)
+    for n in (3000, 44100 + 517, 441000):
+        clip = (rng.standard_normal((2, n)) * 0.2).astype(np.float32)
+        clip[1] = 0.7 * clip[0] + 0.3 * clip[1]
+        mono, width, ms = pa.downmix_width_2(clip, with_ms=True)
+        mono = mono.copy()  # the workspace buffer: the next call overwrites it
+        m2, w2 = pa.downmix_width_2(clip)
+        assert np.array_equal(mono, m2) and width == w2
+        direct = float(np.mean(np.square(mono.astype(np.float64))))
+        assert abs(ms / direct - 1.0) < 1e-5
+        a = pa.describe_mono_3(mono.copy(), width, ms=ms)
+        b = pa.describe_mono_3(mono.copy(), width)
+        assert np.allclose(a, b, rtol=1e-5, equal_nan=True)
+    assert pa.downmix_width_2(rng.standard_normal((1, 5000)).astype(np.float32), with_ms=True)[2] is None
+    # the floor: with every frame (steps 1), analysis 3's selection is analysis 2's sort
+    x = synthetic_music(9, 3.0)[0].copy()
+    j = DESCRIPTORS_V2.index("spectral_floor")
+    old = pa.FLOOR_FRAME_STEP
+    try:
+        pa.FLOOR_FRAME_STEP = 1
+        a2 = pa.describe_mono_2(x, 0.0)
+    finally:
+        pa.FLOOR_FRAME_STEP = old
+    a3 = pa.describe_mono_3(x, 0.0, flat_step=1, floor_step=1)
+    # (with an even frame count the median's two middle values are averaged as powers, not logs)
+    assert a3[j] == pytest.approx(a2[j], rel=1e-3)
+    for k in ("spectral_flatness", "hf_flatness", "harmonic_distortion"):
+        i = DESCRIPTORS_V2.index(k)
+        assert a3[i] == pytest.approx(a2[i], rel=1e-4), k
+
+
+def test_kth_smallest_is_the_sort_either_way():
+    """Decision 15.53: the floor's per-row order statistic by sort or by partition (chosen per
+    CPU) is the same value bit for bit, for float32 logs and powers with ties."""
+    from deltav2a_plugins.encoders import perceptual_audio as pa
+
+    rng = np.random.default_rng(11)
+    rows = np.log(rng.random((108, 878)).astype(np.float32) ** 4 + np.float32(1e-30))
+    rows[:, ::7] = rows[:, :1]  # ties
+    saved = list(pa._SIMD_SORT)
+    try:
+        for simd in (True, False):
+            pa._SIMD_SORT[:] = [simd]
+            for k in (0, 43, 877):
+                assert np.array_equal(pa._kth_smallest(rows, k), np.sort(rows, axis=1)[:, k])
+    finally:
+        pa._SIMD_SORT[:] = saved
+
+
+def test_band_dynamics_3_is_band_dynamics():
+    """Analysis 3's one-FFT echo periodicity and spectral persistence equal the two-FFT
+    originals to float32 rounding, also with constant bands and short inputs."""
+    from deltav2a_plugins.encoders import perceptual_audio as pa
+
+    rng = np.random.default_rng(2)
+    x = np.cumsum(rng.standard_normal((430, 22)), axis=0) * 0.1
+    x[:, 3] = -5.0  # a constant band (no spread, not standardised)
+    beat = x.copy()
+    beat[::20] += 2.0  # onsets 20 frames apart: an echo peak
+    for logb in (x, beat, x[:9], np.full((50, 22), -3.0)):
+        a: dict = {}
+        b: dict = {}
+        pa._band_dynamics(logb, 1024, 44100, 5, a)
+        pa._band_dynamics_3(logb, 1024, 44100, 5, b)
+        assert a.keys() == b.keys()
+        for k in a:
+            assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-6), k
+
+
+def test_normalisation_4_means_what_3_means():
+    """On renders of every effect, analysis 3's raw descriptors rank as analysis 2's
+    (Spearman per descriptor >= 0.98; held-out real clips:
+    benchmarks/results/perceptual_analysis_agreement_3_4.json)."""
+    import warnings as _w
+
+    from scipy.stats import spearmanr
+
+    from deltav2a.api import registry as plugins
+    from deltav2a.render.chain import AudioChain, ChainSettings, EffectSetting
+
+    v3, v4 = PerceptualAudioEncoder(normalisation_version="3"), PerceptualAudioEncoder(normalisation_version="4")
+    raws: dict[str, list] = {"3": [], "4": []}
+    for x in (synthetic_music(0, 4.0), synthetic_music(1, 4.0)):
+        for name in ("lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "playback_rate",
+                     "stutter"):
+            cls = plugins.get("audio_effect", name)
+            for t in (0.2, 0.5, 0.9):
+                chain = AudioChain(ChainSettings([EffectSetting(name, cls.params_at_intensity(t))]), tail="cut")
+                with _w.catch_warnings():
+                    _w.simplefilter("ignore")
+                    y = chain(x, SR)
+                raws["3"].append(v3.raw_descriptors([y], SR)[0])
+                raws["4"].append(v4.raw_descriptors([y], SR)[0])
+    a, b = np.array(raws["3"]), np.array(raws["4"])
+    rho = {n: spearmanr(a[:, j], b[:, j]).statistic for j, n in enumerate(DESCRIPTORS_V2)}
+    low = {n: round(r, 4) for n, r in rho.items() if not r >= 0.98}
+    assert not low, low

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from conftest import run_cli
 from deltav2a.errors import DeltaV2AError
-from deltav2a.experiment.quality import _spearman, logmel_distance, parse_intensities, score
+from deltav2a.experiment.quality import _spearman, bootstrap_spread, logmel_distance, parse_intensities, score
 
 TERMS = ["a", "b", "c"]
 MODEL = str(Path(__file__).resolve().parents[1] / "core" / "models" / "default")
@@ -52,6 +52,23 @@ def test_blur_series_effect_breakdown():
     assert res["per_image_effect"]["blur"]["strength_rho"] == pytest.approx(1.0)
     assert res["per_image_effect"]["noise"]["strength_rho"] == pytest.approx(-1.0)
     assert res["stronger_share"] is None  # no 0.3 level: the pair test is not defined
+
+
+def test_spread_over_photos_and_clips():
+    """The bootstrap moves only with what differs between photos or clips, and is seeded."""
+    ts = (0.3, 0.9)
+    up = {0.3: 1.0, 0.9: 2.0}
+    same = [dict(r, clip=c) for c in (0, 1) for r in _rows("m", [up, up, up, up], cos=0.5)]
+    sp = bootstrap_spread(same)
+    assert sp["label_agreement"] == pytest.approx(0.0, abs=1e-12)
+    assert sp["strength_rho"] == pytest.approx(0.0, abs=1e-12) and sp["stronger_share"] == pytest.approx(0.0, abs=1e-12)
+    # one photo reads the other way: the spread of agreement is now that of a 1-in-4 photo mean
+    odd = [dict(r, cos=-0.5) if r["photo"] == 3 else r for r in same]
+    sp2 = bootstrap_spread(odd)
+    assert 0.15 < sp2["label_agreement"] < 0.35       # sd of the mean of 4 draws from {0.5 x3, -0.5} ~ 0.22
+    assert sp2 == bootstrap_spread(odd) and sp2 != bootstrap_spread(odd, seed=1)
+    assert score(odd, "m", TERMS, ts)["spread"] == sp2
+    assert bootstrap_spread([r for r in same if r["photo"] == 0 and r["clip"] == 0]) == {}
 
 
 def test_spearman_ignores_nothing_but_flat_series():
@@ -111,6 +128,8 @@ def test_command_writes_strict_json_markdown_and_png(media, tmp_path):
     assert fixed["mean_effects"] == 1 and fixed["strength_rho"] == 0 and fixed["stronger_share"] == 0
     assert 1 <= data["methods"]["random chain"]["mean_effects"] <= 2
     assert "| label agreement (centred cosine) |" in (out / "quality.md").read_text()
+    assert "| ± sd over photos and clips (bootstrap)" in (out / "quality.md").read_text()
+    assert 0 <= data["methods"]["knn"]["spread"]["label_agreement"] < 1
     assert (out / "quality.png").read_bytes()[:4] == b"\x89PNG"
 
 

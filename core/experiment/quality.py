@@ -47,6 +47,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DEFAULT_INTENSITIES = (0.1, 0.3, 0.5, 0.7, 0.9)
 PAIR = (0.3, 0.9)
+#: resamples of the photos-and-clips bootstrap (bootstrap_spread)
+BOOTSTRAP_REPS = 400
 FIXED_INTENSITY = 0.6
 METRICS = ("label_agreement", "top1_agreement", "mean_effects", "strength_rho", "stronger_share")
 METRIC_TITLES = {"label_agreement": "label agreement (centred cosine)", "top1_agreement": "top-1 agreement",
@@ -333,6 +335,49 @@ def _spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return 0.0 if not math.isfinite(rho) else float(rho)
 
 
+def bootstrap_spread(rows: list[dict], reps: int = BOOTSTRAP_REPS, seed: int = 0) -> dict:
+    """Standard deviation of each metric when the photos and the clips are resampled.
+
+    Why: a protocol's transfers are not independent: they share a handful of photos and clips,
+    and a different handful moves every number together. Resampling photos and clips with
+    replacement (a two-way cluster bootstrap, seeded) gives the spread a reader should put
+    beside each figure before calling a 0.02 difference, or a target met by 0.005, real
+    (decision 9.110). Series-level values (strength rho, the stronger-edit pair) are computed
+    once; a resample only re-weights them, so this stays cheap.
+    """
+    import numpy as np
+
+    photos = sorted({r["photo"] for r in rows})
+    clips = sorted({r["clip"] for r in rows})
+    if len(photos) < 2 and len(clips) < 2:
+        return {}
+    pi, ci = {p: i for i, p in enumerate(photos)}, {c: i for i, c in enumerate(clips)}
+    cell = np.zeros((len(photos), len(clips), 3))          # sums of cos, top1, count
+    series: dict[tuple, dict[float, float]] = {}
+    for r in rows:
+        c = cell[pi[r["photo"]], ci[r["clip"]]]
+        c += (r["cos"], float(r["top1"]), 1.0)
+        series.setdefault((r["photo"], r["effect"], r["clip"]), {})[r["intensity"]] = r["dist"]
+    ser = np.zeros((len(photos), len(clips), 4))           # sum rho, n rho, sum pair, n pair
+    for (p, _e, c), s in series.items():
+        v = ser[pi[p], ci[c]]
+        if len(s) > 1:
+            v[:2] += (_spearman(sorted(s), [s[t] for t in sorted(s)]), 1.0)
+        if PAIR[0] in s and PAIR[1] in s:
+            v[2:] += (float(s[PAIR[1]] > s[PAIR[0]] + 1e-9), 1.0)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(reps):
+        w = np.outer(np.bincount(rng.integers(0, len(photos), len(photos)), minlength=len(photos)),
+                     np.bincount(rng.integers(0, len(clips), len(clips)), minlength=len(clips)))
+        a, t = (w[..., None] * cell).sum((0, 1)), (w[..., None] * ser).sum((0, 1))
+        draws.append([a[0] / a[2], a[1] / a[2],
+                      t[0] / t[1] if t[1] else np.nan, t[2] / t[3] if t[3] else np.nan])
+    sd = np.nanstd(np.asarray(draws), axis=0)
+    keys = ("label_agreement", "top1_agreement", "strength_rho", "stronger_share")
+    return {k: float(v) for k, v in zip(keys, sd) if np.isfinite(v)}
+
+
 def score(rows: list[dict], method: str, terms: Sequence[str], intensities: Sequence[float]) -> dict:
     """The summary of one method (overall and per image effect)."""
     import numpy as np
@@ -358,6 +403,7 @@ def score(rows: list[dict], method: str, terms: Sequence[str], intensities: Sequ
                 "mean_logmel_distance_db": float(np.mean([r["dist"] for r in rs]))}
 
     out = block(mine)
+    out["spread"] = bootstrap_spread(mine)
     tops = np.bincount([r["audio_top"] for r in mine], minlength=len(terms))
     order = np.argsort(-tops, kind="stable")[:3]
     out["audio_top_terms"] = [{"term": terms[i], "share": float(tops[i] / len(mine))} for i in order if tops[i]]
@@ -415,6 +461,11 @@ def quality_markdown(res: dict) -> str:
              "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for m in METRICS:
         lines.append(f"| {METRIC_TITLES[m]} | " + " | ".join(_fmt(res["methods"][n].get(m), m) for n in names) + " |")
+    if any(res["methods"][n].get("spread") for n in names):
+        lines.append("| ± sd over photos and clips (bootstrap): agreement / top-1 / rho / share | " + " | ".join(
+            " / ".join(f"{sp[k]:.3f}" if k in sp else "–" for k in
+                       ("label_agreement", "top1_agreement", "strength_rho", "stronger_share"))
+            if (sp := res["methods"][n].get("spread")) else "–" for n in names) + " |")
     ts = [float(t) for t in s["intensities"]]
     if PAIR[0] in ts and PAIR[1] in ts:  # how much stronger, not only how often
         i, j = ts.index(PAIR[0]), ts.index(PAIR[1])

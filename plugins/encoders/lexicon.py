@@ -45,11 +45,16 @@ NORMALISATION_FILE = DATA_DIR / "perceptual_normalisation.yaml"
 #: every shipped normalisation, by `normalisation_version`; version 2 (issue 16) adds the audio
 #: descriptor `gap_depth` and keeps every constant of version 1
 NORMALISATION_FILES = {"1": NORMALISATION_FILE, "2": DATA_DIR / "perceptual_normalisation_v2.yaml",
-                       "3": DATA_DIR / "perceptual_normalisation_v3.yaml"}
+                       "3": DATA_DIR / "perceptual_normalisation_v3.yaml",
+                       "4": DATA_DIR / "perceptual_normalisation_v4.yaml"}
 #: version 3 (issue 15) keeps version 2's 24 audio descriptors but computes them with audio
 #: analysis 2 (half the frames; see docs/perceptual_encoders.md, "Analysis versions"), so its
 #: audio constants were refitted; its image section is version 2's. Picked by the encoder
 #: option `normalisation_version`, or by lexicon v4, which names it.
+#: version 4 (issue 15, decisions 15.50+) keeps the same 24 audio descriptors, computed by
+#: audio analysis 3 (analysis 2 with cheaper flatness, floor and level passes), refitted the
+#: same way (train split); image section as version 3. Picked by `normalisation_version: "4"`
+#: with lexicon v3 or v4 (same descriptor names).
 LEXICON_FILE = DATA_DIR / "perceptual_lexicon.yaml"
 #: every shipped lexicon version, by `lexicon_version`: the newest is the default, older ones
 #: stay loadable (encoder option `lexicon_version`) so models trained with them still run
@@ -585,7 +590,8 @@ class PerceptualBase:
     experiments; `lexicon_version` picks one of the shipped lexicons (LEXICON_FILES; "3" by
     default, "4" reads normalisation 3; "1" is the lexicon the first shipped models were trained with);
     `normalisation_version` picks a shipped normalisation (NORMALISATION_FILES; by default the
-    one the lexicon names), e.g. "3" for audio analysis 2 (issue 15, > 1,000x real time);
+    one the lexicon names), e.g. "3" for audio analysis 2 (issue 15, > 1,000x real time), "4"
+    for audio analysis 3 (cheaper still, decision 15.50);
     `device` and `batch_size` are accepted and ignored so configurations written for the
     neural encoders also work here.
     """

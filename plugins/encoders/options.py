@@ -43,7 +43,8 @@ class PerceptualOptions(PluginOptions):
     normalisation: Optional[str] = Field(None, description="normalisation table (YAML path) replacing the "
                                          "one the lexicon names, for experiments")
     normalisation_version: Optional[str] = Field(None, description="a shipped normalisation (NORMALISATION_FILES: "
-                                                 "'3' is the faster analysis 2, decision 15.11; default: the one "
+                                                 "'3' is the faster analysis 2, decision 15.11; '4' analysis 3, decision 15.50; "
+                                                 "default: the one "
                                                  "the lexicon names)")
     lexicon: Optional[str] = Field(None, description="lexicon file (YAML path) replacing the shipped one")
     lexicon_version: Optional[str] = Field(None, description="a shipped lexicon (LEXICON_FILES; default: "

@@ -2,11 +2,13 @@
 lexicons v1/v2, whose normalisation predates `gap_depth`).
 
 No weights and no downloads: numpy/scipy/soxr only, so it is the default audio encoder
-whenever nothing else is configured. Two analyses compute the same descriptors (issue 15):
+whenever nothing else is configured. Three analyses compute the same descriptors (issue 15):
 analysis 1 (normalisations 1 and 2, the default; ~25 ms for a 10 s stereo clip on one
-core) and analysis 2 (normalisation 3, encoder option `normalisation_version: "3"`; hop
-1024 instead of 512, ~6.5 ms, > 1,500x real time). docs/perceptual_encoders.md, "Analysis
-versions", says what differs and how closely the two agree.
+core), analysis 2 (normalisation 3, encoder option `normalisation_version: "3"`; hop
+1024 instead of 512, ~6.5 ms, > 1,500x real time) and analysis 3 (normalisation 4,
+`normalisation_version: "4"`: analysis 2 with sparser flatness and floor frames and fewer
+passes, ~0.83x its time; decision 15.50). docs/perceptual_encoders.md, "Analysis versions"
+and "Analysis 3", says what differs and how closely they agree.
 
 Every descriptor is an absolute property of the one clip, so E(A') - E(A) says what an
 effect changed: a low-pass lowers the bandwidth, centroid and upper band shares; a
@@ -109,6 +111,32 @@ def _consts() -> dict[str, "np.ndarray"]:
         # one-sided power per bin such that the bins sum to the frame's mean square
         _CACHE["pscale"] = np.float32(2.0 / (NFFT * float(np.sum(win.astype(np.float64) ** 2))))
     return _CACHE
+
+
+_SIMD_SORT: list[bool] = []
+
+
+def _kth_smallest(rows: "np.ndarray", k: int) -> "np.ndarray":
+    """The k-th smallest value of each row (NaN-free float rows): exactly np.sort(rows)[:, k].
+
+    A row sort and a partition return the same order statistic, bit for bit; which is
+    faster depends on the CPU (decision 15.53): numpy's vectorised sort (x86-simd-sort,
+    AVX-512 in numpy 1.x, also AVX2 from numpy 2) sorts 108 x 878 float32 rows in about
+    half a partition's time, while without it the sort is the plain introsort, ~4.5x slower
+    than a partition (4.2 vs 0.93 ms on an AVX2-only EPYC, numpy 1.26).
+    """
+    import numpy as np
+
+    if not _SIMD_SORT:
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__ as feats
+        except ImportError:  # pragma: no cover - numpy 2 moved it
+            from numpy._core._multiarray_umath import __cpu_features__ as feats
+        numpy2 = int(np.__version__.split(".")[0]) >= 2
+        _SIMD_SORT.append(bool(feats.get("AVX512_SKX")) or (numpy2 and bool(feats.get("AVX2"))))
+    if _SIMD_SORT[0]:
+        return np.sort(rows, axis=1)[:, k]
+    return np.partition(rows, k, axis=1)[:, k]
 
 
 def _span(freqs: "np.ndarray", lo: float, hi: float) -> slice:
@@ -272,9 +300,9 @@ def describe_mono(m: "np.ndarray", width: float,
     out["harmonic_distortion"] = _log_flatness(logp[:, mid], pf[:, mid])
     upper = logp[:, above]
     k = int(FLOOR_QUANTILE / 100.0 * (upper.shape[1] - 1))
-    # the k-th smallest of each row; numpy's SIMD sort finds it in half the time of a
-    # partition (and a selection has one exact answer, so the value is the same)
-    out["spectral_floor"] = float(np.exp(np.median(np.sort(upper, axis=1)[:, k])))
+    # the k-th smallest of each row (a selection has one exact answer: sort or partition,
+    # the value is the same; _kth_smallest picks the faster on this CPU)
+    out["spectral_floor"] = float(np.exp(np.median(_kth_smallest(upper, k))))
 
     # spectral flux, normalised by the frame's magnitude (level-independent)
     if len(pa) > 1:
@@ -522,7 +550,7 @@ def stereo_width_2(clip: "np.ndarray") -> float:
 DOWNMIX_BLOCK = 64 * 1024  # samples per block of downmix_width_2 (a multiple of _dot_ms's 1024)
 
 
-def downmix_width_2(part: "np.ndarray") -> tuple["np.ndarray", float]:
+def downmix_width_2(part: "np.ndarray", with_ms: bool = False) -> tuple:
     """(mono float32 1-D, stereo width) of a (channels, samples) clip in one pass over it.
 
     Two channels: _downmix's (L + R) * 0.5 and stereo_width_2's three dot products, block
@@ -530,12 +558,14 @@ def downmix_width_2(part: "np.ndarray") -> tuple["np.ndarray", float]:
     the 3.5 MB of a 10 s stereo clip four times). The 1024-sample row sums are the same
     operations as _dot_ms's, collected and added in the same order, so both values are bit
     for bit those of _downmix and stereo_width_2. The mono signal is this thread's
-    workspace (_buffer "mono"): valid until the next call.
+    workspace (_buffer "mono"): valid until the next call. `with_ms` (analysis 3) appends
+    the mono signal's mean square, 0.25 (L.L + 2 L.R + R.R) from the same dot products
+    (None for other channel counts: the caller computes it).
     """
     import numpy as np
 
     if part.shape[0] != 2:
-        return _downmix(part)[0], stereo_width_2(part)
+        return (_downmix(part)[0], stereo_width_2(part)) + ((None,) if with_ms else ())
     left, right = part[0], part[1]
     n = part.shape[1]
     k = n // 1024 * 1024
@@ -558,9 +588,10 @@ def downmix_width_2(part: "np.ndarray") -> tuple["np.ndarray", float]:
 
     ll, rr, lr = mean(0, left, left), mean(1, right, right), mean(2, left, right)
     total = 0.5 * (ll + rr)
+    extra = (max(0.0, 0.25 * (ll + 2.0 * lr + rr)),) if with_ms else ()
     if total <= SILENCE:
-        return mono, 0.0
-    return mono, float(np.clip(1.0 - 0.25 * (ll + 2.0 * lr + rr) / total, 0.0, 1.0))
+        return (mono, 0.0) + extra
+    return (mono, float(np.clip(1.0 - 0.25 * (ll + 2.0 * lr + rr) / total, 0.0, 1.0))) + extra
 
 
 def describe_mono_2(m: "np.ndarray", width: float, names: Sequence[str] = DESCRIPTORS_V2,
@@ -676,7 +707,7 @@ def describe_mono_2(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
         out[name] = float(np.exp(np.mean(seg[:, idx].sum(axis=1) / n_bins - arith[name])))
     upper = logp[::FLOOR_FRAME_STEP, above]
     k = int(FLOOR_QUANTILE / 100.0 * (upper.shape[1] - 1))
-    out["spectral_floor"] = float(np.exp(np.median(np.sort(upper, axis=1)[:, k])))
+    out["spectral_floor"] = float(np.exp(np.median(_kth_smallest(upper, k))))
     del pf, logp, upper
 
     # spectral flux, normalised by the frame's magnitude (level-independent)
@@ -719,6 +750,276 @@ def describe_mono_2(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
     return np.array([out[k] for k in names], dtype=np.float64)
 
 
+
+#: analysis 3 (normalisation version 4, issue 15): analysis 2's descriptors at lower cost.
+#: NFFT_3 / HOP_3: the STFT grid; FLAT_FRAME_STEP_3: the flatness descriptors from every
+#: such frame; FLOOR_FRAME_STEP_3: the spectral floor's percentile from every such frame
+#: (on the powers, _kth_smallest); CREST_FRAME_3: crest factor frames (46 ms,
+#: as analyses 1 and 2)
+NFFT_3 = 2048
+HOP_3 = 1024
+FLAT_FRAME_STEP_3 = 2
+FLOOR_FRAME_STEP_3 = 8
+CREST_FRAME_3 = 2048
+FFT_BLOCK_3 = 64
+_GRIDS_3: dict[tuple[int, int], dict] = {}
+
+
+def _grid_3(nfft: int, hop: int) -> dict:
+    """Analysis 3's constants for one (frame, hop) grid at 44.1 kHz."""
+    import numpy as np
+
+    key = (nfft, hop)
+    if key not in _GRIDS_3:
+        win = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(nfft) / nfft)).astype(np.float32)
+        pscale = 2.0 / (nfft * float(np.sum(win.astype(np.float64) ** 2)))
+        freqs = np.arange(int(MAX_HZ * nfft / SR) + 1) * (SR / nfft)
+        bins = freqs[1:]
+        top_bin = len(freqs) - 1
+        edges = np.unique(np.geomspace(1, top_bin, N_ONSET_BANDS + 1).astype(int))[:-1]
+        _GRIDS_3[key] = {
+            "nfft": nfft, "hop": hop,
+            "baseline": max(3, 2 * int(round(0.1 * SR / hop / 2.0)) + 1),  # ~100 ms, odd
+            "win_scaled": (win * np.sqrt(pscale)).astype(np.float32),
+            "freqs": freqs, "floor_bins": _span(freqs, FLOOR_FROM_HZ, SR), "band_edges": edges,
+            "ms_bands": {name: _span(freqs, lo, hi) for name, lo, hi in
+                         zip(("band_bass", "band_low_mid", "band_mid", "band_presence", "band_brilliance"),
+                             BANDS_HZ[:-1], BANDS_HZ[1:])},
+            "reg": _span(freqs, *REGISTER_BAND_HZ),
+            "flat_segments": _segments(len(bins), {"spectral_flatness": slice(0, len(bins)),
+                                                   "hf_flatness": _span(bins, *HF_BAND_HZ),
+                                                   "harmonic_distortion": _span(bins, *MID_BAND_HZ)}),
+        }
+    return _GRIDS_3[key]
+
+
+def _band_dynamics_3(logb: "np.ndarray", hop: int, sr: float, baseline_frames: int,
+                     out: dict[str, float]) -> None:
+    """_band_dynamics for analysis 3: the same two quantities (echo periodicity, spectral
+    persistence) from one float32 FFT call instead of two in float64 (scipy's float64 FFT of
+    these ~44 x 864 arrays is ~5x slower than its float32 one here). The onset strength and
+    the standardised levels are put side by side as rows, transformed once, and each
+    group's power spectra summed and inverted together: the same autocorrelations up to
+    float32 rounding (~1e-6 of the zero-lag value; one zero pads the onsets, which are a
+    frame shorter, and zero padding adds nothing to lags below the length)."""
+    import numpy as np
+    import scipy.fft as sfft
+
+    rise = np.maximum(np.diff(logb, axis=0), 0.0)
+    n = logb.shape[0]
+    sd = logb.std(axis=0)
+    live = sd > 1e-6
+    nr, nz = rise.shape[1], int(live.sum())
+    rows = np.zeros((nr + nz, n), dtype=np.float32)
+    rows[:nr, : n - 1] = (rise - rise.mean(axis=0)).T
+    if nz:
+        lv = logb[:, live]
+        rows[nr:] = ((lv - lv.mean(axis=0)) / sd[live]).T
+        rows[nr:] -= rows[nr:].mean(axis=1, keepdims=True)  # _autocorr removes the mean again
+    size = sfft.next_fast_len(2 * n)
+    f = sfft.rfft(rows, size, axis=1, workers=1)
+    pw = f.real * f.real + f.imag * f.imag
+    both = np.stack([pw[:nr].sum(axis=0), pw[nr:].sum(axis=0)])
+    ac = sfft.irfft(both, size, axis=1, workers=1).astype(np.float64)
+    acr, acz = ac[0, : n - 1], ac[1, :n]
+    if acr[0] > 1e-12:
+        acr = acr / acr[0]
+        hop_s = hop / sr
+        lo = max(2, int(round(ECHO_LAGS_S[0] / hop_s)))
+        hi = int(round(ECHO_LAGS_S[1] / hop_s))
+        win = acr[lo: hi + 1]
+        if len(win) > baseline_frames:
+            k = np.ones(baseline_frames) / baseline_frames
+            padded = np.concatenate([np.full(baseline_frames // 2, win[0]), win,
+                                     np.full(baseline_frames // 2, win[-1])])
+            baseline = np.convolve(padded, k, mode="valid")
+            out["echo_periodicity"] = float(np.max(win - baseline))
+    if nz and acz[0] > 1e-12:
+        acz = acz / acz[0]
+        below = np.flatnonzero(acz < PERSISTENCE_LEVEL)
+        if len(below):
+            i = int(below[0])
+            lag = i - 1 + (acz[i - 1] - PERSISTENCE_LEVEL) / (acz[i - 1] - acz[i])
+        else:
+            lag = float(len(acz))
+        out["spectral_persistence"] = float(lag) * hop / sr
+
+
+def _flatness_floor_3(rows: "np.ndarray", c: dict, fs: int, out: dict[str, float]) -> None:
+    """Analysis 3's spectral floor and three flatness measures from the sampled frames'
+    bin powers `rows` (float32, overwritten: the logs are taken in place); the floor reads
+    every fs-th of them."""
+    import numpy as np
+
+    floor = rows.max(axis=1) * np.float32(1e-12) + np.float32(1e-30)  # 120 dB under the frame's peak
+    # spectral floor: k-th smallest power in 2-20 kHz by selection (the order statistic
+    # analysis 2 finds by sorting the logs), median over the frames
+    upper = rows[::fs, c["floor_bins"]]
+    k = int(FLOOR_QUANTILE / 100.0 * (upper.shape[1] - 1))
+    kth = _kth_smallest(upper, k)
+    out["spectral_floor"] = float(np.median(kth.astype(np.float64) + floor[::fs].astype(np.float64)))
+
+    # per-frame flatness (full band, upper band, mid band), bin 0 (DC) left out
+    pa = rows[:, 1:]
+    pa += floor[:, None]
+    edges, members = c["flat_segments"]
+    seg = np.add.reduceat(pa, edges, axis=1).astype(np.float64)
+    arith = {name: np.log(seg[:, i].sum(axis=1) / n_bins) for name, (i, n_bins) in members.items()}
+    logp = np.log(pa, out=pa)
+    seg = np.add.reduceat(logp, edges, axis=1).astype(np.float64)
+    for name, (i, n_bins) in members.items():
+        out[name] = float(np.exp(np.mean(seg[:, i].sum(axis=1) / n_bins - arith[name])))
+
+
+def describe_mono_3(m: "np.ndarray", width: float, names: Sequence[str] = DESCRIPTORS_V2,
+                    nfft: int = NFFT_3, hop: int = HOP_3, flat_step: int = FLAT_FRAME_STEP_3,
+                    floor_step: int = FLOOR_FRAME_STEP_3, ms: float | None = None) -> "np.ndarray":
+    """Analysis 3 (normalisation version 4): describe_mono_2's descriptors at lower cost.
+
+    Mono float32 at 44.1 kHz. What differs from analysis 2 (docs/perceptual_encoders.md,
+    "Analysis versions", decision 15.50):
+
+    - the three flatness descriptors average the active frames among every `flat_step`-th
+      frame (non-overlapping 46 ms frames: every sample still counts once), copied out of
+      each FFT block while it is in cache, so the power of every frame is never stored;
+    - the spectral floor is the median over every `floor_step`-th frame (186 ms apart) of
+      the 5th percentile of the bin powers in 2-20 kHz, taken on the powers (_kth_smallest)
+      rather than on their logarithms (the same order statistic; the median of an even
+      count is the mean of the two middle powers, not of their logs);
+    - the long-term spectrum is the mean over every frame (analysis 2: the active ones;
+      a frame more than 60 dB below the loudest adds < 1e-6 of it);
+    - the rms level comes from the downmix's dot products (`ms`, when the caller has it);
+    - the flux's positive change per frame is (sum |d| + sum d) / 2 (the same quantity up
+      to float32 rounding of the row sums).
+
+    Everything else (the STFT grid, onset bands, flux, envelope, time domain) is analysis 2's.
+    """
+    import numpy as np
+    import scipy.fft as sfft
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    c = _grid_3(nfft, hop)
+    if FFT_BLOCK_3 % flat_step or floor_step % flat_step:
+        raise ValueError(f"flat_step {flat_step} must divide {FFT_BLOCK_3} and floor_step {floor_step}")
+    sr, env_block = SR, ENV_BLOCK
+    nan = float("nan")
+    out = {name: nan for name in DESCRIPTORS_V2}
+    out["stereo_width"] = width
+    m = np.ascontiguousarray(m, dtype=np.float32)
+    n = len(m)
+    ms = _dot_ms(m) if ms is None else ms
+    out["rms_level"] = 10.0 * math.log10(max(ms, SILENCE))
+    out["spectral_floor"] = 0.0
+    if n < max(nfft, CREST_FRAME_3):
+        m = np.concatenate([m, np.zeros(max(nfft, CREST_FRAME_3) - n, dtype=np.float32)])
+    frames = sliding_window_view(m, nfft)[::hop]
+    nf, nb = len(frames), len(c["freqs"])
+    b = min(nf, FFT_BLOCK_3)
+    pblock = _buffer("power", (b, nb))
+    # every flat_step-th frame's power (FFT_BLOCK_3 is a multiple of flat_step, so block
+    # starts are too); the flatness takes their logs in place
+    rows = _buffer("rows", ((nf + flat_step - 1) // flat_step, nb))
+    block = _buffer("frames", (b, nfft))
+    mag, diff = _buffer("mag", (b + 1, nb)), _buffer("flux", (b, nb))
+    energy = np.empty(nf, dtype=np.float32)
+    rise, norm = np.zeros(nf, dtype=np.float32), np.zeros(nf, dtype=np.float32)
+    colsum = np.zeros(nb, dtype=np.float64)
+    with_bands = nf >= 8
+    bands = np.empty((nf, len(c["band_edges"])), dtype=np.float32) if with_bands else None
+    for a in range(0, nf, FFT_BLOCK_3):
+        z = min(FFT_BLOCK_3, nf - a)
+        w = np.multiply(frames[a: a + z], c["win_scaled"], out=block[:z])
+        spec = sfft.rfft(w, axis=1, workers=1, overwrite_x=True)
+        ma = np.abs(spec[:, :nb], out=mag[1: 1 + z])
+        pb = np.square(ma, out=pblock[:z])
+        colsum += pb.sum(axis=0)
+        keep = pb[::flat_step]
+        rows[a // flat_step: a // flat_step + len(keep)] = keep
+        if with_bands:
+            # the onset bands cover bins 1..nb-1: a frame's power is their sum plus bin 0
+            bb = np.add.reduceat(pb, c["band_edges"], axis=1, out=bands[a: a + z])
+            np.add(bb.sum(axis=1), pb[:, 0], out=energy[a: a + z])
+        else:
+            pb.sum(axis=1, out=energy[a: a + z])
+        # flux: each frame's summed |change| against the previous frame (the block's
+        # first frame against the previous block's last), and each frame's summed |X|
+        first = 1 if a == 0 else 0
+        d = np.subtract(mag[1 + first: 1 + z], mag[first: z], out=diff[: z - first])
+        np.abs(d, out=d).sum(axis=1, out=rise[a + first: a + z])
+        mag[1: 1 + z].sum(axis=1, out=norm[a: a + z])
+        mag[0] = mag[z]
+    del spec, ma, pb, w, block, d, keep
+    top = float(energy.max())
+    if top <= SILENCE:
+        return np.array([out[k] for k in names], dtype=np.float64)
+    active = energy > max(top * FRAME_RANGE, SILENCE)
+    freqs = c["freqs"]
+
+    # long-term spectrum shape (all frames)
+    s = colsum / nf
+    total = float(s.sum())
+    centroid = float((freqs * s).sum() / total)
+    out["spectral_centroid"] = centroid
+    cum = np.cumsum(s) / total
+    out["spectral_rolloff"] = float(freqs[min(int(np.searchsorted(cum, 0.85)), len(freqs) - 1)])
+    out["spectral_bandwidth"] = float(np.sqrt(((freqs - centroid) ** 2 * s).sum() / total))
+    out["zero_crossing_rate"] = 2.0 * float(np.sqrt((freqs * freqs * s).sum() / total))
+    for name, span in c["ms_bands"].items():
+        out[name] = float(s[span].sum() / total)
+    sreg = s[c["reg"]]
+    if float(sreg.sum()) > 0:
+        out["pitch_register"] = float(np.exp((np.log(freqs[c["reg"]]) * sreg).sum() / sreg.sum()))
+
+    # the frames of the flatness (the active ones among every flat_step-th) and, among
+    # them, of the spectral floor (every floor_step-th)
+    sampled = active[::flat_step]
+    if sampled.any():
+        _flatness_floor_3(rows if sampled.all() else rows[sampled], c, max(1, floor_step // flat_step), out)
+    else:  # only frames between the sampled ones are active (a lone click): undefined
+        out["spectral_floor"] = nan
+
+    # spectral flux, normalised by the frame's magnitude (level-independent): the positive
+    # change sum(max(d, 0)) is (sum |d| + sum d) / 2 and sum d = norm_t - norm_t-1, which
+    # spares np.maximum (6x slower than np.abs without AVX-512)
+    if nf > 1:
+        up = 0.5 * (rise[1:].astype(np.float64) + norm[1:].astype(np.float64) - norm[:-1].astype(np.float64))
+        sel = active[1:] & (norm[1:] > 0)
+        if sel.any():
+            out["spectral_flux"] = float(np.mean(np.maximum(up[sel], 0.0) / norm[1:][sel], dtype=np.float64))
+
+    # time domain: crest factor (46 ms frames), clipping
+    x = m[:n]
+    cf = CREST_FRAME_3
+    nfr = n // cf
+    tail = x[nfr * cf:]
+    pk = max(float(tail.max()), -float(tail.min())) if len(tail) else 0.0
+    if nfr >= 1:
+        fr = x[: nfr * cf].reshape(nfr, cf)
+        rms = np.sqrt(np.einsum("ij,ij->i", fr, fr) / np.float32(cf))
+        peak = np.maximum(fr.max(axis=1), -fr.min(axis=1))
+        pk = max(pk, float(peak.max()))
+        ok = rms > max(float(rms.max()) * 1e-3, 1e-6)
+        if ok.any():
+            out["crest_factor"] = float(np.median(peak[ok] / rms[ok]))
+    if pk > 0:
+        t = np.float32(CLIP_LEVEL * pk)
+        hot = np.flatnonzero(peak >= t) if nfr >= 1 else np.zeros(0, dtype=np.intp)
+        parts = [tail, x[: nfr * cf] if 2 * len(hot) > nfr else fr[hot]]
+        out["clipping_ratio"] = float(sum(np.count_nonzero(v >= t) + np.count_nonzero(v <= -t)
+                                          for v in parts)) / n
+
+    # 10 ms envelope: decay depth, modulation depth, gap depth
+    nblk = n // env_block
+    seg = x[: nblk * env_block].reshape(nblk, env_block)
+    e = (np.einsum("ij,ij->i", seg, seg) / np.float32(env_block)).astype(np.float64)
+    _envelope_descriptors(e, sr, env_block, names, out)
+
+    # band-wise onset strength, echo periodicity, spectral persistence
+    if with_bands:
+        _band_dynamics_3(np.log(bands.astype(np.float64) + top * 1e-8), hop, sr, c["baseline"], out)
+    return np.array([out[k] for k in names], dtype=np.float64)
+
+
 def _windows(n: int, sample_rate: float) -> list[tuple[int, int]]:
     """Sample ranges analysed for a clip of n samples (whole, or 3 x 10 s for long clips)."""
     if n <= MAX_SECONDS * sample_rate:
@@ -749,8 +1050,8 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
     DESCRIPTOR_SETS: ClassVar[tuple[tuple[str, ...], ...]] = DESCRIPTOR_SETS
     ALGORITHM_REVISION: ClassVar[int] = 1
     #: analysis 1: 512-sample hop (normalisation versions 1, 2); analysis 2: describe_mono_2
-    #: (normalisation version 3)
-    ANALYSES: ClassVar[tuple[int, ...]] = (1, 2)
+    #: (normalisation version 3); analysis 3: describe_mono_3 (normalisation version 4)
+    ANALYSES: ClassVar[tuple[int, ...]] = (1, 2, 3)
 
     def __init__(self, **options) -> None:
         super().__init__(**options)  # validates against PerceptualOptions
@@ -766,7 +1067,7 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
         # analysis 2 of a stereo clip analysed whole reads every sample in its downmix, whose
         # sums of squares are finite iff every sample is: _raw_windows checks there instead of
         # a scan of its own here (decision 15.30: one pass over A' fewer per encode)
-        deferred = analysis == 2 and x.ndim == 2 and x.shape[0] == 2 and x.shape[1] <= MAX_SECONDS * sample_rate
+        deferred = analysis in (2, 3) and x.ndim == 2 and x.shape[0] == 2 and x.shape[1] <= MAX_SECONDS * sample_rate
         x = check_audio(x, f"perceptual-audio: clip {index}", finite=not deferred)
         if x.shape[0] > 16 and x.shape[1] <= 16:
             raise DeltaV2AError(f"perceptual-audio: clip {index} has shape {x.shape}: expected "
@@ -794,10 +1095,19 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
         from deltav2a.media.io import check_audio, resample
 
         names = self.descriptor_names
-        fast = self.table.analysis == 2
+        analysis = self.table.analysis
+        fast = analysis == 2
         rows = []
         for a, b in _windows(clip.shape[1], sr):
             part = clip[:, a:b]
+            if analysis == 3:
+                mono, width, ms = downmix_width_2(part, with_ms=True)
+                if not math.isfinite(width):  # NaN/Inf samples (or |x| > 1e19): the exact check
+                    check_audio(clip, f"perceptual-audio: clip {index}")
+                if sr != SR:  # every other rate is resampled first (as analysis 2; decision 15.12)
+                    mono, ms = resample(mono[None, :], sr, SR)[0], None
+                rows.append(describe_mono_3(mono, width, names, ms=ms))
+                continue
             if fast:
                 mono, width = downmix_width_2(part)
                 if not math.isfinite(width):  # NaN/Inf samples (or |x| > 1e19): the exact check
