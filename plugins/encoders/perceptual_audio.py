@@ -128,10 +128,13 @@ def _kth_smallest(rows: "np.ndarray", k: int) -> "np.ndarray":
     import numpy as np
 
     if not _SIMD_SORT:
-        try:
-            from numpy.core._multiarray_umath import __cpu_features__ as feats
-        except ImportError:  # pragma: no cover - numpy 2 moved it
-            from numpy._core._multiarray_umath import __cpu_features__ as feats
+        feats: dict = {}
+        for where in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
+            try:  # a private table: if a numpy moves it again, partition (never wrong, at worst slower)
+                feats = dict(__import__(where, fromlist=["__cpu_features__"]).__cpu_features__)
+                break
+            except (ImportError, AttributeError):
+                continue
         numpy2 = int(np.__version__.split(".")[0]) >= 2
         _SIMD_SORT.append(bool(feats.get("AVX512_SKX")) or (numpy2 and bool(feats.get("AVX2"))))
     if _SIMD_SORT[0]:
