@@ -268,8 +268,9 @@ class InferenceConfig(_Section):
         "calibrated with per-effect maps, else a one-line error)")
     image_strength_tau: float = Field(
         0.05, gt=0, le=10, description="softmax temperature over the cosines under image_strength: by_direction "
-        "(0.05: the own effect's cosine leads the next by >= 0.15 on the fitting pairs -> weight >= 0.95; "
-        "an edit like no effect, cosines within 0.05, gets a blend)")
+        "(0.05, decision 9.100: a cosine lead of 0.15 over the next effect gives it 20x that effect's weight, a "
+        "near-hard choice; on held-out photos the own effect leads by a median 0.22-0.26 and gets a mean weight "
+        "0.89; an edit like no effect, cosines within ~0.05 of each other, gets a blend of the maps)")
     search: SearchConfig = SearchConfig()
 
 
