@@ -264,6 +264,16 @@ class InferenceConfig(_Section):
                                       "at under strength_match (0.5: the training database's median)")
     nested_step: float = Field(0.1, gt=0, le=1, description="spacing of the gentler strengths the controller "
                                "is asked at under strength_match: nested (decision 9.40)")
+    image_strength: Literal["pooled", "by_direction"] = Field(
+        "pooled", description="how a transfer reads the image edit's size: pooled = one map ||d|| -> strength "
+        "fitted over all image effects; by_direction = one map per image effect, blended by a softmax over "
+        "cos(edit direction, effect prototype) / image_strength_tau (decision 9.100; needs a model "
+        "calibrated with per-effect maps, else a one-line error)")
+    image_strength_tau: float = Field(
+        0.05, gt=0, le=10, description="softmax temperature over the cosines under image_strength: by_direction "
+        "(0.05, decision 9.100: a cosine lead of 0.15 over the next effect gives it 20x that effect's weight, a "
+        "near-hard choice; on held-out photos the own effect leads by a median 0.22-0.26 and gets a mean weight "
+        "0.89; an edit like no effect, cosines within ~0.05 of each other, gets a blend of the maps)")
     search: SearchConfig = SearchConfig()
 
 

@@ -147,6 +147,11 @@ def test_model_carries_strength_input_and_maps(calibrated):
     image_map = StrengthMap.from_dict(maps["image"])
     assert image_map(0.0) == 0.0 and image_map(1e9) > 0.5
     assert maps["image_fit"]["pairs"] == 2 * 7 * 10 and maps["image_fit"]["spearman"] > 0.3
+    from deltav2a.model.strength import DirectionalStrength
+
+    by_effect = DirectionalStrength.from_dict(maps["image_by_effect"])  # 9.100: fitted beside the pooled map
+    assert len(by_effect.effects) == 7 and maps["image_by_effect_fit"]["pairs"] == 2 * 7 * 10
+    assert maps["image_by_effect_fit"]["own_effect_top"] > 0.5
     assert meta["training"]["database_mean_active"] == pytest.approx(1.5, abs=0.5)
 
 

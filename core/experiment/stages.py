@@ -284,13 +284,30 @@ def calibrate_stage(model_dir: Path, image_files: list[Path], train_db_dir: Path
 
 
 def strength_maps(cfg: "Config", encoder: Any, image_files: list[Path], db: "Database", seed: int) -> dict:
-    """{"image": StrengthMap dict, "audio": ..., "image_fit" / "audio_fit": how well each recovers
-    the known sizes}."""
+    """{"image": StrengthMap dict, "audio": ..., "image_by_effect": DirectionalStrength dict (9.100),
+    "image_fit" / "audio_fit" / "image_by_effect_fit": how well each recovers the known sizes}."""
+    import numpy as np
+
+    from ..model.strength import StrengthMap, fit_report
+
+    image = image_strength_maps(cfg, encoder, image_files, seed)
+    moved = np.asarray(db.delta_norm, float) > 0
+    if db.data.strength is None or moved.sum() < 2:
+        raise DeltaV2AError(f"database {db.path} has too few records to fit the audio strength map")
+    audio_map = StrengthMap.fit(np.asarray(db.delta_norm)[moved], db.data.strength[moved])
+    return {**image, "audio": audio_map.as_dict(),
+            "audio_fit": fit_report(audio_map, np.asarray(db.delta_norm)[moved], db.data.strength[moved])}
+
+
+def image_strength_maps(cfg: "Config", encoder: Any, image_files: list[Path], seed: int) -> dict:
+    """The image side of `strength_maps`: on the first `inference.strength_fit_images` images x every
+    image effect x intensities 0.1..1.0, the pooled map ("image") and the per-effect maps with their
+    prototype directions ("image_by_effect", `inference.image_strength: by_direction`)."""
     import numpy as np
 
     from ..media.io import load_image
     from ..api.registry import get
-    from ..model.strength import StrengthMap, fit_image_strength, fit_report
+    from ..model.strength import DirectionalStrength, StrengthMap, fit_report, image_edit_samples
 
     images = []
     for f in image_files[: cfg.inference.strength_fit_images]:
@@ -299,13 +316,30 @@ def strength_maps(cfg: "Config", encoder: Any, image_files: list[Path], db: "Dat
         except DeltaV2AError as exc:
             print(f"deltav2a: warning: skipping {exc}")
     effects = [get("image_effect", n)() for n in cfg.effects.image]
-    image_map, image_fit = fit_image_strength(encoder, images, effects, seed)
-    moved = np.asarray(db.delta_norm, float) > 0
-    if db.data.strength is None or moved.sum() < 2:
-        raise DeltaV2AError(f"database {db.path} has too few records to fit the audio strength map")
-    audio_map = StrengthMap.fit(np.asarray(db.delta_norm)[moved], db.data.strength[moved])
-    return {"image": image_map.as_dict(), "audio": audio_map.as_dict(), "image_fit": image_fit,
-            "audio_fit": fit_report(audio_map, np.asarray(db.delta_norm)[moved], db.data.strength[moved])}
+    smp = image_edit_samples(encoder, images, effects, seed)
+    norms, ints = np.linalg.norm(smp["delta"], axis=1), smp["intensity"]
+    image_map = StrengthMap.fit(norms, ints)
+    by_effect = DirectionalStrength.fit(smp["delta"], smp["effect"], ints, list(cfg.effects.image),
+                                        cfg.inference.image_strength_tau)
+    return {"image": image_map.as_dict(), "image_fit": fit_report(image_map, norms, ints),
+            "image_by_effect": by_effect.as_dict(),
+            "image_by_effect_fit": direction_fit_report(by_effect, smp)}
+
+
+def direction_fit_report(ds: Any, smp: dict) -> dict:
+    """How well the per-effect strength recovers the known sizes of its fitting pairs, and how
+    often the softmax weight goes to the effect that made the edit."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    pred = np.asarray(ds(smp["delta"]), float)
+    y = np.asarray(smp["intensity"], float)
+    w = ds.weights(smp["delta"])
+    rho = spearmanr(pred, y).statistic if np.ptp(pred) > 0 else float("nan")
+    return {"pairs": int(y.size), "spearman": None if not np.isfinite(rho) else float(rho),
+            "mae": float(np.abs(pred - y).mean()),
+            "own_effect_top": float(np.mean(w.argmax(axis=1) == smp["effect"])),
+            "own_effect_weight": float(np.mean(w[np.arange(y.size), smp["effect"]]))}
 
 
 # ---------------------------------------------------------------- diagnostics

@@ -31,6 +31,13 @@ if TYPE_CHECKING:  # pragma: no cover
 #: intensities at which image effects are applied to fit the image-side map
 IMAGE_INTENSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 MAX_KNOTS = 64
+#: most image effects a model may store per-effect strength maps for (a model folder is untrusted)
+MAX_STRENGTH_EFFECTS = 64
+#: longest prototype direction a model may store (the image encoder's embedding size)
+MAX_PROTOTYPE_DIM = 65_536
+#: softmax temperature over cos(edit direction, effect prototype) under
+#: `inference.image_strength: by_direction` (decision 9.100)
+DIRECTION_TAU = 0.05
 #: share of the norm's rank in a fitted map (see StrengthMap.fit)
 RANK_WEIGHT = 0.5
 
@@ -53,6 +60,8 @@ class StrengthMap:
         n, s = np.asarray(self.knots_norm, float), np.asarray(self.knots_strength, float)
         if n.ndim != 1 or n.shape != s.shape or n.size < 1:
             raise DeltaV2AError("strength map needs matching, non-empty knot lists")
+        if n.size > MAX_KNOTS:
+            raise DeltaV2AError(f"strength map has {n.size} knots, more than {MAX_KNOTS}")
         if not (np.isfinite(n).all() and np.isfinite(s).all()):
             raise DeltaV2AError("strength map knots must be finite")
         if np.any(np.diff(n) < 0) or np.any(np.diff(s) < 0) or n[0] < 0:
@@ -114,6 +123,9 @@ class StrengthMap:
     def from_dict(cls, d: Any) -> "StrengthMap":
         if not isinstance(d, dict) or "knots_norm" not in d or "knots_strength" not in d:
             raise DeltaV2AError("strength map must be a mapping with knots_norm and knots_strength")
+        for key in ("knots_norm", "knots_strength"):  # bounded before anything is converted
+            if not isinstance(d[key], list) or len(d[key]) > MAX_KNOTS:
+                raise DeltaV2AError(f"strength map {key} must be a list of at most {MAX_KNOTS} numbers")
         try:
             return cls(tuple(float(v) for v in d["knots_norm"]), tuple(float(v) for v in d["knots_strength"]))
         except (TypeError, ValueError):
@@ -373,6 +385,138 @@ def check_match_floors(raw: Any, effects: Sequence[str], where: str = "model") -
                                 f"[0, {MAX_FLOOR}], got {v!r}")
         out[e] = float(v)
     return out
+@dataclass(frozen=True)
+class DirectionalStrength:
+    """Image strength conditioned on the edit's direction (`inference.image_strength: by_direction`,
+    decision 9.100): one StrengthMap per configured image effect, fitted on that effect's pairs
+    only, and a prototype per effect (the normalised mean of its unit image deltas E(x') - E(x)).
+
+    strength = sum_e w_e * map_e(||d||), w = softmax_e(cos(d, prototype_e) / tau). The pooled
+    map confounds the edit's type with its size (a noise edit has a larger ||d|| than a blur of
+    the same perceived size); reading the size on the map of the effect the edit looks like
+    removes that. An edit like one prototype gets (nearly) that effect's map; an edit like none
+    (a third-party filter) gets a blend of the maps, never an error.
+    """
+
+    effects: tuple[str, ...]
+    maps: tuple[StrengthMap, ...]
+    prototypes: tuple[tuple[float, ...], ...]
+    tau: float = DIRECTION_TAU
+
+    def __post_init__(self) -> None:
+        import numpy as np
+
+        e = len(self.effects)
+        if not 1 <= e <= MAX_STRENGTH_EFFECTS:
+            raise DeltaV2AError(f"per-effect strength needs 1..{MAX_STRENGTH_EFFECTS} effects, got {e}")
+        if len(self.maps) != e or len(self.prototypes) != e:
+            raise DeltaV2AError("per-effect strength needs one map and one prototype per effect")
+        if not all(isinstance(m, StrengthMap) for m in self.maps):
+            raise DeltaV2AError("per-effect strength maps must be StrengthMaps")
+        if len(set(self.effects)) != e or not all(isinstance(n, str) and n for n in self.effects):
+            raise DeltaV2AError("per-effect strength effects must be distinct names")
+        if len({len(p) for p in self.prototypes}) != 1:
+            raise DeltaV2AError("per-effect strength prototypes must be equal-length vectors")
+        P = np.asarray(self.prototypes, dtype=np.float64)
+        if P.ndim != 2 or not 1 <= P.shape[1] <= MAX_PROTOTYPE_DIM:
+            raise DeltaV2AError("per-effect strength prototypes must be equal-length vectors")
+        if not np.isfinite(P).all() or np.any(np.linalg.norm(P, axis=1) <= 1e-12):
+            raise DeltaV2AError("per-effect strength prototypes must be finite and non-zero")
+        if not (np.isfinite(self.tau) and self.tau > 0):
+            raise DeltaV2AError(f"direction temperature must be positive, got {self.tau}")
+
+    @property
+    def dim(self) -> int:
+        return len(self.prototypes[0])
+
+    def weights(self, delta: Any) -> "np.ndarray":
+        """(N, E) softmax over effects of cos(delta, prototype) / tau; an unmoved row is uniform."""
+        import numpy as np
+
+        d = np.atleast_2d(np.asarray(delta, dtype=np.float64))
+        if d.shape[1] != self.dim:
+            raise DeltaV2AError(f"image delta has {d.shape[1]} dimensions, the strength prototypes {self.dim}")
+        P = np.asarray(self.prototypes, dtype=np.float64)
+        P = P / np.linalg.norm(P, axis=1, keepdims=True)
+        n = np.linalg.norm(d, axis=1, keepdims=True)
+        cos = np.where(n > 1e-12, d @ P.T / np.maximum(n, 1e-12), 0.0)
+        z = cos / float(self.tau)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+
+    def __call__(self, delta: Any) -> "np.ndarray":
+        """(N,) strength of (N, D) image deltas E(x') - E(x)."""
+        import numpy as np
+
+        d = np.atleast_2d(np.asarray(delta, dtype=np.float64))
+        norms = np.linalg.norm(d, axis=1)
+        per = np.stack([np.asarray(m(norms), float).reshape(-1) for m in self.maps], axis=1)  # (N, E)
+        return np.clip((self.weights(d) * per).sum(axis=1), 0.0, 1.0)
+
+    @classmethod
+    def fit(cls, deltas: Any, effect_ids: Any, intensities: Any, effects: Sequence[str],
+            tau: float = DIRECTION_TAU) -> "DirectionalStrength":
+        """Per effect: `StrengthMap.fit` on its own (||d||, intensity) pairs and the normalised mean
+        of its unit deltas."""
+        import numpy as np
+
+        d = np.atleast_2d(np.asarray(deltas, dtype=np.float64))
+        ids = np.asarray(effect_ids).ravel()
+        y = np.asarray(intensities, dtype=np.float64).ravel()
+        maps, protos = [], []
+        for j, name in enumerate(effects):
+            sel = ids == j
+            n = np.linalg.norm(d[sel], axis=1)
+            moved = n > 1e-12
+            if moved.sum() < 2:
+                raise DeltaV2AError(f"image effect {name} moved fewer than two images: no strength map for it")
+            maps.append(StrengthMap.fit(n, y[sel]))
+            mean = (d[sel][moved] / n[moved, None]).mean(axis=0)
+            protos.append(tuple(float(v) for v in mean / max(np.linalg.norm(mean), 1e-12)))
+        return cls(tuple(effects), tuple(maps), tuple(protos), float(tau))
+
+    def as_dict(self) -> dict:
+        return {"effects": list(self.effects), "maps": [m.as_dict() for m in self.maps],
+                "prototypes": [list(p) for p in self.prototypes], "tau": float(self.tau)}
+
+    @classmethod
+    def from_dict(cls, d: Any, tau: float | None = None) -> "DirectionalStrength":
+        """From a model's calibration (untrusted): every size is bounded before anything is built.
+        `tau`: the temperature to use (the inference option), None = the stored one."""
+        if not isinstance(d, dict) or not all(k in d for k in ("effects", "maps", "prototypes")):
+            raise DeltaV2AError("per-effect strength must be a mapping with effects, maps and prototypes")
+        eff, maps, protos = d["effects"], d["maps"], d["prototypes"]
+        for key, v in (("effects", eff), ("maps", maps), ("prototypes", protos)):
+            if not isinstance(v, list) or not 1 <= len(v) <= MAX_STRENGTH_EFFECTS:
+                raise DeltaV2AError(f"per-effect strength {key} must be a list of 1..{MAX_STRENGTH_EFFECTS} entries")
+        if not all(isinstance(p, list) and 1 <= len(p) <= MAX_PROTOTYPE_DIM for p in protos):
+            raise DeltaV2AError(f"per-effect strength prototypes must be lists of 1..{MAX_PROTOTYPE_DIM} numbers")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for p in protos for v in p):
+            raise DeltaV2AError("per-effect strength prototypes must be lists of numbers")
+        t = d.get("tau", DIRECTION_TAU) if tau is None else tau
+        if isinstance(t, bool) or not isinstance(t, (int, float)):
+            raise DeltaV2AError("per-effect strength tau must be a number")
+        return cls(tuple(eff), tuple(StrengthMap.from_dict(m) for m in maps),
+                   tuple(tuple(float(v) for v in p) for p in protos), float(t))
+
+
+def image_edit_samples(encoder: Any, images: Sequence[Any], effects: Sequence[Any], seed: int = 0,
+                       intensities: Sequence[float] = IMAGE_INTENSITIES) -> dict:
+    """Every image x effect x intensity: {"delta": (N, D) E(x') - E(x), "effect": (N,) index into
+    `effects`, "intensity": (N,)} (the edits `fit_image_strength` fits on)."""
+    import numpy as np
+
+    deltas, ids, ints = [], [], []
+    for i, img in enumerate(images):
+        e0 = np.asarray(encoder.encode_images([img])[0], dtype=np.float64)
+        edited = [fx.apply(img, float(t), seed=seed + i) for fx in effects for t in intensities]
+        e1 = np.asarray(encoder.encode_images(edited), dtype=np.float64)
+        deltas.append(e1 - e0[None, :])
+        ids.extend([j for j in range(len(effects)) for _ in intensities])
+        ints.extend([float(t) for _ in effects for t in intensities])
+    if not deltas:
+        raise DeltaV2AError("no images to fit the image strength map on")
+    return {"delta": np.concatenate(deltas), "effect": np.asarray(ids), "intensity": np.asarray(ints)}
 
 
 def fit_image_strength(encoder: Any, images: Sequence[Any], effects: Sequence[Any], seed: int = 0,

@@ -110,11 +110,14 @@ class StyleLabel:
 
 def read_edit(before: "np.ndarray", after: "np.ndarray", V: "np.ndarray", terms: Sequence[str],
               temperature: float, calibration: Calibration | None = None,
-              strength_map: "Callable[[np.ndarray], np.ndarray] | None" = None) -> list[StyleLabel]:
+              strength_map: "Callable[[np.ndarray], np.ndarray] | None" = None,
+              strength_of_delta: "Callable[[np.ndarray], np.ndarray] | None" = None) -> list[StyleLabel]:
     """(N, D) embeddings before/after -> N StyleLabels.
 
     Without a calibration the confidence is 1 for any moved pair; without a strength map
     the strength is the confidence (what older models, fitted before strength existed, had).
+    `strength_of_delta` (e.g. a `DirectionalStrength`, `inference.image_strength: by_direction`)
+    reads the strength from the whole (N, D) delta after - before and replaces `strength_map`.
     """
     import numpy as np
 
@@ -125,7 +128,11 @@ def read_edit(before: "np.ndarray", after: "np.ndarray", V: "np.ndarray", terms:
         conf = confidence(norms64, calibration.tau_c, calibration.s_c)
     else:
         conf = (norms64 > EPS).astype(np.float64)
-    strength = np.asarray(strength_map(norms64), float) if strength_map is not None else conf
+    if strength_of_delta is not None:
+        d = np.atleast_2d(np.asarray(after, np.float64)) - np.atleast_2d(np.asarray(before, np.float64))
+        strength = np.asarray(strength_of_delta(d), float).reshape(-1)
+    else:
+        strength = np.asarray(strength_map(norms64), float) if strength_map is not None else conf
     strength = np.where(norms64 > EPS, strength, 0.0)
     return [StyleLabel(labels[i], tuple(terms), float(norms[i]), float(conf[i]), float(strength[i]), direction[i])
             for i in range(labels.shape[0])]

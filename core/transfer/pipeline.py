@@ -111,7 +111,7 @@ class TransferModel:
         from ..style.encoding import load_encoder, model_config, term_embeddings
         from ..model.layout import ParamLayout
         from ..api.registry import get
-        from ..model.strength import StrengthMap
+        from ..model.strength import DirectionalStrength, StrengthMap
         from ..style.vocab import load_vocabulary
         from ..model.weights import load_controller, read_metadata
 
@@ -149,10 +149,25 @@ class TransferModel:
         # without a fitted map (not calibrated yet, or older than strength) strength = confidence
         self.strength_source = "image strength map" if self.image_strength is not None else \
             "confidence (no image strength map: run `deltav2a calibrate` on the model)"
+        self.image_strength_by_direction = None
+        if self.cfg.inference.image_strength == "by_direction":
+            # an explicit choice: no silent fallback to the pooled map (the numbers would then be the
+            # pooled method's under the by_direction name; decision 9.100)
+            if "image_by_effect" not in maps:
+                raise DeltaV2AError(f"model {self.model_dir} has no per-effect image strength maps "
+                                    "(inference.image_strength: by_direction): refit them with "
+                                    "benchmarks/strength_refit.py or `deltav2a calibrate`, or use pooled")
+            self.image_strength_by_direction = DirectionalStrength.from_dict(
+                maps["image_by_effect"], tau=self.cfg.inference.image_strength_tau)
+            self.strength_source = "per-effect image strength maps, blended by direction"
         self.max_active = effective_max_active(self.cfg)
         self.search_mode = self._search_mode(controller, refine, budget_evals, budget_seconds)
         self.min_active = int(self.cfg.database.min_active) if self.max_active else 0
         self.V_img = term_embeddings(self.image_encoder, self.vocab, "image")
+        if self.image_strength_by_direction is not None and self.image_strength_by_direction.dim != self.V_img.shape[1]:
+            raise DeltaV2AError(f"model {self.model_dir}: per-effect strength prototypes have "
+                                f"{self.image_strength_by_direction.dim} dimensions, the image encoder "
+                                f"{self.V_img.shape[1]}")
 
     def _search_mode(self, controller: str | None, refine: bool, budget_evals: Any, budget_seconds: Any
                      ) -> dict | None:
@@ -199,7 +214,7 @@ class TransferModel:
         e0 = self.image_encoder.encode_images(before)
         e1 = self.image_encoder.encode_images(after)
         return read_edit(e0, e1, self.V_img, self.vocab.terms, self.temperature,
-                         Calibration(self.tau_c, self.s_c), self.image_strength)
+                         Calibration(self.tau_c, self.s_c), self.image_strength, self.image_strength_by_direction)
 
     def audio_embedding(self, audio: "np.ndarray", sample_rate: int) -> "np.ndarray":
         from ..media.io import resample
