@@ -133,6 +133,26 @@ def test_command_writes_strict_json_markdown_and_png(media, tmp_path):
     assert (out / "quality.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_copies_of_one_controller_are_each_measured(media, tmp_path):
+    """Two model folders with the same controller are two methods, not one silently dropped."""
+    import shutil
+
+    a, b = tmp_path / "ship", tmp_path / "copy"
+    shutil.copytree(MODEL, a)
+    shutil.copytree(MODEL, b)
+    out = tmp_path / "q"
+    res = run_cli("diagnose", "quality", "--model", str(a), "--model", str(b), "--images", str(media / "img"),
+                  "--audio", str(media / "aud"), "--all-photos", "--photos", "2", "--clips", "1",
+                  "--intensities", "0.1,0.3,0.9", "--controllers", "knn", "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    data = json.loads((out / "quality.json").read_text())
+    assert list(data["methods"])[:2] == ["knn:ship", "knn:copy"]
+    assert data["models"] == {"knn:ship": str(a), "knn:copy": str(b)}
+    # the same model twice gives the same numbers: both were really run
+    m1, m2 = data["methods"]["knn:ship"], data["methods"]["knn:copy"]
+    assert m1["n"] == m2["n"] == 2 * 7 * 3 and m1["label_agreement"] == pytest.approx(m2["label_agreement"])
+
+
 def test_command_refuses_bad_input(media, tmp_path):
     res = run_cli("diagnose", "quality", "--model", MODEL, "--images", str(media / "img"),
                   "--audio", str(media / "aud"), "--intensities", "x", "-o", str(tmp_path / "q"))

@@ -150,16 +150,21 @@ def resolve_methods(models: Sequence["TransferModel"], wanted: Sequence[str], bu
                     ) -> tuple[list[Method], dict[str, str]]:
     """Requested names -> runnable methods, and {name: why not} for the rest.
 
-    `NAME` is the model whose controller is NAME; `search` is the zero-shot search with the
-    first model's calibration and strength maps; `NAME+refine` refines NAME's plan. The last
-    two load the model again in that mode; whatever the installed code refuses (no search
-    plugin, no refine option, a bad budget) is reported, not approximated.
+    `NAME` is every model whose controller is NAME (one method each: named NAME when it is the
+    only one, else `NAME:FOLDER`, so copies of one controller differing in their inference
+    settings are compared side by side instead of all but the first being dropped); `search` is
+    the zero-shot search with the first model's calibration and strength maps; `NAME+refine`
+    refines the first such model's plan. The last two load the model again in that mode;
+    whatever the installed code refuses (no search plugin, no refine option, a bad budget) is
+    reported, not approximated.
     """
     from ..transfer.pipeline import TransferModel
 
     by_name: dict[str, "TransferModel"] = {}
+    all_of: dict[str, list["TransferModel"]] = {}
     for tm in models:
         by_name.setdefault(tm.controller.metadata.controller, tm)
+        all_of.setdefault(tm.controller.metadata.controller, []).append(tm)
     supported = _modes_supported()
     budget = {} if budget_evals is None else {"budget_evals": int(budget_evals)}
     methods, unavailable = [], {}
@@ -183,8 +188,16 @@ def resolve_methods(models: Sequence["TransferModel"], wanted: Sequence[str], bu
                 unavailable[name] = str(exc)
         elif base not in by_name:
             unavailable[name] = f"no model with a '{base}' controller was given (--model)"
-        else:
+        elif len(all_of[base]) == 1:
             methods.append(Method(name, by_name[base]))
+        else:
+            seen: set[str] = set()
+            for i, tm in enumerate(all_of[base]):
+                label = f"{name}:{Path(tm.model_dir).name}"
+                if label in seen:  # two folders of one name: number them in the order given
+                    label = f"{label}#{i + 1}"
+                seen.add(label)
+                methods.append(Method(label, tm))
     return methods, unavailable
 
 
