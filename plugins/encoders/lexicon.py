@@ -46,7 +46,8 @@ NORMALISATION_FILE = DATA_DIR / "perceptual_normalisation.yaml"
 #: descriptor `gap_depth` and keeps every constant of version 1
 NORMALISATION_FILES = {"1": NORMALISATION_FILE, "2": DATA_DIR / "perceptual_normalisation_v2.yaml",
                        "3": DATA_DIR / "perceptual_normalisation_v3.yaml",
-                       "4": DATA_DIR / "perceptual_normalisation_v4.yaml"}
+                       "4": DATA_DIR / "perceptual_normalisation_v4.yaml",
+                       "5": DATA_DIR / "perceptual_normalisation_v5.yaml"}
 #: version 3 (issue 15) keeps version 2's 24 audio descriptors but computes them with audio
 #: analysis 2 (half the frames; see docs/perceptual_encoders.md, "Analysis versions"), so its
 #: audio constants were refitted; its image section is version 2's. Picked by the encoder

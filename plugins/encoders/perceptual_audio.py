@@ -88,7 +88,25 @@ DESCRIPTORS: tuple[str, ...] = (
 #: normalisation version 2 (lexicon v3, issue 16) adds one descriptor of broken continuity;
 #: versions 1 and 2 of the lexicon keep the 23 above, so their vectors stay bit-identical
 DESCRIPTORS_V2: tuple[str, ...] = DESCRIPTORS + ("gap_depth",)
-DESCRIPTOR_SETS: tuple[tuple[str, ...], ...] = (DESCRIPTORS, DESCRIPTORS_V2)
+#: normalisation version 5 (issue 16, decisions 16.50+; analysis 3 only) adds two descriptors
+#: that tell "noise added" from "content moved up" (decision 16.42): `trough_floor`, the level
+#: of the troughs between spectral peaks relative to those peaks, which noise fills and a
+#: pitch/speed shift only moves, and `onset_rate`, the note onsets per second, which a
+#: speed-up multiplies by its rate and added noise leaves alone
+DESCRIPTORS_V3: tuple[str, ...] = DESCRIPTORS_V2 + ("trough_floor", "onset_rate")
+DESCRIPTOR_SETS: tuple[tuple[str, ...], ...] = (DESCRIPTORS, DESCRIPTORS_V2, DESCRIPTORS_V3)
+#: trough_floor: the peaks and troughs of each floor frame's dB spectrum over a running window
+#: of this many bins (11 x 21.5 Hz = 237 Hz, about one partial spacing of a 200 Hz note); bins
+#: whose local peak is more than TROUGH_RANGE_DB below the frame's loudest bin are left out
+#: (no music there: a codec's empty top octave is not a trough)
+TROUGH_BINS = 11
+TROUGH_RANGE_DB = 50.0
+#: onset_rate: a peak of the onset strength (mean positive change of the 24 log band levels)
+#: that is the largest within +-ONSET_SEPARATION_S and exceeds its +-ONSET_CONTEXT_S moving
+#: mean by ONSET_DELTA standard deviations of the clip's onset strength
+ONSET_SEPARATION_S = 0.07
+ONSET_CONTEXT_S = 0.5
+ONSET_DELTA = 0.5
 
 _CACHE: dict[str, "np.ndarray"] = {}
 
@@ -797,7 +815,7 @@ def _grid_3(nfft: int, hop: int) -> dict:
 
 
 def _band_dynamics_3(logb: "np.ndarray", hop: int, sr: float, baseline_frames: int,
-                     out: dict[str, float]) -> None:
+                     out: dict[str, float], onsets: bool = False) -> None:
     """_band_dynamics for analysis 3: the same two quantities (echo periodicity, spectral
     persistence) from one float32 FFT call instead of two in float64 (scipy's float64 FFT of
     these ~44 x 864 arrays is ~5x slower than its float32 one here). The onset strength and
@@ -810,6 +828,8 @@ def _band_dynamics_3(logb: "np.ndarray", hop: int, sr: float, baseline_frames: i
 
     rise = np.maximum(np.diff(logb, axis=0), 0.0)
     n = logb.shape[0]
+    if onsets:
+        _onset_rate(rise, hop, sr, out)
     sd = logb.std(axis=0)
     live = sd > 1e-6
     nr, nz = rise.shape[1], int(live.sum())
@@ -846,6 +866,69 @@ def _band_dynamics_3(logb: "np.ndarray", hop: int, sr: float, baseline_frames: i
         else:
             lag = float(len(acz))
         out["spectral_persistence"] = float(lag) * hop / sr
+
+
+def _onset_rate(rise: "np.ndarray", hop: int, sr: float, out: dict[str, float]) -> None:
+    """onset_rate (normalisation 5): note onsets per second of the analysed clip. The onset
+    strength is the mean over the 24 bands of the positive change of their log level from
+    frame to frame (the rises echo periodicity reads); an onset is a frame whose strength is
+    the largest within +-ONSET_SEPARATION_S and exceeds its +-ONSET_CONTEXT_S moving mean by
+    ONSET_DELTA standard deviations of the whole clip's strength. The log levels make it
+    independent of loudness; a speed-up by r puts the same onsets into 1/r of the time."""
+    import numpy as np
+    from scipy.ndimage import maximum_filter1d, uniform_filter1d
+
+    o = rise.mean(axis=1)
+    sd = float(o.std())
+    seconds = (len(o) + 1) * hop / sr
+    if sd <= 1e-9:
+        out["onset_rate"] = 0.0
+        return
+    sep = max(1, int(round(ONSET_SEPARATION_S * sr / hop)))
+    ctx = max(3, 2 * int(round(ONSET_CONTEXT_S * sr / hop)) + 1)
+    peak = o >= maximum_filter1d(o, 2 * sep + 1, mode="nearest")
+    over = o > uniform_filter1d(o, ctx, mode="nearest") + ONSET_DELTA * sd
+    out["onset_rate"] = float(np.count_nonzero(peak & over)) / seconds
+
+
+def _trough_floor(p: "np.ndarray", out: dict[str, float]) -> None:
+    """trough_floor (normalisation 5): how far the troughs between spectral peaks lie below
+    the peaks (dB, <= 0; nearer 0 = filled). Per frame (the spectral floor's frames, bins
+    1..20 kHz), the minimum and maximum of the dB spectrum over a running TROUGH_BINS-bin
+    window, their difference averaged over the bins whose local maximum is within
+    TROUGH_RANGE_DB of the frame's loudest bin; the median over the frames. Partials and their
+    gaps keep their shape when a pitch or speed shift moves them (wider spacing deepens the
+    gaps), while noise fills the gaps wherever it is louder than they are."""
+    import numpy as np
+
+    if not len(p):
+        return
+    db = np.log10(p[:, 1:] + (p.max(axis=1, keepdims=True) * np.float32(1e-12) + np.float32(1e-30)))
+    db *= np.float32(10.0)
+    hi, lo = _running_extremes(db, TROUGH_BINS)
+    live = hi > db.max(axis=1, keepdims=True) - np.float32(TROUGH_RANGE_DB)
+    lo -= hi
+    lo[~live] = 0.0
+    depth = lo.sum(axis=1, dtype=np.float64) / np.maximum(live.sum(axis=1), 1)
+    ok = live.any(axis=1)
+    if ok.any():
+        out["trough_floor"] = float(np.median(depth[ok]))
+
+
+def _running_extremes(a: "np.ndarray", k: int) -> tuple["np.ndarray", "np.ndarray"]:
+    """Row-wise maximum and minimum of every k consecutive values (the windows wholly inside
+    the row: width - k + 1 of them), by doubling the span (k <= 2 * the largest power of two
+    below it; ~8x scipy.ndimage's filters on these short rows)."""
+    import numpy as np
+
+    hi, lo, w = a.copy(), a.copy(), 1
+    while 2 * w <= k:
+        np.maximum(hi[:, :-w], hi[:, w:], out=hi[:, :-w])
+        np.minimum(lo[:, :-w], lo[:, w:], out=lo[:, :-w])
+        w *= 2
+    n = a.shape[1] - k + 1
+    s = k - w  # windows [i, i + w) and [i + s, i + s + w) cover [i, i + k)
+    return np.maximum(hi[:, :n], hi[:, s: s + n]), np.minimum(lo[:, :n], lo[:, s: s + n])
 
 
 def _flatness_floor_3(rows: "np.ndarray", c: dict, fs: int, out: dict[str, float]) -> None:
@@ -906,8 +989,9 @@ def describe_mono_3(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
         raise ValueError(f"flat_step {flat_step} must divide {FFT_BLOCK_3} and floor_step {floor_step}")
     sr, env_block = SR, ENV_BLOCK
     nan = float("nan")
-    out = {name: nan for name in DESCRIPTORS_V2}
+    out = {name: nan for name in DESCRIPTORS_V3}
     out["stereo_width"] = width
+    extra = "onset_rate" in names  # normalisation 5: trough_floor and onset_rate as well
     m = np.ascontiguousarray(m, dtype=np.float32)
     n = len(m)
     ms = _dot_ms(m) if ms is None else ms
@@ -977,7 +1061,10 @@ def describe_mono_3(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
     # them, of the spectral floor (every floor_step-th)
     sampled = active[::flat_step]
     if sampled.any():
-        _flatness_floor_3(rows if sampled.all() else rows[sampled], c, max(1, floor_step // flat_step), out)
+        sel = rows if sampled.all() else rows[sampled]
+        if extra:  # before _flatness_floor_3 takes the logs in place; the floor's frames
+            _trough_floor(sel[:: max(1, floor_step // flat_step)], out)
+        _flatness_floor_3(sel, c, max(1, floor_step // flat_step), out)
     else:  # only frames between the sampled ones are active (a lone click): undefined
         out["spectral_floor"] = nan
 
@@ -1019,7 +1106,9 @@ def describe_mono_3(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
 
     # band-wise onset strength, echo periodicity, spectral persistence
     if with_bands:
-        _band_dynamics_3(np.log(bands.astype(np.float64) + top * 1e-8), hop, sr, c["baseline"], out)
+        _band_dynamics_3(np.log(bands.astype(np.float64) + top * 1e-8), hop, sr, c["baseline"], out, extra)
+    elif extra:
+        out["onset_rate"] = 0.0  # under 8 frames (0.2 s): no onset can be told from its context
     return np.array([out[k] for k in names], dtype=np.float64)
 
 
@@ -1055,6 +1144,14 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
     #: analysis 1: 512-sample hop (normalisation versions 1, 2); analysis 2: describe_mono_2
     #: (normalisation version 3); analysis 3: describe_mono_3 (normalisation version 4)
     ANALYSES: ClassVar[tuple[int, ...]] = (1, 2, 3)
+
+    @property
+    def table(self):
+        table = super().table
+        if len(table.names) > len(DESCRIPTORS_V2) and table.analysis != 3:
+            raise DeltaV2AError(f"normalisation file {table.source}: trough_floor and onset_rate are "
+                                f"computed by audio analysis 3 only, not {table.analysis}")
+        return table
 
     def __init__(self, **options) -> None:
         super().__init__(**options)  # validates against PerceptualOptions
