@@ -827,7 +827,7 @@ def test_normalisation_3_through_the_cli(tmp_path):
         if version == "9":
             assert r.returncode == 2 and not out.exists()
             assert r.stderr.strip().splitlines()[-1] == ("error: encoder 'perceptual-audio': no shipped "
-                                                          "normalisation version '9' (shipped: 1, 2, 3, 4)")
+                                                          "normalisation version '9' (shipped: 1, 2, 3, 4, 5)")
             assert "Traceback" not in r.stderr
             continue
         assert r.returncode == 0, r.stderr
