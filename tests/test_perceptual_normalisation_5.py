@@ -1,10 +1,10 @@
-"""Normalisation 5 (issue 16, sixth pass, decisions 16.50+): analysis 3 plus `trough_floor` and
+"""Normalisation 5 (issue 16, sixth pass, decisions 16.50+): analysis 3 plus `quiet_floor` and
 `onset_rate`, and lexicon v5, which grounds *granular*/*noisy* and *agitated*/*fast* in them.
 
 The separation the two descriptors exist for (decision 16.42) is checked on real renders
-through the real effects: a speed-up multiplies the onset rate and leaves the troughs between
-partials where they were (deeper, if anything), a bit reduction fills the troughs and leaves
-the onsets alone."""
+through the real effects: a speed-up multiplies the onset rate and leaves the floor following
+the music's level, a bit reduction lays a floor that stays in the quiet frames and leaves the
+onsets alone."""
 
 from __future__ import annotations
 
@@ -15,12 +15,11 @@ import yaml
 from deltav2a.errors import DeltaV2AError
 from deltav2a_plugins.audio_effects.pedalboard_effects import Bitcrush, PlaybackRate
 from deltav2a_plugins.encoders import lexicon as lx
-from deltav2a_plugins.encoders.perceptual_audio import (DESCRIPTORS_V2, DESCRIPTORS_V3, PerceptualAudioEncoder,
-                                                        _running_extremes)
+from deltav2a_plugins.encoders.perceptual_audio import DESCRIPTORS_V2, DESCRIPTORS_V3, PerceptualAudioEncoder
 from deltav2a_plugins.encoders.perceptual_image import PerceptualImageEncoder
 from test_perceptual_encoders import SR, _analysis_inputs, _vocab, photos, synthetic_music  # noqa: F401 (fixture)
 
-NEW = ("trough_floor", "onset_rate")
+NEW = ("quiet_floor", "onset_rate")
 
 
 def harmonic_notes(seconds: float = 6.0, period: float = 0.5) -> np.ndarray:
@@ -56,23 +55,18 @@ def test_normalisation_5_adds_two_descriptors_to_analysis_3():
         assert vec.shape == (1, 26) and np.isfinite(vec).all()
         assert np.array_equal(vec[0, :24], n4.encode_audio([clip], sr)[0])
         assert np.array_equal(vec, PerceptualAudioEncoder(normalisation_version="5").encode_audio([clip.copy()], sr))
-    # music has partials and onsets: both defined, in their ranges
+    # music has quiet and loud frames and onsets: both defined, in their ranges
     raw = n5.raw_descriptors([synthetic_music(0)], SR)[0]
-    assert -80.0 < raw[24] < 0.0 and 0.5 < raw[25] < 20.0, raw[24:]
-
-
-def test_running_extremes_are_the_window_max_and_min():
-    a = np.random.default_rng(0).standard_normal((5, 97)).astype(np.float32)
-    for k in (1, 2, 3, 5, 8, 11, 16, 17):
-        hi, lo = _running_extremes(a, k)
-        w = np.lib.stride_tricks.sliding_window_view(a, k, axis=1)
-        assert np.array_equal(hi, w.max(axis=2)) and np.array_equal(lo, w.min(axis=2))
+    assert -20.0 < raw[24] < 20.0 and 0.5 < raw[25] < 20.0, raw[24:]
+    # a steady tone has no quiet frames and no onsets
+    tone = np.sin(2 * np.pi * 440.0 * np.arange(2 * SR) / SR).astype(np.float32)[None]
+    assert list(n5.raw_descriptors([tone], SR)[0][24:]) == [0.0, 0.0]
 
 
 def test_a_speed_up_and_a_bit_reduction_move_different_descriptors():
     """Decision 16.42's separation, on renders by the real effects: a 1.5x speed-up raises the
-    onset rate by its rate and does not fill the troughs between partials (its wider partial
-    spacing deepens them); a 6-bit reduction fills them by > 10 dB and keeps the onsets.
+    onset rate by its rate and leaves the floor following the music (quiet_floor within 1 dB);
+    a 6-bit reduction lays a floor that stays when the notes decay (> 5 dB) and keeps the onsets.
     Normalised, lexicon v5 reads the speed-up as more agitated than granular and the bit
     reduction the other way round."""
     enc = PerceptualAudioEncoder(lexicon_version="5")
@@ -82,7 +76,7 @@ def test_a_speed_up_and_a_bit_reduction_move_different_descriptors():
     r0, rf, rc = (enc.raw_descriptors([y], SR)[0][24:] for y in (x, fast, crushed))
     assert 1.35 < rf[1] / r0[1] < 1.65, (r0, rf)
     assert rf[0] <= r0[0] + 1.0, (r0, rf)
-    assert rc[0] > r0[0] + 10.0, (r0, rc)
+    assert rc[0] > r0[0] + 5.0, (r0, rc)
     assert abs(rc[1] / r0[1] - 1.0) < 0.1, (r0, rc)
     z = enc.encode_audio([x, fast, crushed], SR)
     t = dict(zip(("granular", "agitated"), enc.encode_text(["granular", "agitated"])))
@@ -104,7 +98,7 @@ def test_lexicon_v5_regrounds_granular_and_agitated_on_normalisation_5(photos):
     assert changed == {"granular", "polished", "agitated", "calm"}
     w = dict(zip(terms, new))
     names = list(v5a.descriptor_names)
-    assert w["granular"].argmax() == names.index("trough_floor")
+    assert w["granular"].argmax() == names.index("quiet_floor")
     assert w["agitated"][names.index("onset_rate")] > 0 and np.allclose(w["calm"], -w["agitated"])
     v4i, v5i = PerceptualImageEncoder(lexicon_version="4"), PerceptualImageEncoder(lexicon_version="5")
     assert np.array_equal(v4i.encode_text(terms), v5i.encode_text(terms))

@@ -89,24 +89,26 @@ DESCRIPTORS: tuple[str, ...] = (
 #: versions 1 and 2 of the lexicon keep the 23 above, so their vectors stay bit-identical
 DESCRIPTORS_V2: tuple[str, ...] = DESCRIPTORS + ("gap_depth",)
 #: normalisation version 5 (issue 16, decisions 16.50+; analysis 3 only) adds two descriptors
-#: that tell "noise added" from "content moved up" (decision 16.42): `trough_floor`, the level
-#: of the troughs between spectral peaks relative to those peaks, which noise fills and a
-#: pitch/speed shift only moves, and `onset_rate`, the note onsets per second, which a
-#: speed-up multiplies by its rate and added noise leaves alone
-DESCRIPTORS_V3: tuple[str, ...] = DESCRIPTORS_V2 + ("trough_floor", "onset_rate")
+#: that tell "noise added" from "content moved up" (decision 16.42): `quiet_floor`, how much
+#: higher the spectral floor stands against the frame's level in the quietest frames than in
+#: the loudest (a noise bed does not get quieter with the music; content moved up does), and
+#: `onset_rate`, the note onsets per second, which a speed-up multiplies by its rate and
+#: added noise leaves alone
+DESCRIPTORS_V3: tuple[str, ...] = DESCRIPTORS_V2 + ("quiet_floor", "onset_rate")
 DESCRIPTOR_SETS: tuple[tuple[str, ...], ...] = (DESCRIPTORS, DESCRIPTORS_V2, DESCRIPTORS_V3)
-#: trough_floor: the peaks and troughs of each floor frame's dB spectrum over a running window
-#: of this many bins (11 x 21.5 Hz = 237 Hz, about one partial spacing of a 200 Hz note); bins
-#: whose local peak is more than TROUGH_RANGE_DB below the frame's loudest bin are left out
-#: (no music there: a codec's empty top octave is not a trough)
-TROUGH_BINS = 11
-TROUGH_RANGE_DB = 50.0
+#: quiet_floor: the quietest and the loudest QUIET_QUARTILE of the spectral floor's frames
+#: (by level), at least QUIET_MIN_FRAMES of them
+QUIET_QUARTILE = 25.0
+QUIET_MIN_FRAMES = 8
 #: onset_rate: a peak of the onset strength (mean positive change of the 24 log band levels)
 #: that is the largest within +-ONSET_SEPARATION_S and exceeds its +-ONSET_CONTEXT_S moving
-#: mean by ONSET_DELTA standard deviations of the clip's onset strength
+#: mean by ONSET_DELTA standard deviations of the clip's onset strength, and by at least
+#: ONSET_MIN_RISE (nats: a 1.3 dB rise averaged over the bands; a steady tone's leakage moves
+#: it by < 0.1, stationary noise's bands by < 0.3 above their mean 99 % of the time)
 ONSET_SEPARATION_S = 0.07
 ONSET_CONTEXT_S = 0.5
 ONSET_DELTA = 0.5
+ONSET_MIN_RISE = 0.3
 
 _CACHE: dict[str, "np.ndarray"] = {}
 
@@ -873,7 +875,8 @@ def _onset_rate(rise: "np.ndarray", hop: int, sr: float, out: dict[str, float]) 
     strength is the mean over the 24 bands of the positive change of their log level from
     frame to frame (the rises echo periodicity reads); an onset is a frame whose strength is
     the largest within +-ONSET_SEPARATION_S and exceeds its +-ONSET_CONTEXT_S moving mean by
-    ONSET_DELTA standard deviations of the whole clip's strength. The log levels make it
+    ONSET_DELTA standard deviations of the whole clip's strength (and by ONSET_MIN_RISE at
+    least: a steady tone has no onsets). The log levels make it
     independent of loudness; a speed-up by r puts the same onsets into 1/r of the time."""
     import numpy as np
     from scipy.ndimage import maximum_filter1d, uniform_filter1d
@@ -887,54 +890,33 @@ def _onset_rate(rise: "np.ndarray", hop: int, sr: float, out: dict[str, float]) 
     sep = max(1, int(round(ONSET_SEPARATION_S * sr / hop)))
     ctx = max(3, 2 * int(round(ONSET_CONTEXT_S * sr / hop)) + 1)
     peak = o >= maximum_filter1d(o, 2 * sep + 1, mode="nearest")
-    over = o > uniform_filter1d(o, ctx, mode="nearest") + ONSET_DELTA * sd
+    over = o > uniform_filter1d(o, ctx, mode="nearest") + max(ONSET_DELTA * sd, ONSET_MIN_RISE)
     out["onset_rate"] = float(np.count_nonzero(peak & over)) / seconds
 
 
-def _trough_floor(p: "np.ndarray", out: dict[str, float]) -> None:
-    """trough_floor (normalisation 5): how far the troughs between spectral peaks lie below
-    the peaks (dB, <= 0; nearer 0 = filled). Per frame (the spectral floor's frames, bins
-    1..20 kHz), the minimum and maximum of the dB spectrum over a running TROUGH_BINS-bin
-    window, their difference averaged over the bins whose local maximum is within
-    TROUGH_RANGE_DB of the frame's loudest bin; the median over the frames. Partials and their
-    gaps keep their shape when a pitch or speed shift moves them (wider spacing deepens the
-    gaps), while noise fills the gaps wherever it is louder than they are."""
+def _quiet_floor(floor: "np.ndarray", level: "np.ndarray", out: dict[str, float]) -> None:
+    """quiet_floor (normalisation 5, dB): how much higher the spectral floor (the 5th
+    percentile bin power in 2-20 kHz, per frame) stands against the frame's level in the
+    quietest quarter of the floor's frames than in the loudest quarter (medians of floor/level
+    in dB, their difference). The floor of music follows the music's level (0 dB: the same
+    shape when quiet and loud, however high a speed-up or a brighter mix has lifted it); a
+    noise bed stays when the music gets quieter, so it stands out in the quiet frames."""
     import numpy as np
 
-    if not len(p):
+    rel = 10.0 * np.log10(floor / np.maximum(level, 1e-30))
+    lo, hi = np.percentile(level, [QUIET_QUARTILE, 100.0 - QUIET_QUARTILE])
+    if hi <= lo * 1.0000001:  # one level throughout (a steady tone or noise): no quiet frames
+        out["quiet_floor"] = 0.0
         return
-    db = np.log10(p[:, 1:] + (p.max(axis=1, keepdims=True) * np.float32(1e-12) + np.float32(1e-30)))
-    db *= np.float32(10.0)
-    hi, lo = _running_extremes(db, TROUGH_BINS)
-    live = hi > db.max(axis=1, keepdims=True) - np.float32(TROUGH_RANGE_DB)
-    lo -= hi
-    lo[~live] = 0.0
-    depth = lo.sum(axis=1, dtype=np.float64) / np.maximum(live.sum(axis=1), 1)
-    ok = live.any(axis=1)
-    if ok.any():
-        out["trough_floor"] = float(np.median(depth[ok]))
+    out["quiet_floor"] = float(np.median(rel[level <= lo]) - np.median(rel[level >= hi]))
 
 
-def _running_extremes(a: "np.ndarray", k: int) -> tuple["np.ndarray", "np.ndarray"]:
-    """Row-wise maximum and minimum of every k consecutive values (the windows wholly inside
-    the row: width - k + 1 of them), by doubling the span (k <= 2 * the largest power of two
-    below it; ~8x scipy.ndimage's filters on these short rows)."""
-    import numpy as np
-
-    hi, lo, w = a.copy(), a.copy(), 1
-    while 2 * w <= k:
-        np.maximum(hi[:, :-w], hi[:, w:], out=hi[:, :-w])
-        np.minimum(lo[:, :-w], lo[:, w:], out=lo[:, :-w])
-        w *= 2
-    n = a.shape[1] - k + 1
-    s = k - w  # windows [i, i + w) and [i + s, i + s + w) cover [i, i + k)
-    return np.maximum(hi[:, :n], hi[:, s: s + n]), np.minimum(lo[:, :n], lo[:, s: s + n])
-
-
-def _flatness_floor_3(rows: "np.ndarray", c: dict, fs: int, out: dict[str, float]) -> None:
+def _flatness_floor_3(rows: "np.ndarray", c: dict, fs: int, out: dict[str, float],
+                      level: "np.ndarray | None" = None) -> None:
     """Analysis 3's spectral floor and three flatness measures from the sampled frames'
     bin powers `rows` (float32, overwritten: the logs are taken in place); the floor reads
-    every fs-th of them."""
+    every fs-th of them. With `level` (normalisation 5: the power of each of those floor
+    frames), quiet_floor as well."""
     import numpy as np
 
     floor = rows.max(axis=1) * np.float32(1e-12) + np.float32(1e-30)  # 120 dB under the frame's peak
@@ -943,7 +925,10 @@ def _flatness_floor_3(rows: "np.ndarray", c: dict, fs: int, out: dict[str, float
     upper = rows[::fs, c["floor_bins"]]
     k = int(FLOOR_QUANTILE / 100.0 * (upper.shape[1] - 1))
     kth = _kth_smallest(upper, k)
-    out["spectral_floor"] = float(np.median(kth.astype(np.float64) + floor[::fs].astype(np.float64)))
+    per_frame = kth.astype(np.float64) + floor[::fs].astype(np.float64)
+    out["spectral_floor"] = float(np.median(per_frame))
+    if level is not None and len(per_frame) >= QUIET_MIN_FRAMES:
+        _quiet_floor(per_frame, level.astype(np.float64), out)
 
     # per-frame flatness (full band, upper band, mid band), bin 0 (DC) left out
     pa = rows[:, 1:]
@@ -991,7 +976,7 @@ def describe_mono_3(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
     nan = float("nan")
     out = {name: nan for name in DESCRIPTORS_V3}
     out["stereo_width"] = width
-    extra = "onset_rate" in names  # normalisation 5: trough_floor and onset_rate as well
+    extra = "onset_rate" in names  # normalisation 5: quiet_floor and onset_rate as well
     m = np.ascontiguousarray(m, dtype=np.float32)
     n = len(m)
     ms = _dot_ms(m) if ms is None else ms
@@ -1061,10 +1046,9 @@ def describe_mono_3(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
     # them, of the spectral floor (every floor_step-th)
     sampled = active[::flat_step]
     if sampled.any():
-        sel = rows if sampled.all() else rows[sampled]
-        if extra:  # before _flatness_floor_3 takes the logs in place; the floor's frames
-            _trough_floor(sel[:: max(1, floor_step // flat_step)], out)
-        _flatness_floor_3(sel, c, max(1, floor_step // flat_step), out)
+        fs = max(1, floor_step // flat_step)
+        level = energy[::flat_step][sampled][::fs] if extra else None  # the floor frames' powers
+        _flatness_floor_3(rows if sampled.all() else rows[sampled], c, fs, out, level)
     else:  # only frames between the sampled ones are active (a lone click): undefined
         out["spectral_floor"] = nan
 
@@ -1149,7 +1133,7 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
     def table(self):
         table = super().table
         if len(table.names) > len(DESCRIPTORS_V2) and table.analysis != 3:
-            raise DeltaV2AError(f"normalisation file {table.source}: trough_floor and onset_rate are "
+            raise DeltaV2AError(f"normalisation file {table.source}: quiet_floor and onset_rate are "
                                 f"computed by audio analysis 3 only, not {table.analysis}")
         return table
 
