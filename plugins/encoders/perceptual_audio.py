@@ -103,12 +103,12 @@ QUIET_MIN_FRAMES = 8
 #: onset_rate: a peak of the onset strength (mean positive change of the 24 log band levels)
 #: that is the largest within +-ONSET_SEPARATION_S and exceeds its +-ONSET_CONTEXT_S moving
 #: mean by ONSET_DELTA standard deviations of the clip's onset strength, and by at least
-#: ONSET_MIN_RISE (nats: a 1.3 dB rise averaged over the bands; a steady tone's leakage moves
-#: it by < 0.1, stationary noise's bands by < 0.3 above their mean 99 % of the time)
+#: ONSET_MIN_RISE (nats: a 0.65 dB rise averaged over the bands; a steady tone's leakage moves
+#: it by < 0.1; reverberation lowers the rises, so the floor stays well below a real onset's ~1)
 ONSET_SEPARATION_S = 0.07
 ONSET_CONTEXT_S = 0.5
 ONSET_DELTA = 0.5
-ONSET_MIN_RISE = 0.3
+ONSET_MIN_RISE = 0.15
 
 _CACHE: dict[str, "np.ndarray"] = {}
 
