@@ -8,7 +8,9 @@ core), analysis 2 (normalisation 3, encoder option `normalisation_version: "3"`;
 1024 instead of 512, ~6.5 ms, > 1,500x real time) and analysis 3 (normalisation 4,
 `normalisation_version: "4"`: analysis 2 with sparser flatness and floor frames and fewer
 passes, ~0.83x its time; decision 15.50). docs/perceptual_encoders.md, "Analysis versions"
-and "Analysis 3", says what differs and how closely they agree.
+and "Analysis 3", says what differs and how closely they agree. Normalisation 5 (lexicon v5,
+issue 16) is analysis 3 plus two descriptors, `quiet_floor` and `onset_rate` (26 in all;
++0.3 ms per 10 s clip; "Normalisation 5" there, decisions 16.50-16.51).
 
 Every descriptor is an absolute property of the one clip, so E(A') - E(A) says what an
 effect changed: a low-pass lowers the bandwidth, centroid and upper band shares; a
@@ -1221,8 +1223,9 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
     def encode_audio(self, clips: Sequence["np.ndarray"], sample_rate: int) -> "np.ndarray":
         """(N, dim) float32: normalised descriptors of each (channels, samples) clip.
 
-        dim is 23 with normalisation version 1 (lexicons v1, v2) and 24 with version 2
-        (lexicon v3, which adds `gap_depth`)."""
+        dim is 23 with normalisation version 1 (lexicons v1, v2), 24 with versions 2-4
+        (lexicon v3 adds `gap_depth`) and 26 with version 5 (lexicon v5: `quiet_floor`,
+        `onset_rate`)."""
         import numpy as np
 
         table = self.table  # validate the data file before any work
