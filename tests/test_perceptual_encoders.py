@@ -342,9 +342,10 @@ def test_lexicon_versions_stay_loadable():
         for cls in (PerceptualImageEncoder, PerceptualAudioEncoder):
             assert cls(lexicon_version=version).lexicon.version == version
     assert lx.LEXICON_FILES[lx.DEFAULT_LEXICON_VERSION] == lx.LEXICON_FILE
-    # v3 stays the default while the default config is on normalisation 2; v4, the newest,
-    # reads normalisation 3 and becomes the default with the move to it (decision 16.20)
-    assert lx.DEFAULT_LEXICON_VERSION == "3" and max(lx.LEXICON_FILES, key=int) == "4"
+    # v3 stays the default while the default config is on normalisation 2; v4 reads
+    # normalisation 3 and becomes the default with the move to it (decision 16.20); v5, the
+    # newest, reads normalisation 5 only (decisions 16.50+) and is not the default either
+    assert lx.DEFAULT_LEXICON_VERSION == "3" and max(lx.LEXICON_FILES, key=int) == "5"
     v1 = {"image": "perceptual-image/1/b2ce78f3009c4b2f", "audio": "perceptual-audio/1/01222d581fae7c39"}
     assert PerceptualImageEncoder(lexicon_version="1").fingerprint() == v1["image"]
     assert PerceptualAudioEncoder(lexicon_version="1").fingerprint() == v1["audio"]
@@ -784,7 +785,7 @@ def test_normalisation_3_is_analysis_2_and_means_what_2_means():
 
 
 def test_normalisation_version_option_errors(tmp_path):
-    with pytest.raises(DeltaV2AError, match=r"no shipped normalisation version '9' \(shipped: 1, 2, 3, 4\)"):
+    with pytest.raises(DeltaV2AError, match=r"no shipped normalisation version '9' \(shipped: 1, 2, 3, 4, 5\)"):
         PerceptualAudioEncoder(normalisation_version="9")
     with pytest.raises(DeltaV2AError, match="not both"):
         PerceptualAudioEncoder(normalisation_version="3", normalisation=str(lx.NORMALISATION_FILES["3"]))
@@ -827,7 +828,7 @@ def test_normalisation_3_through_the_cli(tmp_path):
         if version == "9":
             assert r.returncode == 2 and not out.exists()
             assert r.stderr.strip().splitlines()[-1] == ("error: encoder 'perceptual-audio': no shipped "
-                                                          "normalisation version '9' (shipped: 1, 2, 3, 4)")
+                                                          "normalisation version '9' (shipped: 1, 2, 3, 4, 5)")
             assert "Traceback" not in r.stderr
             continue
         assert r.returncode == 0, r.stderr

@@ -46,7 +46,8 @@ NORMALISATION_FILE = DATA_DIR / "perceptual_normalisation.yaml"
 #: descriptor `gap_depth` and keeps every constant of version 1
 NORMALISATION_FILES = {"1": NORMALISATION_FILE, "2": DATA_DIR / "perceptual_normalisation_v2.yaml",
                        "3": DATA_DIR / "perceptual_normalisation_v3.yaml",
-                       "4": DATA_DIR / "perceptual_normalisation_v4.yaml"}
+                       "4": DATA_DIR / "perceptual_normalisation_v4.yaml",
+                       "5": DATA_DIR / "perceptual_normalisation_v5.yaml"}
 #: version 3 (issue 15) keeps version 2's 24 audio descriptors but computes them with audio
 #: analysis 2 (half the frames; see docs/perceptual_encoders.md, "Analysis versions"), so its
 #: audio constants were refitted; its image section is version 2's. Picked by the encoder
@@ -59,11 +60,15 @@ LEXICON_FILE = DATA_DIR / "perceptual_lexicon.yaml"
 #: every shipped lexicon version, by `lexicon_version`: the newest is the default, older ones
 #: stay loadable (encoder option `lexicon_version`) so models trained with them still run
 LEXICON_FILES = {"1": DATA_DIR / "perceptual_lexicon_v1.yaml", "2": DATA_DIR / "perceptual_lexicon_v2.yaml",
-                 "3": LEXICON_FILE, "4": DATA_DIR / "perceptual_lexicon_v4.yaml"}
+                 "3": LEXICON_FILE, "4": DATA_DIR / "perceptual_lexicon_v4.yaml",
+                 "5": DATA_DIR / "perceptual_lexicon_v5.yaml"}
 #: the default stays v3 (normalisation 2) while the shipped model and the default config are
 #: on normalisation 2; v4 (issue 16, third pass) reads normalisation 3 and becomes the default
 #: together with the move to analysis 2 and the re-ship (decisions 15.13, 16.20)
 DEFAULT_LEXICON_VERSION = "3"
+#: v5 (issue 16, sixth pass, decisions 16.50+) is v4 with *granular* (and *noisy*) grounded in
+#: trough_floor and *agitated* (and *fast*) in onset_rate, the two descriptors normalisation 5
+#: adds; it reads normalisation 5 only (`normalisation_versions` in the file). Not the default.
 
 TRANSFORMS = ("identity", "log", "logit")
 
@@ -538,12 +543,40 @@ def _normalisation_path(who: str, options: dict[str, Any], lexicon: Path) -> Pat
     """
     chosen = _file_or_shipped(who, options, "normalisation", NORMALISATION_FILES)
     if chosen is not None:
+        _check_supported(who, lexicon, chosen)
         return chosen
     version = _lexicon_normalisation_version(lexicon)
     if version not in NORMALISATION_FILES:
         raise DeltaV2AError(f"lexicon {lexicon}: no shipped normalisation version {version!r} "
                             f"(shipped: {', '.join(sorted(NORMALISATION_FILES))})")
+    _check_supported(who, lexicon, NORMALISATION_FILES[version])
     return NORMALISATION_FILES[version]
+
+
+def _check_supported(who: str, lexicon: Path, normalisation: Path) -> None:
+    """A lexicon that lists `normalisation_versions` (v5 on: the normalisations whose
+    descriptors its words are grounded in) refuses any other, in one line; lexicons without
+    the key (v1-v4) read any normalisation that computes their descriptors, as before."""
+    try:
+        key = ("lexsupp", str(lexicon), lexicon.stat().st_mtime_ns, lexicon.stat().st_size)
+    except OSError:
+        return  # the lexicon itself reports the missing file when it is loaded
+    if key not in _CACHE:
+        raw = _read_yaml(lexicon, "lexicon").get("normalisation_versions")
+        if raw is not None and (not isinstance(raw, list) or not raw
+                                or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in raw)):
+            raise DeltaV2AError(f"lexicon {lexicon}: normalisation_versions must be a non-empty list of versions")
+        _CACHE[key] = None if raw is None else tuple(str(v).strip() for v in raw)
+    supported = _CACHE[key]
+    if supported is None:
+        return
+    shipped = {v: k for k, v in NORMALISATION_FILES.items()}
+    version = shipped.get(normalisation)
+    if version is None:
+        version = str(_read_yaml(normalisation, "normalisation file").get("normalisation_version", "")).strip()
+    if version not in supported:
+        raise DeltaV2AError(f"encoder '{who}': lexicon {lexicon.name} reads normalisation "
+                            f"{' or '.join(supported)} only, not normalisation {version or '?'} ({normalisation.name})")
 
 
 def _lexicon_normalisation_version(path: Path) -> str:

@@ -8,7 +8,9 @@ core), analysis 2 (normalisation 3, encoder option `normalisation_version: "3"`;
 1024 instead of 512, ~6.5 ms, > 1,500x real time) and analysis 3 (normalisation 4,
 `normalisation_version: "4"`: analysis 2 with sparser flatness and floor frames and fewer
 passes, ~0.83x its time; decision 15.50). docs/perceptual_encoders.md, "Analysis versions"
-and "Analysis 3", says what differs and how closely they agree.
+and "Analysis 3", says what differs and how closely they agree. Normalisation 5 (lexicon v5,
+issue 16) is analysis 3 plus two descriptors, `quiet_floor` and `onset_rate` (26 in all;
++0.3 ms per 10 s clip; "Normalisation 5" there, decisions 16.50-16.51).
 
 Every descriptor is an absolute property of the one clip, so E(A') - E(A) says what an
 effect changed: a low-pass lowers the bandwidth, centroid and upper band shares; a
@@ -88,7 +90,27 @@ DESCRIPTORS: tuple[str, ...] = (
 #: normalisation version 2 (lexicon v3, issue 16) adds one descriptor of broken continuity;
 #: versions 1 and 2 of the lexicon keep the 23 above, so their vectors stay bit-identical
 DESCRIPTORS_V2: tuple[str, ...] = DESCRIPTORS + ("gap_depth",)
-DESCRIPTOR_SETS: tuple[tuple[str, ...], ...] = (DESCRIPTORS, DESCRIPTORS_V2)
+#: normalisation version 5 (issue 16, decisions 16.50+; analysis 3 only) adds two descriptors
+#: that tell "noise added" from "content moved up" (decision 16.42): `quiet_floor`, how much
+#: higher the spectral floor stands against the frame's level in the quietest frames than in
+#: the loudest (a noise bed does not get quieter with the music; content moved up does), and
+#: `onset_rate`, the note onsets per second, which a speed-up multiplies by its rate and
+#: added noise leaves alone
+DESCRIPTORS_V3: tuple[str, ...] = DESCRIPTORS_V2 + ("quiet_floor", "onset_rate")
+DESCRIPTOR_SETS: tuple[tuple[str, ...], ...] = (DESCRIPTORS, DESCRIPTORS_V2, DESCRIPTORS_V3)
+#: quiet_floor: the quietest and the loudest QUIET_QUARTILE of the spectral floor's frames
+#: (by level), at least QUIET_MIN_FRAMES of them
+QUIET_QUARTILE = 25.0
+QUIET_MIN_FRAMES = 8
+#: onset_rate: a peak of the onset strength (mean positive change of the 24 log band levels)
+#: that is the largest within +-ONSET_SEPARATION_S and exceeds its +-ONSET_CONTEXT_S moving
+#: mean by ONSET_DELTA standard deviations of the clip's onset strength, and by at least
+#: ONSET_MIN_RISE (nats: a 0.65 dB rise averaged over the bands; a steady tone's leakage moves
+#: it by < 0.1; reverberation lowers the rises, so the floor stays well below a real onset's ~1)
+ONSET_SEPARATION_S = 0.07
+ONSET_CONTEXT_S = 0.5
+ONSET_DELTA = 0.5
+ONSET_MIN_RISE = 0.15
 
 _CACHE: dict[str, "np.ndarray"] = {}
 
@@ -797,7 +819,7 @@ def _grid_3(nfft: int, hop: int) -> dict:
 
 
 def _band_dynamics_3(logb: "np.ndarray", hop: int, sr: float, baseline_frames: int,
-                     out: dict[str, float]) -> None:
+                     out: dict[str, float], onsets: bool = False) -> None:
     """_band_dynamics for analysis 3: the same two quantities (echo periodicity, spectral
     persistence) from one float32 FFT call instead of two in float64 (scipy's float64 FFT of
     these ~44 x 864 arrays is ~5x slower than its float32 one here). The onset strength and
@@ -810,6 +832,8 @@ def _band_dynamics_3(logb: "np.ndarray", hop: int, sr: float, baseline_frames: i
 
     rise = np.maximum(np.diff(logb, axis=0), 0.0)
     n = logb.shape[0]
+    if onsets:
+        _onset_rate(rise, hop, sr, out)
     sd = logb.std(axis=0)
     live = sd > 1e-6
     nr, nz = rise.shape[1], int(live.sum())
@@ -848,10 +872,53 @@ def _band_dynamics_3(logb: "np.ndarray", hop: int, sr: float, baseline_frames: i
         out["spectral_persistence"] = float(lag) * hop / sr
 
 
-def _flatness_floor_3(rows: "np.ndarray", c: dict, fs: int, out: dict[str, float]) -> None:
+def _onset_rate(rise: "np.ndarray", hop: int, sr: float, out: dict[str, float]) -> None:
+    """onset_rate (normalisation 5): note onsets per second of the analysed clip. The onset
+    strength is the mean over the 24 bands of the positive change of their log level from
+    frame to frame (the rises echo periodicity reads); an onset is a frame whose strength is
+    the largest within +-ONSET_SEPARATION_S and exceeds its +-ONSET_CONTEXT_S moving mean by
+    ONSET_DELTA standard deviations of the whole clip's strength (and by ONSET_MIN_RISE at
+    least: a steady tone has no onsets). The log levels make it
+    independent of loudness; a speed-up by r puts the same onsets into 1/r of the time."""
+    import numpy as np
+    from scipy.ndimage import maximum_filter1d, uniform_filter1d
+
+    o = rise.mean(axis=1)
+    sd = float(o.std())
+    seconds = (len(o) + 1) * hop / sr
+    if sd <= 1e-9:
+        out["onset_rate"] = 0.0
+        return
+    sep = max(1, int(round(ONSET_SEPARATION_S * sr / hop)))
+    ctx = max(3, 2 * int(round(ONSET_CONTEXT_S * sr / hop)) + 1)
+    peak = o >= maximum_filter1d(o, 2 * sep + 1, mode="nearest")
+    over = o > uniform_filter1d(o, ctx, mode="nearest") + max(ONSET_DELTA * sd, ONSET_MIN_RISE)
+    out["onset_rate"] = float(np.count_nonzero(peak & over)) / seconds
+
+
+def _quiet_floor(floor: "np.ndarray", level: "np.ndarray", out: dict[str, float]) -> None:
+    """quiet_floor (normalisation 5, dB): how much higher the spectral floor (the 5th
+    percentile bin power in 2-20 kHz, per frame) stands against the frame's level in the
+    quietest quarter of the floor's frames than in the loudest quarter (medians of floor/level
+    in dB, their difference). The floor of music follows the music's level (0 dB: the same
+    shape when quiet and loud, however high a speed-up or a brighter mix has lifted it); a
+    noise bed stays when the music gets quieter, so it stands out in the quiet frames."""
+    import numpy as np
+
+    rel = 10.0 * np.log10(floor / np.maximum(level, 1e-30))
+    lo, hi = np.percentile(level, [QUIET_QUARTILE, 100.0 - QUIET_QUARTILE])
+    if hi <= lo * 1.0000001:  # one level throughout (a steady tone or noise): no quiet frames
+        out["quiet_floor"] = 0.0
+        return
+    out["quiet_floor"] = float(np.median(rel[level <= lo]) - np.median(rel[level >= hi]))
+
+
+def _flatness_floor_3(rows: "np.ndarray", c: dict, fs: int, out: dict[str, float],
+                      level: "np.ndarray | None" = None) -> None:
     """Analysis 3's spectral floor and three flatness measures from the sampled frames'
     bin powers `rows` (float32, overwritten: the logs are taken in place); the floor reads
-    every fs-th of them."""
+    every fs-th of them. With `level` (normalisation 5: the power of each of those floor
+    frames), quiet_floor as well."""
     import numpy as np
 
     floor = rows.max(axis=1) * np.float32(1e-12) + np.float32(1e-30)  # 120 dB under the frame's peak
@@ -860,7 +927,10 @@ def _flatness_floor_3(rows: "np.ndarray", c: dict, fs: int, out: dict[str, float
     upper = rows[::fs, c["floor_bins"]]
     k = int(FLOOR_QUANTILE / 100.0 * (upper.shape[1] - 1))
     kth = _kth_smallest(upper, k)
-    out["spectral_floor"] = float(np.median(kth.astype(np.float64) + floor[::fs].astype(np.float64)))
+    per_frame = kth.astype(np.float64) + floor[::fs].astype(np.float64)
+    out["spectral_floor"] = float(np.median(per_frame))
+    if level is not None and len(per_frame) >= QUIET_MIN_FRAMES:
+        _quiet_floor(per_frame, level.astype(np.float64), out)
 
     # per-frame flatness (full band, upper band, mid band), bin 0 (DC) left out
     pa = rows[:, 1:]
@@ -906,8 +976,9 @@ def describe_mono_3(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
         raise ValueError(f"flat_step {flat_step} must divide {FFT_BLOCK_3} and floor_step {floor_step}")
     sr, env_block = SR, ENV_BLOCK
     nan = float("nan")
-    out = {name: nan for name in DESCRIPTORS_V2}
+    out = {name: nan for name in DESCRIPTORS_V3}
     out["stereo_width"] = width
+    extra = "onset_rate" in names  # normalisation 5: quiet_floor and onset_rate as well
     m = np.ascontiguousarray(m, dtype=np.float32)
     n = len(m)
     ms = _dot_ms(m) if ms is None else ms
@@ -977,7 +1048,9 @@ def describe_mono_3(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
     # them, of the spectral floor (every floor_step-th)
     sampled = active[::flat_step]
     if sampled.any():
-        _flatness_floor_3(rows if sampled.all() else rows[sampled], c, max(1, floor_step // flat_step), out)
+        fs = max(1, floor_step // flat_step)
+        level = energy[::flat_step][sampled][::fs] if extra else None  # the floor frames' powers
+        _flatness_floor_3(rows if sampled.all() else rows[sampled], c, fs, out, level)
     else:  # only frames between the sampled ones are active (a lone click): undefined
         out["spectral_floor"] = nan
 
@@ -1019,7 +1092,9 @@ def describe_mono_3(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
 
     # band-wise onset strength, echo periodicity, spectral persistence
     if with_bands:
-        _band_dynamics_3(np.log(bands.astype(np.float64) + top * 1e-8), hop, sr, c["baseline"], out)
+        _band_dynamics_3(np.log(bands.astype(np.float64) + top * 1e-8), hop, sr, c["baseline"], out, extra)
+    elif extra:
+        out["onset_rate"] = 0.0  # under 8 frames (0.2 s): no onset can be told from its context
     return np.array([out[k] for k in names], dtype=np.float64)
 
 
@@ -1055,6 +1130,14 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
     #: analysis 1: 512-sample hop (normalisation versions 1, 2); analysis 2: describe_mono_2
     #: (normalisation version 3); analysis 3: describe_mono_3 (normalisation version 4)
     ANALYSES: ClassVar[tuple[int, ...]] = (1, 2, 3)
+
+    @property
+    def table(self):
+        table = super().table
+        if len(table.names) > len(DESCRIPTORS_V2) and table.analysis != 3:
+            raise DeltaV2AError(f"normalisation file {table.source}: quiet_floor and onset_rate are "
+                                f"computed by audio analysis 3 only, not {table.analysis}")
+        return table
 
     def __init__(self, **options) -> None:
         super().__init__(**options)  # validates against PerceptualOptions
@@ -1140,8 +1223,9 @@ class PerceptualAudioEncoder(PerceptualBase, AudioEncoder):
     def encode_audio(self, clips: Sequence["np.ndarray"], sample_rate: int) -> "np.ndarray":
         """(N, dim) float32: normalised descriptors of each (channels, samples) clip.
 
-        dim is 23 with normalisation version 1 (lexicons v1, v2) and 24 with version 2
-        (lexicon v3, which adds `gap_depth`)."""
+        dim is 23 with normalisation version 1 (lexicons v1, v2), 24 with versions 2-4
+        (lexicon v3 adds `gap_depth`) and 26 with version 5 (lexicon v5: `quiet_floor`,
+        `onset_rate`)."""
         import numpy as np
 
         table = self.table  # validate the data file before any work
