@@ -741,12 +741,7 @@ def test_normalisation_3_is_analysis_2_and_means_what_2_means():
     """normalisation_version 3 selects analysis 2 (same 24 descriptors, hop 1024): its own
     fingerprint, finite vectors for every kind of input, and descriptors that rank effect
     renders as analysis 1 does (Spearman per descriptor over renders of every effect)."""
-    import warnings as _w
-
     from scipy.stats import spearmanr
-
-    from deltav2a.api import registry as plugins
-    from deltav2a.render.chain import AudioChain, ChainSettings, EffectSetting
 
     v2, v3 = PerceptualAudioEncoder(), PerceptualAudioEncoder(normalisation_version="3")
     assert v3.table.analysis == 2 and v3.table.version == "3" and v3.descriptor_names == v2.descriptor_names
@@ -760,20 +755,7 @@ def test_normalisation_3_is_analysis_2_and_means_what_2_means():
     silent = v3.raw_descriptors([np.zeros((2, SR), np.float32)], SR)[0]
     assert np.array_equal(np.isnan(silent), np.isnan(v2.raw_descriptors([np.zeros((2, SR), np.float32)], SR)[0]))
 
-    base = [synthetic_music(0, 4.0), synthetic_music(1, 4.0)]
-    raws: dict[str, list] = {"2": [], "3": []}
-    for x in base:
-        for name in ("lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "playback_rate",
-                     "stutter"):
-            cls = plugins.get("audio_effect", name)
-            for t in (0.2, 0.5, 0.9):
-                chain = AudioChain(ChainSettings([EffectSetting(name, cls.params_at_intensity(t))]), tail="cut")
-                with _w.catch_warnings():
-                    _w.simplefilter("ignore")
-                    y = chain(x, SR)
-                raws["2"].append(v2.raw_descriptors([y], SR)[0])
-                raws["3"].append(v3.raw_descriptors([y], SR)[0])
-    a, b = np.array(raws["2"]), np.array(raws["3"])
+    a, b = _raw_over_effect_renders(v2, v3)
     rho = {n: spearmanr(a[:, j], b[:, j]).statistic for j, n in enumerate(v2.descriptor_names)}
     # echo periodicity loses the 23-46 ms lags (two hops of 23 ms is its shortest lag now),
     # and this synthetic music's 0.5 s beat dominates its autocorrelation; spectral flux
@@ -1029,31 +1011,35 @@ def test_band_dynamics_3_is_band_dynamics():
             assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-6), k
 
 
-def test_normalisation_4_means_what_3_means():
-    """On renders of every effect, analysis 3's raw descriptors rank as analysis 2's
-    (Spearman per descriptor >= 0.98; held-out real clips:
-    benchmarks/results/perceptual_analysis_agreement_3_4.json)."""
-    import warnings as _w
-
-    from scipy.stats import spearmanr
-
+def _raw_over_effect_renders(enc_a, enc_b):
+    """Raw descriptors of two encoders on the same renders: two synthetic grooves x the eight
+    default effects x intensities 0.2 / 0.5 / 0.9 (for comparing one analysis with the next)."""
     from deltav2a.api import registry as plugins
     from deltav2a.render.chain import AudioChain, ChainSettings, EffectSetting
 
-    v3, v4 = PerceptualAudioEncoder(normalisation_version="3"), PerceptualAudioEncoder(normalisation_version="4")
-    raws: dict[str, list] = {"3": [], "4": []}
+    a, b = [], []
     for x in (synthetic_music(0, 4.0), synthetic_music(1, 4.0)):
         for name in ("lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "playback_rate",
                      "stutter"):
             cls = plugins.get("audio_effect", name)
             for t in (0.2, 0.5, 0.9):
                 chain = AudioChain(ChainSettings([EffectSetting(name, cls.params_at_intensity(t))]), tail="cut")
-                with _w.catch_warnings():
-                    _w.simplefilter("ignore")
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
                     y = chain(x, SR)
-                raws["3"].append(v3.raw_descriptors([y], SR)[0])
-                raws["4"].append(v4.raw_descriptors([y], SR)[0])
-    a, b = np.array(raws["3"]), np.array(raws["4"])
+                a.append(enc_a.raw_descriptors([y], SR)[0])
+                b.append(enc_b.raw_descriptors([y], SR)[0])
+    return np.array(a), np.array(b)
+
+
+def test_normalisation_4_means_what_3_means():
+    """On renders of every effect, analysis 3's raw descriptors rank as analysis 2's
+    (Spearman per descriptor >= 0.98; held-out real clips:
+    benchmarks/results/perceptual_analysis_agreement_3_4.json)."""
+    from scipy.stats import spearmanr
+
+    v3, v4 = PerceptualAudioEncoder(normalisation_version="3"), PerceptualAudioEncoder(normalisation_version="4")
+    a, b = _raw_over_effect_renders(v3, v4)
     rho = {n: spearmanr(a[:, j], b[:, j]).statistic for j, n in enumerate(DESCRIPTORS_V2)}
     low = {n: round(r, 4) for n, r in rho.items() if not r >= 0.98}
     assert not low, low

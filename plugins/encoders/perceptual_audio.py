@@ -619,6 +619,37 @@ def downmix_width_2(part: "np.ndarray", with_ms: bool = False) -> tuple:
     return (mono, float(np.clip(1.0 - 0.25 * (ll + 2.0 * lr + rr) / total, 0.0, 1.0))) + extra
 
 
+def _time_descriptors(x: "np.ndarray", frame: int, sr: float, env_block: int, names: Any, out: dict) -> None:
+    """Analyses 2 and 3's time-domain part, written once: crest factor over `frame`-sample frames,
+    the clipping ratio, and the 10 ms envelope's decay / modulation / gap depth (`out` updated)."""
+    import numpy as np
+
+    n = len(x)
+    nfr = n // frame
+    tail = x[nfr * frame:]
+    # the clip's peak from the frame peaks and the tail's (the same value, one pass fewer)
+    pk = max(float(tail.max()), -float(tail.min())) if len(tail) else 0.0
+    if nfr >= 1:
+        fr = x[: nfr * frame].reshape(nfr, frame)
+        rms = np.sqrt(np.einsum("ij,ij->i", fr, fr) / np.float32(frame))
+        peak = np.maximum(fr.max(axis=1), -fr.min(axis=1))
+        pk = max(pk, float(peak.max()))
+        ok = rms > max(float(rms.max()) * 1e-3, 1e-6)
+        if ok.any():
+            out["crest_factor"] = float(np.median(peak[ok] / rms[ok]))
+    if pk > 0:
+        t = np.float32(CLIP_LEVEL * pk)
+        # only frames whose peak reaches t can hold such samples: count there (same count)
+        hot = np.flatnonzero(peak >= t) if nfr >= 1 else np.zeros(0, dtype=np.intp)
+        parts = [tail, x[: nfr * frame] if 2 * len(hot) > nfr else fr[hot]]
+        out["clipping_ratio"] = float(sum(np.count_nonzero(v >= t) + np.count_nonzero(v <= -t)
+                                          for v in parts)) / n
+    nblk = n // env_block
+    seg = x[: nblk * env_block].reshape(nblk, env_block)
+    e = (np.einsum("ij,ij->i", seg, seg) / np.float32(env_block)).astype(np.float64)
+    _envelope_descriptors(e, sr, env_block, names, out)
+
+
 def describe_mono_2(m: "np.ndarray", width: float, names: Sequence[str] = DESCRIPTORS_V2,
                     sample_rate: int = SR) -> "np.ndarray":
     """Analysis 2 (normalisation version 3): describe_mono's descriptors at half the cost.
@@ -741,33 +772,8 @@ def describe_mono_2(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
         if sel.any():
             out["spectral_flux"] = float(np.mean(rise[1:][sel] / norm[1:][sel], dtype=np.float64))
 
-    # time domain: crest factor, clipping
-    x = m[:n]
-    nfr = n // nfft
-    tail = x[nfr * nfft:]
-    # the clip's peak from the frame peaks and the tail's (the same value, one pass fewer)
-    pk = max(float(tail.max()), -float(tail.min())) if len(tail) else 0.0
-    if nfr >= 1:
-        fr = x[: nfr * nfft].reshape(nfr, nfft)
-        rms = np.sqrt(np.einsum("ij,ij->i", fr, fr) / np.float32(nfft))
-        peak = np.maximum(fr.max(axis=1), -fr.min(axis=1))
-        pk = max(pk, float(peak.max()))
-        ok = rms > max(float(rms.max()) * 1e-3, 1e-6)
-        if ok.any():
-            out["crest_factor"] = float(np.median(peak[ok] / rms[ok]))
-    if pk > 0:
-        t = np.float32(CLIP_LEVEL * pk)
-        # only frames whose peak reaches t can hold such samples: count there (same count)
-        hot = np.flatnonzero(peak >= t) if nfr >= 1 else np.zeros(0, dtype=np.intp)
-        parts = [tail, x[: nfr * nfft] if 2 * len(hot) > nfr else fr[hot]]
-        out["clipping_ratio"] = float(sum(np.count_nonzero(v >= t) + np.count_nonzero(v <= -t)
-                                          for v in parts)) / n
-
-    # 10 ms envelope: decay depth, modulation depth, gap depth
-    nblk = n // env_block
-    seg = x[: nblk * env_block].reshape(nblk, env_block)
-    e = (np.einsum("ij,ij->i", seg, seg) / np.float32(env_block)).astype(np.float64)
-    _envelope_descriptors(e, sr, env_block, names, out)
+    # time domain: crest factor, clipping, the 10 ms envelope
+    _time_descriptors(m[:n], nfft, sr, env_block, names, out)
 
     # band-wise onset strength, echo periodicity, spectral persistence (as describe_mono)
     if with_bands:
@@ -1063,32 +1069,8 @@ def describe_mono_3(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
         if sel.any():
             out["spectral_flux"] = float(np.mean(np.maximum(up[sel], 0.0) / norm[1:][sel], dtype=np.float64))
 
-    # time domain: crest factor (46 ms frames), clipping
-    x = m[:n]
-    cf = CREST_FRAME_3
-    nfr = n // cf
-    tail = x[nfr * cf:]
-    pk = max(float(tail.max()), -float(tail.min())) if len(tail) else 0.0
-    if nfr >= 1:
-        fr = x[: nfr * cf].reshape(nfr, cf)
-        rms = np.sqrt(np.einsum("ij,ij->i", fr, fr) / np.float32(cf))
-        peak = np.maximum(fr.max(axis=1), -fr.min(axis=1))
-        pk = max(pk, float(peak.max()))
-        ok = rms > max(float(rms.max()) * 1e-3, 1e-6)
-        if ok.any():
-            out["crest_factor"] = float(np.median(peak[ok] / rms[ok]))
-    if pk > 0:
-        t = np.float32(CLIP_LEVEL * pk)
-        hot = np.flatnonzero(peak >= t) if nfr >= 1 else np.zeros(0, dtype=np.intp)
-        parts = [tail, x[: nfr * cf] if 2 * len(hot) > nfr else fr[hot]]
-        out["clipping_ratio"] = float(sum(np.count_nonzero(v >= t) + np.count_nonzero(v <= -t)
-                                          for v in parts)) / n
-
-    # 10 ms envelope: decay depth, modulation depth, gap depth
-    nblk = n // env_block
-    seg = x[: nblk * env_block].reshape(nblk, env_block)
-    e = (np.einsum("ij,ij->i", seg, seg) / np.float32(env_block)).astype(np.float64)
-    _envelope_descriptors(e, sr, env_block, names, out)
+    # time domain: crest factor (46 ms frames), clipping, the 10 ms envelope
+    _time_descriptors(m[:n], CREST_FRAME_3, sr, env_block, names, out)
 
     # band-wise onset strength, echo periodicity, spectral persistence
     if with_bands:
