@@ -619,6 +619,27 @@ def downmix_width_2(part: "np.ndarray", with_ms: bool = False) -> tuple:
     return (mono, float(np.clip(1.0 - 0.25 * (ll + 2.0 * lr + rr) / total, 0.0, 1.0))) + extra
 
 
+def _spectrum_shape(s: "np.ndarray", c: dict, out: dict) -> None:
+    """Analyses 2 and 3's long-term spectrum descriptors from the mean power spectrum `s`, written
+    once: centroid, roll-off, bandwidth, the zero-crossing rate it implies, the band shares and
+    the pitch register (`out` updated; `c`: the analysis constants)."""
+    import numpy as np
+
+    freqs = c["freqs"]
+    total = float(s.sum())
+    centroid = float((freqs * s).sum() / total)
+    out["spectral_centroid"] = centroid
+    cum = np.cumsum(s) / total
+    out["spectral_rolloff"] = float(freqs[min(int(np.searchsorted(cum, 0.85)), len(freqs) - 1)])
+    out["spectral_bandwidth"] = float(np.sqrt(((freqs - centroid) ** 2 * s).sum() / total))
+    out["zero_crossing_rate"] = 2.0 * float(np.sqrt((freqs * freqs * s).sum() / total))
+    for name, span in c["ms_bands"].items():
+        out[name] = float(s[span].sum() / total)
+    sreg = s[c["reg"]]
+    if float(sreg.sum()) > 0:
+        out["pitch_register"] = float(np.exp((np.log(freqs[c["reg"]]) * sreg).sum() / sreg.sum()))
+
+
 def _time_descriptors(x: "np.ndarray", frame: int, sr: float, env_block: int, names: Any, out: dict) -> None:
     """Analyses 2 and 3's time-domain part, written once: crest factor over `frame`-sample frames,
     the clipping ratio, and the 10 ms envelope's decay / modulation / gap depth (`out` updated)."""
@@ -728,24 +749,12 @@ def describe_mono_2(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
     active = energy > max(top * FRAME_RANGE, SILENCE)
     every = bool(active.all())
     pa = p if every else p[active]
-    freqs = c["freqs"]
     if with_bands:
         bands = bands.astype(np.float64)
 
     # long-term spectrum shape
     s = colsum / nf if every else pa.mean(axis=0, dtype=np.float64)
-    total = float(s.sum())
-    centroid = float((freqs * s).sum() / total)
-    out["spectral_centroid"] = centroid
-    cum = np.cumsum(s) / total
-    out["spectral_rolloff"] = float(freqs[min(int(np.searchsorted(cum, 0.85)), len(freqs) - 1)])
-    out["spectral_bandwidth"] = float(np.sqrt(((freqs - centroid) ** 2 * s).sum() / total))
-    out["zero_crossing_rate"] = 2.0 * float(np.sqrt((freqs * freqs * s).sum() / total))
-    for name, span in c["ms_bands"].items():
-        out[name] = float(s[span].sum() / total)
-    sreg = s[c["reg"]]
-    if float(sreg.sum()) > 0:
-        out["pitch_register"] = float(np.exp((np.log(freqs[c["reg"]]) * sreg).sum() / sreg.sum()))
+    _spectrum_shape(s, c, out)
 
     # per-frame flatness (full band, upper band, mid band); floor 120 dB under each frame's peak
     floor = (pmax if every else pmax[active])[:, None] * np.float32(1e-12) + np.float32(1e-30)
@@ -1033,22 +1042,10 @@ def describe_mono_3(m: "np.ndarray", width: float, names: Sequence[str] = DESCRI
     if top <= SILENCE:
         return np.array([out[k] for k in names], dtype=np.float64)
     active = energy > max(top * FRAME_RANGE, SILENCE)
-    freqs = c["freqs"]
 
     # long-term spectrum shape (all frames)
     s = colsum / nf
-    total = float(s.sum())
-    centroid = float((freqs * s).sum() / total)
-    out["spectral_centroid"] = centroid
-    cum = np.cumsum(s) / total
-    out["spectral_rolloff"] = float(freqs[min(int(np.searchsorted(cum, 0.85)), len(freqs) - 1)])
-    out["spectral_bandwidth"] = float(np.sqrt(((freqs - centroid) ** 2 * s).sum() / total))
-    out["zero_crossing_rate"] = 2.0 * float(np.sqrt((freqs * freqs * s).sum() / total))
-    for name, span in c["ms_bands"].items():
-        out[name] = float(s[span].sum() / total)
-    sreg = s[c["reg"]]
-    if float(sreg.sum()) > 0:
-        out["pitch_register"] = float(np.exp((np.log(freqs[c["reg"]]) * sreg).sum() / sreg.sum()))
+    _spectrum_shape(s, c, out)
 
     # the frames of the flatness (the active ones among every flat_step-th) and, among
     # them, of the spectral floor (every floor_step-th)
