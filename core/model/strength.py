@@ -6,7 +6,7 @@ edit from a strong one. Strength is a second reading of the same norm, fitted to
 proportional to the edit's *known* size:
 
 * image side: the configured image effects at known intensities (0.1 .. 1.0) over reference
-  photos, isotonic regression ||d|| -> intensity (`fit_image_strength`, stored with the
+  photos, isotonic regression ||d|| -> intensity (`StrengthMap.fit` on `image_edit_samples`, stored with the
   model's calibration);
 * audio side: the database records, whose known size is `chain_strength` (how far the
   chain's active parameters are from bypass, rescaled so the sampling floor is 0), stored
@@ -503,7 +503,7 @@ class DirectionalStrength:
 def image_edit_samples(encoder: Any, images: Sequence[Any], effects: Sequence[Any], seed: int = 0,
                        intensities: Sequence[float] = IMAGE_INTENSITIES) -> dict:
     """Every image x effect x intensity: {"delta": (N, D) E(x') - E(x), "effect": (N,) index into
-    `effects`, "intensity": (N,)} (the edits `fit_image_strength` fits on)."""
+    `effects`, "intensity": (N,)} (the edits the image strength maps are fitted on)."""
     import numpy as np
 
     deltas, ids, ints = [], [], []
@@ -517,24 +517,6 @@ def image_edit_samples(encoder: Any, images: Sequence[Any], effects: Sequence[An
     if not deltas:
         raise DeltaV2AError("no images to fit the image strength map on")
     return {"delta": np.concatenate(deltas), "effect": np.asarray(ids), "intensity": np.asarray(ints)}
-
-
-def fit_image_strength(encoder: Any, images: Sequence[Any], effects: Sequence[Any], seed: int = 0,
-                       intensities: Sequence[float] = IMAGE_INTENSITIES) -> tuple[StrengthMap, dict]:
-    """The image-side map from every image x effect x intensity (PIL images, effect objects)."""
-    import numpy as np
-
-    norms, ints = [], []
-    for i, img in enumerate(images):
-        e0 = np.asarray(encoder.encode_images([img])[0], dtype=np.float64)
-        edited = [fx.apply(img, float(t), seed=seed + i) for fx in effects for t in intensities]
-        e1 = np.asarray(encoder.encode_images(edited), dtype=np.float64)
-        norms.extend(np.linalg.norm(e1 - e0[None, :], axis=1))
-        ints.extend([float(t) for _ in effects for t in intensities])
-    if not norms:
-        raise DeltaV2AError("no images to fit the image strength map on")
-    smap = StrengthMap.fit(norms, ints)
-    return smap, fit_report(smap, norms, ints)
 
 
 def fit_report(smap: StrengthMap, norms: Any, intensities: Any) -> dict:
