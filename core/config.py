@@ -238,7 +238,7 @@ class InferenceConfig(_Section):
     scale_by_confidence: bool = Field(
         True, description="move predicted parameters toward bypass by the norm confidence c, so an "
         "image that barely changed leaves the audio almost untouched (not in the notes)")
-    strength_match: Literal["off", "chain", "params", "nested", "matched", "nested_matched"] = Field(
+    strength_match: Literal["off", "chain", "params", "nested", "matched", "nested_matched", "locked"] = Field(
         "off", description="chain: the controller answers for the edit's direction (the uncalibrated "
         "label) at reference_strength, which fixes the effect set and each effect's parameter direction; "
         "the image strength then sets how far each effect moves from bypass (its chain strength, "
@@ -250,7 +250,10 @@ class InferenceConfig(_Section):
         "an effect a gentler one had; parameters as off (decision 9.40). matched: set and parameter "
         "directions as off, each effect moved along its ray from bypass to the image strength "
         "(match_strength), so within one set a stronger edit always moves further; nested_matched: "
-        "the set as nested, the parameters as matched (decision 9.70)")
+        "the set as nested, the parameters as matched (decision 9.70). locked: the set is the controller's "
+        "vote for the edit's direction at lock_strength (one set for every size of one edit), the "
+        "parameters are off's own answer at the image strength, so the strength moves only the "
+        "parameters (decision 9.120)")
     match_floor: Annotated[float, Field(ge=0, lt=1)] | Literal["auto"] | None = Field(
         None, description="in a transfer, the mean normalised distance from bypass that image "
         "strength 0 is matched to under strength_match chain / params / matched / nested_matched "
@@ -262,6 +265,8 @@ class InferenceConfig(_Section):
         "(decision 9.71)")
     reference_strength: float = Field(0.5, ge=0, le=1, description="strength input the controller is asked "
                                       "at under strength_match (0.5: the training database's median)")
+    lock_strength: float = Field(0.5, ge=0, le=1, description="strength input the effect set is voted at "
+                                 "under strength_match: locked (decision 9.120)")
     nested_step: float = Field(0.1, gt=0, le=1, description="spacing of the gentler strengths the controller "
                                "is asked at under strength_match: nested (decision 9.40)")
     image_strength: Literal["pooled", "by_direction"] = Field(

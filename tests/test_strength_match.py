@@ -358,3 +358,100 @@ def test_match_floor_moves_transfers_only():
         return float(np.abs(np.asarray(u, np.float64) - bypass)[np.asarray(act)[owner]].sum())
 
     assert moved(res[0.0].plan) < moved(res[None].plan)
+
+
+def test_locked_mode_keeps_one_set_for_every_size_and_takes_off_parameters():
+    """`strength_match: locked` (9.120) on the shipped k-NN: for one edit direction at growing
+    strengths the own vote (`off`) switches the rendered set; `locked` renders one set at every
+    strength, the vote for the direction at `lock_strength` (another lock strength gives another
+    vote), and its parameters are exactly `off`'s, so the strength moves only the parameters."""
+    from deltav2a.api.registry import get
+    from deltav2a.media.examples import groove, landscape_image
+    from deltav2a.model.plan import select_active
+    from deltav2a.model.strength import controller_prediction
+    from deltav2a.transfer.pipeline import TransferModel
+
+    tm = TransferModel()
+    assert tm.cfg.inference.strength_match == "off"  # an option, not the default (9.120)
+    sr = tm.cfg.audio.sample_rate
+    emb = np.repeat(tm.audio_embedding(groove(seconds=3.0, sample_rate=sr, seed=2), sr).reshape(1, -1), 11, axis=0)
+    photo = landscape_image(seed=1)
+    label = tm.read_edit([photo], [get("image_effect", "add_noise")().apply(photo, 0.9, seed=0)])[0]
+    style = np.repeat(label.label[None, :], 11, axis=0)
+    direction = np.repeat(label.direction_label[None, :], 11, axis=0)
+    strength = np.linspace(0.0, 1.0, 11)
+    got = {}
+    for mode in ("off", "locked"):
+        tm.cfg.inference.strength_match = mode
+        got[mode] = controller_prediction(tm.cfg, tm.controller, style, emb, strength, direction=direction)
+    sets = {m: [tuple(np.flatnonzero(r)) for r in select_active(got[m].activity, tm.thresholds(), tm.layout,
+                                                                  max_active=tm.max_active)] for m in got}
+    assert len(set(sets["off"])) > 1, sets["off"]  # the case is one where the own vote switches the set
+    assert len(set(sets["locked"])) == 1 and len(sets["locked"][0]) >= 1, sets["locked"]
+    np.testing.assert_array_equal(got["locked"].params, got["off"].params)
+    ref = tm.controller.predict(direction, emb, tm.cfg.inference.lock_strength)
+    np.testing.assert_array_equal(got["locked"].activity, ref.activity)
+    tm.cfg.inference.strength_match = "locked"
+    votes = set()
+    for lock in (0.0, 0.5, 1.0):
+        tm.cfg.inference.lock_strength = lock
+        votes.add(controller_prediction(tm.cfg, tm.controller, style, emb, strength,
+                                        direction=direction).activity.tobytes())
+    assert len(votes) > 1  # the lock strength is what the set is voted at
+
+
+def test_locked_transfer_renders_one_set_and_grows_with_the_edit():
+    """A real series of one image edit at intensities 0.1 ... 0.9 through `transfer`: `off`
+    switches the rendered set between the sizes, `locked` keeps one set, the sidecar says so,
+    and the 0.9 edit changes the clip more than the 0.3 one."""
+    from deltav2a.api.registry import get
+    from deltav2a.experiment.quality import logmel_distance
+    from deltav2a.media.examples import groove, landscape_image
+    from deltav2a.style.encoding import model_config
+    from deltav2a.transfer.pipeline import DEFAULT_MODEL, TransferModel
+
+    cfg = model_config(DEFAULT_MODEL)
+    cfg.effects.tail = "cut"
+    tm = TransferModel(DEFAULT_MODEL, config=cfg)
+    sr = tm.cfg.audio.sample_rate
+    x = groove(seconds=3.0, sample_rate=sr, seed=2)
+    emb = tm.audio_embedding(x, sr)
+    photo = landscape_image(seed=1)
+    fx = get("image_effect", "adaptive_sharpen")()  # off: high-pass, + delay at 0.5 only
+    after = {t: fx.apply(photo, t, seed=0) for t in TARGETS}
+    res = {}
+    for mode in ("off", "locked"):
+        tm.cfg.inference.strength_match = mode
+        res[mode] = {t: tm.transfer(photo, a, x, sr, audio_emb=emb) for t, a in after.items()}
+    assert len({tuple(r.plan.effects) for r in res["off"].values()}) > 1
+    assert len({tuple(r.plan.effects) for r in res["locked"].values()}) == 1
+    assert res["locked"][0.9].sidecar["controller"]["strength_match"] == "locked"
+    d = {t: logmel_distance(x, r.audio[:, : x.shape[1]], sr) for t, r in res["locked"].items()}
+    assert d[0.9] > d[0.3], d
+
+
+@pytest.mark.parametrize("inference, word", [({"strength_match": "lock"}, "strength_match"),
+                                             ({"strength_match": "locked", "lock_strength": 1.5}, "lock_strength")])
+def test_a_bad_lock_setting_is_a_one_line_error(tmp_path, inference, word):
+    """A model whose config names an unknown mode or a lock strength outside [0, 1]: exit 2 with
+    one line naming the field."""
+    import shutil
+
+    import yaml
+    from conftest import run_cli
+
+    from deltav2a.media.examples import groove, landscape_image
+    from deltav2a.media.io import save_audio
+    from deltav2a.transfer.pipeline import DEFAULT_MODEL
+
+    m = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL, m)
+    snap = yaml.safe_load((m / "config.yaml").read_text())
+    snap["inference"].update(inference)
+    (m / "config.yaml").write_text(yaml.safe_dump(snap, sort_keys=False))
+    landscape_image(128, 96, seed=0).save(tmp_path / "a.png")
+    save_audio(groove(seconds=2.0, sample_rate=48000, seed=0), 48000, tmp_path / "x.wav")
+    res = run_cli("transfer", "--image", str(tmp_path / "a.png"), "--image-effect", "add_noise:0.5",
+                  "--audio", str(tmp_path / "x.wav"), "-m", str(m), "-o", str(tmp_path / "y.wav"))
+    assert res.returncode == 2, res.stderr
+    assert word in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
