@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rebuild the shipped default model (core/models/default) from ../shared/data:
-# perceptual encoders, v3, the k-NN controller (best on held-out transfer quality; MLP and AR are
-# trained beside it for the report), tuned thresholds, strength maps,
-# calibration. Deterministic for the config's seed on CPU.
+# perceptual encoders (lexicon v4, audio normalisation 4; decision 16.64), the k-NN controller
+# (best on held-out transfer quality; MLP and AR are trained beside it for the report), tuned
+# thresholds, strength maps, calibration. Deterministic for the config's seed on CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -387,8 +387,10 @@ def test_model_directory_cannot_enable_unsafe_loading(work):
 
 def test_model_metadata_is_checked_before_allocation(work):
     model = _model_copy(work)
-    # an MLP whose config asks for 3 x 100,000 hidden units (the shipped model is k-NN: say mlp)
-    _rewrite_meta(model, lambda m: (m.update(controller="mlp"), m["config"]["mlp"].update(hidden_dims=[100_000] * 3)))
+    # an MLP whose config asks for 3 x 100,000 hidden units (the shipped model is k-NN: say mlp;
+    # its controller.json has the name/options form since decision 16.64)
+    _rewrite_meta(model, lambda m: (m.update(controller="mlp"),
+                                    m.update(config={"name": "mlp", "options": {"hidden_dims": [100_000] * 3}})))
     res, rss = peak_rss_mb("transfer", "--image", str(work / "cover.png"), "--edited", str(work / "edited.png"),
                            "--audio", str(work / "clip.wav"), "-o", str(work / "out.wav"), "-m", str(model))
     one_line_error(res, 2, "parameters")

@@ -109,7 +109,12 @@ def test_round_trip_and_bad_stored_data_refused(fitted):
         fitted["ds"].weights(np.ones((1, fitted["ds"].dim + 1)))
 
 
+_DROP = object()
+
+
 def _model_copy(tmp_path, by_effect=None, **inference):
+    """A copy of the shipped model with `inference` settings; `by_effect` replaces its
+    per-effect image strength maps (`_DROP` removes them, as in models built before them)."""
     from deltav2a.transfer.pipeline import DEFAULT_MODEL
 
     m = tmp_path / "model"
@@ -119,16 +124,22 @@ def _model_copy(tmp_path, by_effect=None, **inference):
     (m / "config.yaml").write_text(yaml.safe_dump(snap, sort_keys=False))
     if by_effect is not None:
         meta = json.loads((m / "controller.json").read_text())
-        meta["calibration"]["strength"]["image_by_effect"] = by_effect
+        strength = meta["calibration"]["strength"]
+        if by_effect is _DROP:
+            strength.pop("image_by_effect", None)
+            strength.pop("image_by_effect_fit", None)
+        else:
+            strength["image_by_effect"] = by_effect
         (m / "controller.json").write_text(json.dumps(meta))
     return m
 
 
 def test_by_direction_on_a_model_without_the_maps_is_a_one_line_error(tmp_path):
-    """The shipped model has no per-effect maps: pooled still loads, by_direction is refused."""
+    """A model without per-effect maps (built before them; the model shipped until decision
+    16.64): pooled still loads, by_direction is refused."""
     from deltav2a.media.examples import landscape_image
 
-    m = _model_copy(tmp_path, image_strength="by_direction")
+    m = _model_copy(tmp_path, _DROP, image_strength="by_direction")
     landscape_image(128, 96, seed=0).save(tmp_path / "a.png")
     from deltav2a.media.examples import groove
     from deltav2a.media.io import save_audio

@@ -342,9 +342,10 @@ def test_lexicon_versions_stay_loadable():
         for cls in (PerceptualImageEncoder, PerceptualAudioEncoder):
             assert cls(lexicon_version=version).lexicon.version == version
     assert lx.LEXICON_FILES[lx.DEFAULT_LEXICON_VERSION] == lx.LEXICON_FILE
-    # v3 stays the default while the default config is on normalisation 2; v4 reads
-    # normalisation 3 and becomes the default with the move to it (decision 16.20); v5, the
-    # newest, reads normalisation 5 only (decisions 16.50+) and is not the default either
+    # v3 stays the encoders' default (what a config naming no lexicon gets); the default
+    # config and the shipped model pin v4 with audio normalisation 4 explicitly (decision
+    # 16.64; v4 alone names normalisation 3); v5, the newest, reads normalisation 5 only
+    # (decisions 16.50+) and is not the default either
     assert lx.DEFAULT_LEXICON_VERSION == "3" and max(lx.LEXICON_FILES, key=int) == "5"
     v1 = {"image": "perceptual-image/1/b2ce78f3009c4b2f", "audio": "perceptual-audio/1/01222d581fae7c39"}
     assert PerceptualImageEncoder(lexicon_version="1").fingerprint() == v1["image"]
@@ -352,12 +353,15 @@ def test_lexicon_versions_stay_loadable():
     v2 = {"image": "perceptual-image/1/cc6da16ebdecd4e1", "audio": "perceptual-audio/1/7093353b5f3b72f3"}
     assert PerceptualImageEncoder(lexicon_version="2").fingerprint() == v2["image"]
     assert PerceptualAudioEncoder(lexicon_version="2").fingerprint() == v2["audio"]
-    # the shipped model runs with the lexicon its config names (v2 until it is re-shipped)
+    # the shipped model runs with the lexicon (and normalisation) its config names: since
+    # decision 16.64 lexicon v4 on both encoders, audio normalisation 4
     model = ROOT / "core" / "models" / "default"
     meta = json.loads((model / "controller.json").read_text())
     cfg = yaml.safe_load((model / "config.yaml").read_text())
     for m, cls in (("image", PerceptualImageEncoder), ("audio", PerceptualAudioEncoder)):
         assert cls(**cfg["encoders"][m].get("options", {})).fingerprint() == meta["encoders"][m]["fingerprint"]
+    assert meta["encoders"]["image"]["fingerprint"] == "perceptual-image/3/eb8896c785910480"
+    assert meta["encoders"]["audio"]["fingerprint"] == "perceptual-audio/4/f807bbd8ad0cd612"
     # the default (newest, v3) is a new encoder: normalisation version 2, 24 audio descriptors
     assert PerceptualImageEncoder().fingerprint().startswith("perceptual-image/2/")
     assert PerceptualAudioEncoder().fingerprint().startswith("perceptual-audio/2/")

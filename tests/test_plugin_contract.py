@@ -104,10 +104,11 @@ def test_stored_controller_config_picks_the_trained_controller():
 
 def test_old_set_key_and_old_files_still_load(tmp_path):
     assert load_config_with(QUICK, ["controller.kind=knn"]).controller.name == "knn"
-    # the shipped model directory was written before issue 12 (kind/mlp/ar/knn sections)
-    shipped = ROOT / "core" / "models" / "default"
-    assert "kind:" in (shipped / "config.yaml").read_text()
-    assert load_config(shipped / "config.yaml").controller.name == "mlp"
+    # the model directory shipped until decision 16.64 was written before issue 12
+    # (kind/mlp/ar/knn sections); its config.yaml is kept as a fixture
+    old_model = ROOT / "tests" / "data" / "model_config_pre_issue12.yaml"
+    assert "kind: mlp" in old_model.read_text()
+    assert load_config(old_model).controller.name == "mlp"
     old = tmp_path / "old.yaml"
     old.write_text("controller:\n  kind: ar\n  ar: {max_steps: 4}\n")
     res = run_cli("config", "show", "-c", str(old), "--set", "controller.options.hidden_dim=64")

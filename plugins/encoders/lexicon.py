@@ -62,9 +62,9 @@ LEXICON_FILE = DATA_DIR / "perceptual_lexicon.yaml"
 LEXICON_FILES = {"1": DATA_DIR / "perceptual_lexicon_v1.yaml", "2": DATA_DIR / "perceptual_lexicon_v2.yaml",
                  "3": LEXICON_FILE, "4": DATA_DIR / "perceptual_lexicon_v4.yaml",
                  "5": DATA_DIR / "perceptual_lexicon_v5.yaml"}
-#: the default stays v3 (normalisation 2) while the shipped model and the default config are
-#: on normalisation 2; v4 (issue 16, third pass) reads normalisation 3 and becomes the default
-#: together with the move to analysis 2 and the re-ship (decisions 15.13, 16.20)
+#: the encoders' default stays v3 (normalisation 2), so configs and models that name no lexicon
+#: keep their meaning; the shipped model and the default config pin v4 (issue 16, third pass)
+#: with audio normalisation 4 explicitly (decision 16.64: v4 alone names normalisation 3)
 DEFAULT_LEXICON_VERSION = "3"
 #: v5 (issue 16, sixth pass, decisions 16.50+) is v4 with *granular* (and *noisy*) grounded in
 #: trough_floor and *agitated* (and *fast*) in onset_rate, the two descriptors normalisation 5
