@@ -1043,3 +1043,19 @@ def test_normalisation_4_means_what_3_means():
     rho = {n: spearmanr(a[:, j], b[:, j]).statistic for j, n in enumerate(DESCRIPTORS_V2)}
     low = {n: round(r, 4) for n, r in rho.items() if not r >= 0.98}
     assert not low, low
+
+
+def test_lexicon_digest_is_memoised_and_unchanged():
+    """Decision 15.61: the digest is computed once per loaded lexicon, with the same value as
+    hashing its fields; a copy with other directions gets its own digest."""
+    import dataclasses
+
+    lex = PerceptualAudioEncoder().lexicon
+    expected = lx._digest({"version": lex.version, "descriptors": list(lex.descriptor_names),
+                           "directions": {w: [round(x, 9) for x in v] for w, v in sorted(lex.directions.items())},
+                           "neutral": sorted(lex.neutral)})
+    assert lex.digest() == expected
+    assert lex.__dict__["_digest_memo"] == expected and lex.digest() == expected
+    word = sorted(lex.directions)[0]
+    other = dataclasses.replace(lex, directions={**lex.directions, word: tuple(-x for x in lex.directions[word])})
+    assert other.digest() != expected and lex.digest() == expected

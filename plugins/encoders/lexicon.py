@@ -278,10 +278,16 @@ class Lexicon:
     source: Path
 
     def digest(self) -> str:
-        return _digest({"version": self.version, "descriptors": list(self.descriptor_names),
-                        "directions": {w: [round(x, 9) for x in v]
-                                       for w, v in sorted(self.directions.items())},
-                        "neutral": sorted(self.neutral)})
+        # memoised: a lexicon is never changed after loading, and hashing its few thousand
+        # rounded directions took ~3 ms, paid twice by every build-db plan (decision 15.61)
+        memo = self.__dict__.get("_digest_memo")
+        if memo is None:
+            memo = _digest({"version": self.version, "descriptors": list(self.descriptor_names),
+                            "directions": {w: [round(x, 9) for x in v]
+                                           for w, v in sorted(self.directions.items())},
+                            "neutral": sorted(self.neutral)})
+            object.__setattr__(self, "_digest_memo", memo)  # frozen dataclass: not a field
+        return memo
 
     @property
     def words(self) -> list[str]:
