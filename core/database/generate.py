@@ -124,6 +124,7 @@ class ClipWorker:
         from ..model.layout import ParamLayout
         from .sampling import AugmentationSampler
 
+        _steady_malloc()
         self.spec = spec
         self.cfg = Config.model_validate(spec.config)
         self.encoder = load_encoder(self.cfg.encoders.audio, "audio")
@@ -252,6 +253,39 @@ class ClipWorker:
 
 
 _WORKER: ClipWorker | None = None
+
+#: glibc's own ceiling for its dynamic mmap threshold (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit)
+#: and the trim threshold it pairs with it (twice the mmap threshold)
+MALLOC_MMAP_THRESHOLD = 32 << 20
+MALLOC_TRIM_THRESHOLD = 64 << 20
+
+
+def _steady_malloc() -> bool:
+    """Keep a build worker's large arrays in the heap (glibc only; True if set).
+
+    A record allocates and frees a few tens of MB (the clip's copies inside Pedalboard, A',
+    the encoder's frames): in a fresh process glibc maps the large blocks with mmap or trims
+    the heap top after each record, and the pages are faulted in again for the next one.
+    Measured (1 worker, 44.1 kHz, normalisation 4, 16 clips x 40): 400-1,100 page faults and
+    1-4 ms of system CPU time per record, all through the build (decision 15.63); with the
+    thresholds below ~15-50 faults. The values are the ceiling glibc's own dynamic threshold
+    reaches anyway after freeing a 32 MB block, so this only takes it there at once (which
+    fixes the thresholds for the rest of the process: up to 64 MB of freed heap is kept for
+    reuse instead of being returned). Records are unchanged: where an array lives does not
+    change a value (tested, bit for bit). A user's own MALLOC_*_ environment settings win.
+    """
+    if not sys.platform.startswith("linux") or any(
+            k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # glibc; musl's mallopt is a stub
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return False
+    return bool(mallopt(-3, MALLOC_MMAP_THRESHOLD) and mallopt(-1, MALLOC_TRIM_THRESHOLD))  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
 
 
 def _die_with(parent_pid: int) -> None:
