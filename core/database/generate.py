@@ -286,7 +286,8 @@ def _steady_malloc() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # pragma: no cover - not glibc
         return False
-    return bool(mallopt(-3, MALLOC_MMAP_THRESHOLD) and mallopt(-1, MALLOC_TRIM_THRESHOLD))  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    # -3: M_MMAP_THRESHOLD, -1: M_TRIM_THRESHOLD (malloc.h)
+    return bool(mallopt(-3, MALLOC_MMAP_THRESHOLD) and mallopt(-1, MALLOC_TRIM_THRESHOLD))
 
 
 def _die_with(parent_pid: int) -> None:
