@@ -26,7 +26,8 @@ checkout's `core/` and `plugins/`), e.g. for commit C:
 Run:  .venv/bin/python benchmarks/bench_database_paired.py --base /tmp/base/path [--rounds 8] [--core 1]
       [--rate 44100] [--normalisation 3] [--out results/database_paired.json]
 
-`--rate 48000 --normalisation 2` measures the default configuration instead.
+`--rate 48000 --normalisation 2` measures the default configuration instead. `--base git:C`
+does the unpacking above itself (into a temporary folder), e.g. `--base git:e33d894`.
 
 Two normalisations of this tree against each other (decision 15.52): `--base self` runs both
 workers on this checkout, and `--base-normalisation 3 --normalisation 4` gives the base
@@ -41,6 +42,7 @@ seconds apart) are the load-robust numbers:
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -103,12 +105,30 @@ def worker() -> None:
     shutil.rmtree(tmp, ignore_errors=True)  # fresh workers would leave one folder per round
 
 
+def _unpack_commit(commit: str) -> Path:
+    """`git archive COMMIT` of this repository into a temporary folder laid out as --base wants."""
+    root = Path(tempfile.mkdtemp(prefix="paired-base-"))
+    atexit.register(shutil.rmtree, root, True)
+    src, path = root / "src", root / "path"
+    src.mkdir()
+    path.mkdir()
+    archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", commit], capture_output=True)
+    if archive.returncode != 0:
+        print(f"error: git archive {commit}: {archive.stderr.decode(errors='replace').strip()}", file=sys.stderr)
+        sys.exit(2)
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
+    (path / "deltav2a").symlink_to(src / "core")
+    (path / "deltav2a_plugins").symlink_to(src / "plugins")
+    return path
+
+
 def main() -> None:
     import numpy as np
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", required=True, type=Path, help="folder with the base checkout's deltav2a, "
-                    "deltav2a_plugins, or 'self' (this tree, with --base-normalisation)")
+                    "deltav2a_plugins, 'git:COMMIT' (that commit of this repository, unpacked to a "
+                    "temporary folder), or 'self' (this tree, with --base-normalisation)")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--core", type=int, default=1, help="the CPU both workers are pinned to")
     ap.add_argument("--rate", type=int, choices=(44100, 48000), default=SAMPLE_RATE, help="audio.sample_rate")
@@ -122,6 +142,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "database_paired.json")
     args = ap.parse_args()
     self_base = str(args.base) == "self"
+    if str(args.base).startswith("git:"):
+        args.base = _unpack_commit(str(args.base)[4:])
     base_norm = args.base_normalisation or args.normalisation
     if self_base and base_norm == args.normalisation:
         print("error: --base self compares two normalisations: give --base-normalisation", file=sys.stderr)

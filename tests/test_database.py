@@ -244,6 +244,29 @@ def test_math_threads_are_limited_in_the_build_and_records_do_not_change(built, 
     assert table_of(tmp_path / "free").equals(table_of(db_dir))
 
 
+def test_steady_malloc_changes_no_record(built, tmp_path):
+    """Decision 15.63: a build worker fixes glibc's malloc thresholds (no page faults per
+    record). The same build in a process left with glibc's small fresh-process thresholds
+    (set through its environment, which `_steady_malloc` then leaves alone) writes the same
+    records, byte for byte."""
+    from deltav2a.database import generate
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc malloc tuning is Linux-only")
+    splits, db_dir, _ = built
+    assert generate._steady_malloc() is True
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072",
+               DELTAV2A_HOME=str(tmp_path / "home"))
+    code = ("import sys; from pathlib import Path; from deltav2a.config import Config; "
+            "from deltav2a.database import build_database; from deltav2a.database import generate as g; "
+            "assert g._steady_malloc() is False; "
+            f"build_database(Config(), {str(splits)!r}, {str(tmp_path / 'small')!r}, augmentations={N_AUG}, "
+            "workers=1, progress=False)")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert table_of(tmp_path / "small").equals(table_of(db_dir))
+
+
 def test_rerun_is_a_no_op_and_other_settings_are_refused(built, tmp_path):
     import shutil
 

@@ -1047,3 +1047,44 @@ def test_normalisation_4_means_what_3_means():
     rho = {n: spearmanr(a[:, j], b[:, j]).statistic for j, n in enumerate(DESCRIPTORS_V2)}
     low = {n: round(r, 4) for n, r in rho.items() if not r >= 0.98}
     assert not low, low
+
+
+def test_lexicon_digest_is_memoised_and_unchanged():
+    """Decision 15.61: the digest is computed once per loaded lexicon, with the same value as
+    hashing its fields; a copy with other directions gets its own digest."""
+    import dataclasses
+
+    lex = PerceptualAudioEncoder().lexicon
+    expected = lx._digest({"version": lex.version, "descriptors": list(lex.descriptor_names),
+                           "directions": {w: [round(x, 9) for x in v] for w, v in sorted(lex.directions.items())},
+                           "neutral": sorted(lex.neutral)})
+    assert lex.digest() == expected
+    assert lex.__dict__["_digest_memo"] == expected and lex.digest() == expected
+    word = sorted(lex.directions)[0]
+    other = dataclasses.replace(lex, directions={**lex.directions, word: tuple(-x for x in lex.directions[word])})
+    assert other.digest() != expected and lex.digest() == expected
+
+
+@pytest.mark.parametrize("version", ["1", "2", "3", "4", "5"])
+def test_normalise_row_by_row_matches_the_column_formula(version):
+    """Decision 15.62: `transformed` row by row on Python floats and the memoised centre / scale
+    arrays give the bytes of the per-column formula, NaN and 0 / negative raw values included."""
+    table = PerceptualAudioEncoder(normalisation_version=version).table
+    D = len(table.descriptors)
+    rng = np.random.default_rng(int(version))
+    for N in (0, 1, 5):
+        raw = rng.standard_normal((N, D)) * 10 ** rng.uniform(-6, 3, (N, D))
+        if N:
+            raw[rng.random((N, D)) < 0.2] = np.nan
+            raw[0, 0], raw[-1, -1] = 0.0, -5.0
+        t = np.empty_like(raw)
+        for j, d in enumerate(table.descriptors):
+            t[:, j] = [d.apply(float(v)) for v in raw[:, j]]
+        assert np.array_equal(table.transformed(raw), t, equal_nan=True)
+        centre = np.array([d.centre for d in table.descriptors])
+        scale = np.array([d.scale for d in table.descriptors])
+        z = table.squash * np.tanh((t - centre) / scale / table.squash)
+        want = (np.where(np.isnan(z), 0.0, z) * table.output_scale).astype(np.float32)
+        got = table.normalise(raw)
+        assert got.dtype == np.float32 and got.tobytes() == want.tobytes()
+    assert table.names == tuple(d.name for d in table.descriptors)

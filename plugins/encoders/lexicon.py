@@ -139,7 +139,24 @@ class NormalisationTable:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(d.name for d in self.descriptors)
+        # memoised, like the centre and scale arrays below: every encode asks ~7 times
+        # (decision 15.62); a table is never changed after loading
+        memo = self.__dict__.get("_names_memo")
+        if memo is None:
+            memo = tuple(d.name for d in self.descriptors)
+            object.__setattr__(self, "_names_memo", memo)  # frozen dataclass: not a field
+        return memo
+
+    def _centre_scale(self) -> tuple["np.ndarray", "np.ndarray"]:
+        memo = self.__dict__.get("_centre_scale_memo")
+        if memo is None:
+            import numpy as np
+
+            memo = (np.array([d.centre for d in self.descriptors]), np.array([d.scale for d in self.descriptors]))
+            for a in memo:
+                a.flags.writeable = False
+            object.__setattr__(self, "_centre_scale_memo", memo)
+        return memo
 
     def digest(self) -> str:
         doc = {"version": self.version, "squash": self.squash,
@@ -153,8 +170,12 @@ class NormalisationTable:
         import numpy as np
 
         raw = np.asarray(raw, dtype=np.float64)
+        descriptors = self.descriptors
+        if raw.ndim == 2 and raw.shape[1] == len(descriptors):  # row by row, Python floats
+            rows = [[d.apply(v) for d, v in zip(descriptors, row)] for row in raw.tolist()]
+            return np.array(rows, dtype=np.float64).reshape(raw.shape)
         out = np.empty_like(raw)
-        for j, d in enumerate(self.descriptors):
+        for j, d in enumerate(descriptors):
             out[:, j] = [d.apply(float(v)) for v in raw[:, j]]
         return out
 
@@ -170,8 +191,7 @@ class NormalisationTable:
         import numpy as np
 
         t = self.transformed(raw)
-        centre = np.array([d.centre for d in self.descriptors])
-        scale = np.array([d.scale for d in self.descriptors])
+        centre, scale = self._centre_scale()
         z = (t - centre) / scale
         z = self.squash * np.tanh(z / self.squash)
         z = np.where(np.isnan(z), 0.0, z) * self.output_scale
@@ -278,10 +298,16 @@ class Lexicon:
     source: Path
 
     def digest(self) -> str:
-        return _digest({"version": self.version, "descriptors": list(self.descriptor_names),
-                        "directions": {w: [round(x, 9) for x in v]
-                                       for w, v in sorted(self.directions.items())},
-                        "neutral": sorted(self.neutral)})
+        # memoised: a lexicon is never changed after loading, and hashing its few thousand
+        # rounded directions took ~3 ms, paid twice by every build-db plan (decision 15.61)
+        memo = self.__dict__.get("_digest_memo")
+        if memo is None:
+            memo = _digest({"version": self.version, "descriptors": list(self.descriptor_names),
+                            "directions": {w: [round(x, 9) for x in v]
+                                           for w, v in sorted(self.directions.items())},
+                            "neutral": sorted(self.neutral)})
+            object.__setattr__(self, "_digest_memo", memo)  # frozen dataclass: not a field
+        return memo
 
     @property
     def words(self) -> list[str]:
