@@ -134,9 +134,11 @@ def quality(
     levels = parse_intensities(intensities)
     clip_files = _clip_files(audio, splits, split, AUDIO_EXTENSIONS, clips, seed)
     photo_files = list_media(images, IMAGE_EXTENSIONS, None, seed)
-    if not all_photos:
-        photo_files = heldout_photos(photo_files, seed)
     models = [TransferModel(m) for m in model]
+    if not all_photos:
+        # the half `run` did not calibrate on is fixed by the model's own seed (the one `run`
+        # shuffled with), not by --seed, which only draws the sample from that half (9.130)
+        photo_files = heldout_photos(photo_files, int(models[0].cfg.seed))
     wanted = [c.strip() for c in controllers.split(",") if c.strip()] if controllers else \
         list(dict.fromkeys(tm.controller.metadata.controller for tm in models))
     res = run_quality(models, seeded_sample(photo_files, photos, seed), clip_files,
