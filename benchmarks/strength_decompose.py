@@ -3,7 +3,9 @@ intensities (i < j) of each (photo, image effect, clip) series of `strength_tuni
 output is concordant when the stronger edit changes the clip more (log-mel distance); a
 discordant pair is charged to the image side when the image strength did not rise (s_j <= s_i),
 else to a set switch when the rendered effect sets differ, else to the parameters / render
-within one set. Per image effect and overall, with the mean image strength per intensity.
+within one set. Per image effect and overall, with the mean image strength per intensity, and
+how many neighbouring-size pairs (0.1-0.3, 0.3-0.5, ...) change the set, how many of those keep
+an effect in common, and how many series keep one set (decision 9.124 / 9.131).
 
 usage: python benchmarks/strength_decompose.py ROWS_JSON VARIANT [VARIANT ...]"""
 import json, sys, collections, itertools, numpy as np
@@ -38,7 +40,13 @@ for meth in sys.argv[2:]:
             if st[j] <= st[i]: c["pairs_s_down"] += 1; tot["pairs_s_down"] += 1
             if sets[i] == sets[j] and st[j] > st[i]:
                 c["pairs_sameset_sup"] += 1; tot["pairs_sameset_sup"] += 1
-    print(f"== {meth}: {len(ser)} series, {tot['pairs']} ordered pairs")
+    adj = [(s[a], s[b]) for s in ser.values() for a, b in zip(ints, ints[1:])]
+    sw = [(set(e for e, _ in x["plan"]), set(e for e, _ in y["plan"])) for x, y in adj]
+    sw = [(a, b) for a, b in sw if a != b]
+    one = sum(len({tuple(sorted(e for e, _ in s[t]["plan"])) for t in ints}) == 1 for s in ser.values())
+    print(f"== {meth}: {len(ser)} series, {tot['pairs']} ordered pairs; neighbouring sizes: {len(sw)} of "
+          f"{len(adj)} pairs change the set ({sum(bool(a & b) for a, b in sw)} keep an effect in common); "
+          f"one set over the sizes in {one} of {len(ser)} series")
     def line(name, c, extra=""):
         P = c["pairs"]
         print(f"{name:17s} discordant {1 - c['ok']/P:.3f} = s_not_up {c['bad:s_not_up']/P:.3f} + set_switch {c['bad:set_switch']/P:.3f} + same_set {c['bad:same_set']/P:.3f}"

@@ -173,3 +173,19 @@ def test_clips_spread_over_tracks_first():
     five = one_clip_per_track(clips, 5, seed=0)
     assert len(five) == len({c.file for c in five}) == 5
     assert one_clip_per_track(clips, 5, seed=0) == five and len(one_clip_per_track(clips, 99, 0)) == 12
+
+
+def test_another_seed_samples_the_same_heldout_half():
+    """`diagnose quality --seed 1` (9.130): a different sample, but only from the half the model's
+    `run` (seed 0) did not calibrate on; the old rule (half by --seed) took calibration photos."""
+    from pathlib import Path
+
+    from deltav2a.experiment.quality import heldout_photos, quality_photos, seeded_sample
+
+    files = [Path(f"p{i:03d}.png") for i in range(60)]
+    half = set(heldout_photos(files, 0))
+    s0, s1 = quality_photos(files, 12, 0, 0), quality_photos(files, 12, 1, 0)
+    assert set(s0) <= half and set(s1) <= half and s0 != s1
+    assert s0 == seeded_sample(heldout_photos(files, 0), 12, 0)  # seed 0: as before
+    assert not set(seeded_sample(heldout_photos(files, 1), 12, 1)) <= half  # what --seed 1 used to do
+    assert len(quality_photos(files, 12, 1, 0, all_photos=True)) == 12

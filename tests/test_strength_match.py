@@ -440,7 +440,9 @@ def test_locked_transfer_renders_one_set_and_grows_with_the_edit():
 
 
 @pytest.mark.parametrize("inference, word", [({"strength_match": "lock"}, "strength_match"),
-                                             ({"strength_match": "locked", "lock_strength": 1.5}, "lock_strength")])
+                                             ({"strength_match": "locked", "lock_strength": 1.5}, "lock_strength"),
+                                             ({"strength_match": "locked", "lock_margin": -0.1}, "lock_margin"),
+                                             ({"strength_match": "locked", "lock_margin": "clearly"}, "lock_margin")])
 def test_a_bad_lock_setting_is_a_one_line_error(tmp_path, inference, word):
     """A model whose config names an unknown mode or a lock strength outside [0, 1]: exit 2 with
     one line naming the field."""
@@ -464,3 +466,65 @@ def test_a_bad_lock_setting_is_a_one_line_error(tmp_path, inference, word):
                   "--audio", str(tmp_path / "x.wav"), "-m", str(m), "-o", str(tmp_path / "y.wav"))
     assert res.returncode == 2, res.stderr
     assert word in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_select_active_margin_keeps_the_clearest_and_drops_a_marginal_second(layout):
+    """`margin` (inference.lock_margin, 9.130): an effect beyond the clearest one needs
+    threshold + margin; the clearest is kept whatever its lead; margin 0 is the old rule."""
+    from deltav2a.model.plan import select_active
+
+    thr = {e: 0.375 for e in layout.effects}
+    act = np.zeros((3, layout.n_effects))
+    act[0, :2] = (0.75, 0.375)   # a second effect exactly at its threshold
+    act[1, :2] = (0.75, 0.5)     # a second effect one 1/8 vote above it
+    act[2, :2] = (0.375, 0.375)  # two at the threshold: the first of them is the clearest
+    base = select_active(act, thr, layout, max_active=2, min_active=1)
+    got = select_active(act, thr, layout, max_active=2, min_active=1, margin=0.125)
+    assert base[:, :2].all() and not base[:, 2:].any()
+    assert got[0].tolist()[:2] == [True, False] and got[1].tolist()[:2] == [True, True]
+    assert got[2].tolist()[:2] == [True, False]
+    np.testing.assert_array_equal(select_active(act, thr, layout, 2, 1, margin=0.0), base)
+    with pytest.raises(Exception, match="margin"):
+        select_active(act, thr, layout, 2, 1, margin=1.5)
+
+
+def test_lock_margin_steadies_the_locked_set_through_the_pipeline():
+    """Real edits (7 image effects x 2 photos x 5 sizes) through `TransferModel.controller_plan`
+    with the shipped k-NN under `locked`: with `lock_margin` 0.125 (one of k = 8 votes) every plan
+    is a non-empty subset of the margin-0 plan, some second effects go, and
+    fewer (photo, effect) series change their set between neighbouring sizes."""
+    from deltav2a.api.registry import get
+    from deltav2a.media.examples import groove, landscape_image
+    from deltav2a.transfer.pipeline import TransferModel
+
+    tm = TransferModel()
+    tm.cfg.inference.strength_match = "locked"
+    tm.cfg.inference.lock_strength = 0.7
+    sr = tm.cfg.audio.sample_rate
+    emb = tm.audio_embedding(groove(seconds=3.0, sample_rate=sr, seed=2), sr)
+    labels = {}
+    for seed in (1, 4):
+        photo = landscape_image(seed=seed)
+        for name in tm.cfg.effects.image:
+            fx = get("image_effect", name)()
+            labels[(seed, name)] = tm.read_edit([photo] * len(TARGETS),
+                                                [fx.apply(photo, t, seed=0) for t in TARGETS])
+    plans = {}
+    for margin in (0.0, 0.125):
+        tm.cfg.inference.lock_margin = margin
+        assert tm.lock_margin() == margin
+        plans[margin] = {k: [tuple(tm.controller_plan(lab, emb).effects) for lab in labs]
+                         for k, labs in labels.items()}
+    dropped = 0
+    for k in labels:
+        for a, b, lab in zip(plans[0.0][k], plans[0.125][k], labels[k]):
+            assert set(b) <= set(a) and len(b) >= 1, (k, a, b)
+            dropped += len(a) - len(b)
+    assert dropped > 0
+
+    def switches(p):
+        return sum(x != y for sets in p.values() for x, y in zip(sets, sets[1:]))
+
+    assert switches(plans[0.125]) < switches(plans[0.0]), (plans[0.0], plans[0.125])
+    tm.cfg.inference.strength_match = "off"  # the margin is a `locked` option only
+    assert tm.lock_margin() == 0.0

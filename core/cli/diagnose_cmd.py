@@ -124,8 +124,8 @@ def quality(
     from ..atomic import claim, write_text
     from ..transfer.pipeline import model_files
     from ..media.io import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
-    from ..experiment.quality import (heldout_photos, parse_intensities, quality_markdown, quality_plot, run_quality,
-                                seeded_sample)
+    from ..experiment.quality import (parse_intensities, quality_markdown, quality_photos, quality_plot,
+                                      run_quality)
     from ..analysis.sensitivity import list_media
     from ..transfer.pipeline import TransferModel
 
@@ -134,12 +134,12 @@ def quality(
     levels = parse_intensities(intensities)
     clip_files = _clip_files(audio, splits, split, AUDIO_EXTENSIONS, clips, seed)
     photo_files = list_media(images, IMAGE_EXTENSIONS, None, seed)
-    if not all_photos:
-        photo_files = heldout_photos(photo_files, seed)
     models = [TransferModel(m) for m in model]
+    # the half `run` did not calibrate on is fixed by the model's own seed; --seed draws the sample (9.130)
+    photo_sample = quality_photos(photo_files, photos, seed, int(models[0].cfg.seed), all_photos)
     wanted = [c.strip() for c in controllers.split(",") if c.strip()] if controllers else \
         list(dict.fromkeys(tm.controller.metadata.controller for tm in models))
-    res = run_quality(models, seeded_sample(photo_files, photos, seed), clip_files,
+    res = run_quality(models, photo_sample, clip_files,
                       wanted, levels, seed, progress=True, budget_evals=budget_evals)
     res["clip_source"] = f"split '{split}' of {splits}" if splits else str(audio)
     _write(output, "quality", res)

@@ -65,6 +65,15 @@ def heldout_photos(files: Sequence[Path], seed: int) -> list[Path]:
     return sorted(shuffled[half:] or shuffled[:half])
 
 
+def quality_photos(files: Sequence[Path], n: int | None, seed: int, run_seed: int, all_photos: bool = False
+                   ) -> list[Path]:
+    """The photos `diagnose quality` scores: a `seed`ed sample of `n` from the half `run` did not
+    calibrate on, that half fixed by the model's own `run_seed` (decision 9.130: another --seed
+    draws another sample from the same held-out half, never a calibration photo)."""
+    pool = list(files) if all_photos else heldout_photos(files, run_seed)
+    return seeded_sample(pool, n, seed)
+
+
 def seeded_sample(files: Sequence[Path], n: int | None, seed: int) -> list[Path]:
     files = sorted(files)
     if n is None or len(files) <= n:

@@ -62,11 +62,13 @@ class EffectPlan:
 
 
 def select_active(activity: Any, thresholds: Any, layout: "ParamLayout", max_active: int | None = None,
-                  min_active: int = 0) -> "np.ndarray":
+                  min_active: int = 0, margin: float = 0.0) -> "np.ndarray":
     """(N, E) booleans: activity >= threshold, capped at the `max_active` clearest per record.
 
     `max_active` None or 0 = no cap (the notes' rule); `min_active` > 0 keeps that many of
-    the clearest effects even when none reaches its threshold.
+    the clearest effects even when none reaches its threshold. `margin` > 0 (`inference.lock_margin`,
+    decision 9.130): every effect but the clearest (by activity / threshold) must reach
+    threshold + margin; the clearest one is chosen exactly as with margin 0.
     """
     import numpy as np
 
@@ -74,14 +76,19 @@ def select_active(activity: Any, thresholds: Any, layout: "ParamLayout", max_act
 
     act = np.atleast_2d(np.asarray(activity, dtype=np.float64))
     thr = threshold_vector(thresholds, layout).astype(np.float64)
+    margin = float(margin)
+    if not (np.isfinite(margin) and 0.0 <= margin <= 1.0):
+        raise DeltaV2AError(f"activity margin must lie in [0, 1], got {margin}")
     on = act >= thr[None, :]
-    if not max_active and not min_active:
+    if not max_active and not min_active and margin == 0.0:
         return on
     ratio = act / np.maximum(thr, 1e-6)[None, :]
     order = np.argsort(-ratio, axis=1, kind="stable")
     rank = np.empty_like(order)
     rows = np.arange(act.shape[0])[:, None]
     rank[rows, order] = np.arange(act.shape[1])[None, :]
+    if margin > 0.0:  # beyond the clearest effect, only the clearly active ones
+        on &= (rank == 0) | (act - margin >= thr[None, :] - 1e-9)
     if max_active:
         on &= rank < int(max_active)
     if min_active:
@@ -91,7 +98,8 @@ def select_active(activity: Any, thresholds: Any, layout: "ParamLayout", max_act
 
 def plan_from_prediction(activity: "np.ndarray", params: "np.ndarray", layout: "ParamLayout",
                          thresholds: Mapping[str, float], *, source: str, max_active: int | None,
-                         min_active: int = 1, strength: float = 1.0, scale: float = 1.0) -> EffectPlan:
+                         min_active: int = 1, strength: float = 1.0, scale: float = 1.0,
+                         margin: float = 0.0) -> EffectPlan:
     """One record's controller output -> EffectPlan.
 
     `scale` in [0, 1] moves the parameters toward bypass (the confidence c: an edit that
@@ -99,7 +107,7 @@ def plan_from_prediction(activity: "np.ndarray", params: "np.ndarray", layout: "
     """
     import numpy as np
 
-    active = select_active(activity[None, :], thresholds, layout, max_active, min_active)[0]
+    active = select_active(activity[None, :], thresholds, layout, max_active, min_active, margin)[0]
     p = np.asarray(params, dtype=np.float64)
     bypass = layout.bypass_array().astype(np.float64)
     p = bypass + float(scale) * (p - bypass)

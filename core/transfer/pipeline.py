@@ -262,7 +262,15 @@ class TransferModel:
         scale = float(label.confidence) if self.cfg.inference.scale_by_confidence else 1.0
         return plan_from_prediction(pred.activity[0], pred.params[0], self.layout, self.thresholds(),
                                     source=self.controller.metadata.controller, max_active=self.max_active,
-                                    min_active=self.min_active, strength=label.strength, scale=scale)
+                                    min_active=self.min_active, strength=label.strength, scale=scale,
+                                    margin=self.lock_margin())
+
+    def lock_margin(self) -> float:
+        """`inference.lock_margin` where it applies (a locked set from a strength-input controller), else 0."""
+        inf = self.cfg.inference
+        if inf.strength_match != "locked" or not self.controller.strength_input:
+            return 0.0
+        return float(inf.lock_margin)
 
     def match_floor(self) -> "float | list[float] | None":
         """`inference.match_floor` as `controller_prediction` takes it: None, one floor, or with
@@ -340,6 +348,7 @@ class TransferModel:
                            "active": plan.effects, "strength": plan.strength,
                            "max_active": self.max_active, "trajectory": list(plan.trajectory),
                            "strength_match": self.cfg.inference.strength_match,
+                           "lock_margin": self.lock_margin(),
                            "match_floor": self.cfg.inference.match_floor,
                            "match_floors": (self.match_floors if self.cfg.inference.match_floor == "auto"
                                             else None)},
