@@ -271,8 +271,9 @@ def _steady_malloc() -> bool:
     thresholds below, a few hundred in the first clip, then none. The values are the ceiling
     glibc's own dynamic threshold reaches anyway after freeing a 32 MB block, so this only
     takes it there at once (which fixes the thresholds for the rest of the process: up to
-    64 MB of freed heap is kept for reuse instead of being returned). Records are unchanged: where an array lives does not
-    change a value (tested, bit for bit). A user's own MALLOC_*_ environment settings win.
+    64 MB of freed heap is kept for reuse instead of being returned). Records are unchanged:
+    where an array lives does not change a value (tested, bit for bit). A user's own MALLOC_*_
+    environment settings win.
     """
     if not sys.platform.startswith("linux") or any(
             k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")):
