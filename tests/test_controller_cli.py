@@ -112,6 +112,45 @@ def test_knn_controller_fits_evaluates_and_transfers(dbs, tmp_path):
     assert side["controller"]["name"] == "knn" and (tmp_path / "out.wav").stat().st_size > 1000
 
 
+def test_locked_thresholds_are_tuned_on_the_own_vote(dbs, tmp_path):
+    """Decision 9.141: under `strength_match: locked` the thresholds are tuned on the controller's
+    own vote (each record asked at its own strength), so they do not depend on the inference
+    setting; the locked vote (every record asked at `lock_strength`) differs on these records,
+    so tuning on it would give other cut-offs."""
+    import shutil
+
+    import yaml
+
+    from deltav2a.evaluation import tune_thresholds
+    from deltav2a.experiment.stages import load_db, load_model
+    from deltav2a.model.strength import controller_prediction
+
+    base = tmp_path / "knn"
+    res = run_cli("train", "--db", str(dbs["train"]), "--val-db", str(dbs["val"]), "--controller", "knn",
+                  "-o", str(base))
+    assert res.returncode == 0, res.stderr
+    tuned = {}
+    for mode in ("off", "locked"):
+        model = tmp_path / mode
+        shutil.copytree(base, model)
+        cfg = yaml.safe_load((model / "config.yaml").read_text())
+        cfg.setdefault("inference", {}).update({"strength_match": mode, "lock_strength": 0.0})
+        (model / "config.yaml").write_text(yaml.safe_dump(cfg))
+        res = run_cli("tune-thresholds", "--model", str(model), "--val-db", str(dbs["val"]))
+        assert res.returncode == 0, res.stderr
+        tuned[mode] = json.loads((model / "controller.json").read_text())["thresholds"]
+    assert tuned["locked"] == tuned["off"]
+    cfg, loaded = load_model(tmp_path / "locked")
+    val = load_db(cfg, dbs["val"]).data
+    own = controller_prediction(cfg.model_copy(update={"inference": cfg.inference.model_copy(
+        update={"strength_match": "off"})}), loaded, val.style, val.audio, val.strength)
+    locked = controller_prediction(cfg, loaded, val.style, val.audio, val.strength)
+    assert (own.activity != locked.activity).any()  # the case is one where the two votes differ
+    on_locked = tune_thresholds(locked.activity, locked.params, val.active, val.params, loaded.layout, cfg.thresholds,
+                                max_active=2, min_active=1).thresholds
+    assert on_locked != tuned["locked"], on_locked
+
+
 # ---------------------------------------------------------------- issue 9: the typed, sparse, strength-aware transfer
 
 

@@ -141,7 +141,11 @@ def thresholds_stage(model_dir: Path, val_db_dir: Path) -> dict:
     """Per-effect thresholds on val (grid, coordinate descent), stored with the model.
 
     Tuned for the set inference renders: capped at `inference.max_active`, at least
-    `database.min_active` (see `plan.select_active`).
+    `database.min_active` (see `plan.select_active`). Under `strength_match: locked` they are
+    tuned on the controller's own vote (`off`), where each record is asked at its own strength,
+    the one its true set was drawn at: the locked vote asks every record at `lock_strength`,
+    which would tune the cut-offs to the gap between two strengths rather than to the vote, and
+    makes the thresholds depend on an inference setting (decision 9.141).
     """
     from ..config import effective_max_active
     from ..evaluation import tune_thresholds
@@ -151,7 +155,10 @@ def thresholds_stage(model_dir: Path, val_db_dir: Path) -> dict:
     cfg, loaded = load_model(model_dir)
     _torch_threads(cfg)
     val = load_db(cfg, val_db_dir).data
-    pred = controller_prediction(cfg, loaded, val.style, val.audio, val.strength)
+    tuning = cfg
+    if cfg.inference.strength_match == "locked":
+        tuning = cfg.model_copy(update={"inference": cfg.inference.model_copy(update={"strength_match": "off"})})
+    pred = controller_prediction(tuning, loaded, val.style, val.audio, val.strength)
     result = tune_thresholds(pred.activity, pred.params, val.active, val.params, loaded.layout, cfg.thresholds,
                              max_active=effective_max_active(cfg), min_active=min_active_for(cfg))
     meta = read_metadata(model_dir / "controller")
