@@ -218,27 +218,33 @@ def test_params_mode_keeps_the_own_set_and_takes_the_chain_parameters():
         assert m[-1] > m[1]
 
 
-def test_nested_mode_never_drops_an_effect_a_gentler_size_had():
-    """`strength_match: nested` (9.40) on the shipped k-NN: for one edit direction at growing
-    strengths, the own vote drops effects as the strength grows (what switched the set between
-    intensities), the nested activity never does, it is at least the own vote at that strength,
-    the rendered set (no cap) only grows, and the parameters are exactly `off`'s."""
+def _noise_edit_at_11_strengths(tm):
+    """(E(A), label, direction, strength) rows of one add_noise edit asked at strengths 0 ... 1."""
     from deltav2a.api.registry import get
-    from deltav2a.errors import DeltaV2AError
     from deltav2a.media.examples import groove, landscape_image
-    from deltav2a.model.plan import select_active
-    from deltav2a.model.strength import controller_prediction
-    from deltav2a.transfer.pipeline import TransferModel
 
-    tm = TransferModel()
-    assert tm.cfg.inference.strength_match == "locked"  # the shipped default (9.140); nested is an option (9.40)
     sr = tm.cfg.audio.sample_rate
     emb = np.repeat(tm.audio_embedding(groove(seconds=3.0, sample_rate=sr, seed=2), sr).reshape(1, -1), 11, axis=0)
     photo = landscape_image(seed=1)
     label = tm.read_edit([photo], [get("image_effect", "add_noise")().apply(photo, 0.9, seed=0)])[0]
     style = np.repeat(label.label[None, :], 11, axis=0)
     direction = np.repeat(label.direction_label[None, :], 11, axis=0)
-    strength = np.linspace(0.0, 1.0, 11)
+    return emb, style, direction, np.linspace(0.0, 1.0, 11)
+
+
+def test_nested_mode_never_drops_an_effect_a_gentler_size_had():
+    """`strength_match: nested` (9.40) on the shipped k-NN: for one edit direction at growing
+    strengths, the own vote drops effects as the strength grows (what switched the set between
+    intensities), the nested activity never does, it is at least the own vote at that strength,
+    the rendered set (no cap) only grows, and the parameters are exactly `off`'s."""
+    from deltav2a.errors import DeltaV2AError
+    from deltav2a.model.plan import select_active
+    from deltav2a.model.strength import controller_prediction
+    from deltav2a.transfer.pipeline import TransferModel
+
+    tm = TransferModel()
+    assert tm.cfg.inference.strength_match == "locked"  # the shipped default (9.140); nested is an option (9.40)
+    emb, style, direction, strength = _noise_edit_at_11_strengths(tm)
     own = tm.controller.predict(direction, emb, strength.astype(np.float32)).activity
     assert (np.diff(own, axis=0) < -1e-9).any()  # the case is one where the own vote drops effects
     got = {}
@@ -374,21 +380,13 @@ def test_locked_mode_keeps_one_set_for_every_size_and_takes_off_parameters():
     strengths the own vote (`off`) switches the rendered set; `locked` renders one set at every
     strength, the vote for the direction at `lock_strength` (another lock strength gives another
     vote), and its parameters are exactly `off`'s, so the strength moves only the parameters."""
-    from deltav2a.api.registry import get
-    from deltav2a.media.examples import groove, landscape_image
     from deltav2a.model.plan import select_active
     from deltav2a.model.strength import controller_prediction
     from deltav2a.transfer.pipeline import TransferModel
 
     tm = TransferModel()
     assert tm.cfg.inference.strength_match == "locked"  # the shipped default since decision 9.140
-    sr = tm.cfg.audio.sample_rate
-    emb = np.repeat(tm.audio_embedding(groove(seconds=3.0, sample_rate=sr, seed=2), sr).reshape(1, -1), 11, axis=0)
-    photo = landscape_image(seed=1)
-    label = tm.read_edit([photo], [get("image_effect", "add_noise")().apply(photo, 0.9, seed=0)])[0]
-    style = np.repeat(label.label[None, :], 11, axis=0)
-    direction = np.repeat(label.direction_label[None, :], 11, axis=0)
-    strength = np.linspace(0.0, 1.0, 11)
+    emb, style, direction, strength = _noise_edit_at_11_strengths(tm)
     got = {}
     for mode in ("off", "locked"):
         tm.cfg.inference.strength_match = mode
