@@ -289,18 +289,26 @@ def test_rerun_is_a_no_op_and_other_settings_are_refused(built, tmp_path):
         build_database(Config(), splits, tmp_path / "foreign", augmentations=N_AUG, progress=False)
 
 
+def _two_clip_splits(audio_dir: Path, tmp_path: Path):
+    """All-train splits of the first two clips (the lexicon / normalisation relabel tests)."""
+    return all_train_splits(audio_dir, tmp_path / "splits.json", files=sorted(
+        p.name for p in audio_dir.glob("*.wav"))[:2])
+
+
+def _config_441(options: dict) -> Config:
+    """A 44.1 kHz config with these perceptual-audio options."""
+    return load_config(overrides={"audio": {"sample_rate": 44100}, "encoders": {
+        "audio": {"name": "perceptual-audio", "options": options}}})
+
+
 def test_lexicon_v4_relabels_a_normalisation_3_database(audio_dir, tmp_path):
     """Lexicon v4 reads normalisation 3: a database built with v3 on normalisation 3 (44.1 kHz,
     what the default moves to) switches to v4 by relabelling alone, no render, same E(A)
     (decision 16.22); from normalisation 2 it would have to be re-encoded."""
     import shutil
 
-    splits = all_train_splits(audio_dir, tmp_path / "splits.json", files=sorted(
-        p.name for p in audio_dir.glob("*.wav"))[:2])
-
-    def cfg(options: dict) -> Config:
-        return load_config(overrides={"audio": {"sample_rate": 44100}, "encoders": {
-            "audio": {"name": "perceptual-audio", "options": options}}})
+    splits = _two_clip_splits(audio_dir, tmp_path)
+    cfg = _config_441
 
     v3 = build_database(cfg({"normalisation_version": "3"}), splits, tmp_path / "v3", augmentations=2,
                         workers=1, progress=False)
@@ -327,12 +335,8 @@ def test_normalisation_4_builds_with_lexicon_v3_and_v4(audio_dir, tmp_path):
 
     import numpy as np
 
-    splits = all_train_splits(audio_dir, tmp_path / "splits.json", files=sorted(
-        p.name for p in audio_dir.glob("*.wav"))[:2])
-
-    def cfg(options: dict) -> Config:
-        return load_config(overrides={"audio": {"sample_rate": 44100}, "encoders": {
-            "audio": {"name": "perceptual-audio", "options": options}}})
+    splits = _two_clip_splits(audio_dir, tmp_path)
+    cfg = _config_441
 
     n4 = build_database(cfg({"normalisation_version": "4"}), splits, tmp_path / "n4", augmentations=2,
                         workers=1, progress=False)

@@ -171,13 +171,11 @@ class NormalisationTable:
 
         raw = np.asarray(raw, dtype=np.float64)
         descriptors = self.descriptors
-        if raw.ndim == 2 and raw.shape[1] == len(descriptors):  # row by row, Python floats
-            rows = [[d.apply(v) for d, v in zip(descriptors, row)] for row in raw.tolist()]
-            return np.array(rows, dtype=np.float64).reshape(raw.shape)
-        out = np.empty_like(raw)
-        for j, d in enumerate(descriptors):
-            out[:, j] = [d.apply(float(v)) for v in raw[:, j]]
-        return out
+        if raw.ndim != 2 or raw.shape[1] != len(descriptors):
+            raise ValueError(f"expected (N, {len(descriptors)}) raw descriptors, got shape {raw.shape}")
+        # row by row on Python floats: ~3x faster than column by column (decision 15.62)
+        rows = [[d.apply(v) for d, v in zip(descriptors, row)] for row in raw.tolist()]
+        return np.array(rows, dtype=np.float64).reshape(raw.shape)
 
     def normalise(self, raw: "np.ndarray") -> "np.ndarray":
         """(N, D) raw descriptors -> (N, D) float32 coordinates.

@@ -410,6 +410,24 @@ def _envelope_descriptors(e: "np.ndarray", sr: float, env_block: int, names: Any
             out["gap_depth"] = float(np.mean(np.clip(ref - edb, 0.0, ENV_RANGE_DB)[live]))
 
 
+def _echo_peak(ac: "np.ndarray", hop: int, sr: int, baseline_frames: int, out: dict) -> None:
+    """`echo_periodicity` from a normalised onset autocorrelation (analyses 2 and 3): the
+    largest lift of the lags in ECHO_LAGS_S over their running mean, so a repeat stands out
+    against the slow decay every autocorrelation has; left unset when the clip is too short."""
+    import numpy as np
+
+    hop_s = hop / sr
+    lo = max(2, int(round(ECHO_LAGS_S[0] / hop_s)))
+    hi = int(round(ECHO_LAGS_S[1] / hop_s))
+    win = ac[lo: hi + 1]
+    if len(win) > baseline_frames:
+        k = np.ones(baseline_frames) / baseline_frames
+        padded = np.concatenate([np.full(baseline_frames // 2, win[0]), win,
+                                 np.full(baseline_frames // 2, win[-1])])
+        baseline = np.convolve(padded, k, mode="valid")
+        out["echo_periodicity"] = float(np.max(win - baseline))
+
+
 def _band_dynamics(logb: np.ndarray, hop: int, sr: float, baseline_frames: int,
                    out: dict[str, float]) -> None:
     """Echo periodicity and spectral persistence from per-frame log band levels (both analyses).
@@ -425,16 +443,7 @@ def _band_dynamics(logb: np.ndarray, hop: int, sr: float, baseline_frames: int,
     rise = np.maximum(np.diff(logb, axis=0), 0.0)
     ac = _autocorr(rise)
     if ac is not None:
-        hop_s = hop / sr
-        lo = max(2, int(round(ECHO_LAGS_S[0] / hop_s)))
-        hi = int(round(ECHO_LAGS_S[1] / hop_s))
-        win = ac[lo: hi + 1]
-        if len(win) > baseline_frames:
-            k = np.ones(baseline_frames) / baseline_frames
-            padded = np.concatenate([np.full(baseline_frames // 2, win[0]), win,
-                                     np.full(baseline_frames // 2, win[-1])])
-            baseline = np.convolve(padded, k, mode="valid")
-            out["echo_periodicity"] = float(np.max(win - baseline))
+        _echo_peak(ac, hop, sr, baseline_frames, out)
     sd = logb.std(axis=0)
     live = sd > 1e-6
     if live.any():
@@ -865,17 +874,7 @@ def _band_dynamics_3(logb: "np.ndarray", hop: int, sr: float, baseline_frames: i
     ac = sfft.irfft(both, size, axis=1, workers=1).astype(np.float64)
     acr, acz = ac[0, : n - 1], ac[1, :n]
     if acr[0] > 1e-12:
-        acr = acr / acr[0]
-        hop_s = hop / sr
-        lo = max(2, int(round(ECHO_LAGS_S[0] / hop_s)))
-        hi = int(round(ECHO_LAGS_S[1] / hop_s))
-        win = acr[lo: hi + 1]
-        if len(win) > baseline_frames:
-            k = np.ones(baseline_frames) / baseline_frames
-            padded = np.concatenate([np.full(baseline_frames // 2, win[0]), win,
-                                     np.full(baseline_frames // 2, win[-1])])
-            baseline = np.convolve(padded, k, mode="valid")
-            out["echo_periodicity"] = float(np.max(win - baseline))
+        _echo_peak(acr / acr[0], hop, sr, baseline_frames, out)
     if nz and acz[0] > 1e-12:
         acz = acz / acz[0]
         below = np.flatnonzero(acz < PERSISTENCE_LEVEL)
