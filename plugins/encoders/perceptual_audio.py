@@ -518,15 +518,23 @@ def _grid_2(sr: int) -> dict:
             "win_scaled": (win * np.sqrt(pscale)).astype(np.float32),
             "freqs": freqs, "hf_bins": _span(bins, *HF_BAND_HZ), "mid_bins": _span(bins, *MID_BAND_HZ),
             "floor_bins": _span(bins, FLOOR_FROM_HZ, sr), "band_edges": edges,
-            "ms_bands": {name: _span(freqs, lo, hi) for name, lo, hi in
-                         zip(("band_bass", "band_low_mid", "band_mid", "band_presence", "band_brilliance"),
-                             BANDS_HZ[:-1], BANDS_HZ[1:])},
-            "reg": _span(freqs, *REGISTER_BAND_HZ),
-            "flat_segments": _segments(len(bins), {"spectral_flatness": slice(0, len(bins)),
-                                                   "hf_flatness": _span(bins, *HF_BAND_HZ),
-                                                   "harmonic_distortion": _span(bins, *MID_BAND_HZ)}),
+            **_band_spans(freqs, bins),
         }
     return _GRIDS[sr]
+
+
+def _band_spans(freqs: "np.ndarray", bins: "np.ndarray") -> dict:
+    """The grid entries analyses 2 and 3 share: mid/side bands, the register band and the
+    flatness segments, from the bin frequencies (`freqs`) and the analysed bins (`bins`)."""
+    return {
+        "ms_bands": {name: _span(freqs, lo, hi) for name, lo, hi in
+                     zip(("band_bass", "band_low_mid", "band_mid", "band_presence", "band_brilliance"),
+                         BANDS_HZ[:-1], BANDS_HZ[1:])},
+        "reg": _span(freqs, *REGISTER_BAND_HZ),
+        "flat_segments": _segments(len(bins), {"spectral_flatness": slice(0, len(bins)),
+                                               "hf_flatness": _span(bins, *HF_BAND_HZ),
+                                               "harmonic_distortion": _span(bins, *MID_BAND_HZ)}),
+    }
 
 
 def _segments(n: int, spans: dict[str, slice]) -> tuple["np.ndarray", dict[str, tuple["np.ndarray", int]]]:
@@ -831,13 +839,7 @@ def _grid_3(nfft: int, hop: int) -> dict:
             "baseline": max(3, 2 * int(round(0.1 * SR / hop / 2.0)) + 1),  # ~100 ms, odd
             "win_scaled": (win * np.sqrt(pscale)).astype(np.float32),
             "freqs": freqs, "floor_bins": _span(freqs, FLOOR_FROM_HZ, SR), "band_edges": edges,
-            "ms_bands": {name: _span(freqs, lo, hi) for name, lo, hi in
-                         zip(("band_bass", "band_low_mid", "band_mid", "band_presence", "band_brilliance"),
-                             BANDS_HZ[:-1], BANDS_HZ[1:])},
-            "reg": _span(freqs, *REGISTER_BAND_HZ),
-            "flat_segments": _segments(len(bins), {"spectral_flatness": slice(0, len(bins)),
-                                                   "hf_flatness": _span(bins, *HF_BAND_HZ),
-                                                   "harmonic_distortion": _span(bins, *MID_BAND_HZ)}),
+            **_band_spans(freqs, bins),
         }
     return _GRIDS_3[key]
 
