@@ -41,6 +41,12 @@ module.eval()
 training = {**(meta.training or {}), "refit": {"options": changes, **info}}
 save_controller(out / "controller", module, replace(meta, config=ccfg.model_dump(mode="json"), training=training))
 snap = yaml.safe_load((out / "config.yaml").read_text())
-snap.setdefault("controller", {})["options"] = options
+# where `Config.controller_config("knn")` reads them back (a run's snapshot names its first
+# controller under `controller`, the k-NN's options live under `experiment.options.knn`), so a
+# later stage that re-saves the model (thresholds) keeps them
+if (snap.get("controller") or {}).get("name") == "knn":
+    snap["controller"]["options"] = options
+else:
+    snap.setdefault("experiment", {}).setdefault("options", {})["knn"] = options
 (out / "config.yaml").write_text(yaml.safe_dump(snap, sort_keys=False))
 print(f"{out}: knn refit with {changes} on {len(data)} records (seed {seed}): {info}")

@@ -164,7 +164,11 @@ def test_trainer_fits_instead_of_training(layout, tmp_path):
 def test_numpy_inference_gives_the_modules_answers(layout, tmp_path):
     """`load_controller(inference_only=True)` answers with numpy arrays (no torch in a
     transfer): the same neighbours, the same activity and parameters within a float32 ulp of
-    the torch module's, on a saved model with strength and on the shipped model."""
+    the torch module's, on a saved model with strength and on the shipped model. The same
+    neighbours means the same set per query: torch's float32 cdist and numpy's float64
+    expansion may order two records 5e-7 apart either way inside the k (the shipped k = 32
+    vote has such pairs), which no vote or mean can see. The shipped model's parameters come
+    from its learned head, whose numpy forward agrees with torch to 4e-7 (decision 9.60)."""
     from deltav2a.transfer.pipeline import DEFAULT_MODEL
     from deltav2a_plugins.controllers.knn_arrays import KNNArrays
 
@@ -192,10 +196,12 @@ def test_numpy_inference_gives_the_modules_answers(layout, tmp_path):
         audio = st["audio"][rng.permutation(i)] + 0.1 * rng.standard_normal(st["audio"][i].shape).astype(np.float32)
         strength = rng.uniform(0, 1, n).astype(np.float32)
         ids_t = torch_ctl.module.neighbours(torch.tensor(style), torch.tensor(audio), torch.tensor(strength))[0]
-        assert np.array_equal(ids_t.numpy(), numpy_ctl.module.neighbours(style, audio, strength))
+        ids_n = numpy_ctl.module.neighbours(style, audio, strength)
+        assert np.array_equal(np.sort(ids_t.numpy(), axis=1), np.sort(ids_n, axis=1))
+        assert (ids_t.numpy() == ids_n).mean() > 0.99
         a, b = torch_ctl.predict(style, audio, strength), numpy_ctl.predict(style, audio, strength)
         assert np.array_equal(a.activity, b.activity)
-        np.testing.assert_allclose(b.params, a.params, rtol=0, atol=2.5e-7)
+        np.testing.assert_allclose(b.params, a.params, rtol=0, atol=5e-7)
 
 
 def test_numpy_inference_refuses_what_the_module_refuses(layout, tmp_path):

@@ -163,7 +163,7 @@ def test_auto_floors_in_a_transfer(tmp_path):
 
     effects = model_config(DEFAULT_MODEL).effects.audio
     floors = {e: 0.3 for e in effects}
-    floors["lowpass"] = 0.02
+    floors["highpass"] = 0.02
     model = _model_with_floors(tmp_path, floors)
     cfg = model_config(model)
     cfg.inference.strength_match = "matched"
@@ -174,23 +174,24 @@ def test_auto_floors_in_a_transfer(tmp_path):
     x = groove(seconds=3.0, sample_rate=sr, seed=2)
     emb = tm.audio_embedding(x, sr)
     photo = landscape_image(seed=1)
-    fx = get("image_effect", "adaptive_blur")()
+    # a sharpen renders a high-pass at both sizes (a blur of this photo: reverb, then low-pass)
+    fx = get("image_effect", "adaptive_sharpen")()
     res = {t: tm.transfer(photo, fx.apply(photo, t, seed=0), x, sr, audio_emb=emb) for t in (0.3, 0.9)}
     side = res[0.3].sidecar["controller"]
-    assert side["match_floor"] == "auto" and side["match_floors"]["lowpass"] == 0.02
-    assert res[0.3].plan.effects == res[0.9].plan.effects == ["lowpass"]
+    assert side["match_floor"] == "auto" and side["match_floors"]["highpass"] == 0.02
+    assert res[0.3].plan.effects == res[0.9].plan.effects == ["highpass"]
     d = {t: logmel_distance(x, r.audio[:, : x.shape[1]], sr) for t, r in res.items()}
     assert d[0.9] > d[0.3] + 3.0, d
-    # lowpass (floor 0.02) at the 0.3 edit's strength: 0.02 + s * 0.98 from bypass, not 0.3 + s * 0.7
+    # highpass (floor 0.02) at the 0.3 edit's strength: 0.02 + s * 0.98 from bypass, not 0.3 + s * 0.7
     u, act = tm.layout.from_raw(res[0.3].plan.settings)
     bypass = tm.layout.bypass_array().astype(np.float64)
-    got = _param_distance(np.asarray(u, np.float64)[None, :], bypass)[0, tm.layout.effect_params("lowpass")].mean()
+    got = _param_distance(np.asarray(u, np.float64)[None, :], bypass)[0, tm.layout.effect_params("highpass")].mean()
     s = res[0.3].label.strength
     assert got == pytest.approx(0.02 + s * 0.98, abs=1e-3) and got < 0.3 + s * 0.7 - 0.05
     # a number still means one floor for all (auto read nowhere else)
     tm.cfg.inference.match_floor = 0.3
     u3, _ = tm.layout.from_raw(tm.transfer(photo, fx.apply(photo, 0.3, seed=0), x, sr, audio_emb=emb).plan.settings)
-    got3 = _param_distance(np.asarray(u3, np.float64)[None, :], bypass)[0, tm.layout.effect_params("lowpass")].mean()
+    got3 = _param_distance(np.asarray(u3, np.float64)[None, :], bypass)[0, tm.layout.effect_params("highpass")].mean()
     assert got3 == pytest.approx(0.3 + s * 0.7, abs=1e-3)
 
 

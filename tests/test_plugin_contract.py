@@ -116,11 +116,14 @@ def test_old_set_key_and_old_files_still_load(tmp_path):
     assert "name: ar" in res.stdout and "max_steps: 4" in res.stdout and "hidden_dim: 64" in res.stdout
 
 
-def test_shipped_old_model_loads_with_its_own_options():
+def test_shipped_model_loads_with_its_own_options():
+    """The shipped k-NN's stored options, not the plugin's defaults (k 8, E(A) weight 0.25,
+    neighbours' parameters), are what loads (decision 9.153)."""
     from deltav2a.experiment.stages import load_model
 
     cfg, loaded = load_model(ROOT / "core" / "models" / "default")
-    assert loaded.metadata.controller == "knn" and loaded.module.k == 8
+    assert loaded.metadata.controller == "knn" and loaded.module.k == 32
+    assert loaded.module.audio_weight == 0.0 and loaded.metadata.config["options"]["params_from"] == "head"
 
 
 def test_untrusted_model_options_are_only_data(tmp_path):

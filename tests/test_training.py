@@ -227,6 +227,37 @@ def test_f1_thresholds_pay_for_false_alarms(tiny_layout):
     assert activity_f1(act, truth_active, tiny_layout, {"lowpass": 0.3, "delay": 0.5})["macro_f1"] < 0.75
 
 
+def test_count_tolerance_keeps_the_rendered_count_near_the_records(tiny_layout):
+    """F1 alone renders a coin-flip second effect on every record here (0.33 effects too
+    many); with `count_tolerance` 0.1 the tuned set is within 0.1 of the true count, at a
+    small F1 cost. The notes' objective ignores the tolerance (decision 9.150)."""
+    from deltav2a.evaluation.metrics import predicted_active
+
+    rng = np.random.default_rng(0)
+    n = 400
+    b_true = rng.random(n) < 0.5
+    act = np.stack([np.full(n, 0.9), np.where(b_true, rng.uniform(0.3, 0.8, n), rng.uniform(0.1, 0.6, n))],
+                   axis=1).astype(np.float32)
+    truth = np.stack([np.ones(n, bool), b_true], axis=1)
+    params = np.zeros((n, tiny_layout.n_params), dtype=np.float32)
+
+    def tuned(cfg):
+        r = tune_thresholds(act, params, truth, params, tiny_layout, cfg, max_active=2, min_active=1)
+        gap = predicted_active(act, r.thresholds, tiny_layout, 2, 1).sum(axis=1).mean() - truth.sum(axis=1).mean()
+        return r, float(gap), activity_f1(act, truth, tiny_layout, r.thresholds, 2, 1)["macro_f1"]
+
+    free, free_gap, free_f1 = tuned(ThresholdConfig())
+    held, held_gap, held_f1 = tuned(ThresholdConfig(count_tolerance=0.1))
+    assert free_gap > 0.3
+    assert abs(held_gap) <= 0.1
+    assert free_f1 - 0.05 < held_f1 < free_f1
+    assert any(h.get("constrained") for h in held.history)
+    notes = tuned(ThresholdConfig(objective="gated_rmse"))[0]
+    assert tuned(ThresholdConfig(objective="gated_rmse", count_tolerance=0.1))[0].thresholds == notes.thresholds
+    with pytest.raises(ValueError, match="count_tolerance"):
+        ThresholdConfig(count_tolerance=-0.1)
+
+
 def test_max_active_keeps_the_clearest_effects(tiny_layout):
     from deltav2a.model.plan import select_active
 
