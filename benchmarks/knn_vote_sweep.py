@@ -1,7 +1,8 @@
 """The k-NN's vote and parameters on a run's val or test database (decisions 9.150-9.153).
 
 `sweep` (val only: the tuning set): refit the k-NN of MODEL_DIR on the run's train database
-with each option set of a grid (`audio_weight` x `k` x `strength_weight`), re-tune the
+with each option set of a grid (`audio_weight` x `k` x `strength_weight`, the neighbours'
+parameters, as decision 9.151 measured them), re-tune the
 thresholds on val as `run` does (own vote, 9.141), and print the own-vote and locked macro
 F1 with the gap between the rendered and the true mean count, and the ungated active-
 parameter RMSE against the active-mean baseline.
@@ -56,7 +57,7 @@ def main(argv: list[str]) -> None:
         for a in (0.0, 0.05, 0.1, 0.25):
             for k in (8, 16, 32):
                 for s in (0.5, 1.0):
-                    changes = {"audio_weight": a, "k": k, "strength_weight": s}
+                    changes = {"audio_weight": a, "k": k, "strength_weight": s, "params_from": "neighbours"}
                     ccfg = ControllerConfig.model_validate(
                         {**meta.config, "options": {**dict(meta.config.get("options") or {}), **changes}})
                     module = get_controller("knn").build(train.style_dim, train.audio_dim, loaded.layout, ccfg)
