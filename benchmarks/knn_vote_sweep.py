@@ -24,7 +24,7 @@ from deltav2a.api.controllers import get_controller
 from deltav2a.config import ControllerConfig, effective_max_active
 from deltav2a.evaluation import evaluate, mean_baseline_rmse, tune_thresholds
 from deltav2a.experiment.stages import load_db, load_model
-from deltav2a.model.strength import controller_prediction
+from deltav2a.model.strength import controller_prediction, own_vote_config
 
 
 def db_dir(run: Path, stage: str) -> Path:
@@ -33,7 +33,7 @@ def db_dir(run: Path, stage: str) -> Path:
 
 def scores(cfg, loaded, data, thresholds, train) -> str:
     """own vote and locked F1 (count gap), ungated RMSE reduction vs the active-mean baseline."""
-    off = cfg.model_copy(update={"inference": cfg.inference.model_copy(update={"strength_match": "off"})})
+    off = own_vote_config(cfg)
     cap, floor = effective_max_active(cfg), int(cfg.database.min_active)
     true_n = float(data.active.sum(axis=1).mean())
     strict = float(mean_baseline_rmse(train.active, train.params, data.active, data.params, loaded.layout,
@@ -54,6 +54,7 @@ def main(argv: list[str]) -> None:
         train, val = (load_db(cfg, db_dir(run, s)).data for s in ("db_train", "db_val"))
         meta = loaded.metadata
         cap, floor = effective_max_active(cfg), int(cfg.database.min_active)
+        off = own_vote_config(cfg)
         for a in (0.0, 0.05, 0.1, 0.25):
             for k in (8, 16, 32):
                 for s in (0.5, 1.0):
@@ -65,8 +66,6 @@ def main(argv: list[str]) -> None:
                     module.eval()
                     variant = copy.copy(loaded)
                     variant.module = module
-                    off = cfg.model_copy(update={"inference": cfg.inference.model_copy(
-                        update={"strength_match": "off"})})
                     p = controller_prediction(off, variant, val.style, val.audio, val.strength)
                     r = tune_thresholds(p.activity, p.params, val.active, val.params, loaded.layout,
                                         cfg.thresholds, max_active=cap, min_active=floor)

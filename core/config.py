@@ -274,8 +274,8 @@ class InferenceConfig(_Section):
     lock_margin: float = Field(0.0, ge=0, le=1, description="under strength_match: locked, an effect beyond the "
                                "clearest one (by activity / threshold) is rendered only if its locked vote clears "
                                "its threshold by this much (activity - lock_margin >= threshold); the clearest "
-                               "effect is chosen as before. 0 = off. 0.125 = 1/k of the shipped k = 8 k-NN: the "
-                               "effect stays voted if one neighbour's vote is lost (decision 9.130)")
+                               "effect is chosen as before. 0 = off. 0.125 = 1/k of a k = 8 k-NN (4/k of the shipped k = 32): "
+                               "with k = 8 the effect stays voted if one neighbour's vote is lost (decision 9.130)")
     nested_step: float = Field(0.1, gt=0, le=1, description="spacing of the gentler strengths the controller "
                                "is asked at under strength_match: nested (decision 9.40)")
     image_strength: Literal["pooled", "by_direction"] = Field(

@@ -149,15 +149,13 @@ def thresholds_stage(model_dir: Path, val_db_dir: Path) -> dict:
     """
     from ..config import effective_max_active
     from ..evaluation import tune_thresholds
-    from ..model.strength import controller_prediction
+    from ..model.strength import controller_prediction, own_vote_config
     from ..model.weights import read_metadata
 
     cfg, loaded = load_model(model_dir)
     _torch_threads(cfg)
     val = load_db(cfg, val_db_dir).data
-    tuning = cfg
-    if cfg.inference.strength_match == "locked":
-        tuning = cfg.model_copy(update={"inference": cfg.inference.model_copy(update={"strength_match": "off"})})
+    tuning = own_vote_config(cfg) if cfg.inference.strength_match == "locked" else cfg
     pred = controller_prediction(tuning, loaded, val.style, val.audio, val.strength)
     result = tune_thresholds(pred.activity, pred.params, val.active, val.params, loaded.layout, cfg.thresholds,
                              max_active=effective_max_active(cfg), min_active=min_active_for(cfg))

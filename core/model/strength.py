@@ -531,6 +531,12 @@ def fit_report(smap: StrengthMap, norms: Any, intensities: Any) -> dict:
             "mae": float(np.abs(pred - y).mean())}
 
 
+def own_vote_config(cfg: Any) -> Any:
+    """`cfg` with `inference.strength_match: off`: the controller's own answer, each query at its
+    own strength (what thresholds are tuned on under `locked`, decision 9.141)."""
+    return cfg.model_copy(update={"inference": cfg.inference.model_copy(update={"strength_match": "off"})})
+
+
 def controller_prediction(cfg: Any, loaded: Any, style: Any, audio: Any, strength: Any,
                           direction: Any = None, floor: float | None = None) -> Any:
     """A loaded controller's `Prediction` as inference uses it (`inference.strength_match`).
