@@ -9,8 +9,9 @@ so that moving the content up adds nothing below it while quantisation noise sti
 This prototype computes, on the dev half's 16 train clips (the media of
 `vocab_audit_heldout.py --half dev`) and their renders at 0.35/0.6/0.9:
 
-* `full`: quiet_floor's definition on [2 kHz, 20 kHz] (a re-implementation, checked against
-  the encoder's own normalisation-5 `quiet_floor` on the originals);
+* `full`: quiet_floor on [2 kHz, 20 kHz] (the encoder's `_quiet_floor` on frames taken here
+  rather than in its fused FFT pass, checked against its normalisation-5 `quiet_floor` on the
+  originals);
 * `inband`: the same on [2 kHz, f_e], f_e = the highest bin whose long-term power is within
   60 dB of the long-term peak (at least 4 kHz);
 
@@ -30,40 +31,41 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-NFFT, HOP, FLOOR_STEP = 2048, 1024, 8          # analysis 3's grid and floor frames
-FROM_HZ, FULL_TO_HZ, MIN_EDGE_HZ = 2000.0, 20000.0, 4000.0
-EDGE_DB, QUANTILE, QUARTILE = 60.0, 5.0, 25.0
-FRAME_RANGE = 1e-6                              # the encoder's active frames: within 60 dB of the loudest
+FULL_TO_HZ, MIN_EDGE_HZ, EDGE_DB = 20000.0, 4000.0, 60.0
 ROWS = ("bitcrush", "playback_rate", "playback_rate:down", "reverb", "delay", "smear",
         "distortion", "lowpass", "highpass", "stutter", "narrowband")
 RULE_OTHERS = ("playback_rate", "reverb", "delay", "smear")
 
 
 def floors(audio: np.ndarray, sr: int) -> dict[str, float]:
-    """`full` and `inband` floors (dB) of a (channels, samples) clip at `sr`, and the edge."""
+    """`full` and `inband` floors (dB) of a (channels, samples) clip at `sr`, and the edge:
+    analysis 3's grid, active frames and floor frames, and the encoder's own `_quiet_floor`
+    on the 5th-percentile bin power of each band."""
     from numpy.lib.stride_tricks import sliding_window_view
 
+    from deltav2a_plugins.encoders import perceptual_audio as pa
+
+    nfft, hop, step = pa.NFFT_3, pa.HOP_3, pa.FLOOR_FRAME_STEP_3
     m = np.asarray(audio, dtype=np.float64).mean(axis=0)
-    if len(m) < NFFT:
-        m = np.concatenate([m, np.zeros(NFFT - len(m))])
-    frames = sliding_window_view(m, NFFT)[::HOP] * np.hanning(NFFT)
+    if len(m) < nfft:
+        m = np.concatenate([m, np.zeros(nfft - len(m))])
+    frames = sliding_window_view(m, nfft)[::hop] * np.hanning(nfft)
     p = np.abs(np.fft.rfft(frames, axis=1)) ** 2
     p += p.max(axis=1, keepdims=True) * 1e-12 + 1e-30   # quiet_floor's: 120 dB under the frame's peak
-    f = np.fft.rfftfreq(NFFT, 1.0 / sr)
+    f = np.fft.rfftfreq(nfft, 1.0 / sr)
     lt = p.mean(axis=0)
     edge = float(f[np.flatnonzero(lt >= lt.max() * 10 ** (-EDGE_DB / 10))[-1]])
     edge = max(edge, MIN_EDGE_HZ)
     energy = p.sum(axis=1)
-    active = energy > energy.max() * FRAME_RANGE          # quiet_floor's frames: the active ones
-    rows = p[::FLOOR_STEP][active[::FLOOR_STEP]]
+    active = energy > energy.max() * pa.FRAME_RANGE       # quiet_floor's frames: the active ones
+    rows = p[::step][active[::step]]
     level = rows.sum(axis=1)
     out = {"edge_hz": edge}
     for name, hi_hz in (("full", FULL_TO_HZ), ("inband", edge)):
-        band = (f >= FROM_HZ) & (f <= hi_hz)
-        floor = np.percentile(rows[:, band], QUANTILE, axis=1)
-        rel = 10 * np.log10(floor / level)
-        lo, hi = np.percentile(level, [QUARTILE, 100 - QUARTILE])
-        out[name] = 0.0 if hi <= lo * 1.0000001 else float(np.median(rel[level <= lo]) - np.median(rel[level >= hi]))
+        band = (f >= pa.FLOOR_FROM_HZ) & (f <= hi_hz)
+        got: dict[str, float] = {}
+        pa._quiet_floor(np.percentile(rows[:, band], pa.FLOOR_QUANTILE, axis=1), level, got)
+        out[name] = got["quiet_floor"]
     return out
 
 
