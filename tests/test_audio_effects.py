@@ -1,4 +1,4 @@
-"""The built-in audio effects (the notes' seven, `stutter`, `narrowband` and `smear`), rendered with real Pedalboard, soxr
+"""The built-in audio effects (the notes' seven, `stutter`, `narrowband`, `smear` and `scatter`), rendered with real Pedalboard, soxr
 and numpy.
 
 Fixtures are synthetic and seeded (harmonic tones, noise bursts, clicks, then silence),
@@ -31,6 +31,7 @@ EXPECTED_PARAMS = {
     "stutter": ("rate_hz", "duty", "depth", "smoothing_ms"),
     "narrowband": ("low_cut_hz", "high_cut_hz"),
     "smear": ("length_ms", "mix"),
+    "scatter": ("radius_ms", "grain_ms"),
 }
 
 
@@ -98,7 +99,7 @@ def fixture_audio() -> np.ndarray:
 # ----------------------------------------------------------------- registration
 
 
-def test_all_ten_registered_through_entry_points():
+def test_all_eleven_registered_through_entry_points():
     names = set(get_registry().names("audio_effect"))
     assert set(EXPECTED_PARAMS) <= names
     for name, params in EXPECTED_PARAMS.items():
@@ -108,9 +109,9 @@ def test_all_ten_registered_through_entry_points():
         assert issubclass(cls, AudioEffect) and cls.name == name
         assert tuple(p.name for p in cls.params) == params
         assert cls.summary()
-    assert sum(len(p) for p in EXPECTED_PARAMS.values()) == 20
+    assert sum(len(p) for p in EXPECTED_PARAMS.values()) == 22
     outside = {n for n in EXPECTED_PARAMS if get("audio_effect", n).outside_pedalboard}
-    assert outside == {"playback_rate", "stutter", "smear"}
+    assert outside == {"playback_rate", "stutter", "smear", "scatter"}
 
 
 def test_registration_and_chain_import_stay_cheap():
@@ -119,7 +120,7 @@ def test_registration_and_chain_import_stay_cheap():
         "from deltav2a.api.registry import load_registry\n"
         "r = load_registry(only=['audio_effects'])\n"
         "import deltav2a.render.chain\n"
-        "assert len(r.names('audio_effect')) == 10, r.names('audio_effect')\n"
+        "assert len(r.names('audio_effect')) == 11, r.names('audio_effect')\n"
         "heavy = [m for m in ('numpy', 'pedalboard', 'soxr', 'torch') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
@@ -176,7 +177,7 @@ def test_log_scale_spacing_is_geometric():
 
 def test_reverb_delay_playback_bypass_are_exact(fixture_audio):
     x = fixture_audio
-    for name in ("reverb", "delay", "playback_rate", "stutter", "smear"):
+    for name in ("reverb", "delay", "playback_rate", "stutter", "smear", "scatter"):
         e = effect(name)
         y = e.process(x, SR, **e.bypass_values())
         assert y.shape == x.shape
@@ -558,3 +559,80 @@ def test_narrowband_and_smear_render_in_a_chain_in_the_given_order(fixture_audio
     assert np.isfinite(out).all() and out.shape[1] >= fixture_audio.shape[1] + int(0.3 * SR)
     cut = AudioChain(ChainSettings.parse(specs), order=order, tail="cut")(fixture_audio, SR)
     assert cut.shape == fixture_audio.shape and np.isfinite(cut).all()
+
+
+# ----------------------------------------------------------------- scatter (issue 16, decision 16.70)
+
+
+def test_scatter_moves_each_moment_by_at_most_the_radius_and_keeps_dc():
+    """A time-code signal (x[t] = t) read back through the scatter: every output sample is a
+    Hann-weighted mix of two grains whose weights sum to 1, so y[t] - t is the weighted
+    displacement, within the radius; the mean displacement grows with the radius (spread's
+    linear expected displacement); a constant comes back exactly (the windows sum to 1)."""
+    from deltav2a_plugins.audio_effects.scatter import scatter_grains
+
+    sr = 8000
+    n = 4 * sr
+    code = np.arange(n, dtype=np.float32)[None, :]
+    shift = []
+    for radius_ms in (10.0, 50.0, 200.0):
+        y = scatter_grains(code, sr, radius_ms, 40.0)
+        d = y[0].astype(np.float64) - code[0]
+        assert np.abs(d).max() <= radius_ms * 1e-3 * sr + 1e-3
+        shift.append(np.abs(d).mean())
+    assert shift[0] < shift[1] < shift[2]
+    assert shift[2] / shift[1] == pytest.approx(4.0, rel=0.35)          # about linear in the radius
+    ones = np.ones((2, n), dtype=np.float32)
+    np.testing.assert_allclose(scatter_grains(ones, sr, 200.0, 40.0), ones, atol=1e-6)
+
+
+def test_scatter_breaks_continuity_keeps_level_and_adds_no_width():
+    """A rising sweep: before, each 20 ms frame's peak frequency is above the last; after a
+    150 ms scatter, the music jumps back and forth in time (many frames fall), at about the
+    same level (uncorrelated grain crossfades lose ~1.25 dB), never above the input's peak;
+    a channel that is twice the other stays twice it (one displacement for every channel)."""
+    sr = SR
+    t = np.arange(3 * sr) / sr
+    sweep = (0.4 * np.sin(2 * np.pi * (200 * t + 300 * t ** 2))).astype(np.float32)
+    x = np.stack([sweep, 2 * sweep])
+    e = effect("scatter")
+    y = e.process(x, sr, **e.params_at_intensity(0.6))
+    assert e.params_at_intensity(0.6) == {"radius_ms": pytest.approx(150.0), "grain_ms": 40.0}
+
+    def falls(sig):
+        frames = sig[: sig.size // 882 * 882].reshape(-1, 882)
+        peak = np.abs(np.fft.rfft(frames * np.hanning(882), axis=1)).argmax(axis=1)
+        return float(np.mean(np.diff(peak) < 0))
+
+    assert falls(x[0]) == 0.0
+    assert falls(y[0]) > 0.2
+    assert 0.75 < rms(y) / rms(x) < 1.05
+    assert np.abs(y).max() <= np.abs(x).max() + 1e-6
+    np.testing.assert_allclose(y[1], 2 * y[0], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("sr", [22050, 44100, 48000])
+def test_scatter_finite_deterministic_and_short_clips(sr):
+    x = music_like(sr=sr)
+    e = effect("scatter")
+    for u in (0.35, 0.6, 0.9, 1.0):
+        y = e.process(x, sr, **e.params_at_intensity(u))
+        assert np.isfinite(y).all() and y.shape == x.shape and y.dtype == np.float32
+        np.testing.assert_array_equal(y, e.process(x.copy(), sr, **e.params_at_intensity(u)))
+    for n in (0, 1, 100, int(0.03 * sr)):                     # shorter than a grain or the radius
+        short = x[:, :n]
+        y = e.process(short, sr, radius_ms=250.0, grain_ms=100.0)
+        assert y.shape == short.shape and np.isfinite(y).all()
+    assert e.tail_seconds(radius_ms=250.0) == 0.0
+
+
+def test_scatter_renders_in_a_chain_in_the_given_order(fixture_audio):
+    from deltav2a.render.chain import AudioChain, ChainSettings
+
+    order = ["lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "narrowband", "smear",
+             "scatter", "stutter", "playback_rate"]
+    chain = AudioChain(ChainSettings.parse(["stutter", "scatter:radius_ms=120", "bitcrush"]), order=order,
+                       tail="cut")
+    assert chain.names == ["bitcrush", "scatter", "stutter"]
+    out = chain(fixture_audio, SR)
+    assert out.shape == fixture_audio.shape and np.isfinite(out).all()

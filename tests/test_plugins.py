@@ -13,7 +13,7 @@ import pytest
 from conftest import run_cli
 
 BUILTIN_AUDIO = {"lowpass", "bitcrush", "reverb", "highpass", "distortion", "delay", "stutter", "playback_rate",
-                 "narrowband", "smear"}
+                 "narrowband", "smear", "scatter"}
 BUILTIN_IMAGE = {"adaptive_blur", "motion_blur", "adaptive_sharpen", "add_noise", "spread", "sepia_tone", "solarize"}
 
 

@@ -91,9 +91,10 @@ class Scatter(AudioEffect):
                 "roughens notes, 250 ms (an eighth note at 120 BPM) throws specks across beats.",
         ),
         Param(
-            "grain_ms", 20.0, 100.0, default=40.0, bypass=40.0, unit="ms",
+            "grain_ms", 20.0, 100.0, default=40.0, bypass=100.0, unit="ms",
             doc="Length of each grain (they overlap by half); no effect while the radius is 0 "
-                "(bypass 40 ms: no neutral value). 20 ms buzzes, 100 ms keeps short phrases whole.",
+                "(bypass 100 ms, the gentlest: no neutral value). 20 ms buzzes, 100 ms keeps "
+                "short phrases whole.",
         ),
     )
 
