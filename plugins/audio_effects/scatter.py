@@ -10,7 +10,9 @@ few tens of milliseconds it jumps: notes break into specks (*fragmented*) and th
 add a fine, rough texture (*granular*). The nearest existing effects each make one of the two:
 a stutter gates the sound into pieces with silences between them (*fragmented*, *rigid*), a bit
 reduction adds quantisation noise (*granular*); neither moves material in time, which is what
-spread does to pixels.
+spread does to pixels. (That is the listener's reading. The perceptual encoder reads it
+mostly *steady*: it hears the beat's periodicity break up and has no descriptor for a splice
+every 20 ms; docs/vocab_audit.md, "Eighth pass".)
 
 Rendered outside Pedalboard with numpy (Pedalboard has no granular plugin). Grains of
 `grain_ms` overlap by half and carry a periodic Hann window, whose copies at that hop sum to
