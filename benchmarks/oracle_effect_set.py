@@ -18,10 +18,8 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vocab_audit_lexicon_compare import DEFAULT_EIGHT, load_cache, subset, term_vectors  # noqa: E402
+from vocab_audit_lexicon_compare import DEFAULT_EIGHT, load_cache, per_image_effect, subset, term_vectors  # noqa: E402
 
 
 def base(row: str) -> str:
@@ -33,11 +31,8 @@ def oracle(img, aud, Vi, Va, effects, n_pairs: int, seed: int, T: float) -> dict
     from deltav2a.experiment import vocab_audit as va
     a = subset(aud, lambda e: base(e) in effects)
     r = va.oracle_agreement(img.labels(Vi, T), a.labels(Va, T), img, a, n_pairs, seed)
-    per: dict[str, list[float]] = {}
-    for p in r["pairs"]:
-        per.setdefault(p["image_effect"], []).append(p["centred_cosine"])
     return {"mean_cosine": round(float(r["mean_cosine"]), 4), "top1_agreement": round(float(r["top1_agreement"]), 4),
-            "per_image_effect": {k: round(float(np.mean(v)), 4) for k, v in per.items()},
+            "per_image_effect": per_image_effect(r),
             "best_audio_effect_per_image_effect": r["best_audio_effect_per_image_effect"]}
 
 
