@@ -19,17 +19,14 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vocab_audit_lexicon_compare import DEFAULT_EIGHT, load_cache, per_image_effect, subset, term_vectors  # noqa: E402
-
-
-def base(row: str) -> str:
-    return row.split(":")[0]
+from vocab_audit_lexicon_compare import (DEFAULT_EIGHT, base_effect, load_cache, per_image_effect,  # noqa: E402
+                                         subset, term_vectors)
 
 
 def oracle(img, aud, Vi, Va, effects, n_pairs: int, seed: int, T: float) -> dict:
     """The single-effect oracle restricted to the rows of `effects` (each with its `:down`)."""
     from deltav2a.experiment import vocab_audit as va
-    a = subset(aud, lambda e: base(e) in effects)
+    a = subset(aud, lambda e: base_effect(e) in effects)
     r = va.oracle_agreement(img.labels(Vi, T), a.labels(Va, T), img, a, n_pairs, seed)
     return {"mean_cosine": round(float(r["mean_cosine"]), 4), "top1_agreement": round(float(r["top1_agreement"]), 4),
             "per_image_effect": per_image_effect(r),
@@ -53,7 +50,7 @@ def main() -> int:
     voc, Vi, Va, enc = term_vectors(args.lexicon, args.normalisation)
     T = args.temperature
     img, aud, _ = load_cache(args.dev)
-    pool = sorted({base(e) for e in aud.effects} - set(DEFAULT_EIGHT))
+    pool = sorted({base_effect(e) for e in aud.effects} - set(DEFAULT_EIGHT))
     chosen = list(DEFAULT_EIGHT)
     current = oracle(img, aud, Vi, Va, chosen, 1000, 1, T)["mean_cosine"]
     steps = [{"set": list(chosen), "dev_oracle_1000": current}]

@@ -49,6 +49,11 @@ def term_vectors(lexicon: str, normalisation: str):
     return voc, term_embeddings(li, voc, "image", use_cache=False), term_embeddings(la, voc, "audio", use_cache=False), la
 
 
+def base_effect(row: str) -> str:
+    """The effect of an audit row: `highshelf:down` is `highshelf`'s other direction."""
+    return row.split(":")[0]
+
+
 def subset(emb, keep):
     """The rows of `emb` whose effect name passes `keep`."""
     idx = [i for i, e in enumerate(emb.effects) if keep(e)]
@@ -106,8 +111,7 @@ def main() -> int:
     try:
         img, aud, pairs = load_cache(args.cache)
         out: dict = {"cache": str(args.cache), "temperature": args.temperature}
-        base = lambda e: e.split(":")[0]
-        eight = lambda e: all(base(x) in DEFAULT_EIGHT for x in e.split("+"))
+        eight = lambda e: all(base_effect(x) in DEFAULT_EIGHT for x in e.split("+"))
         for name, lex in (("before", args.before), ("after", args.after)):
             voc, Vi, Va, enc = term_vectors(lex, args.normalisation)
             out[name] = {"lexicon": lex, "audio_fingerprint": enc.fingerprint()}
