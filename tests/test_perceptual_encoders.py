@@ -344,9 +344,9 @@ def test_lexicon_versions_stay_loadable():
     assert lx.LEXICON_FILES[lx.DEFAULT_LEXICON_VERSION] == lx.LEXICON_FILE
     # v3 stays the encoders' default (what a config naming no lexicon gets); the default
     # config and the shipped model pin v4 with audio normalisation 4 explicitly (decision
-    # 16.64; v4 alone names normalisation 3); v5, the newest, reads normalisation 5 only
-    # (decisions 16.50+) and is not the default either
-    assert lx.DEFAULT_LEXICON_VERSION == "3" and max(lx.LEXICON_FILES, key=int) == "5"
+    # 16.64; v4 alone names normalisation 3); v5 reads normalisation 5 only (decisions
+    # 16.50+) and v6, the newest, is v4 with its own *steady* (16.74); neither is the default
+    assert lx.DEFAULT_LEXICON_VERSION == "3" and max(lx.LEXICON_FILES, key=int) == "6"
     v1 = {"image": "perceptual-image/1/b2ce78f3009c4b2f", "audio": "perceptual-audio/1/01222d581fae7c39"}
     assert PerceptualImageEncoder(lexicon_version="1").fingerprint() == v1["image"]
     assert PerceptualAudioEncoder(lexicon_version="1").fingerprint() == v1["audio"]

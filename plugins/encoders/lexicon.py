@@ -61,7 +61,7 @@ LEXICON_FILE = DATA_DIR / "perceptual_lexicon.yaml"
 #: stay loadable (encoder option `lexicon_version`) so models trained with them still run
 LEXICON_FILES = {"1": DATA_DIR / "perceptual_lexicon_v1.yaml", "2": DATA_DIR / "perceptual_lexicon_v2.yaml",
                  "3": LEXICON_FILE, "4": DATA_DIR / "perceptual_lexicon_v4.yaml",
-                 "5": DATA_DIR / "perceptual_lexicon_v5.yaml"}
+                 "5": DATA_DIR / "perceptual_lexicon_v5.yaml", "6": DATA_DIR / "perceptual_lexicon_v6.yaml"}
 #: the encoders' default stays v3 (normalisation 2), so configs and models that name no lexicon
 #: keep their meaning; the shipped model and the default config pin v4 (issue 16, third pass)
 #: with audio normalisation 4 explicitly (decision 16.64: v4 alone names normalisation 3)
@@ -69,6 +69,9 @@ DEFAULT_LEXICON_VERSION = "3"
 #: v5 (issue 16, sixth pass, decisions 16.50+) is v4 with *granular* (and *noisy*) grounded in
 #: trough_floor and *agitated* (and *fast*) in onset_rate, the two descriptors normalisation 5
 #: adds; it reads normalisation 5 only (`normalisation_versions` in the file). Not the default.
+#: v6 (decision 16.74) is v4 with *steady*'s audio side grounded in its own gloss (an even
+#: level, an unwavering spectrum) instead of the mirror of *oscillating*; it reads what v4
+#: reads. Not the default: the shipped model stays on v4 (criterion 3 was not reached).
 
 TRANSFORMS = ("identity", "log", "logit")
 

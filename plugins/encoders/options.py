@@ -48,7 +48,9 @@ class PerceptualOptions(PluginOptions):
                                                  "the lexicon names)")
     lexicon: Optional[str] = Field(None, description="lexicon file (YAML path) replacing the shipped one")
     lexicon_version: Optional[str] = Field(None, description="a shipped lexicon (LEXICON_FILES; default: "
-                                           "'3'; '4' reads normalisation 3 (issue 16, third pass); '1' is the first shipped models' lexicon)")
+                                           "'3'; '4' reads normalisation 3 (issue 16, third pass), the shipped model's; '5' needs "
+                                           "normalisation 5; '6' is v4 with its own *steady* (decision 16.74); '1' is the first "
+                                           "shipped models' lexicon)")
     lexicon_supplements: list[str] = Field([], description="supplement names or YAML paths added to the lexicon")
     device: Optional[str] = Field(None, description="accepted and ignored (configs for the neural encoders work)")
     batch_size: Optional[int] = Field(None, description="accepted and ignored")
