@@ -73,6 +73,10 @@ class DatabaseConfig(_Section):
     tail: Literal["keep", "cut"] = Field("cut", description="A' keeps A's length so E(A') is comparable")
     shard_size: int = Field(2048, ge=1)
     workers: int = Field(0, ge=0, description="0 = one per CPU core")
+    seed: int | None = Field(None, ge=0, description="seed of the augmentation records only (default: the "
+                             "experiment seed, which also draws the splits and the calibration half): "
+                             "redraws the database with the splits fixed, to see how much a result "
+                             "owes to one draw of the training records")
 
     @model_validator(mode="after")
     def _range(self) -> "DatabaseConfig":

@@ -212,6 +212,14 @@ def test_same_seed_same_db_whatever_the_worker_count(built, tmp_path):
                            workers=1, progress=False)
     assert other.fingerprint != s2.fingerprint
     assert not table_of(tmp_path / "db3").column("params").equals(table_of(db_dir).column("params"))
+    # database.seed draws the records alone (the splits stay the experiment seed's): the same
+    # records as the experiment seed 1, and an unset database.seed leaves the identity as it was
+    redrawn = build_database(Config(database={"seed": 1}), splits, tmp_path / "db4", augmentations=N_AUG,
+                             workers=1, progress=False)
+    assert redrawn.fingerprint == other.fingerprint
+    assert table_of(tmp_path / "db4").equals(table_of(tmp_path / "db3"))
+    meta = store.read_meta(db_dir)["identity"]
+    assert meta["seed"] == 0 and "seed" not in meta["database"]
 
 
 def test_math_threads_are_limited_in_the_build_and_records_do_not_change(built, tmp_path, monkeypatch):

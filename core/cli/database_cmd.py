@@ -53,7 +53,8 @@ def build_db(
         None, "--workers", "-w", min=0, help="Worker processes (0 = one per CPU core; default: database.workers)."),
     limit_clips: Optional[int] = typer.Option(
         None, "--limit-clips", min=1, help="Use a seeded sample of N train clips (smoke runs)."),
-    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Seed (default: config seed)."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0,
+                                       help="Seed (default: the config's database.seed, else its seed)."),
     audio_root: Optional[Path] = typer.Option(
         None, "--audio-root", help="Folder the split file's paths are relative to (default: as recorded)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a database built with other settings."),
