@@ -76,7 +76,7 @@ class DatabaseConfig(_Section):
     seed: int | None = Field(None, ge=0, description="seed of the augmentation records only (default: the "
                              "experiment seed, which also draws the splits and the calibration half): "
                              "redraws the database with the splits fixed, to see how much a result "
-                             "owes to one draw of the training records")
+                             "owes to one draw of the records (every split's, on the same clips)")
 
     @model_validator(mode="after")
     def _range(self) -> "DatabaseConfig":
