@@ -78,6 +78,15 @@ class DatabaseConfig(_Section):
                              "redraws the database with the splits fixed, to see how much a result "
                              "owes to one draw of the records (every split's, on the same clips)")
 
+    def record_settings(self, *drop: str) -> dict[str, Any]:
+        """This section as JSON without `seed` (a build records the seed it used on its own, so
+        a config that never sets `database.seed` keys its databases and stages as before the
+        option existed), less the keys in `drop`."""
+        out = self.model_dump(mode="json")
+        for k in ("seed", *drop):
+            out.pop(k)
+        return out
+
     @model_validator(mode="after")
     def _range(self) -> "DatabaseConfig":
         if self.min_active > self.max_active:
@@ -363,6 +372,11 @@ class Config(_Section):
         if name == self.controller.name:
             return self.controller
         return self.controller.for_controller(name, self.experiment.options.get(name, {}))
+
+
+def effective_record_seed(cfg: "Config") -> int:
+    """The seed the augmentation records are drawn with: database.seed, else the experiment's."""
+    return cfg.seed if cfg.database.seed is None else int(cfg.database.seed)
 
 
 def effective_max_active(cfg: "Config") -> int | None:

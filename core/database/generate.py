@@ -400,6 +400,7 @@ def plan_database(cfg: "Config", splits_path: str | os.PathLike, *,
     """Check the inputs and fix everything that determines the records."""
     import numpy as np
 
+    from ..config import effective_record_seed
     from ..style.encoding import load_encoder, term_embeddings
     from ..model.layout import ParamLayout
     from .splits import clips_hash, load_splits, missing_files
@@ -411,7 +412,7 @@ def plan_database(cfg: "Config", splits_path: str | os.PathLike, *,
         counts = ", ".join(f"{k} {v['clips']}" for k, v in splits.counts().items())
         raise DeltaV2AError(f"the {split} split of {splits_path} is empty ({counts} clips): "
                             "nothing to build a database from")
-    seed = render_seed(cfg) if seed is None else int(seed)
+    seed = effective_record_seed(cfg) if seed is None else int(seed)
     if seed < 0:
         raise DeltaV2AError(f"seed must be >= 0, got {seed}")
     if limit_clips is not None:
@@ -444,9 +445,7 @@ def plan_database(cfg: "Config", splits_path: str | os.PathLike, *,
                             f"({vocab.size}, {encoder.dim})")
     import pedalboard
 
-    db = cfg.database.model_dump(mode="json")
-    db.pop("workers")  # how many processes ran changes nothing in the records
-    db.pop("seed")  # the seed used is the identity's own "seed" (same key as before the option)
+    db = cfg.database.record_settings("workers")  # how many processes ran changes nothing in the records
     cps = max(1, cfg.database.shard_size // N)
     identity = {
         "seed": seed,
@@ -631,11 +630,6 @@ def _run_pool(tasks: Sequence[ClipTask], spec: JobSpec, n_workers: int) -> Itera
                     proc.terminate()
             for proc in procs:
                 proc.join(timeout=5)
-
-
-def render_seed(cfg: "Config") -> int:
-    """The seed the records are drawn with: `database.seed`, else the experiment seed."""
-    return cfg.seed if cfg.database.seed is None else int(cfg.database.seed)
 
 
 def build_database(cfg: "Config", splits_path: str | os.PathLike, out_dir: str | os.PathLike, *,

@@ -243,7 +243,7 @@ def run_experiment(cfg: "Config", config_path: Path | None, run_dir: Path, log: 
     import random
 
     from ..atomic import write_text
-    from ..config import dump_config
+    from ..config import dump_config, effective_record_seed
     from ..media.io import IMAGE_EXTENSIONS
     from ..analysis.sensitivity import list_media
     from ..style.vocab import load_vocabulary
@@ -284,13 +284,10 @@ def run_experiment(cfg: "Config", config_path: Path | None, run_dir: Path, log: 
     splits_file = ex.out("splits") / "splits.json"
 
     from ..database import build_database, read_meta
-    from ..database.generate import render_seed
     from ..database.relabel import relabel_database
 
-    render_db = cfg.database.model_dump(mode="json")
-    for k in ("temperature", "workers", "seed"):  # labels only / how many processes ran / in "seed"
-        render_db.pop(k)
-    render_inputs = {"seed": render_seed(cfg), "database": render_db, "audio": ex.section("audio")["audio"],
+    render_db = cfg.database.record_settings("temperature", "workers")  # labels only / how many processes ran
+    render_inputs = {"seed": effective_record_seed(cfg), "database": render_db, "audio": ex.section("audio")["audio"],
                      "effects": ex.section("effects")["effects"],
                      "encoder": cfg.encoders.audio.model_dump(mode="json")}
     vocab = load_vocabulary(cfg.vocabulary)
@@ -382,9 +379,8 @@ def run_experiment(cfg: "Config", config_path: Path | None, run_dir: Path, log: 
     if cfg.experiment.vocab_audit_items:
         from .vocab_audit import run_stage
 
-        audit_inputs = ex.section("encoders", "vocabulary", "effects", "database")
-        audit_inputs["database"].pop("seed")  # the records' draw: the audit renders its own edits
-        ex.stage("vocab_audit", {"items": cfg.experiment.vocab_audit_items, **audit_inputs},
+        ex.stage("vocab_audit", {"items": cfg.experiment.vocab_audit_items, "database": cfg.database.record_settings(),
+                                 **ex.section("encoders", "vocabulary", "effects")},
                  ["splits"], lambda out: {**run_stage(cfg, heldout_images, test_clips(), out,
                                                       cfg.experiment.vocab_audit_items, cfg.seed),
                                           "dir": ex.rel(out)})
