@@ -66,12 +66,13 @@ LEXICON_FILES = {"1": DATA_DIR / "perceptual_lexicon_v1.yaml", "2": DATA_DIR / "
 #: keep their meaning; the shipped model and the default config pin v4 (issue 16, third pass)
 #: with audio normalisation 4 explicitly (decision 16.64: v4 alone names normalisation 3)
 DEFAULT_LEXICON_VERSION = "3"
-#: v5 (issue 16, sixth pass, decisions 16.50+) is v4 with *granular* (and *noisy*) grounded in
-#: trough_floor and *agitated* (and *fast*) in onset_rate, the two descriptors normalisation 5
-#: adds; it reads normalisation 5 only (`normalisation_versions` in the file). Not the default.
-#: v6 (decision 16.74) is v4 with *steady*'s audio side grounded in its own gloss (an even
-#: level, an unwavering spectrum) instead of the mirror of *oscillating*; it reads what v4
-#: reads. Not the default: the shipped model stays on v4 (criterion 3 was not reached).
+#: v5 (issue 16, sixth pass, decisions 16.50+) is v4 with *agitated* (and *fast*) grounded in
+#: onset_rate, one of the two descriptors normalisation 5 adds (quiet_floor, the other, grounds
+#: no word: decision 16.51); it reads normalisation 5 only (`normalisation_versions` in the
+#: file). Not the default. v6 (decision 16.74) is v4 with *steady*'s audio side grounded in its
+#: own gloss (an even level, an unwavering spectrum) instead of the mirror of *oscillating*; it
+#: reads what v4 reads. Not the default: the shipped model stays on v4 (criterion 3 was not
+#: reached). Both files say `extends: "4"` and hold only their re-grounded entries.
 
 TRANSFORMS = ("identity", "log", "logit")
 
@@ -485,9 +486,41 @@ def _merge_supplements(raw: dict, path: Path, supplements: Sequence[Path]) -> di
     return {**raw, "lexicon_version": version, "words": words, "neutral": neutral}
 
 
+def read_lexicon_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """A lexicon file's content with its `extends` resolved: the one reader of lexicon files.
+
+    A new lexicon version usually re-grounds one or two words of an older one; `extends: "4"`
+    takes that shipped version's words, neutral groups and normalisation keys, and the file's
+    own `words` entries (whole entries) and `neutral` groups replace or add to them. So a
+    version is its differences, not a 900-line copy whose other 899 lines can drift. Only a
+    shipped version (LEXICON_FILES) can be extended, never a path: a lexicon from elsewhere
+    reads nothing outside its own file but the package's data. The result is what a full copy
+    would have been, so the resolved directions, hence the fingerprint, are the copy's.
+    """
+    raw = _read_yaml(path, "lexicon")
+    base = raw.get("extends")
+    if base is None:
+        return raw
+    shipped = ", ".join(sorted(LEXICON_FILES, key=lambda v: (len(v), v)))
+    if isinstance(base, bool) or not isinstance(base, (str, int)) or str(base).strip() not in LEXICON_FILES:
+        raise DeltaV2AError(f"lexicon {path}: 'extends' must name a shipped lexicon version "
+                            f"({shipped}), not {base!r}")
+    target = LEXICON_FILES[str(base).strip()]
+    if target.resolve() in (Path(path).resolve(), *_chain):
+        raise DeltaV2AError(f"lexicon {path}: 'extends: {base}' leads back to itself")
+    for key in ("words", "neutral"):
+        if not isinstance(raw.get(key) or {}, dict):
+            raise DeltaV2AError(f"lexicon {path}: '{key}' must be a mapping")
+    parent = read_lexicon_file(target, _chain + (Path(path).resolve(),))
+    merged = {**parent, **{k: v for k, v in raw.items() if k not in ("extends", "words", "neutral")}}
+    merged["words"] = {**(parent.get("words") or {}), **(raw.get("words") or {})}
+    merged["neutral"] = {**(parent.get("neutral") or {}), **(raw.get("neutral") or {})}
+    return merged
+
+
 def load_lexicon(path: Path, modality: Modality, names: Sequence[str],
                  supplements: Sequence[Path] = ()) -> Lexicon:
-    raw = _read_yaml(path, "lexicon")
+    raw = read_lexicon_file(path)
     if supplements:
         raw = _merge_supplements(raw, path, supplements)
     version = raw.get("lexicon_version")
@@ -589,7 +622,7 @@ def _check_supported(who: str, lexicon: Path, normalisation: Path) -> None:
     except OSError:
         return  # the lexicon itself reports the missing file when it is loaded
     if key not in _CACHE:
-        raw = _read_yaml(lexicon, "lexicon").get("normalisation_versions")
+        raw = read_lexicon_file(lexicon).get("normalisation_versions")
         if raw is not None and (not isinstance(raw, list) or not raw
                                 or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in raw)):
             raise DeltaV2AError(f"lexicon {lexicon}: normalisation_versions must be a non-empty list of versions")
@@ -612,7 +645,7 @@ def _lexicon_normalisation_version(path: Path) -> str:
     except OSError:
         return "1"  # the lexicon itself reports the missing file when it is loaded
     if key not in _CACHE:
-        _CACHE[key] = str(_read_yaml(path, "lexicon").get("normalisation_version", "1")).strip()
+        _CACHE[key] = str(read_lexicon_file(path).get("normalisation_version", "1")).strip()
     return _CACHE[key]
 
 
