@@ -252,6 +252,12 @@ class InferenceConfig(_Section):
         "threshold; null = database.max_active, 0 = no cap (the notes)")
     strength_fit_images: int = Field(24, ge=1, description="calibration images used to fit the image StrengthMap "
                                      "(x every image effect x 10 intensities)")
+    calibration_shape: tuple[Annotated[float, Field(ge=0, le=10)], Annotated[float, Field(gt=0, le=10)]] | None = Field(
+        None, description="[a, b]: the calibration fixes the norm confidence's shape (tau_c = a, s_c = b times the "
+        "calibration pairs' median edit norm) and fits the temperature T alone, so another draw of the "
+        "training records moves T by at most a grid step; null = fit T, tau_c and s_c together and break "
+        "the grid's ties by the largest T (Appendix D), whose pick jumps between regimes with the draw "
+        "(decision 16.79). Read when a model is calibrated (`run`, `calibrate`), not by a transfer")
     scale_by_confidence: bool = Field(
         True, description="move predicted parameters toward bypass by the norm confidence c, so an "
         "image that barely changed leaves the audio almost untouched (not in the notes)")
@@ -302,6 +308,14 @@ class InferenceConfig(_Section):
         "near-hard choice; on held-out photos the own effect leads by a median 0.22-0.26 and gets a mean weight "
         "0.89; an edit like no effect, cosines within ~0.05 of each other, gets a blend of the maps)")
     search: SearchConfig = SearchConfig()
+
+    def stage_settings(self) -> dict[str, Any]:
+        """This section as JSON for `run`'s stage keys, without `calibration_shape` while it is
+        unset, so runs made before the option existed keep their keys and caches."""
+        out = self.model_dump(mode="json")
+        if out["calibration_shape"] is None:
+            out.pop("calibration_shape")
+        return out
 
 
 class SplitConfig(_Section):

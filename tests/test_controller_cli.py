@@ -151,6 +151,41 @@ def test_locked_thresholds_are_tuned_on_the_own_vote(dbs, tmp_path):
     assert on_locked != tuned["locked"], on_locked
 
 
+def test_calibrate_reads_the_shape_from_the_model_config(dbs, tmp_path):
+    """Decision 16.79: with `inference.calibration_shape` in the model's config, `calibrate` fixes
+    tau_c and s_c as that multiple of the pairs' median edit norm, fits T alone, and records the
+    shape; without it the three-number fit is stored as before (no `shape` key)."""
+    import shutil
+
+    import yaml
+
+    from deltav2a.media.examples import landscape_image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for s in range(3):
+        landscape_image(128, 96, seed=s).save(images / f"img{s}.png")
+    base = tmp_path / "knn"
+    res = run_cli("train", "--db", str(dbs["train"]), "--val-db", str(dbs["val"]), "--controller", "knn",
+                  "-o", str(base))
+    assert res.returncode == 0, res.stderr
+    cal = {}
+    for name, shape in (("free", None), ("shaped", [0.25, 1.0])):
+        model = tmp_path / name
+        shutil.copytree(base, model)
+        if shape:
+            cfg = yaml.safe_load((model / "config.yaml").read_text())
+            cfg.setdefault("inference", {})["calibration_shape"] = shape
+            (model / "config.yaml").write_text(yaml.safe_dump(cfg))
+        res = run_cli("calibrate", "--model", str(model), "--images", str(images), "--db", str(dbs["train"]))
+        assert res.returncode == 0, res.stderr
+        cal[name] = json.loads((model / "controller.json").read_text())["calibration"]
+    assert "shape" not in cal["free"]
+    assert cal["shaped"]["shape"] == [0.25, 1.0]
+    assert cal["shaped"]["tau_c"] == pytest.approx(0.25 * cal["shaped"]["s_c"], rel=1e-12)
+    assert cal["shaped"]["target_top1"] == cal["free"]["target_top1"]
+
+
 # ---------------------------------------------------------------- issue 9: the typed, sparse, strength-aware transfer
 
 

@@ -16,7 +16,8 @@ def calibrate(
     seed: int = typer.Option(0, "--seed"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for calibration.json + grid PNG."),
 ) -> None:
-    """Fit the image-side temperature and norm confidence (T, tau_c, s_c)."""
+    """Fit the image-side temperature and norm confidence (T, tau_c, s_c); T alone when the model's
+    config names `inference.calibration_shape`."""
     from ..atomic import claim, write_json
     from ..style.calibration import CalibrationResult, plot_grid
     from ..media.io import IMAGE_EXTENSIONS

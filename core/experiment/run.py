@@ -349,7 +349,8 @@ def run_experiment(cfg: "Config", config_path: Path | None, run_dir: Path, log: 
         ex.stage(f"train_{name}", {**model_inputs, "controller": cfg.controller_config(name).model_dump(mode="json"),
                                    "controller_name": name, "epochs": ccfg.training.epochs},
                  ["db_train", "db_val"], do_train)
-        ex.stage(f"thresholds_{name}", ex.section("inference"), [f"train_{name}"], do_thresholds)
+        ex.stage(f"thresholds_{name}", {"inference": cfg.inference.stage_settings()}, [f"train_{name}"],
+                 do_thresholds)
         ex.stage(f"calibration_{name}", {"images": [ex.rel(p) for p in calib_images],
                                          "image_encoder": cfg.encoders.image.model_dump(mode="json"),
                                          "image_effects": list(cfg.effects.image)},

@@ -262,7 +262,8 @@ def image_pairs(cfg: "Config", files: list[Path], seed: int, progress: bool = Fa
 
 def calibrate_stage(model_dir: Path, image_files: list[Path], train_db_dir: Path, seed: int = 0,
                     progress: bool = False) -> dict:
-    """Appendix D: fit (T, tau_c, s_c) on image pairs to the DB's mean top-1 mass; store it.
+    """Appendix D: fit (T, tau_c, s_c) on image pairs to the DB's mean top-1 mass (T alone under
+    the model config's `inference.calibration_shape`, decision 16.79); store it.
 
     Also fits the two StrengthMaps (core/model/strength.py) and stores them in the calibration:
     image side on the first `inference.strength_fit_images` images x every image effect x
@@ -279,7 +280,7 @@ def calibrate_stage(model_dir: Path, image_files: list[Path], train_db_dir: Path
     b, a, _ = image_pairs(cfg, image_files, seed, progress)
     encoder = load_encoder(cfg.encoders.image, "image")
     V = term_embeddings(encoder, load_vocabulary(cfg.vocabulary), "image")
-    result = calibrate(b, a, V, target)
+    result = calibrate(b, a, V, target, shape=cfg.inference.calibration_shape)
     record = result.as_dict()
     record["strength"] = strength_maps(cfg, encoder, image_files, db, seed)
     meta = read_metadata(model_dir / "controller")

@@ -8,6 +8,13 @@ One equation, three unknowns: many grid points tie. Among points within `toleran
 best match, we keep the one with the largest T (the least peaked label that still matches),
 then the smallest tau_c (confidence reaches 1 for the most edits), so the choice is
 deterministic and documented.
+
+Deterministic is not stable: a target that moves by 0.003 (another draw of the training
+records) moves which grid points tie, and the pick jumps between regimes, peaked labels with a
+slowly rising confidence or flat labels with a saturated one, and with it how many effects a
+transfer stacks and how hard a gentle edit is rendered (decision 16.79). `shape = (a, b)` fixes
+the confidence's shape (tau_c = a, s_c = b times the pairs' median edit norm) and fits T alone:
+one equation, one unknown, the grid temperature whose top-1 mass is closest to the target.
 """
 
 from __future__ import annotations
@@ -28,10 +35,13 @@ class CalibrationResult:
     achieved_top1: float
     n_pairs: int
     grid: list[dict] = field(default_factory=list)
+    shape: "tuple[float, float] | None" = None   # (a, b) when only T was fitted
 
     def as_dict(self, with_grid: bool = False) -> dict:
         d = {"temperature": self.temperature, "tau_c": self.tau_c, "s_c": self.s_c,
              "target_top1": self.target_top1, "achieved_top1": self.achieved_top1, "n_pairs": self.n_pairs}
+        if self.shape is not None:  # absent for the three-number fit, so older records read as before
+            d["shape"] = [float(v) for v in self.shape]
         if with_grid:
             d["grid"] = self.grid
         return d
@@ -66,7 +76,8 @@ def top1_mass(dz: "np.ndarray", norms: "np.ndarray", V: "np.ndarray", T: float, 
 
 
 def calibrate(before: "np.ndarray", after: "np.ndarray", V: "np.ndarray", target_top1: float,
-              temps=None, taus=None, scales=None, tolerance: float = 2e-3) -> CalibrationResult:
+              temps=None, taus=None, scales=None, tolerance: float = 2e-3,
+              shape: "tuple[float, float] | None" = None) -> CalibrationResult:
     import numpy as np
 
     d = np.asarray(after, np.float64) - np.asarray(before, np.float64)
@@ -77,6 +88,9 @@ def calibrate(before: "np.ndarray", after: "np.ndarray", V: "np.ndarray", target
     temps = g_t if temps is None else np.asarray(temps, float)
     taus = g_tau if taus is None else np.asarray(taus, float)
     scales = g_s if scales is None else np.asarray(scales, float)
+    if shape is not None:
+        med = float(np.median(norms)) if norms.size else 1.0
+        taus, scales, tolerance = np.array([shape[0] * med]), np.array([max(shape[1] * med, 1e-6)]), 0.0
     grid = []
     for T in temps:
         for tau in taus:
@@ -88,7 +102,7 @@ def calibrate(before: "np.ndarray", after: "np.ndarray", V: "np.ndarray", target
     near = [g for g in grid if g["error"] <= best + tolerance]
     pick = sorted(near, key=lambda g: (-g["temperature"], g["tau_c"], g["s_c"]))[0]
     return CalibrationResult(pick["temperature"], pick["tau_c"], pick["s_c"], float(target_top1),
-                             pick["top1"], int(d.shape[0]), grid)
+                             pick["top1"], int(d.shape[0]), grid, None if shape is None else tuple(shape))
 
 
 def plot_grid(result: CalibrationResult, path) -> None:
