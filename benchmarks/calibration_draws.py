@@ -10,12 +10,13 @@ measure a draw under the other calibration without retraining (16.79, 16.80).
 usage: python benchmarks/calibration_draws.py MODEL_DIR [MODEL_DIR ...] [--shape 0.25,1.0]
        [--images DIR] [--write DIR]
 (data: $DELTAV2A_SHARED_DATA, default ../shared/data)"""
-import argparse, json, os, random, shutil
+import argparse, json, os, shutil
 from pathlib import Path
 
 import numpy as np
 
 from deltav2a.analysis.sensitivity import list_media
+from deltav2a.experiment.quality import photo_halves
 from deltav2a.experiment.stages import image_pairs
 from deltav2a.media.io import IMAGE_EXTENSIONS
 from deltav2a.style.calibration import calibrate
@@ -33,9 +34,7 @@ shape = tuple(float(v) for v in args.shape.split(","))
 cfg = model_config(args.models[0])
 images = args.images or Path(os.environ.get("DELTAV2A_SHARED_DATA", "../shared/data")) / "images"
 files = list_media(images, IMAGE_EXTENSIONS, cfg.data.image_limit, cfg.seed)
-shuffled = list(files)
-random.Random(cfg.seed).shuffle(shuffled)
-calib = sorted(shuffled[: max(1, len(shuffled) // 2)])  # run.py's calibration half
+calib = photo_halves(files, cfg.seed)[0]  # the half `run` calibrates on
 before, after, _ = image_pairs(cfg, calib, cfg.seed, False)
 V = term_embeddings(load_encoder(cfg.encoders.image, "image"), load_vocabulary(cfg.vocabulary), "image")
 med = float(np.median(np.linalg.norm(after - before, axis=1)))

@@ -56,13 +56,19 @@ METRIC_TITLES = {"label_agreement": "label agreement (centred cosine)", "top1_ag
                  "stronger_share": "stronger edit -> stronger change (0.3 vs 0.9)"}
 
 
-def heldout_photos(files: Sequence[Path], seed: int) -> list[Path]:
-    """The photos `deltav2a run` did not calibrate on: it shuffles with random.Random(seed)
-    and calibrates on the first half (core/experiment/run.py), so this is the second half."""
+def photo_halves(files: Sequence[Path], seed: int) -> tuple[list[Path], list[Path]]:
+    """`deltav2a run`'s split of its photos: (calibration half, held-out half), the list
+    shuffled with random.Random(seed) and cut in two (a single photo serves as both). The one
+    definition, so the stages, `diagnose quality` and the benchmarks cannot disagree on it."""
     shuffled = list(files)
     random.Random(seed).shuffle(shuffled)
     half = max(1, len(shuffled) // 2)
-    return sorted(shuffled[half:] or shuffled[:half])
+    return sorted(shuffled[:half]), sorted(shuffled[half:] or shuffled[:half])
+
+
+def heldout_photos(files: Sequence[Path], seed: int) -> list[Path]:
+    """The photos `deltav2a run` did not calibrate on (the second of `photo_halves`)."""
+    return photo_halves(files, seed)[1]
 
 
 def quality_photos(files: Sequence[Path], n: int | None, seed: int, run_seed: int, all_photos: bool = False

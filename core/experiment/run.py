@@ -240,8 +240,6 @@ def _new_result_dir(root: Path, setup_id: str) -> Path:
 
 def run_experiment(cfg: "Config", config_path: Path | None, run_dir: Path, log: Callable[[str], None] = print
                    ) -> dict:
-    import random
-
     from ..atomic import write_text
     from ..config import dump_config, effective_record_seed
     from ..media.io import IMAGE_EXTENSIONS
@@ -261,10 +259,9 @@ def run_experiment(cfg: "Config", config_path: Path | None, run_dir: Path, log: 
         images_dir = images_dir or gen_images
     manifest = ex.path(cfg.data.audio_manifest)
     image_files = list_media(images_dir, IMAGE_EXTENSIONS, cfg.data.image_limit, cfg.seed)
-    shuffled = list(image_files)
-    random.Random(cfg.seed).shuffle(shuffled)
-    half = max(1, len(shuffled) // 2)
-    calib_images, heldout_images = sorted(shuffled[:half]), sorted(shuffled[half:] or shuffled[:half])
+    from .quality import photo_halves
+
+    calib_images, heldout_images = photo_halves(image_files, cfg.seed)
     media = {"audio": ex.rel(audio_dir), "manifest": ex.rel(manifest) if manifest else None,
              "images": [ex.rel(p) for p in image_files]}
     data_desc = {"audio": "generated" if cfg.data.audio is None else cfg.data.audio,

@@ -496,10 +496,21 @@ def read_lexicon_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict:
     shipped version (LEXICON_FILES) can be extended, never a path: a lexicon from elsewhere
     reads nothing outside its own file but the package's data. The result is what a full copy
     would have been, so the resolved directions, hence the fingerprint, are the copy's.
+
+    Parsed once per file content (the loader and both normalisation checks ask for it, and an
+    extending file would otherwise parse its base each time); callers must not change the result.
     """
+    try:
+        key = ("lexfile", str(path), path.stat().st_mtime_ns, path.stat().st_size, _chain)
+    except OSError:
+        key = None  # `_read_yaml` reports the missing file in one line
+    if key is not None and key in _CACHE:
+        return _CACHE[key]
     raw = _read_yaml(path, "lexicon")
     base = raw.get("extends")
     if base is None:
+        if key is not None:
+            _CACHE[key] = raw
         return raw
     shipped = ", ".join(sorted(LEXICON_FILES, key=lambda v: (len(v), v)))
     if isinstance(base, bool) or not isinstance(base, (str, int)) or str(base).strip() not in LEXICON_FILES:
@@ -515,6 +526,8 @@ def read_lexicon_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict:
     merged = {**parent, **{k: v for k, v in raw.items() if k not in ("extends", "words", "neutral")}}
     merged["words"] = {**(parent.get("words") or {}), **(raw.get("words") or {})}
     merged["neutral"] = {**(parent.get("neutral") or {}), **(raw.get("neutral") or {})}
+    if key is not None:
+        _CACHE[key] = merged
     return merged
 
 
