@@ -8,6 +8,8 @@ outside the package's data."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import yaml
@@ -106,3 +108,19 @@ def test_a_bad_extends_through_the_cli_is_one_line_and_exit_2(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr and not out.exists(), r.stderr
     errors = [ln for ln in r.stderr.splitlines() if "error" in ln.lower()]
     assert len(errors) == 1 and "'extends' must name a shipped lexicon version" in errors[0], r.stderr
+
+
+def test_an_extending_file_is_parsed_once_per_content(tmp_path, monkeypatch):
+    """The loader and both normalisation checks read the same file; an extending file is parsed
+    once (its base with it) and parsed again only when its content changes."""
+    lex = tmp_path / "mine.yaml"
+    lex.write_text(yaml.safe_dump({"lexicon_version": "m", "extends": "4", "words": {
+        "muffled": {"gloss": "g", "like": {"calm": 1.0}}}}))
+    reads = []
+    real = lx._read_yaml
+    monkeypatch.setattr(lx, "_read_yaml", lambda path, what: reads.append(Path(path).name) or real(path, what))
+    first = lx.read_lexicon_file(lex)
+    assert lx.read_lexicon_file(lex) is first and reads.count("mine.yaml") == 1
+    assert lx._CACHE.get("neutral") is None  # the cache key is the file's, never a section name
+    lex.write_text(yaml.safe_dump({"lexicon_version": "m2", "extends": "4", "words": {}}))
+    assert lx.read_lexicon_file(lex)["lexicon_version"] == "m2" and reads.count("mine.yaml") == 2

@@ -519,9 +519,9 @@ def read_lexicon_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict:
     target = LEXICON_FILES[str(base).strip()]
     if target.resolve() in (Path(path).resolve(), *_chain):
         raise DeltaV2AError(f"lexicon {path}: 'extends: {base}' leads back to itself")
-    for key in ("words", "neutral"):
-        if not isinstance(raw.get(key) or {}, dict):
-            raise DeltaV2AError(f"lexicon {path}: '{key}' must be a mapping")
+    for section in ("words", "neutral"):
+        if not isinstance(raw.get(section) or {}, dict):
+            raise DeltaV2AError(f"lexicon {path}: '{section}' must be a mapping")
     parent = read_lexicon_file(target, _chain + (Path(path).resolve(),))
     merged = {**parent, **{k: v for k, v in raw.items() if k not in ("extends", "words", "neutral")}}
     merged["words"] = {**(parent.get("words") or {}), **(raw.get("words") or {})}
