@@ -38,11 +38,11 @@ def load_cache(path: Path) -> list:
                                 z[f"{k}_before"], z[f"{k}_after"]) for k, m in zip(("img", "aud", "pairs"), meta)]
 
 
-def term_vectors(lexicon: str, normalisation: str):
-    """Vocabulary v3 and its image/audio term embeddings under `lexicon` (version or path)."""
+def term_vectors(lexicon: str, normalisation: str, vocabulary: str = "v3"):
+    """The vocabulary and its image/audio term embeddings under `lexicon` (version or path)."""
     from deltav2a.style.encoding import load_encoder, term_embeddings
     from deltav2a.style.vocab import load_vocabulary
-    voc = load_vocabulary("v3")
+    voc = load_vocabulary(vocabulary)
     opts = {"lexicon": lexicon} if lexicon.endswith((".yaml", ".yml")) else {"lexicon_version": lexicon}
     li = load_encoder("perceptual-image", "image", **opts)
     la = load_encoder("perceptual-audio", "audio", **opts, normalisation_version=normalisation)
@@ -96,6 +96,8 @@ def main() -> int:
     ap.add_argument("cache", type=Path, help="npz from vocab_audit_heldout.py --cache")
     ap.add_argument("--before", default="4", help="lexicon version or YAML path (default 4)")
     ap.add_argument("--after", required=True, help="lexicon version or YAML path")
+    ap.add_argument("--before-vocab", default="v3", help="vocabulary read by --before (default v3)")
+    ap.add_argument("--after-vocab", default="v3", help="vocabulary read by --after (default v3; decision 16.84)")
     ap.add_argument("--normalisation", default="3", help="normalisation version of the cached media (default 3)")
     ap.add_argument("--temperature", type=float, default=0.1)
     ap.add_argument("-o", "--output", type=Path, required=True)
@@ -112,9 +114,9 @@ def main() -> int:
         img, aud, pairs = load_cache(args.cache)
         out: dict = {"cache": str(args.cache), "temperature": args.temperature}
         eight = lambda e: all(base_effect(x) in DEFAULT_EIGHT for x in e.split("+"))
-        for name, lex in (("before", args.before), ("after", args.after)):
-            voc, Vi, Va, enc = term_vectors(lex, args.normalisation)
-            out[name] = {"lexicon": lex, "audio_fingerprint": enc.fingerprint()}
+        for name, lex, vocab in (("before", args.before, args.before_vocab), ("after", args.after, args.after_vocab)):
+            voc, Vi, Va, enc = term_vectors(lex, args.normalisation, vocab)
+            out[name] = {"lexicon": lex, "vocabulary": vocab, "audio_fingerprint": enc.fingerprint()}
             for tag, a, p in (("all", aud, pairs), ("default_eight", subset(aud, eight), subset(pairs, eight))):
                 out[name][tag] = measure(img, a, p, Vi, Va, voc.terms, args.temperature)
     except (DeltaV2AError, KeyError, ValueError) as e:
