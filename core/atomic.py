@@ -10,40 +10,92 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 
-@contextlib.contextmanager
-def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+class atomic_path:  # noqa: N801 - used as a function: `with atomic_path(target) as tmp:`
     """Yield a temporary path beside `target`; rename it onto `target` only on success.
 
     The temporary file keeps the target's suffix so format-sniffing writers (soundfile,
     Pillow, matplotlib) pick the right format.
-    """
-    target = Path(target)
-    if _INPUTS and _identity(target) in _INPUTS:
-        from .errors import DeltaV2AError
 
-        raise DeltaV2AError(f"refusing to overwrite {target}: this command read it as an input")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = None
-    try:  # from creation on: a signal arriving right after mkstemp still removes the file
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=suffix if suffix is not None else target.suffix,
-            dir=target.parent,
-        )
-        tmp_path = Path(tmp)
-        os.close(fd)
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp's 0600 would leak into the result
-        yield tmp_path
-        os.replace(tmp_path, target)
-    except BaseException as exc:
-        if tmp_path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                tmp_path.unlink()
-        if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
+    Written for signals. Python raises Ctrl-C's (or the CLI's SIGTERM) exception at the next
+    check between bytecodes, which can fall right after the file was created and before its
+    name was known (inside `tempfile.mkstemp`), or, with a generator context manager, after
+    the generator yielded and before the `with` block owned it; either way the hidden
+    temporary stayed behind (seen on a loaded machine for about one signal in thirty sent as
+    the file appeared). Blocking the signals does not help: a process-directed signal is
+    delivered to whichever thread does not block it (numpy's and pedalboard's pools), and
+    Python then runs the handler in the main thread anyway. So the name is recorded before
+    the file is created, every step up to `__enter__`'s return removes what exists on any
+    exception, and after it `__exit__` always runs.
+    """
+
+    def __init__(self, target: str | os.PathLike, suffix: str | None = None) -> None:
+        self.target = Path(target)
+        self.suffix = suffix if suffix is not None else self.target.suffix
+        self.tmp: Path | None = None
+
+    def __enter__(self) -> Path:
+        target = self.target
+        if _INPUTS and _identity(target) in _INPUTS:
             from .errors import DeltaV2AError
 
-            # name the target, not the hidden temporary the OS error mentions
-            raise DeltaV2AError(f"cannot write {target}: {_os_reason(exc)}") from None
-        raise
+            raise DeltaV2AError(f"refusing to overwrite {target}: this command read it as an input")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            for _ in range(_NAME_TRIES):
+                # named first: an exception from here on removes whatever this name holds
+                self.tmp = target.parent / f".{target.name}.{_random_tag()}{self.suffix}"
+                try:
+                    # mode 0o666 less the umask: what a plain open() would give the target
+                    os.close(os.open(self.tmp, _CREATE_FLAGS, 0o666))
+                    return self.tmp
+                except FileExistsError:
+                    self.tmp = None  # another writer's temporary: not ours to remove
+            raise FileExistsError(f"no free temporary name beside {target}")
+        except BaseException as exc:
+            self._discard()
+            if isinstance(exc, OSError):
+                raise self._error(exc) from None
+            raise
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if kind is None:
+            try:
+                os.replace(self.tmp, self.target)
+                return False
+            except BaseException as failed:
+                self._discard()
+                if isinstance(failed, OSError):
+                    raise self._error(failed) from None
+                raise
+        self._discard()
+        if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
+            raise self._error(exc) from None
+        return False
+
+    def _discard(self) -> None:
+        if self.tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.tmp.unlink()
+
+    def _error(self, exc: OSError) -> Exception:
+        """An OS error names the target, not the hidden temporary it mentions."""
+        from .errors import DeltaV2AError
+
+        return DeltaV2AError(f"cannot write {self.target}: {_os_reason(exc)}")
+
+
+#: a temporary's tag: 8 of [a-z0-9_], the alphabet `_stale_temps` (and the database's shard
+#: cleanup) recognise, as tempfile's names had it; 37**8 names, so a clash is retried, not feared
+_TAG_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789_"
+_NAME_TRIES = 100
+_CREATE_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+                 | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+
+
+def _random_tag() -> str:
+    import secrets
+
+    return "".join(secrets.choice(_TAG_ALPHABET) for _ in range(8))
 
 
 def _os_reason(exc: OSError) -> str:
@@ -64,12 +116,6 @@ _INPUTS: set[tuple] = set()
 def note_input(path: str | os.PathLike) -> None:
     """Record a file read as an input, so no later write of this process can replace it."""
     _INPUTS.add(_identity(Path(path)))
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_text(target: str | os.PathLike, text: str) -> None:
