@@ -74,18 +74,13 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("-o", "--output", type=Path, required=True)
     args = ap.parse_args()
-    from vocab_audit_heldout import media
+    from vocab_audit_heldout import dev_clips_44k, render_row
 
-    from deltav2a.config import load_config_with
     from deltav2a.experiment import vocab_audit as va
-    from deltav2a.render.chain import AudioChain, ChainSettings
     from deltav2a.style.encoding import load_encoder
-    from deltav2a.style.pairs import load_clip
 
-    cfg = load_config_with(None, ["audio.sample_rate=44100"])
+    cfg, clips, audio = dev_clips_44k(args.data)
     sr = cfg.audio.sample_rate
-    _, clips = media(args.data, "dev", 16, 16)
-    audio = [load_clip(p, cfg) for p in clips]
     enc5 = load_encoder("perceptual-audio", "audio", lexicon_version="5")
     qf = enc5.raw_descriptors(audio, sr)[:, list(enc5.descriptor_names).index("quiet_floor")]
     base = [floors(a, sr) for a in audio]
@@ -96,8 +91,7 @@ def main() -> None:
     for row in ROWS:
         per = {}
         for x in va.DEFAULT_INTENSITIES:
-            chain = AudioChain(ChainSettings([va._setting(row, x)]), order=cfg.effects.chain_order, tail="cut")
-            after = [floors(chain.render(a, sr).audio, sr) for a in audio]
+            after = [floors(y, sr) for y in render_row(row, x, audio, sr, cfg.effects.chain_order)]
             per[f"{x:g}"] = {k: round(float(np.mean([a[k] - b[k] for a, b in zip(after, base)])) / sd[k], 3)
                              for k in ("full", "inband")}
             per[f"{x:g}"]["edge_hz"] = round(float(np.median([a["edge_hz"] for a in after])))

@@ -63,17 +63,12 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("-o", "--output", type=Path, required=True)
     args = ap.parse_args()
-    from vocab_audit_heldout import media
+    from vocab_audit_heldout import dev_clips_44k, render_row
 
-    from deltav2a.config import load_config_with
     from deltav2a.experiment import vocab_audit as va
-    from deltav2a.render.chain import AudioChain, ChainSettings
-    from deltav2a.style.pairs import load_clip
 
-    cfg = load_config_with(None, ["audio.sample_rate=44100"])
+    cfg, clips, audio = dev_clips_44k(args.data)
     sr = cfg.audio.sample_rate
-    _, clips = media(args.data, "dev", 16, 16)
-    audio = [load_clip(p, cfg) for p in clips]
     base = np.array([splice_ratio(a, sr) for a in audio])
     sd = float(base.std())
     res: dict = {"clips": [p.name for p in clips], "originals": [round(float(b), 4) for b in base],
@@ -82,8 +77,7 @@ def main() -> None:
     for row in va.audio_effect_rows(list(EFFECTS)):
         per = {}
         for x in va.DEFAULT_INTENSITIES:
-            chain = AudioChain(ChainSettings([va._setting(row, x)]), order=list(EFFECTS), tail="cut")
-            after = np.array([splice_ratio(chain.render(a, sr).audio, sr) for a in audio])
+            after = np.array([splice_ratio(y, sr) for y in render_row(row, x, audio, sr, list(EFFECTS))])
             per[f"{x:g}"] = round(float(np.mean(after - base)) / sd, 3)
         res["effects"][row] = per
         print(row, json.dumps(per), flush=True)

@@ -63,6 +63,26 @@ def media(data: Path, half: str, n_images: int, n_clips: int) -> tuple[list[Path
     return photos, [clips[i] for i in sorted(pick)]
 
 
+def dev_clips_44k(data: Path) -> tuple:
+    """The dev half's 16 train clips, loaded at 44.1 kHz, with that config: the media of the
+    descriptor prototypes (`inband_floor.py`, `splice_probe.py`)."""
+    from deltav2a.config import load_config_with
+    from deltav2a.style.pairs import load_clip
+
+    cfg = load_config_with(None, ["audio.sample_rate=44100"])
+    _, clips = media(data, "dev", 16, 16)
+    return cfg, clips, [load_clip(p, cfg) for p in clips]
+
+
+def render_row(row: str, intensity: float, audio: list, sr: int, order) -> list:
+    """Each clip through one audit row (an effect, or its `:down` direction) at `intensity`,
+    tails cut, as `vocab_audit.embed_audio_effects` renders it."""
+    from deltav2a.render.chain import AudioChain, ChainSettings
+
+    chain = AudioChain(ChainSettings([va._setting(row, intensity)]), order=order, tail="cut")
+    return [chain.render(a, sr).audio for a in audio]
+
+
 def embed(args, cfg) -> tuple[list[Path], list[Path], "va.EffectEmbeddings", "va.EffectEmbeddings",
                                  "va.EffectEmbeddings"]:
     photos, clips = media(args.data, args.half, 16, 16 if args.half == "dev" else 18)
