@@ -22,7 +22,6 @@ and reports each effect's mean change in sd of the 16 originals, with 16.67's ru
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -70,16 +69,12 @@ def floors(audio: np.ndarray, sr: int) -> dict[str, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("-o", "--output", type=Path, required=True)
-    args = ap.parse_args()
-    from vocab_audit_heldout import dev_clips_44k, render_row
+    from vocab_audit_heldout import dev_prototype, render_row
 
     from deltav2a.experiment import vocab_audit as va
     from deltav2a.style.encoding import load_encoder
 
-    cfg, clips, audio = dev_clips_44k(args.data)
+    args, cfg, clips, audio = dev_prototype(__doc__)
     sr = cfg.audio.sample_rate
     enc5 = load_encoder("perceptual-audio", "audio", lexicon_version="5")
     qf = enc5.raw_descriptors(audio, sr)[:, list(enc5.descriptor_names).index("quiet_floor")]

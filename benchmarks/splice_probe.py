@@ -18,7 +18,6 @@ originals, at 0.35/0.6/0.9, with 16.83's rule.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -59,15 +58,11 @@ def splice_ratio(audio: np.ndarray, sr: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("-o", "--output", type=Path, required=True)
-    args = ap.parse_args()
-    from vocab_audit_heldout import dev_clips_44k, render_row
+    from vocab_audit_heldout import dev_prototype, render_row
 
     from deltav2a.experiment import vocab_audit as va
 
-    cfg, clips, audio = dev_clips_44k(args.data)
+    args, cfg, clips, audio = dev_prototype(__doc__)
     sr = cfg.audio.sample_rate
     base = np.array([splice_ratio(a, sr) for a in audio])
     sd = float(base.std())

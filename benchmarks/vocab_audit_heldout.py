@@ -63,15 +63,20 @@ def media(data: Path, half: str, n_images: int, n_clips: int) -> tuple[list[Path
     return photos, [clips[i] for i in sorted(pick)]
 
 
-def dev_clips_44k(data: Path) -> tuple:
-    """The dev half's 16 train clips, loaded at 44.1 kHz, with that config: the media of the
-    descriptor prototypes (`inband_floor.py`, `splice_probe.py`)."""
+def dev_prototype(doc: str) -> tuple:
+    """The command line (`--data`, `-o`) and media of the descriptor prototypes
+    (`inband_floor.py`, `splice_probe.py`): the dev half's 16 train clips, loaded at 44.1 kHz.
+    Returns (args, config, clip paths, clips)."""
     from deltav2a.config import load_config_with
     from deltav2a.style.pairs import load_clip
 
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("-o", "--output", type=Path, required=True)
+    args = ap.parse_args()
     cfg = load_config_with(None, ["audio.sample_rate=44100"])
-    _, clips = media(data, "dev", 16, 16)
-    return cfg, clips, [load_clip(p, cfg) for p in clips]
+    _, clips = media(args.data, "dev", 16, 16)
+    return args, cfg, clips, [load_clip(p, cfg) for p in clips]
 
 
 def render_row(row: str, intensity: float, audio: list, sr: int, order) -> list:
