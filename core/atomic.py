@@ -20,8 +20,8 @@ class atomic_path:  # noqa: N801 - used as a function: `with atomic_path(target)
     check between bytecodes, which can fall right after the file was created and before its
     name was known (inside `tempfile.mkstemp`), or, with a generator context manager, after
     the generator yielded and before the `with` block owned it; either way the hidden
-    temporary stayed behind (seen on a loaded machine for about one signal in thirty sent as
-    the file appeared). Blocking the signals does not help: a process-directed signal is
+    temporary stayed behind (on a loaded machine, in about one run in twenty of the tests that
+    signal the CLI as the file appears). Blocking the signals does not help: a process-directed signal is
     delivered to whichever thread does not block it (numpy's and pedalboard's pools), and
     Python then runs the handler in the main thread anyway. So the name is recorded before
     the file is created, every step up to `__enter__`'s return removes what exists on any
