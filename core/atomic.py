@@ -84,9 +84,10 @@ class atomic_path:  # noqa: N801 - used as a function: `with atomic_path(target)
         return DeltaV2AError(f"cannot write {self.target}: {_os_reason(exc)}")
 
 
-#: a temporary's tag: 8 of [a-z0-9_], the alphabet `_stale_temps` (and the database's shard
-#: cleanup) recognise, as tempfile's names had it; 37**8 names, so a clash is retried, not feared
+#: a temporary's tag: _TAG_LENGTH of these, as tempfile's names had it, and what `_stale_temps`
+#: (and the database's shard cleanup) recognise; 37**8 names, so a clash is retried, not feared
 _TAG_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789_"
+_TAG_LENGTH = 8
 _NAME_TRIES = 100
 _CREATE_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
                  | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
@@ -95,7 +96,7 @@ _CREATE_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 
 def _random_tag() -> str:
     import secrets
 
-    return "".join(secrets.choice(_TAG_ALPHABET) for _ in range(8))
+    return "".join(secrets.choice(_TAG_ALPHABET) for _ in range(_TAG_LENGTH))
 
 
 def _os_reason(exc: OSError) -> str:
@@ -230,7 +231,8 @@ def _stale_temps(target: Path) -> list[Path]:
     """Temporaries `atomic_path` left for `target` when its process was killed (-9)."""
     import re
 
-    pattern = re.compile(re.escape(f".{target.name}.") + r"[a-z0-9_]{8}" + re.escape(target.suffix))
+    pattern = re.compile(re.escape(f".{target.name}.") + f"[{re.escape(_TAG_ALPHABET)}]{{{_TAG_LENGTH}}}"
+                         + re.escape(target.suffix))
     try:
         return [p for p in target.parent.iterdir() if pattern.fullmatch(p.name)]
     except OSError:
